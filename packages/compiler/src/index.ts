@@ -1,0 +1,3 @@
+export * from './plan.js';
+export * from './compile.js';
+export * from './naming.js';

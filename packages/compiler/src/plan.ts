@@ -1,0 +1,229 @@
+/**
+ * The plan: per phynode, an ordered list of plain-JSON kernel operations. It is the
+ * contract between the controller and the agents, so it carries a format version and
+ * contains nothing but JSON values. The same input gives byte-identical output
+ * (see `serializePlan`).
+ *
+ * Naming rules the agent relies on:
+ * - `ns` is a namespace name as it appears in `ip netns` (`/run/netns/<ns>`); `null` means
+ *   the host's own namespace (used for underlay-side objects only).
+ * - Every interface op carries `alias`, written to IFLA_IFALIAS: `dune:<lab>:<node-key>:<iface>`.
+ *   It is how teardown recognises the lab's objects without the journal.
+ */
+import type { Impairment } from '@dune/topology';
+
+export const PLAN_FORMAT = 'dune-plan/1' as const;
+
+export interface NetnsOp {
+  op: 'netns';
+  ns: string;
+  node: string;
+  /** Written as the alias of the namespace's `lo`: marks the namespace as the lab's. */
+  alias: string;
+}
+
+export interface VethOp {
+  op: 'veth';
+  ns: string;
+  name: string;
+  peerNs: string;
+  peerName: string;
+  mtu?: number;
+  mac?: string;
+  peerMac?: string;
+  alias: string;
+  peerAlias: string;
+}
+
+export interface VxlanOp {
+  op: 'vxlan';
+  /** Namespace the device ends up in (the node's). Its UDP socket stays in the host namespace. */
+  ns: string;
+  name: string;
+  vni: number;
+  local: string;
+  remote: string;
+  port: number;
+  /** Underlay device in the host namespace, if named. */
+  underlayDev?: string;
+  mtu: number;
+  mac?: string;
+  alias: string;
+}
+
+export interface BridgeOp {
+  op: 'bridge';
+  ns: string;
+  name: string;
+  alias: string;
+  mtu?: number;
+}
+
+/** Attach `dev` (in `ns`) to bridge `master` (same namespace). */
+export interface EnslaveOp {
+  op: 'enslave';
+  ns: string;
+  dev: string;
+  master: string;
+}
+
+export interface AddrOp {
+  op: 'addr';
+  ns: string;
+  dev: string;
+  /** Address with prefix length: `10.0.0.1/31`, `fd00::1/127`. */
+  cidr: string;
+}
+
+export interface LinkUpOp {
+  op: 'up';
+  ns: string;
+  dev: string;
+}
+
+export interface RouteOp {
+  op: 'route';
+  ns: string;
+  /** Destination prefix; `default` for the default route. */
+  dst: string;
+  via?: string;
+  dev: string;
+  metric?: number;
+}
+
+export interface SysctlOp {
+  op: 'sysctl';
+  ns: string;
+  /** Dotted key: `net.ipv4.ip_forward`. */
+  key: string;
+  value: string;
+}
+
+/** Impairment on the egress of `dev`. The agent picks the backend (netem, htb, nftables, userspace). */
+export interface ImpairOp {
+  op: 'impair';
+  ns: string;
+  dev: string;
+  /** The link and direction, for status and `dune set`: `<linkIndex>:a` or `<linkIndex>:b`. */
+  link: string;
+  impairment: Impairment;
+  /** Interface MTU, to size buffers and bursts. */
+  mtu: number;
+}
+
+export interface FileOp {
+  op: 'file';
+  node: string;
+  /** Absolute path on the phynode. */
+  path: string;
+  /** File content, base64 (templates are rendered by the compiler; binds are read by the CLI). */
+  contentBase64: string;
+  mode: number;
+}
+
+export interface ExecOp {
+  op: 'exec';
+  ns: string;
+  node: string;
+  argv: string[];
+  env?: Record<string, string>;
+}
+
+export interface ProcessOp {
+  op: 'process';
+  ns: string;
+  node: string;
+  /** Unique within the lab: `<node-key>.<index>`. */
+  name: string;
+  argv: string[];
+  env: Record<string, string>;
+  /** CPU affinity; empty = no pinning. */
+  cpus: number[];
+  postUp: string[][];
+  preDown: string[][];
+  down?: string[];
+}
+
+export type Op =
+  | NetnsOp
+  | VethOp
+  | VxlanOp
+  | BridgeOp
+  | EnslaveOp
+  | AddrOp
+  | LinkUpOp
+  | RouteOp
+  | SysctlOp
+  | ImpairOp
+  | FileOp
+  | ExecOp
+  | ProcessOp;
+
+export type OpKind = Op['op'];
+
+export interface HostTarget {
+  /** Absent: this machine. */
+  host?: string;
+  port?: number;
+  user?: string;
+  identity?: string;
+  underlay?: string;
+}
+
+export interface HostPlan {
+  phynode: string;
+  target: HostTarget;
+  /** Nodes placed here, with the cores each was given. */
+  nodes: { node: string; ns: string; cpus: number[] }[];
+  ops: Op[];
+}
+
+/** Per link, where it ended up: for status and `dune set`. */
+export interface LinkInfo {
+  index: number;
+  a: { node: string; ns: string; dev: string; phynode: string; v4?: string; v6?: string };
+  b: { node: string; ns: string; dev: string; phynode: string; v4?: string; v6?: string };
+  kind: 'veth' | 'vxlan';
+  vni?: number;
+}
+
+export interface NodeInfo {
+  node: string;
+  ns: string;
+  phynode: string;
+  /** The node's own addresses (loopback), without prefix length. */
+  v4?: string;
+  v6?: string;
+  cpus: number[];
+}
+
+export interface Plan {
+  format: typeof PLAN_FORMAT;
+  lab: string;
+  /** The namespace-name prefix of this lab: `dune.<lab>.`; teardown matches on it (and on aliases). */
+  nsPrefix: string;
+  source: { file: string; format: string; sha256: string };
+  nodes: NodeInfo[];
+  links: LinkInfo[];
+  hosts: HostPlan[];
+  /** Counts, for summaries: routes per family, etc. */
+  stats: Record<string, number>;
+}
+
+/** Canonical JSON: object keys sorted, so equal plans serialise to identical bytes. */
+export function serializePlan(plan: Plan, indent = 0): string {
+  return JSON.stringify(sortKeys(plan), null, indent) + '\n';
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) {
+      const x = (v as Record<string, unknown>)[k];
+      if (x !== undefined) out[k] = sortKeys(x);
+    }
+    return out;
+  }
+  return v;
+}

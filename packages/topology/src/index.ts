@@ -1,0 +1,6 @@
+export * from './errors.js';
+export * from './units.js';
+export * from './model.js';
+export * from './toml.js';
+export * from './graphml.js';
+export * from './read.js';

@@ -1,0 +1,219 @@
+/**
+ * The resolved topology: what every reader (DUNE TOML, NetMirage/Shadow GraphML, Topology
+ * Zoo GraphML) produces after its own parse → resolve, and what the compiler consumes.
+ * Defaults are merged, units normalised (µs, bit/s, bytes, percent), names validated.
+ * Nothing after resolution sees a raw type.
+ */
+import type { SourceLoc } from './errors.js';
+
+export type TopologyFormat = 'dune-toml' | 'netmirage-graphml' | 'zoo-graphml';
+
+export const JITTER_DISTRIBUTIONS = ['uniform', 'normal', 'pareto', 'paretonormal'] as const;
+export type JitterDistribution = (typeof JITTER_DISTRIBUTIONS)[number];
+
+/** Gilbert-Elliott loss, as netem's `loss gemodel p r 1-h 1-k` (all in percent). */
+export interface GilbertElliott {
+  pPct: number;
+  rPct: number;
+  /** 1-h: loss probability in the bad state (netem default 100) */
+  oneMinusHPct: number;
+  /** 1-k: loss probability in the good state (netem default 0) */
+  oneMinusKPct: number;
+}
+
+/**
+ * Impairments on one direction of a link: what the egress of one interface does.
+ * Absent = not impaired. All values already in the unit the name carries.
+ */
+export interface Impairment {
+  delayUs?: number;
+  jitterUs?: number;
+  jitterDistribution?: JitterDistribution;
+  jitterCorrelationPct?: number;
+  lossPct?: number;
+  lossCorrelationPct?: number;
+  /** Replaces lossPct when present. */
+  lossGilbertElliott?: GilbertElliott;
+  duplicatePct?: number;
+  corruptPct?: number;
+  reorderPct?: number;
+  /** netem's `gap`: every gap-th packet is sent at once (needs delay). */
+  reorderGap?: number;
+  rateBitsPerSec?: number;
+  queuePackets?: number;
+  queueBytes?: number;
+}
+
+export const IMPAIRMENT_KEYS = [
+  'delayUs', 'jitterUs', 'jitterDistribution', 'jitterCorrelationPct', 'lossPct', 'lossCorrelationPct',
+  'lossGilbertElliott', 'duplicatePct', 'corruptPct', 'reorderPct', 'reorderGap', 'rateBitsPerSec',
+  'queuePackets', 'queueBytes',
+] as const satisfies readonly (keyof Impairment)[];
+
+/** One end of a link. Its impairment applies to traffic leaving through it. */
+export interface Endpoint {
+  node: string;
+  /** The interface name the user gave (`r0:eth0` → `eth0`), if any. */
+  iface?: string;
+  impairment: Impairment;
+  mac?: string;
+  /** DUNE's `metric`: exposed to templates; also a routing weight when chosen. */
+  metric?: number;
+  loc?: SourceLoc;
+}
+
+export interface Link {
+  /** Stable index in the file order. */
+  index: number;
+  a: Endpoint;
+  b: Endpoint;
+  mtu?: number;
+  /** Numeric attributes usable as routing weights (`latency` in ms is always present when known). */
+  weights: Record<string, number>;
+  loc?: SourceLoc;
+}
+
+export interface Bind {
+  src: string;
+  dst: string;
+  exec: boolean;
+  loc?: SourceLoc;
+}
+
+export interface Template {
+  /** Path of the template file, as written (relative to `baseDir`). */
+  src: string;
+  /** Destination path template (rendered with the node context). */
+  dst: string;
+  loc?: SourceLoc;
+}
+
+/**
+ * A command line. A string in the file is split into words (quotes honoured, no shell):
+ * `argv`. Only `["sh", "-c", "..."]` written out by the user runs a shell.
+ */
+export interface Command {
+  /** As written, for messages. */
+  text: string;
+  argv: string[];
+  loc?: SourceLoc;
+}
+
+export interface Pinned {
+  cmd: Command;
+  /** Values are templates; `{{core_N}}` placeholders reserve extra cores. */
+  environ: Record<string, string>;
+  down?: Command;
+  preDown: Command[];
+  postUp: Command[];
+  /** `core_N` names this process reserves, always including `core_0`, sorted by N. */
+  coreSlots: string[];
+  loc?: SourceLoc;
+}
+
+/** NetMirage client-node shaping (the client↔root link). */
+export interface ClientShaping {
+  /** Rate on traffic *from* the node's applications (root → client egress in NetMirage). */
+  upBitsPerSec?: number;
+  /** Rate on traffic *to* the node's applications. */
+  downBitsPerSec?: number;
+  lossPct?: number;
+  /** The self-loop's shaping for traffic between apps of the same client. */
+  selfLink?: Impairment;
+}
+
+export interface Node {
+  id: string;
+  /** The phynode the user pinned this node to, if any. */
+  phynode?: string;
+  sysctls: Record<string, string>;
+  templates: Template[];
+  binds: Bind[];
+  exec: Command[];
+  pinned: Pinned[];
+  /** User addresses per interface name (`lo` included), CIDR strings as written. */
+  addrs: Record<string, string[]>;
+  /** Free user keys (DUNE `rid`, `quic`, Zoo `label`, `Latitude`, ...): template context. */
+  ctx: Record<string, unknown>;
+  /** NetMirage: whether this node hosts applications (a "client"). */
+  client: boolean;
+  shaping?: ClientShaping;
+  /** Zoo coordinates, when known. */
+  geo?: { lat: number; lon: number };
+  loc?: SourceLoc;
+}
+
+export interface Phynode {
+  name: string;
+  /** Absent or `localhost`: this machine, no SSH. */
+  host?: string;
+  port?: number;
+  user?: string;
+  /** Private key file for SSH. */
+  identity?: string;
+  /** Address VXLAN uses on this host. */
+  underlay?: string;
+  /** Underlay interface. */
+  iface?: string;
+  /** NUMA groups of core ids. Absent: no pinning constraints and no `core_N` to hand out. */
+  cores?: number[][];
+  binds: Bind[];
+  extra: Record<string, unknown>;
+  loc?: SourceLoc;
+}
+
+export const ROUTING_MODES = ['static', 'none'] as const;
+export type RoutingMode = (typeof ROUTING_MODES)[number];
+
+export interface LabSettings {
+  /** Default: the file's base name without extension. */
+  name: string;
+  routing: RoutingMode;
+  /**
+   * Which weight the shortest paths use: `latency` (default when links carry latency),
+   * `hops`, or the name of any numeric link attribute.
+   */
+  routingWeight: string;
+  /** Destinations that get routes: every node's prefix, or client nodes only (NetMirage). */
+  routeTo: 'all-nodes' | 'clients';
+  /** Address pools (CIDR). */
+  pools: AddressPools;
+  /** Impairment backend: `auto` picks netem when the kernel has it. */
+  impairmentBackend: 'auto' | 'netem' | 'userspace';
+  vxlanPort: number;
+}
+
+export interface AddressPools {
+  /** Point-to-point link subnets, IPv4. */
+  linkV4: string;
+  linkV6: string;
+  /** Node (loopback) addresses. */
+  nodeV4: string;
+  nodeV6: string;
+  /** Prefix lengths carved from the pools. */
+  linkV4Len: number;
+  linkV6Len: number;
+}
+
+export const DEFAULT_POOLS: AddressPools = {
+  linkV4: '10.128.0.0/9',
+  linkV6: 'fd7a:de00::/32',
+  nodeV4: '10.0.0.0/10',
+  nodeV6: 'fd7a:d0::/32',
+  linkV4Len: 31,
+  linkV6Len: 127,
+};
+
+export interface Topology {
+  format: TopologyFormat;
+  /** The file it came from (as given), for messages. */
+  file: string;
+  /** Directory relative paths (templates, binds) are resolved from. */
+  baseDir: string;
+  lab: LabSettings;
+  phynodes: Phynode[];
+  nodes: Node[];
+  links: Link[];
+  /** Things the user should know that are not errors (e.g. derived latencies). */
+  notes: import('./errors.js').Diagnostic[];
+}

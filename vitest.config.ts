@@ -1,0 +1,24 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const pkg = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url));
+
+export default defineConfig({
+  resolve: {
+    alias: {
+      '@dune/topology': pkg('topology'),
+      '@dune/compiler': pkg('compiler'),
+      '@dune/agent': pkg('agent'),
+      '@dune/cli': pkg('cli'),
+    },
+  },
+  test: {
+    include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    // Kernel tests create namespaces with fixed lab names; running files in parallel on a
+    // 2-core machine buys little and makes leftovers hard to attribute.
+    fileParallelism: false,
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    globalSetup: ['test/global-leftovers.ts'],
+  },
+});
