@@ -1,15 +1,126 @@
-import type { Topology } from '@dune/topology';
-import { DuneError } from '@dune/topology';
-import type { Plan } from './plan.js';
+/**
+ * Topology → Plan, as a pipeline of small pure stages:
+ *
+ *   check ends ─► interfaces ─► addresses ─► graph ─► weights ─► placement ─► carriers
+ *     ─► (errors so far) ─► templates ─► (errors) ─► routes ─► ops ─► Plan
+ *
+ * Each stage adds its problems to one Diagnostics, so a run reports every error it can
+ * find before it stops; stages after a checkpoint rely on the ones before being valid.
+ * The only I/O is `opts.readFile`.
+ */
+import { createHash } from 'node:crypto';
+import type { Diagnostic, Topology } from '@dune/topology';
+import { choicesHint, Diagnostics, sortDiagnostics } from '@dune/topology';
+import { assignAddresses } from './addressing.js';
+import { buildNetworkGraph } from './graph.js';
+import { assignInterfaces, describeLink } from './interfaces.js';
+import { planLinks } from './links.js';
+import { labName, nodeKeys, nsName, nsPrefix } from './naming.js';
+import { assemble } from './ops.js';
+import { place } from './placement.js';
+import { PLAN_FORMAT, type Plan } from './plan.js';
+import { chooseWeights, computeRoutes } from './routing.js';
+import { renderNodes } from './template.js';
 
 export interface CompileOptions {
   /** Reads a template or bind source file (paths already resolved against the topology's baseDir). */
   readFile?: (path: string) => Buffer;
   /** Lab name override. */
   lab?: string;
+  /**
+   * sha256 (hex) of the topology file's text, for `plan.source`. Without it, the hash of the
+   * topology model's canonical JSON is used.
+   */
+  sourceSha256?: string;
+}
+
+export interface CompileResult {
+  plan: Plan;
+  /** Warnings and notes (errors are thrown as a TopologyError), sorted. */
+  diagnostics: Diagnostic[];
 }
 
 /** Topology → Plan: addresses, names, routes, placement, operations. Pure: no I/O but readFile. */
-export function compile(topo: Topology, _opts: CompileOptions = {}): Plan {
-  throw new DuneError('not-implemented', `compiling ${topo.file}: the compiler is not written yet`);
+export function compile(topo: Topology, opts: CompileOptions = {}): Plan {
+  return compileWithDiagnostics(topo, opts).plan;
+}
+
+/** `compile`, also returning the warnings and notes it found. Throws TopologyError on any error. */
+export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}): CompileResult {
+  const diags = new Diagnostics();
+  const lab = labName(opts.lab ?? topo.lab.name);
+
+  const nodeIndex = indexNodes(topo, diags);
+  diags.throwIfErrors();
+
+  const keyOf = nodeKeys(topo.nodes.map((n) => n.id));
+  const keys = topo.nodes.map((n) => keyOf.get(n.id) as string);
+  const ns = keys.map((k) => nsName(lab, k));
+
+  const ifs = assignInterfaces(topo, nodeIndex, diags);
+  const addr = assignAddresses(topo, ifs, diags);
+  const net = buildNetworkGraph(topo, nodeIndex);
+  const weights = topo.lab.routing === 'static' ? chooseWeights(topo, diags) : undefined;
+  const placement = place(topo, net, diags);
+  const carriers = planLinks(topo, net, placement, diags);
+  diags.throwIfErrors();
+
+  const rendered = renderNodes({ topo, lab, keys, ns, ifs, addr, placement, mtu: carriers.mtu, readFile: opts.readFile }, diags);
+  diags.throwIfErrors();
+
+  const routes = weights ? computeRoutes({ topo, net, ifs, addr, ns }, weights, diags) : undefined;
+  const assembled = assemble({ topo, lab, keys, ns, ifs, addr, net, placement, carriers, routes, rendered });
+  const diagnostics = sortDiagnostics([...diags.items]);
+  assembled.stats['warnings'] = diagnostics.filter((d) => d.severity === 'warning').length;
+
+  const plan: Plan = {
+    format: PLAN_FORMAT,
+    lab,
+    nsPrefix: nsPrefix(lab),
+    source: { file: topo.file, format: topo.format, sha256: opts.sourceSha256 ?? topologySha256(topo) },
+    nodes: assembled.nodes,
+    links: assembled.links,
+    hosts: assembled.hosts,
+    stats: assembled.stats,
+  };
+  return { plan, diagnostics };
+}
+
+/** Node positions by id; duplicate ids and links to unknown nodes are errors. */
+function indexNodes(topo: Topology, diags: Diagnostics): Map<string, number> {
+  const index = new Map<string, number>();
+  topo.nodes.forEach((node, i) => {
+    if (index.has(node.id)) {
+      diags.error('duplicate-node', `node "${node.id}" is declared twice`, node.loc, 'give each node its own id');
+      return;
+    }
+    index.set(node.id, i);
+  });
+  const ids = [...index.keys()];
+  for (const link of topo.links) {
+    for (const e of [link.a, link.b]) {
+      if (!index.has(e.node)) {
+        diags.error('unknown-node', `${describeLink(link)} ends at node "${e.node}", which is not declared`, e.loc ?? link.loc, choicesHint(e.node, ids.length > 20 ? ids.slice(0, 20) : ids));
+      }
+    }
+  }
+  return index;
+}
+
+/** sha256 of the topology's canonical JSON (keys sorted), for plans compiled without the file text. */
+export function topologySha256(topo: Topology): string {
+  return createHash('sha256').update(canonicalJson(topo)).digest('hex');
+}
+
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : canonicalJson(x))).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const parts: string[] = [];
+    for (const k of Object.keys(v).sort()) {
+      const x = (v as Record<string, unknown>)[k];
+      if (x !== undefined) parts.push(`${JSON.stringify(k)}:${canonicalJson(x)}`);
+    }
+    return `{${parts.join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
 }

@@ -1,3 +1,5 @@
 export * from './plan.js';
 export * from './compile.js';
 export * from './naming.js';
+export { summarizePlan } from './summary.js';
+export * as cidr from './cidr.js';

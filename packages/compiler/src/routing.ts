@@ -1,0 +1,234 @@
+/**
+ * Stage 3: static routes (NetMirage 4.7 semantics, per destination rather than per pair).
+ *
+ *   network multigraph ─► routing graph (one edge per node pair: its best parallel link)
+ *                     ─► for each destination d: ONE single-source shortest-path tree from d
+ *                     ─► in every node n reached: route d's prefixes via n's parent in the tree
+ *
+ * The graph is undirected, so the tree rooted at d holds every node's next hop toward d, and
+ * following parents can never loop: routes are consistent by construction. Cost is one
+ * Dijkstra (or BFS) per destination, O(D · E log V), instead of all pairs per source.
+ *
+ * Why parallel links are collapsed before the search: graphology-indices' unweighted
+ * NeighborhoodIndex de-duplicates neighbours but sizes its arrays by edge count, so on a
+ * multigraph it reads past its data; and a route only ever uses the best of parallel links
+ * anyway (lowest weight, then lowest link index).
+ *
+ * Ties between equal-cost paths are broken by the search order, which is fixed by node and
+ * link order: same input, same routes.
+ */
+import { UndirectedGraph } from 'graphology';
+import { createDijkstraIndexedBrandes, createUnweightedIndexedBrandes } from 'graphology-shortest-path/indexed-brandes.js';
+import type { Diagnostics, Link, Topology } from '@dune/topology';
+import type { Addressing } from './addressing.js';
+import { components, type NetworkGraph } from './graph.js';
+import type { Interfaces } from './interfaces.js';
+import { describeLink } from './interfaces.js';
+import type { RouteOp } from './plan.js';
+
+/** Shortest paths by hop count, or by a numeric link weight (one value per link). */
+export type Weights = { kind: 'hops' } | { kind: 'weight'; name: string; perLink: Float64Array };
+
+/** The weight of a link under `name`; `metric` falls back to the endpoints' DUNE metric. */
+function linkWeight(link: Link, name: string): number | undefined {
+  const w = link.weights[name];
+  if (w !== undefined) return w;
+  if (name === 'metric') {
+    const ms = [link.a.metric, link.b.metric].filter((m): m is number => m !== undefined);
+    if (ms.length > 0) return Math.max(...ms);
+  }
+  return undefined;
+}
+
+const LIST_MAX = 5;
+
+function listLinks(links: Link[]): string {
+  const head = links.slice(0, LIST_MAX).map(describeLink).join('; ');
+  return links.length > LIST_MAX ? `${head}; … ${links.length} in all` : head;
+}
+
+/** Resolves `lab.routingWeight` into per-link weights, with the diagnostics it implies. */
+export function chooseWeights(topo: Topology, diags: Diagnostics): Weights {
+  const name = topo.lab.routingWeight;
+  if (name === 'hops' || topo.links.length === 0) return { kind: 'hops' };
+  const perLink = new Float64Array(topo.links.length);
+  const missing: Link[] = [];
+  const negative: Link[] = [];
+  topo.links.forEach((link, i) => {
+    const w = linkWeight(link, name);
+    if (w === undefined || Number.isNaN(w)) missing.push(link);
+    else if (w < 0 || !Number.isFinite(w)) negative.push(link);
+    else perLink[i] = w;
+  });
+  for (const link of negative) {
+    diags.error('negative-weight', `${describeLink(link)} has routing weight ${name} = ${linkWeight(link, name)}; weights must be finite and ≥ 0`, link.loc, 'fix the value, or choose another routing weight');
+  }
+  if (missing.length > 0) {
+    if (name === 'latency') {
+      diags.note(
+        'weight-fallback',
+        `routing by latency needs a latency on every link, and ${missing.length} of ${topo.links.length} have none (${listLinks(missing)}); routing by hop count instead`,
+        missing[0]?.loc,
+        'give every link a latency, or set the routing weight to "hops" to silence this',
+      );
+      return { kind: 'hops' };
+    }
+    const everywhere = commonWeightNames(topo);
+    diags.error(
+      'missing-weight',
+      `routing weight "${name}" is missing on ${missing.length} of ${topo.links.length} links: ${listLinks(missing)}`,
+      missing[0]?.loc,
+      `give those links a ${name}, or pick a weight every link has: ${['hops', ...everywhere].join(', ')}`,
+    );
+  }
+  return { kind: 'weight', name, perLink };
+}
+
+function commonWeightNames(topo: Topology): string[] {
+  const first = topo.links[0];
+  if (!first) return [];
+  return Object.keys(first.weights)
+    .filter((k) => topo.links.every((l) => linkWeight(l, k) !== undefined))
+    .sort();
+}
+
+export interface RouteInputs {
+  topo: Topology;
+  net: NetworkGraph;
+  ifs: Interfaces;
+  addr: Addressing;
+  /** Per node: its namespace name. */
+  ns: string[];
+}
+
+export interface Routes {
+  /** Destination nodes, in node order. */
+  dests: number[];
+  /** Per destination (same order): per node, the link its route leaves by; -1 for none. */
+  nextLink: Int32Array[];
+  v4: number;
+  v6: number;
+  /** (node, destination) pairs with no path: different components. */
+  unroutedPairs: number;
+  components: number;
+  /**
+   * Appends node `v`'s route ops to `out`, by destination in node order, IPv4 before IPv6.
+   * Ops are made here, node by node, so the plan is the only place they are held.
+   */
+  emit(v: number, out: RouteOp[]): void;
+}
+
+export function computeRoutes(input: RouteInputs, weights: Weights, diags: Diagnostics): Routes {
+  const { topo, net, ifs, addr, ns } = input;
+  const n = topo.nodes.length;
+  const comps = components(n, net);
+  const dests: number[] = [];
+  topo.nodes.forEach((node, i) => {
+    if (topo.lab.routeTo === 'all-nodes' || node.client) dests.push(i);
+  });
+  const nextLink: Int32Array[] = [];
+  // Destination prefixes, formatted once and shared by every route op that uses them.
+  const dstV4: string[][] = [];
+  const dstV6: string[][] = [];
+  for (let i = 0; i < n; i++) {
+    dstV4.push([`${addr.nodeV4[i]}/32`, ...(addr.loNetsV4[i] ?? [])]);
+    dstV6.push([`${addr.nodeV6[i]}/128`, ...(addr.loNetsV6[i] ?? [])]);
+  }
+  const { aNode } = net;
+  const { aName, bName } = ifs;
+  const { v4a, v4b, v6a, v6b } = addr;
+  const result: Routes = {
+    dests,
+    nextLink,
+    v4: 0,
+    v6: 0,
+    unroutedPairs: 0,
+    components: comps.length,
+    emit(v, out) {
+      const nsv = ns[v] as string;
+      for (let k = 0; k < dests.length; k++) {
+        const li = (nextLink[k] as Int32Array)[v] as number;
+        if (li < 0) continue;
+        const d = dests[k] as number;
+        const isA = aNode[li] === v;
+        const dev = (isA ? aName[li] : bName[li]) as string;
+        const via4 = (isA ? v4b[li] : v4a[li]) as string;
+        for (const dst of dstV4[d] as string[]) out.push({ op: 'route', ns: nsv, dst, via: via4, dev });
+        const via6 = (isA ? v6b[li] : v6a[li]) as string;
+        for (const dst of dstV6[d] as string[]) out.push({ op: 'route', ns: nsv, dst, via: via6, dev });
+      }
+    },
+  };
+
+  if (topo.lab.routeTo === 'clients' && dests.length === 0 && n > 0) {
+    diags.warning('no-clients', 'routes go to client nodes only, and no node is a client: no routes are computed', undefined, 'mark client nodes (GraphML: --client-node TYPE), or route to all nodes');
+  }
+  if (comps.length > 1) warnComponents(topo, comps, diags);
+  if (dests.length === 0) return result;
+
+  // One edge per node pair, carrying its best parallel link.
+  const bestLink = new Map<number, number>();
+  const bestWeight = new Map<number, number>();
+  const pairOrder: number[] = [];
+  const weightOf = (li: number) => (weights.kind === 'hops' ? 1 : (weights.perLink[li] as number));
+  net.graph.forEachEdge((_e, attrs) => {
+    const li = attrs.link;
+    const a = net.aNode[li] as number;
+    const b = net.bNode[li] as number;
+    if (a === b) return;
+    const key = a < b ? a * n + b : b * n + a;
+    const w = weightOf(li);
+    const prev = bestWeight.get(key);
+    if (prev === undefined) pairOrder.push(key);
+    if (prev === undefined || w < prev) {
+      bestWeight.set(key, w);
+      bestLink.set(key, li);
+    }
+  });
+  const simple = new UndirectedGraph<Record<string, never>, { w: number }>();
+  for (let i = 0; i < n; i++) simple.addNode(String(i));
+  for (const key of pairOrder) {
+    simple.addEdge(String(Math.floor(key / n)), String(key % n), { w: bestWeight.get(key) as number });
+  }
+  const search = weights.kind === 'hops' ? createUnweightedIndexedBrandes(simple) : createDijkstraIndexedBrandes(simple, 'w');
+
+  for (const d of dests) {
+    const [stack, parents] = search(d);
+    // The search pushes every node it settles onto a stack it reuses and never empties
+    // (betweenness pops it); empty it or the next search overflows it.
+    stack.clear();
+    const hop = new Int32Array(n).fill(-1);
+    const per4 = (dstV4[d] as string[]).length;
+    const per6 = (dstV6[d] as string[]).length;
+    for (let v = 0; v < n; v++) {
+      if (v === d) continue;
+      const pv = parents[v] as number[];
+      if (pv.length === 0) {
+        result.unroutedPairs++;
+        continue;
+      }
+      // The first predecessor found is the tree parent: settled before v, so no loops.
+      const p = pv[0] as number;
+      hop[v] = bestLink.get(v < p ? v * n + p : p * n + v) as number;
+      result.v4 += per4;
+      result.v6 += per6;
+    }
+    nextLink.push(hop);
+  }
+  return result;
+}
+
+function warnComponents(topo: Topology, comps: number[][], diags: Diagnostics): void {
+  const shown = comps.slice(0, 10).map((c) => {
+    const ids = c.slice(0, LIST_MAX).map((i) => JSON.stringify(topo.nodes[i]?.id ?? '?'));
+    const more = c.length > LIST_MAX ? ', …' : '';
+    return `[${c.length} node${c.length === 1 ? '' : 's'}: ${ids.join(', ')}${more}]`;
+  });
+  const rest = comps.length > 10 ? `, and ${comps.length - 10} more` : '';
+  diags.warning(
+    'disconnected',
+    `the network falls into ${comps.length} disconnected parts; nodes in different parts get no routes to each other: ${shown.join(', ')}${rest}`,
+    undefined,
+    'add links between the parts if they should reach each other',
+  );
+}
