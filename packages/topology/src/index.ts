@@ -4,3 +4,4 @@ export * from './model.js';
 export * from './toml.js';
 export * from './graphml.js';
 export * from './read.js';
+export * from './assignments.js';

@@ -34,7 +34,7 @@ type Convert = (d: Diagnostics, l: Located) => Partial<LinkSettings> | undefined
 const percent = (field: SettingKey): Convert => (d, l) => only(field, asUnit(d, l, 'a percentage', '1%', (v) => parsePercent(v)));
 
 /** One converter per attribute key; adding an attribute is one line here and one in LINK_KEYS. */
-const LINK_ATTRS: Record<Exclude<LinkKey, 'loss_model'>, Convert> = {
+export const LINK_ATTRS: Record<Exclude<LinkKey, 'loss_model'>, Convert> = {
   latency: (d, l) => only('delayUs', asUnit(d, l, 'a duration', '5ms', (v) => parseDurationUs(v))),
   jitter: (d, l) => only('jitterUs', asUnit(d, l, 'a duration', '1ms', (v) => parseDurationUs(v))),
   jitter_distribution: (d, l) => only('jitterDistribution', asChoice(d, l, JITTER_DISTRIBUTIONS)),
