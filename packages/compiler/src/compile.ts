@@ -61,6 +61,7 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
   const addr = assignAddresses(topo, ifs, diags);
   const net = buildNetworkGraph(topo, nodeIndex);
   const weights = topo.lab.routing === 'static' ? chooseWeights(topo, diags) : undefined;
+  warnShaping(topo, diags);
   const placement = place(topo, net, diags);
   const carriers = planLinks(topo, net, placement, diags);
   diags.throwIfErrors();
@@ -105,6 +106,23 @@ function indexNodes(topo: Topology, diags: Diagnostics): Map<string, number> {
     }
   }
   return index;
+}
+
+/**
+ * NetMirage's client shaping lives on the client↔core link of its edge/core split, which
+ * this compiler does not build (every node is a namespace with its own links). Say so
+ * rather than drop it silently.
+ */
+function warnShaping(topo: Topology, diags: Diagnostics): void {
+  const shaped = topo.nodes.filter((n) => n.shaping !== undefined && Object.values(n.shaping).some((v) => v !== undefined));
+  if (shaped.length === 0) return;
+  const shown = shaped.slice(0, 5).map((n) => JSON.stringify(n.id)).join(', ');
+  diags.warning(
+    'shaping-not-applied',
+    `${shaped.length} client node${shaped.length === 1 ? '' : 's'} (${shown}${shaped.length > 5 ? ', …' : ''}) carry NetMirage shaping (bandwidthup/bandwidthdown, node packetloss, self-loop) that is not applied: there is no client↔core link to put it on`,
+    shaped[0]?.loc,
+    'put the limits on the links to those nodes instead',
+  );
 }
 
 /** sha256 of the topology's canonical JSON (keys sorted), for plans compiled without the file text. */

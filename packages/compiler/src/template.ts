@@ -171,7 +171,7 @@ export function renderNodes(input: RenderInputs, diags: Diagnostics): Rendered {
   };
   const renderCommand = (cmd: Command, ctx: object, node: Node, what: string): string[] | undefined => {
     const out: string[] = [];
-    for (const word of cmd.argv) {
+    for (const word of templateWords(cmd.argv)) {
       const r = render(word, ctx, node, { what: `${what} \`${cmd.text}\``, loc: cmd.loc });
       if (r === undefined) return undefined;
       out.push(r);
@@ -227,7 +227,7 @@ export function renderNodes(input: RenderInputs, diags: Diagnostics): Rendered {
     };
     const text = (t: string, ctx: object, where: Where) => (usable(t, ctx, where) ? render(t, ctx, node, where) : undefined);
     const command = (cmd: Command, ctx: object, what: string) =>
-      cmd.argv.every((w) => usable(w, ctx, { what: `${what} \`${cmd.text}\``, loc: cmd.loc })) ? renderCommand(cmd, ctx, node, what) : undefined;
+      templateWords(cmd.argv).every((w) => usable(w, ctx, { what: `${what} \`${cmd.text}\``, loc: cmd.loc })) ? renderCommand(cmd, ctx, node, what) : undefined;
 
     for (const t of node.templates) {
       const where = { what: `template ${t.src}`, loc: t.loc ?? node.loc };
@@ -301,6 +301,30 @@ export function renderNodes(input: RenderInputs, diags: Diagnostics): Rendered {
   checkFileConflicts(topo, placement, files, hostFiles, diags);
   problems.flush(diags);
   return { files, execs, processes, hostFiles };
+}
+
+/**
+ * The reader splits commands into words before anything is rendered, so `{{ ctx.table }}`
+ * arrives as three words. Words are joined back (with one space) until every `{{`, `{%`
+ * and `{#` they open is closed: each such group is one template, rendered into one word.
+ * Quoting outside templates stays as the reader decided.
+ */
+export function templateWords(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  let open = 0;
+  let group: string[] = [];
+  for (const word of argv) {
+    group.push(word);
+    for (const m of word.matchAll(/\{\{|\{%|\{#|\}\}|%\}|#\}/g)) open += m[0].startsWith('{') ? 1 : -1;
+    if (open <= 0) {
+      out.push(group.join(' '));
+      group = [];
+      open = 0;
+    }
+  }
+  // An unclosed template: rendered as is, nunjucks will say what is wrong.
+  if (group.length > 0) out.push(group.join(' '));
+  return out;
 }
 
 function absolute(path: string, node: Node, where: Where, problems: Problems): boolean {

@@ -1,6 +1,6 @@
 /** Hand-built topologies for compiler tests, so they do not depend on the readers. */
 import type { Endpoint, Impairment, LabSettings, Link, Node, Phynode, Pinned, Topology } from '@dune/topology';
-import { DEFAULT_POOLS, TopologyError } from '@dune/topology';
+import { DEFAULT_POOLS, splitCommand, TopologyError } from '@dune/topology';
 import { compile, type CompileOptions, type Op, type Plan } from '../src/index.js';
 
 export type EndSpec = string | { node: string; iface?: string; impairment?: Impairment; mac?: string; metric?: number };
@@ -26,7 +26,7 @@ export function pinned(cmd: string, environ: Record<string, string> = {}, extra:
   const slots = new Set(['core_0']);
   for (const v of Object.values(environ)) for (const m of v.matchAll(/core_(\d+)/g)) slots.add(`core_${m[1]}`);
   return {
-    cmd: { text: cmd, argv: cmd.split(/\s+/).filter(Boolean) },
+    cmd: { text: cmd, argv: splitCommand(cmd).argv },
     environ,
     preDown: [],
     postUp: [],
@@ -35,8 +35,9 @@ export function pinned(cmd: string, environ: Record<string, string> = {}, extra:
   };
 }
 
+/** A command as the TOML reader makes it: split like sh would, templates left in the words. */
 export function cmd(text: string) {
-  return { text, argv: text.split(/\s+/).filter(Boolean) };
+  return { text, argv: splitCommand(text).argv };
 }
 
 export class TopoBuilder {
