@@ -2,7 +2,7 @@
  * Topology → Plan, as a pipeline of small pure stages:
  *
  *   check ends ─► interfaces ─► addresses ─► graph ─► weights ─► placement ─► carriers
- *     ─► (errors so far) ─► templates ─► (errors) ─► routes ─► ops ─► Plan
+ *     ─► source files ─► (errors so far) ─► templates ─► (errors) ─► routes ─► ops ─► Plan
  *
  * Each stage adds its problems to one Diagnostics, so a run reports every error it can
  * find before it stops; stages after a checkpoint rely on the ones before being valid.
@@ -20,7 +20,7 @@ import { assemble } from './ops.js';
 import { place } from './placement.js';
 import { PLAN_FORMAT, type Plan } from './plan.js';
 import { chooseWeights, computeRoutes } from './routing.js';
-import { renderNodes } from './template.js';
+import { checkSources, renderNodes, Sources } from './template.js';
 
 export interface CompileOptions {
   /** Reads a template or bind source file (paths already resolved against the topology's baseDir). */
@@ -64,9 +64,11 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
   warnShaping(topo, diags);
   const placement = place(topo, net, diags);
   const carriers = planLinks(topo, net, placement, diags);
+  const sources = new Sources(topo.baseDir, opts.readFile);
+  checkSources(topo, sources, diags);
   diags.throwIfErrors();
 
-  const rendered = renderNodes({ topo, lab, keys, ns, ifs, addr, placement, mtu: carriers.mtu, readFile: opts.readFile }, diags);
+  const rendered = renderNodes({ topo, lab, keys, ns, ifs, addr, placement, mtu: carriers.mtu }, sources, diags);
   diags.throwIfErrors();
 
   const routes = weights ? computeRoutes({ topo, net, ifs, addr, ns }, weights, diags) : undefined;

@@ -220,7 +220,8 @@ export function assemble(a: Assembly): Assembled {
         const link = topo.links[i.link];
         const imp = link?.[i.end].impairment;
         if (imp === undefined || !hasImpairment(imp)) continue;
-        ops.push({ op: 'impair', ns: ns[v] as string, dev: i.name, link: `${i.link}:${i.end}`, impairment: cleanImpairment(imp), mtu: carriers.mtu[i.link] as number });
+        // The device's real MTU: over VXLAN that is 1450 unless the link says otherwise.
+        ops.push({ op: 'impair', ns: ns[v] as string, dev: i.name, link: `${link?.index}:${i.end}`, impairment: cleanImpairment(imp), mtu: carriers.mtu[i.link] as number });
         stats.impairments++;
       }
     }

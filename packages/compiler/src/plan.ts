@@ -113,6 +113,7 @@ export interface ImpairOp {
 
 export interface FileOp {
   op: 'file';
+  /** The node the file is for; "" for a phynode's own binds (`[infrastructure.nodes.X] binds`). */
   node: string;
   /** Absolute path on the phynode. */
   path: string;

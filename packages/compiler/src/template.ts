@@ -59,7 +59,6 @@ export interface RenderInputs {
   placement: Placement;
   /** Per link: the MTU its devices get. */
   mtu: number[];
-  readFile: ((path: string) => Buffer) | undefined;
 }
 
 export interface Rendered {
@@ -111,47 +110,83 @@ class Problems {
   }
 }
 
-export function renderNodes(input: RenderInputs, diags: Diagnostics): Rendered {
-  const { topo, placement } = input;
-  const problems = new Problems();
-  const sources = new Map<string, Buffer | Error>();
-  let warnedNoReader = false;
+/**
+ * Template and bind sources, read once each through the injected reader. Missing files are
+ * reported by `checkSources` before anything is placed or rendered, so one run names them
+ * together with every other error.
+ */
+export class Sources {
+  private readonly cache = new Map<string, Buffer | Error>();
+  private readonly problems = new Problems();
+  private warnedNoReader = false;
 
-  const resolve = (p: string) => (isAbsolute(p) ? p : join(topo.baseDir, p));
-  const read = (path: string): Buffer => {
-    const full = resolve(path);
-    let got = sources.get(full);
+  constructor(
+    private readonly baseDir: string,
+    private readonly readFile: ((path: string) => Buffer) | undefined,
+  ) {}
+
+  resolve(p: string): string {
+    return isAbsolute(p) ? p : join(this.baseDir, p);
+  }
+
+  /** The file's bytes; throws an Error naming the resolved path and the reason. */
+  read(path: string): Buffer {
+    const full = this.resolve(path);
+    let got = this.cache.get(full);
     if (got === undefined) {
-      if (input.readFile === undefined) {
+      if (this.readFile === undefined) {
         got = new Error('the compiler was given no readFile');
       } else {
         try {
-          got = input.readFile(full);
+          got = this.readFile(full);
         } catch (e) {
           const err = e as NodeJS.ErrnoException;
           got = new Error(err.code ?? err.message);
         }
       }
-      sources.set(full, got);
+      this.cache.set(full, got);
     }
     if (got instanceof Error) throw new Error(`${full}: ${got.message}`);
     return got;
-  };
-  const tryRead = (path: string, what: string, node: string, loc: SourceLoc | undefined): Buffer | undefined => {
+  }
+
+  /** The file's bytes, or undefined with the problem recorded (one diagnostic per file and place). */
+  tryRead(path: string, what: 'template' | 'bind', node: string, loc: SourceLoc | undefined, diags: Diagnostics): Buffer | undefined {
     try {
-      return read(path);
+      return this.read(path);
     } catch (e) {
-      if (input.readFile === undefined) {
-        if (!warnedNoReader) {
+      if (this.readFile === undefined) {
+        if (!this.warnedNoReader) {
           diags.error('no-file-reader', `${what} "${path}" must be read, but compile() was given no readFile`, loc, 'pass opts.readFile (e.g. fs.readFileSync)');
-          warnedNoReader = true;
+          this.warnedNoReader = true;
         }
         return undefined;
       }
-      problems.add(`missing-${what.split(' ')[0]}`, node, `${what} "${path}" cannot be read (${(e as Error).message})`, loc, "check the path; relative paths are taken from the topology file's directory");
+      this.problems.add(`missing-${what}`, node, `${what} "${path}" cannot be read (${(e as Error).message})`, loc, "check the path; relative paths are taken from the topology file's directory");
       return undefined;
     }
-  };
+  }
+
+  flush(diags: Diagnostics): void {
+    this.problems.flush(diags);
+  }
+}
+
+/** Reads every template and bind source once, reporting the missing ones. */
+export function checkSources(topo: Topology, sources: Sources, diags: Diagnostics): void {
+  for (const node of topo.nodes) {
+    for (const t of node.templates) sources.tryRead(t.src, 'template', node.id, t.loc ?? node.loc, diags);
+    for (const b of node.binds) sources.tryRead(b.src, 'bind', node.id, b.loc ?? node.loc, diags);
+  }
+  for (const ph of topo.phynodes) for (const b of ph.binds) sources.tryRead(b.src, 'bind', '', b.loc ?? ph.loc, diags);
+  sources.flush(diags);
+}
+
+export function renderNodes(input: RenderInputs, sources: Sources, diags: Diagnostics): Rendered {
+  const { topo, placement } = input;
+  const problems = new Problems();
+  const tryRead = (path: string, what: 'template' | 'bind', node: string, loc: SourceLoc | undefined) => sources.tryRead(path, what, node, loc, diags);
+  const read = (path: string) => sources.read(path);
 
   const env = environment((name) => read(name).toString('utf8'));
   const compiled = new Map<string, nunjucks.Template>();
@@ -193,6 +228,7 @@ export function renderNodes(input: RenderInputs, diags: Diagnostics): Rendered {
     files.push(nodeFiles);
     execs.push(nodeExecs);
     processes.push(nodeProcs);
+    if (node.templates.length === 0 && node.binds.length === 0 && node.exec.length === 0 && node.pinned.length === 0) return;
     const phynode = placement.phynodes[placement.hostOf[v] as number];
     const hasCores = phynode?.cores !== undefined;
     const base = nodeContext(input, v);
@@ -300,6 +336,7 @@ export function renderNodes(input: RenderInputs, diags: Diagnostics): Rendered {
 
   checkFileConflicts(topo, placement, files, hostFiles, diags);
   problems.flush(diags);
+  sources.flush(diags);
   return { files, execs, processes, hostFiles };
 }
 

@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import type { Topology } from '@dune/topology';
+import { readTopology, type Topology } from '@dune/topology';
 import { compile, compileWithDiagnostics, serializePlan, summarizePlan, type CompileOptions, type OpKind } from '../src/index.js';
 import { cmd, pinned, TopoBuilder } from './helpers.js';
 import { syntheticInternet } from './synthetic.js';
@@ -101,5 +104,20 @@ describe('the plan', () => {
       processes: 1; files: 2; commands: 1; sysctls: 17
       "
     `);
+  });
+});
+
+describe('the DUNE example file (topologies/dune-example.toml)', () => {
+  test('every problem in one report: its templates are absent and it over-commits its cores', () => {
+    const file = fileURLToPath(new URL('../../../topologies/dune-example.toml', import.meta.url));
+    const topo = readTopology(file);
+    topo.file = 'dune-example.toml';
+    let message = '';
+    try {
+      compile(topo, { readFile: (p) => readFileSync(p) });
+    } catch (e) {
+      message = (e as Error).message.replaceAll(dirname(file), '<dir>').replaceAll(file, 'dune-example.toml');
+    }
+    expect(message).toMatchSnapshot();
   });
 });
