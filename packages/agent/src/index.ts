@@ -1,1 +1,28 @@
-export {};
+/**
+ * @dune/agent: the kernel layer of one host. Applies a HostPlan's ops over rtnetlink
+ * (namespaces, veth, VXLAN, bridges, addresses, routes, qdiscs) plus nftables for loss,
+ * probes what the kernel can do, and tears labs down from kernel marks alone.
+ */
+export { applyOps, labOf, sysctlPath, type AgentEvent, type ApplyOptions, type ApplyResult } from './apply.js';
+export { teardownLab, teardownAll, type TeardownResult, type TeardownOptions } from './teardown.js';
+export { probeCapabilities, CAP_NAMES, type Caps, type CapResult, type CapName } from './probe.js';
+export {
+  changeImpairment,
+  readImpairment,
+  planImpairment,
+  impairBackends,
+  BACKEND_NAMES,
+  ImpairmentUnsupportedError,
+  netemOptions,
+  nftLossScript,
+  nftTableName,
+  type BackendName,
+  type ImpairPlan,
+  type ImpairmentStatus,
+  type ImpairOptions,
+  type TcNode,
+} from './impair/index.js';
+export { readLinks, readAddrs, readRoutes, type LinkStatus, type AddrInfo, type RouteInfo } from './status.js';
+export { ApplyError, describeOp, emptyJournal, type Journal } from './errors.js';
+export { createNamespaces, deleteNamespaces, listNamespaces, nsPath, NETNS_DIR } from './netns.js';
+export { rollback } from './rollback.js';

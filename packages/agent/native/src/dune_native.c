@@ -1,0 +1,691 @@
+/*
+ * dune_native: the few system calls Node cannot make by itself, for the agent's kernel layer.
+ *
+ * - netlink sockets opened inside a given network namespace (nlOpen) and raw send/recv on them;
+ * - open(2) inside a namespace (openInNs), so /proc/sys/net writes land in that namespace;
+ * - network namespaces created and deleted the way iproute2 does it (bind mounts under
+ *   /run/netns), many at once on a few threads.
+ *
+ * Why setns on Node's main thread is safe here: every function that enters another
+ * namespace does so, makes its one system call, and switches back before returning to
+ * JavaScript; nothing else runs on that thread in between. A socket (and an fd from open)
+ * keeps acting in the namespace it was created in whatever the thread does afterwards, so the
+ * fds returned stay bound to their namespace. Namespace creation runs on its own pthreads,
+ * which unshare() and then simply exit.
+ *
+ * Errors are thrown as JS Errors with `code` ("EPERM", ...), `errno` (positive) and `syscall`.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/netlink.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <dirent.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#ifndef NETLINK_EXT_ACK
+#define NETLINK_EXT_ACK 11
+#endif
+#ifndef NETLINK_CAP_ACK
+#define NETLINK_CAP_ACK 10
+#endif
+#ifndef SOL_NETLINK
+#define SOL_NETLINK 270
+#endif
+
+#define NETNS_RUN_DIR "/run/netns"
+#define SOCK_BUF_BYTES (16 * 1024 * 1024)
+#define RECV_CHUNK (256 * 1024)
+#define RECV_MAX_TOTAL (4 * 1024 * 1024)
+
+/* ---------- N-API helpers ---------- */
+
+#define CHECK(call)                                                                     \
+  do {                                                                                  \
+    if ((call) != napi_ok) {                                                            \
+      napi_throw_error(env, "EINTERNAL", "dune_native: N-API call failed: " #call);   \
+      return NULL;                                                                      \
+    }                                                                                   \
+  } while (0)
+
+static const char *errno_code(int e) {
+  switch (e) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case EINTR: return "EINTR";
+    case EIO: return "EIO";
+    case EBADF: return "EBADF";
+    case EAGAIN: return "EAGAIN";
+    case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case ENODEV: return "ENODEV";
+    case ENOTDIR: return "ENOTDIR";
+    case EINVAL: return "EINVAL";
+    case ENFILE: return "ENFILE";
+    case EMFILE: return "EMFILE";
+    case ENOSPC: return "ENOSPC";
+    case EROFS: return "EROFS";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ENOSYS: return "ENOSYS";
+    case ENOBUFS: return "ENOBUFS";
+    case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case EMSGSIZE: return "EMSGSIZE";
+    default: return "EUNKNOWN";
+  }
+}
+
+static napi_value make_errno_error(napi_env env, int e, const char *syscall_name, const char *what) {
+  char msg[512];
+  snprintf(msg, sizeof msg, "%s %s: %s (%s)", syscall_name, what ? what : "", strerror(e), errno_code(e));
+  napi_value code, message, err, num, sc;
+  napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, code, message, &err);
+  napi_create_int32(env, e, &num);
+  napi_set_named_property(env, err, "errno", num);
+  napi_create_string_utf8(env, syscall_name, NAPI_AUTO_LENGTH, &sc);
+  napi_set_named_property(env, err, "syscall", sc);
+  return err;
+}
+
+static napi_value throw_errno(napi_env env, int e, const char *syscall_name, const char *what) {
+  napi_throw(env, make_errno_error(env, e, syscall_name, what));
+  return NULL;
+}
+
+static napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+/* Reads argument `i` as a string into a malloc'd buffer; NULL for null/undefined (if allowed). */
+static int get_string(napi_env env, napi_value v, char **out, int allow_null) {
+  napi_valuetype t;
+  *out = NULL;
+  if (napi_typeof(env, v, &t) != napi_ok) return -1;
+  if (allow_null && (t == napi_null || t == napi_undefined)) return 0;
+  if (t != napi_string) {
+    napi_throw_type_error(env, "EINVAL", "dune_native: expected a string");
+    return -1;
+  }
+  size_t len = 0;
+  napi_get_value_string_utf8(env, v, NULL, 0, &len);
+  *out = malloc(len + 1);
+  if (!*out) return -1;
+  napi_get_value_string_utf8(env, v, *out, len + 1, &len);
+  return 0;
+}
+
+static int get_int(napi_env env, napi_value v, int32_t *out) {
+  if (napi_get_value_int32(env, v, out) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "dune_native: expected a number");
+    return -1;
+  }
+  return 0;
+}
+
+/* ---------- namespace switching ---------- */
+
+/* Enters the namespace at ns_path; *back receives an fd of the current one. */
+static int enter_ns(const char *ns_path, int *back, const char **failed) {
+  *back = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (*back < 0) { *failed = "open(/proc/thread-self/ns/net)"; return -1; }
+  int target = open(ns_path, O_RDONLY | O_CLOEXEC);
+  if (target < 0) {
+    int e = errno;
+    close(*back);
+    errno = e;
+    *failed = "open";
+    return -1;
+  }
+  if (setns(target, CLONE_NEWNET) < 0) {
+    int e = errno;
+    close(target);
+    close(*back);
+    errno = e;
+    *failed = "setns";
+    return -1;
+  }
+  close(target);
+  return 0;
+}
+
+static void leave_ns(int back) {
+  /* Switching back cannot reasonably fail (we came from there); if it did, continuing would
+   * run Node in the wrong namespace, which is worse than stopping. */
+  if (setns(back, CLONE_NEWNET) < 0) {
+    perror("dune_native: setns back to the original namespace");
+    abort();
+  }
+  close(back);
+}
+
+/* ---------- netlink ---------- */
+
+static int nl_socket(int protocol) {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+  if (fd < 0) return -1;
+  int one = 1;
+  int size = SOCK_BUF_BYTES;
+  /* FORCE variants need CAP_NET_ADMIN; fall back to the capped ones. */
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  struct sockaddr_nl sa;
+  memset(&sa, 0, sizeof sa);
+  sa.nl_family = AF_NETLINK;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+/* nlOpen(nsPath: string | null, protocol: number): number */
+static napi_value NlOpen(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *ns_path = NULL;
+  int32_t protocol = 0;
+  if (argc < 2 || get_string(env, argv[0], &ns_path, 1) < 0 || get_int(env, argv[1], &protocol) < 0) {
+    free(ns_path);
+    return NULL;
+  }
+  int back = -1;
+  const char *failed = NULL;
+  if (ns_path && enter_ns(ns_path, &back, &failed) < 0) {
+    napi_value r = throw_errno(env, errno, failed, ns_path);
+    free(ns_path);
+    return r;
+  }
+  int fd = nl_socket(protocol);
+  int e = errno;
+  if (ns_path) leave_ns(back);
+  if (fd < 0) {
+    napi_value r = throw_errno(env, e, "socket(AF_NETLINK)", ns_path ? ns_path : "(current namespace)");
+    free(ns_path);
+    return r;
+  }
+  free(ns_path);
+  napi_value out;
+  CHECK(napi_create_int32(env, fd, &out));
+  return out;
+}
+
+/* nlSend(fd: number, buf: Buffer): number */
+static napi_value NlSend(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 2 || get_int(env, argv[0], &fd) < 0) return NULL;
+  void *data;
+  size_t len;
+  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "nlSend: expected a Buffer");
+    return NULL;
+  }
+  struct sockaddr_nl sa;
+  memset(&sa, 0, sizeof sa);
+  sa.nl_family = AF_NETLINK;
+  ssize_t n;
+  do {
+    n = sendto(fd, data, len, 0, (struct sockaddr *)&sa, sizeof sa);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return throw_errno(env, errno, "sendto(netlink)", "");
+  napi_value out;
+  CHECK(napi_create_int64(env, (int64_t)n, &out));
+  return out;
+}
+
+/*
+ * nlRecv(fd: number, timeoutMs: number): Buffer | null
+ * Waits up to timeoutMs for the first datagram, then drains whatever else is already queued
+ * (up to RECV_MAX_TOTAL bytes) without waiting, and returns the datagrams concatenated:
+ * netlink messages are self-delimiting and 4-byte aligned, so the caller parses them as one
+ * stream, and a burst of thousands of ACKs costs one crossing into C instead of thousands.
+ * null on timeout.
+ */
+static napi_value NlRecv(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, timeout;
+  if (argc < 2 || get_int(env, argv[0], &fd) < 0 || get_int(env, argv[1], &timeout) < 0) return NULL;
+
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  int pr;
+  do {
+    pr = poll(&p, 1, timeout);
+  } while (pr < 0 && errno == EINTR);
+  if (pr < 0) return throw_errno(env, errno, "poll", "");
+  if (pr == 0) {
+    napi_value nul;
+    napi_get_null(env, &nul);
+    return nul;
+  }
+
+  size_t cap = RECV_CHUNK, used = 0;
+  char *buf = malloc(cap);
+  if (!buf) return throw_errno(env, ENOMEM, "malloc", "");
+  for (;;) {
+    /* Peek the size first so a datagram larger than what is left is never truncated. */
+    ssize_t want;
+    do {
+      want = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+    } while (want < 0 && errno == EINTR);
+    if (want < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      int e = errno;
+      free(buf);
+      return throw_errno(env, e, "recv(netlink)", "");
+    }
+    if (used > 0 && used + (size_t)want > RECV_MAX_TOTAL) break;
+    if (used + (size_t)want > cap) {
+      while (used + (size_t)want > cap) cap *= 2;
+      char *nb = realloc(buf, cap);
+      if (!nb) {
+        free(buf);
+        return throw_errno(env, ENOMEM, "realloc", "");
+      }
+      buf = nb;
+    }
+    ssize_t n;
+    do {
+      n = recv(fd, buf + used, cap - used, MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      int e = errno;
+      free(buf);
+      return throw_errno(env, e, "recv(netlink)", "");
+    }
+    used += (size_t)n;
+    if (n == 0) break;
+  }
+  napi_value out;
+  void *dst;
+  if (napi_create_buffer_copy(env, used, buf, &dst, &out) != napi_ok) {
+    free(buf);
+    napi_throw_error(env, "ENOMEM", "nlRecv: cannot allocate a Buffer");
+    return NULL;
+  }
+  free(buf);
+  return out;
+}
+
+/* nlClose(fd: number): void  (also fine for any fd) */
+static napi_value NlClose(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || get_int(env, argv[0], &fd) < 0) return NULL;
+  if (close(fd) < 0 && errno != EINTR) return throw_errno(env, errno, "close", "");
+  return undefined(env);
+}
+
+/* openInNs(nsPath: string, path: string, flags: number): number */
+static napi_value OpenInNs(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *ns_path = NULL, *path = NULL;
+  int32_t flags;
+  if (argc < 3 || get_string(env, argv[0], &ns_path, 1) < 0 || get_string(env, argv[1], &path, 0) < 0 ||
+      get_int(env, argv[2], &flags) < 0) {
+    free(ns_path);
+    free(path);
+    return NULL;
+  }
+  int back = -1;
+  const char *failed = NULL;
+  napi_value ret = NULL;
+  if (ns_path && enter_ns(ns_path, &back, &failed) < 0) {
+    ret = throw_errno(env, errno, failed, ns_path);
+    goto out;
+  }
+  int fd = open(path, flags | O_CLOEXEC, 0644);
+  int e = errno;
+  if (ns_path) leave_ns(back);
+  if (fd < 0) {
+    ret = throw_errno(env, e, "open", path);
+    goto out;
+  }
+  napi_create_int32(env, fd, &ret);
+out:
+  free(ns_path);
+  free(path);
+  return ret;
+}
+
+/* ---------- namespaces ---------- */
+
+static int dir_is_empty(const char *path) {
+  DIR *d = opendir(path);
+  if (!d) return 0;
+  struct dirent *e;
+  int empty = 1;
+  while ((e = readdir(d))) {
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+      empty = 0;
+      break;
+    }
+  }
+  closedir(d);
+  return empty;
+}
+
+/*
+ * Where /run is not a tmpfs (some VMs keep it on the root disk), creating each namespace
+ * file costs ~0.8 ms of file-system journaling: more than creating the namespace itself.
+ * Every systemd host has /run on tmpfs; give /run/netns one when it is on something else
+ * and empty (so nothing is hidden). Set DUNE_NETNS_NO_TMPFS=1 to keep it as it is.
+ */
+static void maybe_tmpfs(void) {
+  struct statfs fs;
+  const char *off = getenv("DUNE_NETNS_NO_TMPFS");
+  if (off && *off && strcmp(off, "0")) return;
+  if (statfs(NETNS_RUN_DIR, &fs) < 0 || fs.f_type == 0x01021994 /* TMPFS_MAGIC */) return;
+  if (!dir_is_empty(NETNS_RUN_DIR)) return;
+  mount("tmpfs", NETNS_RUN_DIR, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755");
+}
+
+/* Makes /run/netns a shared mount point, as iproute2's netns_add does (under the same flock),
+ * so unmounting a namespace file propagates to every mount namespace and frees it sooner. */
+static int prepare_run_dir(const char **failed) {
+  mkdir("/run", 0755);
+  if (mkdir(NETNS_RUN_DIR, S_IRWXU | S_IRGRP | S_IXGRP | S_IROTH | S_IXOTH) < 0 && errno != EEXIST) {
+    *failed = "mkdir(" NETNS_RUN_DIR ")";
+    return -1;
+  }
+  int lock = open(NETNS_RUN_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (lock < 0) { *failed = "open(" NETNS_RUN_DIR ")"; return -1; }
+  if (flock(lock, LOCK_EX) < 0) {
+    int e = errno;
+    close(lock);
+    errno = e;
+    *failed = "flock(" NETNS_RUN_DIR ")";
+    return -1;
+  }
+  int made = 0, rc = 0;
+  maybe_tmpfs();
+  while (mount("", NETNS_RUN_DIR, "none", MS_SHARED | MS_REC, NULL)) {
+    if (errno != EINVAL || made) { *failed = "mount --make-shared " NETNS_RUN_DIR; rc = -1; break; }
+    if (mount(NETNS_RUN_DIR, NETNS_RUN_DIR, "none", MS_BIND | MS_REC, NULL)) {
+      *failed = "mount --bind " NETNS_RUN_DIR;
+      rc = -1;
+      break;
+    }
+    made = 1;
+  }
+  int e = errno;
+  flock(lock, LOCK_UN);
+  close(lock);
+  errno = e;
+  return rc;
+}
+
+struct ns_job {
+  char **names;
+  int count;
+  int stride;
+  int first;
+  int protocol; /* < 0: no netlink socket */
+  int32_t *results; /* per name: errno, nl fd, ns fd */
+  char **init_paths; /* /proc/sys files written inside each new namespace */
+  char **init_values;
+  uint32_t n_init;
+};
+
+static int create_one(const char *name, int protocol, int32_t *res, const struct ns_job *job) {
+  char path[PATH_MAX];
+  res[0] = 0;
+  res[1] = -1;
+  res[2] = -1;
+  if (snprintf(path, sizeof path, NETNS_RUN_DIR "/%s", name) >= (int)sizeof path) return ENAMETOOLONG;
+  int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  close(fd);
+  if (unshare(CLONE_NEWNET) < 0) {
+    int e = errno;
+    unlink(path);
+    return e;
+  }
+  char self[64];
+  snprintf(self, sizeof self, "/proc/self/task/%ld/ns/net", (long)syscall(SYS_gettid));
+  if (mount(self, path, "none", MS_BIND, NULL) < 0) {
+    int e = errno;
+    unlink(path);
+    return e;
+  }
+  for (uint32_t k = 0; k < job->n_init; k++) {
+    /* Best effort: a key this kernel lacks is the caller's to check, not a failed namespace. */
+    int sfd = open(job->init_paths[k], O_WRONLY | O_CLOEXEC);
+    if (sfd >= 0) {
+      ssize_t wr = write(sfd, job->init_values[k], strlen(job->init_values[k]));
+      (void)wr;
+      close(sfd);
+    }
+  }
+  if (protocol >= 0) {
+    /* While the thread is inside, open what the caller will need first: a netlink socket
+     * (saves a setns round trip later) and an fd of the namespace itself (IFLA_NET_NS_FD). */
+    res[1] = nl_socket(protocol);
+    res[2] = open(self, O_RDONLY | O_CLOEXEC);
+  }
+  return 0;
+}
+
+static void *create_worker(void *arg) {
+  struct ns_job *job = arg;
+  for (int i = job->first; i < job->count; i += job->stride) {
+    int32_t *res = job->results + 3 * i;
+    int e = create_one(job->names[i], job->protocol, res, job);
+    res[0] = e;
+  }
+  return NULL;
+}
+
+static void free_names(char **names, uint32_t n) {
+  if (!names) return;
+  for (uint32_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+}
+
+static int read_names(napi_env env, napi_value arr, char ***out, uint32_t *n) {
+  bool is_array = false;
+  *out = NULL;
+  *n = 0;
+  napi_is_array(env, arr, &is_array);
+  if (!is_array) {
+    napi_throw_type_error(env, "EINVAL", "dune_native: expected an array of names");
+    return -1;
+  }
+  napi_get_array_length(env, arr, n);
+  char **names = calloc(*n ? *n : 1, sizeof(char *));
+  if (!names) return -1;
+  for (uint32_t i = 0; i < *n; i++) {
+    napi_value v;
+    napi_get_element(env, arr, i, &v);
+    if (get_string(env, v, &names[i], 0) < 0) {
+      free_names(names, *n);
+      return -1;
+    }
+    if (strchr(names[i], '/') || !strcmp(names[i], ".") || !strcmp(names[i], "..") || !names[i][0]) {
+      free_names(names, *n);
+      napi_throw_error(env, "EINVAL", "dune_native: a namespace name must be a single path component");
+      return -1;
+    }
+  }
+  *out = names;
+  return 0;
+}
+
+/*
+ * netnsCreateMany(names: string[], threads: number, protocol: number, init?: [path, value][]): Int32Array
+ * Creates each /run/netns/<name> (O_EXCL: an existing one is EEXIST, never reused). Returns
+ * 3 ints per name: errno (0 = created), then, when protocol >= 0, a netlink socket opened
+ * inside the new namespace and an fd of the namespace (both -1 otherwise). The work is spread
+ * over `threads` pthreads: namespace creation is mostly kernel time that scales over cores.
+ * `init` files (under /proc/sys) are written inside each new namespace before anything else
+ * is created in it, e.g. net.ipv6.conf.default.* that new interfaces inherit.
+ */
+static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char **names;
+  uint32_t n;
+  int32_t threads = 1, protocol = -1;
+  if (argc < 3 || read_names(env, argv[0], &names, &n) < 0) return NULL;
+  if (get_int(env, argv[1], &threads) < 0 || get_int(env, argv[2], &protocol) < 0) {
+    free_names(names, n);
+    return NULL;
+  }
+  char **init_paths = NULL, **init_values = NULL;
+  uint32_t n_init = 0;
+  napi_valuetype t4 = napi_undefined;
+  if (argc >= 4) napi_typeof(env, argv[3], &t4);
+  if (t4 == napi_object) {
+    bool is_array = false;
+    napi_is_array(env, argv[3], &is_array);
+    if (is_array) {
+      napi_get_array_length(env, argv[3], &n_init);
+      init_paths = calloc(n_init ? n_init : 1, sizeof(char *));
+      init_values = calloc(n_init ? n_init : 1, sizeof(char *));
+      for (uint32_t k = 0; k < n_init; k++) {
+        napi_value pair, pv, vv;
+        napi_get_element(env, argv[3], k, &pair);
+        napi_get_element(env, pair, 0, &pv);
+        napi_get_element(env, pair, 1, &vv);
+        if (get_string(env, pv, &init_paths[k], 0) < 0 || get_string(env, vv, &init_values[k], 0) < 0) {
+          free_names(init_paths, n_init);
+          free_names(init_values, n_init);
+          free_names(names, n);
+          return NULL;
+        }
+      }
+    }
+  }
+  const char *failed = NULL;
+  if (prepare_run_dir(&failed) < 0) {
+    free_names(names, n);
+    free_names(init_paths, n_init);
+    free_names(init_values, n_init);
+    return throw_errno(env, errno, failed, "");
+  }
+  if (threads < 1) threads = 1;
+  if (threads > 64) threads = 64;
+  if ((uint32_t)threads > n) threads = n ? (int)n : 1;
+
+  napi_value ab, out;
+  void *data;
+  CHECK(napi_create_arraybuffer(env, (size_t)n * 3 * sizeof(int32_t), &data, &ab));
+  CHECK(napi_create_typedarray(env, napi_int32_array, (size_t)n * 3, ab, 0, &out));
+  int32_t *results = data;
+
+  struct ns_job jobs[64];
+  pthread_t tids[64];
+  int started = 0;
+  for (int t = 0; t < threads; t++) {
+    jobs[t] = (struct ns_job){names, (int)n, threads, t, protocol, results, init_paths, init_values, n_init};
+    if (pthread_create(&tids[t], NULL, create_worker, &jobs[t]) == 0) {
+      started++;
+    } else {
+      /* Could not start a thread: do that share on this thread... except that would
+       * unshare Node's own thread. Mark its names as failed instead. */
+      for (uint32_t i = (uint32_t)t; i < n; i += (uint32_t)threads) {
+        results[3 * i] = EAGAIN;
+        results[3 * i + 1] = -1;
+        results[3 * i + 2] = -1;
+      }
+      tids[t] = 0;
+    }
+  }
+  for (int t = 0; t < threads; t++)
+    if (tids[t]) pthread_join(tids[t], NULL);
+  free_names(names, n);
+  free_names(init_paths, n_init);
+  free_names(init_values, n_init);
+  return out;
+}
+
+/*
+ * netnsDeleteMany(names: string[]): Int32Array of errno per name (0 = deleted or absent).
+ * umount2(MNT_DETACH) + unlink, like `ip netns delete`; the kernel frees the namespace (and
+ * its interfaces) asynchronously once nothing else holds it.
+ */
+static napi_value NetnsDeleteMany(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char **names;
+  uint32_t n;
+  if (argc < 1 || read_names(env, argv[0], &names, &n) < 0) return NULL;
+  napi_value ab, out;
+  void *data;
+  CHECK(napi_create_arraybuffer(env, (size_t)n * sizeof(int32_t), &data, &ab));
+  CHECK(napi_create_typedarray(env, napi_int32_array, n, ab, 0, &out));
+  int32_t *res = data;
+  char path[PATH_MAX];
+  for (uint32_t i = 0; i < n; i++) {
+    res[i] = 0;
+    if (snprintf(path, sizeof path, NETNS_RUN_DIR "/%s", names[i]) >= (int)sizeof path) {
+      res[i] = ENAMETOOLONG;
+      continue;
+    }
+    if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) {
+      res[i] = errno;
+      continue;
+    }
+    if (unlink(path) < 0 && errno != ENOENT) res[i] = errno;
+  }
+  free_names(names, n);
+  return out;
+}
+
+/* ---------- module ---------- */
+
+static napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"nlOpen", NULL, NlOpen, NULL, NULL, NULL, napi_default, NULL},
+      {"nlSend", NULL, NlSend, NULL, NULL, NULL, napi_default, NULL},
+      {"nlRecv", NULL, NlRecv, NULL, NULL, NULL, napi_default, NULL},
+      {"nlClose", NULL, NlClose, NULL, NULL, NULL, napi_default, NULL},
+      {"openInNs", NULL, OpenInNs, NULL, NULL, NULL, napi_default, NULL},
+      {"netnsCreateMany", NULL, NetnsCreateMany, NULL, NULL, NULL, napi_default, NULL},
+      {"netnsDeleteMany", NULL, NetnsDeleteMany, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,0 +1,91 @@
+/** The agent's failures: one class per thing the user can act on, each with a code and a hint. */
+import { DuneError } from '@dune/topology';
+import type { Op } from '@dune/compiler';
+import type { NlAck } from './netlink/parse.js';
+import { describeAck } from './netlink/socket.js';
+
+/** What an apply created before it stopped: enough for the caller to roll back. */
+export interface Journal {
+  /** Namespaces created (deleting them removes every interface inside). */
+  namespaces: string[];
+  /** Interfaces created in the host namespace (or the namespace the agent treats as host). */
+  hostInterfaces: string[];
+  /** nftables tables created: `{ ns, table }` (family inet). */
+  nftTables: { ns: string; table: string }[];
+}
+
+export const emptyJournal = (): Journal => ({ namespaces: [], hostInterfaces: [], nftTables: [] });
+
+/** `veth dune.l.a/eth0 ↔ dune.l.b/eth0`: an op as a user reads it. */
+export function describeOp(op: Op): string {
+  switch (op.op) {
+    case 'netns':
+      return `netns ${op.ns}`;
+    case 'veth':
+      return `veth ${op.ns}/${op.name} <-> ${op.peerNs}/${op.peerName}`;
+    case 'vxlan':
+      return `vxlan ${op.ns}/${op.name} (vni ${op.vni}, ${op.local} -> ${op.remote}:${op.port})`;
+    case 'bridge':
+      return `bridge ${op.ns}/${op.name}`;
+    case 'enslave':
+      return `enslave ${op.ns}/${op.dev} to ${op.master}`;
+    case 'addr':
+      return `addr ${op.cidr} on ${op.ns}/${op.dev}`;
+    case 'up':
+      return `up ${op.ns}/${op.dev}`;
+    case 'route':
+      return `route ${op.dst}${op.via ? ` via ${op.via}` : ''} dev ${op.dev} in ${op.ns}`;
+    case 'sysctl':
+      return `sysctl ${op.key}=${op.value} in ${op.ns}`;
+    case 'impair':
+      return `impair ${op.ns}/${op.dev} (link ${op.link})`;
+    case 'file':
+      return `file ${op.path} for ${op.node}`;
+    case 'exec':
+      return `exec in ${op.ns}`;
+    case 'process':
+      return `process ${op.name} in ${op.ns}`;
+  }
+}
+
+const HINTS: Record<number, string> = {
+  17: 'an object of that name already exists: a previous run of this lab may still be up (`dune down <lab>` removes it), or the plan repeats a name',
+  19: 'the interface does not exist in that namespace: check the op order of the plan',
+  1: 'the agent needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)',
+  95: 'this kernel lacks the feature: run `dune probe` to see what it supports',
+  2: 'a kernel module or object is missing: run `dune probe` to see what this kernel supports',
+};
+
+/** An op the kernel refused. Carries the journal so the caller can roll back. */
+export class ApplyError extends DuneError {
+  readonly op: Op | undefined;
+  readonly errno: number;
+  readonly extack: string | undefined;
+  journal: Journal;
+
+  constructor(message: string, opts: { op?: Op; errno?: number; extack?: string; journal: Journal; hint?: string; cause?: unknown }) {
+    super('apply-failed', message, {
+      hint: opts.hint ?? HINTS[opts.errno ?? 0] ?? 'see the kernel message above',
+      cause: opts.cause,
+    });
+    this.name = 'ApplyError';
+    this.op = opts.op;
+    this.errno = opts.errno ?? 0;
+    this.extack = opts.extack;
+    this.journal = opts.journal;
+  }
+
+  static fromAck(op: Op, ack: NlAck, journal: Journal, others: number): ApplyError {
+    const more = others > 0 ? ` (and ${others} more failed op${others === 1 ? '' : 's'})` : '';
+    return new ApplyError(`${describeOp(op)}: ${describeAck(ack)}${more}`, {
+      op,
+      errno: ack.errno,
+      ...(ack.extack !== undefined ? { extack: ack.extack } : {}),
+      journal,
+    });
+  }
+}
+
+export function describeErrno(errno: number): string {
+  return describeAck({ seq: 0, errno });
+}

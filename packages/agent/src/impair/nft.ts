@@ -1,0 +1,78 @@
+/**
+ * Bernoulli loss with nftables: in the node's namespace, a table `inet dune_<lab>` with one
+ * chain per impaired device, hooked at postrouting (which sees forwarded and locally sent
+ * packets alike, before the egress qdisc):
+ *
+ *   table inet dune_L { chain loss_eth0 { type filter hook postrouting priority 0; policy accept;
+ *     oifname "eth0" numgen random mod 1000000 < 300000 counter drop } }
+ *
+ * One chain per device makes a live change one atomic `nft -f` transaction: add the chain
+ * (a no-op if it is there), flush it, add the new rule. Everything for one namespace goes in
+ * one nft invocation, run through nsenter with argv only.
+ */
+import { inNs, run } from '../run.js';
+
+export const NFT_LOSS_SCALE = 1_000_000;
+
+export const nftTableName = (lab: string): string => `dune_${lab}`;
+
+/** Chain names: nft identifiers allow [A-Za-z0-9_./-] after a letter; other names go hex. */
+export function lossChainName(dev: string): string {
+  return /^[A-Za-z0-9_.-]+$/.test(dev) ? `loss_${dev}` : `loss_x${Buffer.from(dev, 'utf8').toString('hex')}`;
+}
+
+export interface NftLossEntry {
+  dev: string;
+  /** Loss in parts per million; null removes the device's rule (and chain). */
+  ppm: number | null;
+}
+
+export function nftLossScript(lab: string, entries: readonly NftLossEntry[]): string {
+  const t = `inet ${nftTableName(lab)}`;
+  const lines = [`add table ${t}`];
+  for (const e of entries) {
+    const chain = lossChainName(e.dev);
+    lines.push(`add chain ${t} ${chain} { type filter hook postrouting priority 0; policy accept; }`);
+    if (e.ppm === null) {
+      lines.push(`delete chain ${t} ${chain}`);
+      continue;
+    }
+    lines.push(`flush chain ${t} ${chain}`);
+    const dev = JSON.stringify(e.dev);
+    lines.push(`add rule ${t} ${chain} oifname ${dev} numgen random mod ${NFT_LOSS_SCALE} < ${Math.round(e.ppm)} counter drop`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export async function applyNftLoss(ns: string | null, lab: string, entries: readonly NftLossEntry[]): Promise<void> {
+  const r = await run(inNs(ns, ['nft', '-f', '-']), nftLossScript(lab, entries));
+  if (r.code !== 0) {
+    throw new Error(`nft -f - in ${ns ?? 'the host namespace'} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+  }
+}
+
+/** The loss rule on `dev`, in parts per million; undefined when there is none. */
+export async function readNftLoss(ns: string | null, lab: string, dev: string): Promise<number | undefined> {
+  const r = await run(inNs(ns, ['nft', 'list', 'chain', 'inet', nftTableName(lab), lossChainName(dev)]));
+  if (r.code !== 0) return undefined;
+  const m = /numgen random mod (\d+) < (\d+)/.exec(r.stdout);
+  if (!m) return undefined;
+  return (Number(m[2]) / Number(m[1])) * NFT_LOSS_SCALE;
+}
+
+/** Deletes the lab's table in a namespace, if it is there. */
+export async function deleteNftTable(ns: string | null, lab: string): Promise<boolean> {
+  const t = nftTableName(lab);
+  const r = await run(inNs(ns, ['nft', '-f', '-']), `add table inet ${t}\ndelete table inet ${t}\n`);
+  return r.code === 0;
+}
+
+/** Tables named dune_* in a namespace (family inet). */
+export async function listNftTables(ns: string | null): Promise<string[]> {
+  const r = await run(inNs(ns, ['nft', 'list', 'tables']));
+  if (r.code !== 0) return [];
+  return r.stdout
+    .split('\n')
+    .map((l) => /^table inet (dune_\S+)$/.exec(l.trim())?.[1])
+    .filter((x): x is string => x !== undefined);
+}

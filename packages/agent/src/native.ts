@@ -1,0 +1,54 @@
+/**
+ * The N-API addon (native/src/dune_native.c): the system calls Node lacks (setns around
+ * socket/open, unshare + bind mount for namespaces). Loaded lazily so that pure code (the
+ * encoders, the impairment planner) works and is testable without it.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { DuneError } from '@dune/topology';
+
+export interface NativeApi {
+  /** A bound NETLINK socket of `protocol` opened inside `nsPath` (null: the current namespace). */
+  nlOpen(nsPath: string | null, protocol: number): number;
+  nlSend(fd: number, buf: Buffer): number;
+  /** Waits up to timeoutMs, then returns every queued datagram concatenated; null on timeout. */
+  nlRecv(fd: number, timeoutMs: number): Buffer | null;
+  nlClose(fd: number): void;
+  /** open(2) of `path` while inside `nsPath`: for /proc/sys/net, which is per namespace. */
+  openInNs(nsPath: string | null, path: string, flags: number): number;
+  /**
+   * Per name: [errno, netlink fd, namespace fd] (the fds are -1 when protocol < 0). `init`:
+   * [path, value] pairs written inside each new namespace first (best effort).
+   */
+  netnsCreateMany(names: string[], threads: number, protocol: number, init?: [string, string][]): Int32Array;
+  /** Per name: errno (0 = deleted or already absent). */
+  netnsDeleteMany(names: string[]): Int32Array;
+}
+
+/** The errno-carrying error the addon throws. */
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+}
+
+const ADDON = fileURLToPath(new URL('../native/build/Release/dune_native.node', import.meta.url));
+
+let cached: NativeApi | undefined;
+
+export function native(): NativeApi {
+  if (cached) return cached;
+  if (!existsSync(ADDON)) {
+    throw new DuneError('agent-native-missing', `the agent's native addon is not built: ${ADDON} does not exist`, {
+      hint: 'run `npm run build` (or `npm run build:native -w @dune/agent`) in the checkout',
+    });
+  }
+  const require = createRequire(import.meta.url);
+  cached = require(ADDON) as NativeApi;
+  return cached;
+}
+
+export function isNativeError(e: unknown): e is NativeError {
+  return e instanceof Error && typeof (e as Partial<NativeError>).errno === 'number';
+}

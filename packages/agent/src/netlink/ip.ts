@@ -1,0 +1,88 @@
+/** Addresses as the kernel wants them: network-order bytes, with their family. */
+import { isIPv4, isIPv6 } from 'node:net';
+import { AF_INET, AF_INET6 } from './constants.js';
+
+export interface IpAddr {
+  family: typeof AF_INET | typeof AF_INET6;
+  bytes: Buffer;
+}
+
+export interface IpPrefix extends IpAddr {
+  prefixLen: number;
+}
+
+export function parseIp(s: string): IpAddr {
+  if (isIPv4(s)) return { family: AF_INET, bytes: Buffer.from(s.split('.').map(Number)) };
+  if (isIPv6(s)) return { family: AF_INET6, bytes: v6Bytes(s) };
+  throw new Error(`not an IP address: ${JSON.stringify(s)}`);
+}
+
+/** `10.0.0.1/31`, `fd00::1/127`, `default` (needs `family`), or a bare address (host prefix). */
+export function parsePrefix(s: string, familyForDefault?: number): IpPrefix {
+  if (s === 'default') {
+    const family = familyForDefault === AF_INET6 ? AF_INET6 : AF_INET;
+    return { family, bytes: Buffer.alloc(family === AF_INET ? 4 : 16), prefixLen: 0 };
+  }
+  const slash = s.indexOf('/');
+  const addr = parseIp(slash < 0 ? s : s.slice(0, slash));
+  const max = addr.family === AF_INET ? 32 : 128;
+  const len = slash < 0 ? max : Number(s.slice(slash + 1));
+  if (!Number.isInteger(len) || len < 0 || len > max) throw new Error(`bad prefix length in ${JSON.stringify(s)}`);
+  return { ...addr, prefixLen: len };
+}
+
+function v6Bytes(s: string): Buffer {
+  let text = s;
+  const zone = text.indexOf('%');
+  if (zone >= 0) text = text.slice(0, zone);
+  const out = Buffer.alloc(16);
+  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two groups.
+  const lastColon = text.lastIndexOf(':');
+  const tail = text.slice(lastColon + 1);
+  if (tail.includes('.')) {
+    const b = tail.split('.').map(Number);
+    text = `${text.slice(0, lastColon + 1)}${(((b[0] ?? 0) << 8) | (b[1] ?? 0)).toString(16)}:${(((b[2] ?? 0) << 8) | (b[3] ?? 0)).toString(16)}`;
+  }
+  const [head, rest] = text.split('::') as [string, string | undefined];
+  const h = head === '' ? [] : head.split(':');
+  const t = rest === undefined || rest === '' ? [] : rest.split(':');
+  const groups = rest === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return out;
+}
+
+export function formatIp(family: number, b: Buffer): string {
+  if (family === AF_INET) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
+  // Longest run of zero groups (length ≥ 2) becomes `::`.
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen && j - i >= 2) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (best < 0) return groups.join(':');
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+}
+
+export function parseMac(s: string): Buffer {
+  const parts = s.split(/[:-]/);
+  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{1,2}$/.test(p))) {
+    throw new Error(`not a MAC address: ${JSON.stringify(s)}`);
+  }
+  return Buffer.from(parts.map((p) => parseInt(p, 16)));
+}
+
+export function formatMac(b: Buffer): string {
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}

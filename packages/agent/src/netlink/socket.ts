@@ -1,0 +1,206 @@
+/**
+ * One rtnetlink socket, bound to the namespace it was opened in, that pipelines requests:
+ *
+ *   queue(req) … queue(req) → one sendmsg per ~64 KiB → kernel runs each request in turn
+ *   and queues an ACK or an error per request → drain() reads them all in a few recvs
+ *
+ * The kernel handles every request of a datagram synchronously inside sendmsg and goes on
+ * after a failed one, so a failure is mapped back to its request by sequence number and the
+ * rest of the batch still runs (the caller decides what a failure means).
+ */
+import { native } from '../native.js';
+import {
+  NETLINK_ROUTE,
+  NLM_F_ACK,
+  NLM_F_DUMP,
+  NLM_F_DUMP_INTR,
+  NLM_F_REQUEST,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  NLMSG_OVERRUN,
+} from './constants.js';
+import { messages, parseError, type NlAck, type NlMsg } from './parse.js';
+import { NlWriter } from './writer.js';
+
+/** Bytes per sendmsg: well under the kernel's limit and our 16 MiB socket buffers. */
+const SEND_CHUNK_BYTES = 64 * 1024;
+/**
+ * Requests outstanding before we stop and read ACKs: each ACK is a separate skb charged at
+ * its truesize (~1 KiB) against the 16 MiB receive buffer, and an overflow would lose ACKs.
+ */
+const MAX_IN_FLIGHT = 4096;
+const RECV_TIMEOUT_MS = 10_000;
+
+export interface Failure<R> {
+  ref: R;
+  ack: NlAck;
+}
+
+export class NetlinkError extends Error {
+  readonly errno: number;
+  readonly extack: string | undefined;
+  constructor(message: string, ack: NlAck) {
+    super(message);
+    this.name = 'NetlinkError';
+    this.errno = ack.errno;
+    this.extack = ack.extack;
+  }
+}
+
+export class NlSocket<R = string> {
+  readonly fd: number;
+  /** For messages: the namespace this socket acts in. */
+  readonly label: string;
+  private seq = 1;
+  private readonly w = new NlWriter(SEND_CHUNK_BYTES + 8192);
+  private readonly pending = new Map<number, R>();
+  private unsent = 0;
+  readonly failures: Failure<R>[] = [];
+  private closed = false;
+
+  constructor(fd: number, label: string) {
+    this.fd = fd;
+    this.label = label;
+  }
+
+  /** Opens a routing socket inside `nsPath` (null: the namespace this process is in). */
+  static open<R = string>(nsPath: string | null, label = nsPath ?? 'host', protocol = NETLINK_ROUTE): NlSocket<R> {
+    return new NlSocket<R>(native().nlOpen(nsPath, protocol), label);
+  }
+
+  /** Queues one request; `build` writes it (via `w.beginMsg(type, flags, seq)`). */
+  queue(ref: R, build: (w: NlWriter, seq: number) => void): void {
+    const seq = this.seq++;
+    build(this.w, seq);
+    this.pending.set(seq, ref);
+    this.unsent++;
+    if (this.w.length >= SEND_CHUNK_BYTES) this.flush();
+    if (this.pending.size >= MAX_IN_FLIGHT) this.drain();
+  }
+
+  /** Sends what is queued without waiting for the ACKs. */
+  flush(): void {
+    if (this.w.length === 0) return;
+    native().nlSend(this.fd, this.w.bytes());
+    this.w.reset();
+    this.unsent = 0;
+  }
+
+  get outstanding(): number {
+    return this.pending.size;
+  }
+
+  /** Sends what is queued and reads every outstanding ACK; failures land in `failures`. */
+  drain(): void {
+    this.flush();
+    while (this.pending.size > 0) {
+      const buf = native().nlRecv(this.fd, RECV_TIMEOUT_MS);
+      if (buf === null) {
+        throw new Error(
+          `netlink (${this.label}): no answer to ${this.pending.size} request(s) after ${RECV_TIMEOUT_MS} ms`,
+        );
+      }
+      for (const m of messages(buf)) {
+        if (m.type !== NLMSG_ERROR) continue;
+        const ref = this.pending.get(m.seq);
+        if (ref === undefined) continue;
+        this.pending.delete(m.seq);
+        const ack = parseError(m);
+        if (ack.errno !== 0) this.failures.push({ ref, ack });
+      }
+    }
+  }
+
+  /** One request, waited for; throws on an error ACK. Replies other than the ACK are returned. */
+  call(build: (w: NlWriter, seq: number) => void, what: string): NlMsg[] {
+    this.drain();
+    const seq = this.seq++;
+    build(this.w, seq);
+    this.flush();
+    const replies: NlMsg[] = [];
+    for (;;) {
+      const buf = native().nlRecv(this.fd, RECV_TIMEOUT_MS);
+      if (buf === null) throw new Error(`netlink (${this.label}): no answer to ${what} after ${RECV_TIMEOUT_MS} ms`);
+      for (const m of messages(buf)) {
+        if (m.seq !== seq) continue;
+        if (m.type === NLMSG_ERROR) {
+          const ack = parseError(m);
+          if (ack.errno !== 0) throw new NetlinkError(`${what} (${this.label}): ${describeAck(ack)}`, ack);
+          return replies;
+        }
+        replies.push(m);
+      }
+    }
+  }
+
+  /** A dump (NLM_F_DUMP): every reply message until NLMSG_DONE. Restarts once if interrupted. */
+  dump(build: (w: NlWriter, seq: number, flags: number) => void, what: string): NlMsg[] {
+    for (let attempt = 0; ; attempt++) {
+      this.drain();
+      const seq = this.seq++;
+      build(this.w, seq, NLM_F_REQUEST | NLM_F_DUMP);
+      this.flush();
+      const out: NlMsg[] = [];
+      let interrupted = false;
+      let done = false;
+      while (!done) {
+        const buf = native().nlRecv(this.fd, RECV_TIMEOUT_MS);
+        if (buf === null) throw new Error(`netlink (${this.label}): dump ${what} got no answer in ${RECV_TIMEOUT_MS} ms`);
+        for (const m of messages(buf)) {
+          if (m.seq !== seq) continue;
+          if (m.flags & NLM_F_DUMP_INTR) interrupted = true;
+          if (m.type === NLMSG_DONE) {
+            done = true;
+            break;
+          }
+          if (m.type === NLMSG_ERROR) {
+            const ack = parseError(m);
+            if (ack.errno !== 0) throw new NetlinkError(`dump ${what} (${this.label}): ${describeAck(ack)}`, ack);
+            done = true;
+            break;
+          }
+          if (m.type === NLMSG_OVERRUN) throw new Error(`netlink (${this.label}): overrun during dump ${what}`);
+          out.push(m);
+        }
+      }
+      // The kernel flags a dump that raced with a change; one retry is enough in practice.
+      if (!interrupted || attempt > 0) return out;
+    }
+  }
+
+  takeFailures(): Failure<R>[] {
+    return this.failures.splice(0);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    native().nlClose(this.fd);
+  }
+}
+
+/** `File exists (EEXIST, errno 17): <kernel's extack>`. */
+export function describeAck(ack: NlAck): string {
+  const name = ERRNO_NAMES[ack.errno] ?? `errno ${ack.errno}`;
+  const text = ERRNO_TEXT[ack.errno] ?? 'error';
+  const ext = ack.extack ? `: ${ack.extack}` : '';
+  return `${text} (${name}, errno ${ack.errno})${ext}`;
+}
+
+export const ACK_FLAGS = NLM_F_REQUEST | NLM_F_ACK;
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 7: 'E2BIG', 12: 'ENOMEM', 13: 'EACCES', 16: 'EBUSY', 17: 'EEXIST',
+  19: 'ENODEV', 22: 'EINVAL', 34: 'ERANGE', 28: 'ENOSPC', 90: 'EMSGSIZE', 93: 'EPROTONOSUPPORT',
+  95: 'EOPNOTSUPP', 97: 'EAFNOSUPPORT', 99: 'EADDRNOTAVAIL', 100: 'ENETDOWN', 101: 'ENETUNREACH', 105: 'ENOBUFS',
+  113: 'EHOSTUNREACH',
+};
+
+const ERRNO_TEXT: Record<number, string> = {
+  1: 'Operation not permitted', 2: 'No such file or directory', 3: 'No such process', 7: 'Argument list too long',
+  12: 'Out of memory', 13: 'Permission denied', 16: 'Device or resource busy', 17: 'File exists', 19: 'No such device',
+  22: 'Invalid argument', 28: 'No space left on device', 34: 'Numerical result out of range', 90: 'Message too long',
+  93: 'Protocol not supported', 95: 'Operation not supported', 97: 'Address family not supported by protocol',
+  99: 'Cannot assign requested address', 100: 'Network is down', 101: 'Network is unreachable', 105: 'No buffer space available',
+  113: 'No route to host',
+};

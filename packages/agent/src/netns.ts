@@ -1,0 +1,82 @@
+/**
+ * Named network namespaces, iproute2-compatible: a bind mount of the namespace on
+ * /run/netns/<name>, so `ip netns exec` and every other tool see them.
+ */
+import { closeSync, openSync, readdirSync } from 'node:fs';
+import { native } from './native.js';
+import { NETLINK_ROUTE } from './netlink/constants.js';
+import { describeErrno } from './errors.js';
+
+export const NETNS_DIR = '/run/netns';
+
+export const nsPath = (name: string): string => `${NETNS_DIR}/${name}`;
+
+/** A namespace the agent holds open: a routing socket inside it and an fd of it. */
+export interface OpenNs {
+  name: string;
+  nlFd: number;
+  nsFd: number;
+}
+
+export interface CreateResult {
+  created: OpenNs[];
+  failed: { name: string; errno: number; message: string }[];
+}
+
+/**
+ * Written inside every namespace we create, before any interface exists (new interfaces
+ * inherit `default`): no duplicate address detection. In an emulated network it only delays
+ * things, and badly: a router cannot send a neighbour solicitation while its link-local
+ * address is tentative, so forwarded IPv6 waits ~1 s for the first next-hop resolution.
+ * A plan's own sysctl ops come later and can set it back.
+ */
+export const NETNS_INIT_SYSCTLS: [string, string][] = [['/proc/sys/net/ipv6/conf/default/accept_dad', '0']];
+
+/**
+ * Creates the namespaces on `threads` native threads (namespace creation is kernel time that
+ * scales with cores), each returned with a routing socket opened inside it while the thread
+ * was there. Names that already exist fail with EEXIST: a namespace is never adopted.
+ */
+export function createNamespaces(names: string[], threads = 2, init: [string, string][] = NETNS_INIT_SYSCTLS): CreateResult {
+  const out: CreateResult = { created: [], failed: [] };
+  if (names.length === 0) return out;
+  const r = native().netnsCreateMany(names, threads, NETLINK_ROUTE, init);
+  names.forEach((name, i) => {
+    const errno = r[3 * i] ?? 0;
+    const nlFd = r[3 * i + 1] ?? -1;
+    const nsFd = r[3 * i + 2] ?? -1;
+    if (errno === 0 && nlFd >= 0 && nsFd >= 0) out.created.push({ name, nlFd, nsFd });
+    else if (errno === 0) {
+      // Created, but a socket or fd could not be opened inside (fd limit?): still ours.
+      if (nlFd >= 0) closeSync(nlFd);
+      if (nsFd >= 0) closeSync(nsFd);
+      out.created.push({ name, nlFd: -1, nsFd: -1 });
+    } else out.failed.push({ name, errno, message: describeErrno(errno) });
+  });
+  return out;
+}
+
+/** Deletes namespaces by name (umount + unlink); absent ones count as deleted. */
+export function deleteNamespaces(names: string[]): { name: string; errno: number; message: string }[] {
+  if (names.length === 0) return [];
+  const r = native().netnsDeleteMany(names);
+  const failed: { name: string; errno: number; message: string }[] = [];
+  names.forEach((name, i) => {
+    const errno = r[i] ?? 0;
+    if (errno !== 0) failed.push({ name, errno, message: describeErrno(errno) });
+  });
+  return failed;
+}
+
+export function listNamespaces(): string[] {
+  try {
+    return readdirSync(NETNS_DIR).sort();
+  } catch {
+    return [];
+  }
+}
+
+/** An fd of an existing namespace (for IFLA_NET_NS_FD); null: this process's own. */
+export function openNsFd(name: string | null): number {
+  return openSync(name === null ? '/proc/thread-self/ns/net' : nsPath(name), 'r');
+}

@@ -1,0 +1,236 @@
+/**
+ * Kernel tests of applyOps, teardown and live impairments on the host kernel (root only).
+ *
+ *   a ──eth0─── eth0── b ──eth1─── eth0── c        (lab dunetestap)
+ *   10.1.0.0/31  .1      .2/31     .3
+ *   fd7a:de00::/127 ::1  ::2/127   ::3
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Op } from '@dune/compiler';
+import { applyOps, changeImpairment, probeCapabilities, readImpairment, readLinks, readRoutes, rollback, teardownAll, teardownLab, ApplyError, type Caps } from '../src/index.js';
+import { isRoot, node, ns, nsList, ping, ROOT_REASON, sh, veth } from './helpers.js';
+
+const LAB = 'dunetestap';
+const A = ns(LAB, 'a');
+const B = ns(LAB, 'b');
+const C = ns(LAB, 'c');
+
+function linePlan(): Op[] {
+  const up = (n: string, dev: string): Op => ({ op: 'up', ns: ns(LAB, n), dev });
+  const addr = (n: string, dev: string, cidr: string): Op => ({ op: 'addr', ns: ns(LAB, n), dev, cidr });
+  const route = (n: string, dst: string, via: string): Op => ({ op: 'route', ns: ns(LAB, n), dst, via, dev: 'eth0' });
+  return [
+    ...node(LAB, 'a'),
+    ...node(LAB, 'b'),
+    ...node(LAB, 'c'),
+    ...veth(LAB, 'a', 'eth0', 'b', 'eth0'),
+    ...veth(LAB, 'b', 'eth1', 'c', 'eth0'),
+    { op: 'sysctl', ns: B, key: 'net.ipv4.ip_forward', value: '1' },
+    { op: 'sysctl', ns: B, key: 'net.ipv6.conf.all.forwarding', value: '1' },
+    addr('a', 'eth0', '10.1.0.0/31'),
+    addr('b', 'eth0', '10.1.0.1/31'),
+    addr('b', 'eth1', '10.1.0.2/31'),
+    addr('c', 'eth0', '10.1.0.3/31'),
+    addr('a', 'eth0', 'fd7a:de00::/127'),
+    addr('b', 'eth0', 'fd7a:de00::1/127'),
+    addr('b', 'eth1', 'fd7a:de00::2/127'),
+    addr('c', 'eth0', 'fd7a:de00::3/127'),
+    ...['a', 'b', 'c'].map((n) => up(n, 'lo')),
+    up('a', 'eth0'),
+    up('b', 'eth0'),
+    up('b', 'eth1'),
+    up('c', 'eth0'),
+    route('a', '10.1.0.2/31', '10.1.0.1'),
+    route('c', '10.1.0.0/31', '10.1.0.2'),
+    route('a', 'fd7a:de00::2/127', 'fd7a:de00::1'),
+    route('c', 'fd7a:de00::/127', 'fd7a:de00::2'),
+    { op: 'exec', ns: A, node: 'a', argv: ['true'] },
+  ];
+}
+
+describe.skipIf(!isRoot)(`applyOps on the host kernel (${ROOT_REASON})`, () => {
+  let caps: Caps;
+  beforeAll(async () => {
+    await teardownLab(LAB);
+    caps = await probeCapabilities();
+  });
+  afterAll(async () => {
+    await teardownLab(LAB);
+    expect(nsList(`dune.${LAB}.`)).toEqual([]);
+  });
+
+  it('builds a 3-node line and pings across 2 hops, IPv4 and IPv6', async () => {
+    const events: string[] = [];
+    const r = await applyOps(linePlan(), { caps, onEvent: (e) => e.type === 'progress' && events.push(`${e.kind} ${e.done}/${e.total}`) });
+    expect(r.deferred.map((o) => o.op)).toEqual(['exec']);
+    expect(r.journal.namespaces).toEqual([A, B, C]);
+    expect(events).toContain('veth 2/2');
+    expect(ping(A, '10.1.0.3').code).toBe(0);
+    expect(ping(A, 'fd7a:de00::3').code).toBe(0);
+    expect(ping(C, '10.1.0.0').code).toBe(0);
+    const links = readLinks(B);
+    expect(links.find((l) => l.name === 'eth1')).toMatchObject({ alias: `dune:${LAB}:b:eth1`, up: true, operstate: 'up' });
+    expect(readLinks(A).find((l) => l.name === 'lo')?.alias).toBe(`dune:${LAB}:a:lo`);
+    const eth0 = readLinks(A).find((l) => l.name === 'eth0');
+    expect(Number(eth0?.stats?.txPackets ?? 0n)).toBeGreaterThan(0);
+    const routes = readRoutes(A).filter((x) => x.protocol === 0x44);
+    expect(routes.map((x) => `${x.dst} via ${x.via} dev ${x.dev}`).sort()).toEqual([
+      '10.1.0.2/31 via 10.1.0.1 dev eth0',
+      'fd7a:de00::2/127 via fd7a:de00::1 dev eth0',
+    ]);
+  });
+
+  it('says which op failed, with the kernel message, and journals what it created', async () => {
+    const ops: Op[] = [...node(LAB, 'x'), ...node(LAB, 'y'), ...veth(LAB, 'x', 'eth0', 'y', 'eth0'), { op: 'addr', ns: ns(LAB, 'x'), dev: 'eth0', cidr: '10.2.0.0/31' }, { op: 'route', ns: ns(LAB, 'x'), dst: '10.3.0.0/24', via: '10.9.9.9', dev: 'eth0' }];
+    const err = await applyOps(ops, { caps }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplyError);
+    const e = err as ApplyError;
+    expect(e.message).toMatch(/^route 10\.3\.0\.0\/24 via 10\.9\.9\.9 dev eth0 in dune\.dunetestap\.x: .*(ENETUNREACH|EINVAL)/);
+    expect(e.journal.namespaces).toEqual([ns(LAB, 'x'), ns(LAB, 'y')]);
+    expect(await rollback(e.journal)).toEqual([]);
+    expect(nsList(ns(LAB, 'x'))).toEqual([]);
+  });
+
+  it('refuses to adopt an existing namespace', async () => {
+    const err = (await applyOps(node(LAB, 'a'), { caps }).catch((e: unknown) => e)) as ApplyError;
+    expect(err.message).toBe(`netns ${A}: File exists (EEXIST, errno 17)`);
+    expect(err.journal.namespaces).toEqual([]);
+  });
+
+  it('shapes a link with htb: read back, and measured with iperf3 within ±5 %', async () => {
+    const rate = 50_000_000;
+    await changeImpairment(A, 'eth0', { rateBitsPerSec: rate }, { caps });
+    const tc = sh(['ip', 'netns', 'exec', A, 'tc', '-s', 'class', 'show', 'dev', 'eth0']).out;
+    expect(tc).toMatch(/class htb 1:1 root .*rate 50Mbit ceil 50Mbit/);
+    expect(sh(['ip', 'netns', 'exec', A, 'tc', 'qdisc', 'show', 'dev', 'eth0']).out).toMatch(/qdisc htb 1: root/);
+    const back = await readImpairment(A, 'eth0');
+    expect(back.impairment.rateBitsPerSec).toBe(rate);
+
+    const server = sh(['ip', 'netns', 'exec', C, 'iperf3', '-s', '-1', '-D', '-B', '10.1.0.3', '--pidfile', `/tmp/dunetest-iperf-${process.pid}.pid`]);
+    expect(server.code).toBe(0);
+    await new Promise((r) => setTimeout(r, 200));
+    const client = sh(['ip', 'netns', 'exec', A, 'iperf3', '-c', '10.1.0.3', '-t', '3', '-J']);
+    expect(client.code).toBe(0);
+    const j = JSON.parse(client.out) as { end: { sum_received: { bits_per_second: number } } };
+    const got = j.end.sum_received.bits_per_second;
+    // htb counts whole frames (1514 bytes at MTU 1500); iperf3 counts TCP payload (MSS 1448 with timestamps).
+    const expected = (rate * 1448) / 1514;
+    console.log(`htb ${rate / 1e6} Mbit/s: iperf3 measured ${(got / 1e6).toFixed(2)} Mbit/s goodput, expected ${(expected / 1e6).toFixed(2)}`);
+    expect(Math.abs(got - expected) / expected).toBeLessThan(0.05);
+  });
+
+  it('drops 30 % with nftables (binomial 99 % interval on 400 pings), then removes it live', async () => {
+    await changeImpairment(A, 'eth0', { lossPct: 30 }, { caps });
+    expect((await readImpairment(A, 'eth0')).impairment).toEqual({ lossPct: 30 });
+    const r = sh(['ip', 'netns', 'exec', A, 'ping', '-i', '0.002', '-c', '400', '-q', '-W', '1', '10.1.0.3']);
+    const m = /(\d+) packets transmitted, (\d+) received/.exec(r.out);
+    const lost = Number(m?.[1]) - Number(m?.[2]);
+    // n = 400, p = 0.3: mean 120, sd 9.17; 99 % (±2.576 sd): 96..144.
+    console.log(`nftables 30 % loss: ${lost}/400 lost`);
+    expect(lost).toBeGreaterThanOrEqual(96);
+    expect(lost).toBeLessThanOrEqual(144);
+    await changeImpairment(A, 'eth0', {}, { caps });
+    expect((await readImpairment(A, 'eth0')).impairment).toEqual({});
+    expect(ping(A, '10.1.0.3', ['-c', '5', '-i', '0.01']).code).toBe(0);
+  });
+
+  it('applies impair ops in a plan, and refuses what this kernel cannot do, naming it', async () => {
+    const op: Op = { op: 'impair', ns: B, dev: 'eth1', link: '1:a', mtu: 1500, impairment: { rateBitsPerSec: 10_000_000, queuePackets: 50, lossPct: 1 } };
+    const r = await applyOps([op], { caps });
+    expect(r.impairments[0]?.plan.assignments).toEqual({ rateBitsPerSec: 'htb', queuePackets: 'htb', lossPct: 'nftables-loss' });
+    expect(sh(['ip', 'netns', 'exec', B, 'tc', 'qdisc', 'show', 'dev', 'eth1']).out).toMatch(/pfifo 10: parent 1:1 limit 50p/);
+    const back = await readImpairment(B, 'eth1');
+    expect(back.impairment).toEqual({ rateBitsPerSec: 10_000_000, queuePackets: 50, lossPct: 1 });
+    if (!caps.netem.ok) {
+      const bad: Op = { ...op, dev: 'eth0', impairment: { delayUs: 20_000, lossPct: 1 } };
+      const err = (await applyOps([bad], { caps }).catch((e: unknown) => e)) as ApplyError;
+      expect(err.message).toMatch(/^dune\.dunetestap\.b\/eth0 \(link 1:a\): cannot apply delayUs on this kernel \(no sch_netem/);
+      expect(err.hint).toMatch(/sch_netem/);
+    }
+  });
+});
+
+describe.skipIf(!isRoot)(`VXLAN between namespaces over a veth underlay (${ROOT_REASON})`, () => {
+  const L = 'dunetestvx';
+  afterAll(async () => {
+    await teardownLab(L);
+    expect(nsList(`dune.${L}.`)).toEqual([]);
+  });
+
+  it('carries pings between two "phynodes" without touching the host namespace', async () => {
+    const caps = await probeCapabilities();
+    await teardownLab(L);
+    const ph1 = ns(L, 'ph1');
+    const ph2 = ns(L, 'ph2');
+    await applyOps(
+      [
+        ...node(L, 'ph1'),
+        ...node(L, 'ph2'),
+        ...veth(L, 'ph1', 'u0', 'ph2', 'u0'),
+        { op: 'addr', ns: ph1, dev: 'u0', cidr: '198.51.100.1/30' },
+        { op: 'addr', ns: ph2, dev: 'u0', cidr: '198.51.100.2/30' },
+        { op: 'up', ns: ph1, dev: 'u0' },
+        { op: 'up', ns: ph2, dev: 'u0' },
+      ],
+      { caps },
+    );
+    const host = (n: string, local: string, remote: string, addr: string): Op[] => [
+      ...node(L, n),
+      { op: 'vxlan', ns: ns(L, n), name: 'vx0', vni: 4242, local, remote, port: 4789, underlayDev: 'u0', mtu: 1450, alias: `dune:${L}:${n}:vx0` },
+      { op: 'addr', ns: ns(L, n), dev: 'vx0', cidr: addr },
+      { op: 'up', ns: ns(L, n), dev: 'lo' },
+      { op: 'up', ns: ns(L, n), dev: 'vx0' },
+    ];
+    await applyOps(host('n1', '198.51.100.1', '198.51.100.2', '10.9.0.1/30'), { caps, hostNs: ph1 });
+    await applyOps(host('n2', '198.51.100.2', '198.51.100.1', '10.9.0.2/30'), { caps, hostNs: ph2 });
+    const vx = readLinks(ns(L, 'n1')).find((l) => l.name === 'vx0');
+    expect(vx).toMatchObject({ kind: 'vxlan', mtu: 1450, alias: `dune:${L}:n1:vx0` });
+    expect(ping(ns(L, 'n1'), '10.9.0.2', ['-c', '3', '-i', '0.2']).code).toBe(0);
+    // The encapsulated packets crossed the underlay inside ph1/ph2, not the host.
+    const u0 = readLinks(ph1).find((l) => l.name === 'u0');
+    expect(Number(u0?.stats?.txPackets ?? 0n)).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe.skipIf(!isRoot)(`teardown from kernel marks (${ROOT_REASON})`, () => {
+  const L = 'dunetesttd';
+  const FOREIGN_NS = 'dunetest-foreign';
+  const FOREIGN_PREFIXED = `dune.${L}.foreign`;
+  const FOREIGN_IF = 'dunetestfor0';
+  const MARKED_IF = 'dunetestmrk0';
+  beforeAll(async () => {
+    await teardownLab(L);
+  });
+  afterAll(async () => {
+    await teardownLab(L);
+    sh(['ip', 'netns', 'del', FOREIGN_NS]);
+    sh(['ip', 'netns', 'del', FOREIGN_PREFIXED]);
+    sh(['ip', 'link', 'del', FOREIGN_IF]);
+    sh(['ip', 'link', 'del', MARKED_IF]);
+  });
+
+  it('deletes only marked namespaces and interfaces, reports foreign ones, and is idempotent', async () => {
+    const caps = await probeCapabilities();
+    await applyOps([...node(L, 'a'), ...node(L, 'b'), ...veth(L, 'a', 'eth0', 'b', 'eth0')], { caps });
+    expect(sh(['ip', 'netns', 'add', FOREIGN_NS]).code).toBe(0);
+    expect(sh(['ip', 'netns', 'add', FOREIGN_PREFIXED]).code).toBe(0);
+    expect(sh(['ip', 'link', 'add', FOREIGN_IF, 'type', 'veth', 'peer', 'name', 'dunetestfor1']).code).toBe(0);
+    expect(sh(['ip', 'link', 'set', FOREIGN_IF, 'alias', 'dunetest: not ours']).code).toBe(0);
+    expect(sh(['ip', 'link', 'add', MARKED_IF, 'type', 'veth', 'peer', 'name', 'dunetestmrk1']).code).toBe(0);
+    expect(sh(['ip', 'link', 'set', MARKED_IF, 'alias', `dune:${L}:host:${MARKED_IF}`]).code).toBe(0);
+
+    const r = await teardownAll();
+    expect(r.deletedNamespaces).toEqual(expect.arrayContaining([ns(L, 'a'), ns(L, 'b')]));
+    expect(r.foreign).toContainEqual({ ns: FOREIGN_PREFIXED, reason: 'no mark on lo: foreign, left alone' });
+    expect(r.deletedHostInterfaces).toContain(MARKED_IF);
+    expect(r.errors).toEqual([]);
+    expect(nsList(`dune.${L}.`)).toEqual([FOREIGN_PREFIXED]);
+    expect(nsList(FOREIGN_NS)).toEqual([FOREIGN_NS]);
+    expect(sh(['ip', 'link', 'show', FOREIGN_IF]).code).toBe(0);
+    expect(sh(['ip', 'link', 'show', MARKED_IF]).code).not.toBe(0);
+
+    const again = await teardownLab(L);
+    expect(again.deletedNamespaces).toEqual([]);
+    expect(again.errors).toEqual([]);
+  });
+});
