@@ -85,7 +85,7 @@ export interface NlAck {
 export function parseError(m: NlMsg): NlAck {
   if (m.type !== NLMSG_ERROR) throw new Error(`not an NLMSG_ERROR: type ${m.type}`);
   const err = m.data.readInt32LE(0);
-  const ack: NlAck = { seq: m.seq, errno: -err };
+  const ack: NlAck = { seq: m.seq, errno: err === 0 ? 0 : -err };
   if (m.flags & NLM_F_ACK_TLVS) {
     // After the error code: the request's own nlmsghdr, plus its payload unless CAPPED.
     const origLen = m.data.length >= 20 ? m.data.readUInt32LE(4) : NLMSG_HDRLEN;

@@ -53,8 +53,14 @@ export function formatHandle(h: number): string {
   return `${(h >>> 16).toString(16)}:${(h & 0xffff).toString(16)}`;
 }
 
-/** A probability in percent as netem's u32 scale (iproute2: rint(fraction × UINT32_MAX)). */
-export const pctToU32 = (pct: number): number => Math.round((Math.min(Math.max(pct, 0), 100) / 100) * U32_MAX) >>> 0;
+/** C's rint() in the default rounding mode: halves go to the even neighbour. */
+export function rint(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x - Math.trunc(x)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** A probability in percent on netem's u32 scale, exactly as iproute2: rint(fraction × UINT32_MAX). */
+export const pctToU32 = (pct: number): number => rint((Math.min(Math.max(pct, 0), 100) / 100) * U32_MAX) >>> 0;
 export const u32ToPct = (v: number): number => (v / U32_MAX) * 100;
 
 /** Nanoseconds → kernel psched ticks (64 ns), saturating at u32. */
