@@ -80,6 +80,32 @@ describe.skipIf(!isRoot)(`applyOps on the host kernel (${ROOT_REASON})`, () => {
     ]);
   });
 
+  it('builds a Linux bridge with enslaved veths (a switch node) and switches between hosts', async () => {
+    const S = ns(LAB, 's');
+    const ops: Op[] = [
+      ...node(LAB, 's'),
+      ...node(LAB, 'h1'),
+      ...node(LAB, 'h2'),
+      { op: 'bridge', ns: S, name: 'br0', alias: `dune:${LAB}:s:br0` },
+      ...veth(LAB, 'h1', 'eth0', 's', 'p1'),
+      ...veth(LAB, 'h2', 'eth0', 's', 'p2'),
+      { op: 'enslave', ns: S, dev: 'p1', master: 'br0' },
+      { op: 'enslave', ns: S, dev: 'p2', master: 'br0' },
+      { op: 'addr', ns: ns(LAB, 'h1'), dev: 'eth0', cidr: '10.4.0.1/24' },
+      { op: 'addr', ns: ns(LAB, 'h2'), dev: 'eth0', cidr: '10.4.0.2/24' },
+      ...['br0', 'p1', 'p2'].map((dev): Op => ({ op: 'up', ns: S, dev })),
+      { op: 'up', ns: ns(LAB, 'h1'), dev: 'eth0' },
+      { op: 'up', ns: ns(LAB, 'h2'), dev: 'eth0' },
+    ];
+    const r = await applyOps(ops, { caps });
+    expect(r.counts).toMatchObject({ bridge: 1, enslave: 2, veth: 2 });
+    const links = readLinks(S);
+    const br = links.find((l) => l.name === 'br0');
+    expect(br).toMatchObject({ kind: 'bridge', up: true, alias: `dune:${LAB}:s:br0` });
+    expect(links.filter((l) => l.master === br?.index).map((l) => l.name).sort()).toEqual(['p1', 'p2']);
+    expect(ping(ns(LAB, 'h1'), '10.4.0.2', ['-c', '2', '-i', '0.2']).code).toBe(0);
+  });
+
   it('says which op failed, with the kernel message, and journals what it created', async () => {
     const ops: Op[] = [...node(LAB, 'x'), ...node(LAB, 'y'), ...veth(LAB, 'x', 'eth0', 'y', 'eth0'), { op: 'addr', ns: ns(LAB, 'x'), dev: 'eth0', cidr: '10.2.0.0/31' }, { op: 'route', ns: ns(LAB, 'x'), dst: '10.3.0.0/24', via: '10.9.9.9', dev: 'eth0' }];
     const err = await applyOps(ops, { caps }).catch((e: unknown) => e);
