@@ -89,6 +89,12 @@ export interface RouteOp {
   via?: string;
   dev: string;
   metric?: number;
+  /**
+   * Preferred source address (RTA_PREFSRC) for traffic the node itself sends this way: its
+   * loopback. Link subnets are not routed beyond their link, so without it a reply to the
+   * interface address the kernel would pick could not find its way back.
+   */
+  src?: string;
 }
 
 export interface SysctlOp {

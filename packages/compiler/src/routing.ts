@@ -126,6 +126,8 @@ export function computeRoutes(input: RouteInputs, weights: Weights, diags: Diagn
   topo.nodes.forEach((node, i) => {
     if (topo.lab.routeTo === 'all-nodes' || node.client) dests.push(i);
   });
+  const isDest = new Uint8Array(n);
+  for (const d of dests) isDest[d] = 1;
   const nextLink: Int32Array[] = [];
   // Destination prefixes, formatted once and shared by every route op that uses them.
   const dstV4: string[][] = [];
@@ -146,6 +148,11 @@ export function computeRoutes(input: RouteInputs, weights: Weights, diags: Diagn
     components: comps.length,
     emit(v, out) {
       const nsv = ns[v] as string;
+      // Only a node others can route to gets its loopback as source (NetMirage mode routes
+      // to clients only: a core router's loopback would be unanswerable).
+      const routed = isDest[v] === 1;
+      const src4 = addr.nodeV4[v] as string;
+      const src6 = addr.nodeV6[v] as string;
       for (let k = 0; k < dests.length; k++) {
         const li = (nextLink[k] as Int32Array)[v] as number;
         if (li < 0) continue;
@@ -153,9 +160,14 @@ export function computeRoutes(input: RouteInputs, weights: Weights, diags: Diagn
         const isA = aNode[li] === v;
         const dev = (isA ? aName[li] : bName[li]) as string;
         const via4 = (isA ? v4b[li] : v4a[li]) as string;
-        for (const dst of dstV4[d] as string[]) out.push({ op: 'route', ns: nsv, dst, via: via4, dev });
         const via6 = (isA ? v6b[li] : v6a[li]) as string;
-        for (const dst of dstV6[d] as string[]) out.push({ op: 'route', ns: nsv, dst, via: via6, dev });
+        if (routed) {
+          for (const dst of dstV4[d] as string[]) out.push({ op: 'route', ns: nsv, dst, via: via4, dev, src: src4 });
+          for (const dst of dstV6[d] as string[]) out.push({ op: 'route', ns: nsv, dst, via: via6, dev, src: src6 });
+        } else {
+          for (const dst of dstV4[d] as string[]) out.push({ op: 'route', ns: nsv, dst, via: via4, dev });
+          for (const dst of dstV6[d] as string[]) out.push({ op: 'route', ns: nsv, dst, via: via6, dev });
+        }
       }
     },
   };

@@ -52,7 +52,7 @@ describe('links: veth on one phynode, VXLAN across', () => {
     expect(plan.stats).toMatchObject({ vxlanLinks: 2, vethLinks: 2 });
     // Routes across phynodes go through the tunnel like any other link.
     const r = ops(plan, 'route', 'ph1').find((o) => o.ns === 'dune.test.b' && o.dst === '10.0.0.3/32');
-    expect(r).toEqual({ op: 'route', ns: 'dune.test.b', dst: '10.0.0.3/32', via: '10.128.0.3', dev: 'eth1' });
+    expect(r).toEqual({ op: 'route', ns: 'dune.test.b', dst: '10.0.0.3/32', via: '10.128.0.3', dev: 'eth1', src: '10.0.0.2' });
   });
 
   test('a phynode with cross-host links needs an underlay address', () => {

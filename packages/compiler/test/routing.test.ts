@@ -139,6 +139,28 @@ describe('static routes', () => {
     ]);
   });
 
+  test("a node's own traffic leaves from its loopback (route src), so replies find their way back", () => {
+    const plan = compile(new TopoBuilder().nodesNamed('a', 'b', 'c').chain(['a', 'b', 'c']).build());
+    expect(ops(plan, 'route').filter((r) => r.ns === 'dune.test.a')).toEqual([
+      { op: 'route', ns: 'dune.test.a', dst: '10.0.0.2/32', via: '10.128.0.1', dev: 'eth0', src: '10.0.0.1' },
+      { op: 'route', ns: 'dune.test.a', dst: 'fd7a:d0::2/128', via: 'fd7a:de00::1', dev: 'eth0', src: 'fd7a:d0::1' },
+      { op: 'route', ns: 'dune.test.a', dst: '10.0.0.3/32', via: '10.128.0.1', dev: 'eth0', src: '10.0.0.1' },
+      { op: 'route', ns: 'dune.test.a', dst: 'fd7a:d0::3/128', via: 'fd7a:de00::1', dev: 'eth0', src: 'fd7a:d0::1' },
+    ]);
+    // Routing to clients only: a non-client's loopback is not routed, so it is no source.
+    const clients = compile(new TopoBuilder().lab({ routeTo: 'clients' }).node('c1', { client: true }).node('core').node('c2', { client: true }).chain(['c1', 'core', 'c2']).build());
+    expect(ops(clients, 'route').map((r) => `${r.ns.slice(10)} ${r.dst} ${r.src ?? '-'}`)).toEqual([
+      'c1 10.0.0.3/32 10.0.0.1',
+      'c1 fd7a:d0::3/128 fd7a:d0::1',
+      'core 10.0.0.1/32 -',
+      'core fd7a:d0::1/128 -',
+      'core 10.0.0.3/32 -',
+      'core fd7a:d0::3/128 -',
+      'c2 10.0.0.1/32 10.0.0.3',
+      'c2 fd7a:d0::1/128 fd7a:d0::3',
+    ]);
+  });
+
   test('disconnected parts: one warning listing them, no routes across, counted in stats', () => {
     const b = new TopoBuilder().nodesNamed('a1', 'a2', 'b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'lonely');
     b.link('a1', 'a2').chain(['b1', 'b2', 'b3', 'b4', 'b5', 'b6']);
