@@ -350,13 +350,17 @@ function quotas(hosts: Host[], n: number): number[] {
   const weight = cores.map((c) => (c === undefined ? avg : c));
   const total = weight.reduce((a, b) => a + b, 0);
   if (total <= 0) return hosts.map((_, i) => (i === 0 ? n : 0));
-  // Cumulative rounding: the shares add up to exactly n.
-  let cum = 0;
-  return weight.map((w) => {
-    const before = Math.round((n * cum) / total);
-    cum += w;
-    return Math.round((n * cum) / total) - before;
-  });
+  // Largest remainder: the shares add up to exactly n, leftovers go to the first phynodes.
+  const exact = weight.map((w) => (n * w) / total);
+  const share = exact.map(Math.floor);
+  let left = n - share.reduce((a, b) => a + b, 0);
+  const byRemainder = range(hosts.length).sort((x, y) => (exact[y] as number) - (share[y] as number) - ((exact[x] as number) - (share[x] as number)) || x - y);
+  for (const i of byRemainder) {
+    if (left <= 0) break;
+    bump(share, i, 1);
+    left--;
+  }
+  return share;
 }
 
 function describeHost(h: Host): string {
