@@ -3,3 +3,4 @@ export * from './compile.js';
 export * from './naming.js';
 export { summarizePlan } from './summary.js';
 export * as cidr from './cidr.js';
+export { serializePlanChunks } from './serialize.js';

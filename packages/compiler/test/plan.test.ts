@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { readTopology, type Topology } from '@dune/topology';
-import { compile, compileWithDiagnostics, serializePlan, summarizePlan, type CompileOptions, type OpKind } from '../src/index.js';
+import { compile, compileWithDiagnostics, serializePlan, serializePlanChunks, summarizePlan, type CompileOptions, type OpKind } from '../src/index.js';
 import { cmd, pinned, TopoBuilder } from './helpers.js';
 import { syntheticInternet } from './synthetic.js';
 
@@ -119,5 +119,16 @@ describe('the DUNE example file (topologies/dune-example.toml)', () => {
       message = (e as Error).message.replaceAll(dirname(file), '<dir>').replaceAll(file, 'dune-example.toml');
     }
     expect(message).toMatchSnapshot();
+  });
+});
+
+describe('serializePlanChunks', () => {
+  test('concatenates to exactly serializePlan, with and without indentation', () => {
+    const plans = [compile(smallLab(), { readFile }), compile(new TopoBuilder().build()), compile(syntheticInternet({ nodes: 60, clients: 6 }))];
+    for (const plan of plans) {
+      for (const indent of [0, 2, 4]) {
+        expect([...serializePlanChunks(plan, indent, 7)].join('')).toBe(serializePlan(plan, indent));
+      }
+    }
   });
 });
