@@ -100,6 +100,7 @@ async function main() {
   const ours = ms(t0);
   const phases = Object.entries(r.timingsMs).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ');
   const upCount = Number(execFileSync('ip', ['-n', ns(1), '-o', 'link', 'show', 'up'], { encoding: 'utf8' }).split('\n').filter(Boolean).length);
+  await settle(); // teardown timed on a quiet machine, like the baseline's
   const t1 = now();
   const td = await teardownLab(LAB);
   const oursDown = ms(t1);
@@ -122,6 +123,7 @@ async function main() {
   }
   const tUp = ms(tu0);
   const batch = ms(tb0);
+  await settle();
   const tbd = now();
   ipBatch(Array.from({ length: NS }, (_, i) => `netns del ${ns(i)}`));
   const batchDown = ms(tbd);
@@ -151,7 +153,7 @@ async function main() {
   console.log(`    ip -batch without the peer-end ups: ${(tNs + tLinks).toFixed(0)} ms   ratio ${((tNs + tLinks) / ours).toFixed(2)}x`);
   console.log(`  ip per operation        ${perOp.toFixed(0).padStart(6)} ms   (measured ${perOpSmall.toFixed(0)} ms on ${nsSmall} ns + ${PER_OP_LINKS} links, scaled x${scale})   ratio ${(perOp / ours).toFixed(1)}x`);
   console.log(`teardown of ${NS} namespaces`);
-  console.log(`  teardownLab             ${oursDown.toFixed(0).padStart(6)} ms   (marks verified on each)`);
+  console.log(`  teardownLab             ${oursDown.toFixed(0).padStart(6)} ms   [verify marks ${td.timingsMs.verify}, delete ${td.timingsMs.delete}, host ${td.timingsMs.host}]`);
   console.log(`  ip -batch netns del     ${batchDown.toFixed(0).padStart(6)} ms   ratio ${(batchDown / oursDown).toFixed(2)}x`);
   console.log(`  note: applyOps also writes 1000 lo marks and 3000 aliases that the ip baselines skip`);
   if (left.length) {

@@ -287,7 +287,7 @@ class Applier {
   private createLinks(ups: Set<string>): void {
     const host = this.hostCtx();
     const aliases: { c: NsCtx; index: number; alias: string; opIndex: number; up: boolean }[] = [];
-    const hostCreated: string[] = [];
+    const hostCreated: [string, number][] = [];
     let n: Record<'veth' | 'vxlan' | 'bridge', number> = { veth: 0, vxlan: 0, bridge: 0 };
     this.ops.forEach((op, i) => {
       if (op.op !== 'veth' && op.op !== 'vxlan' && op.op !== 'bridge') return;
@@ -303,8 +303,8 @@ class Applier {
           { c: ca, index: ia, alias: v.alias, opIndex: i, up: this.aliasAndUp(ca, v.name, ups) },
           { c: cb, index: ib, alias: v.peerAlias, opIndex: i, up: this.aliasAndUp(cb, v.peerName, ups) },
         );
-        if (ca === host) hostCreated.push(v.name);
-        if (cb === host) hostCreated.push(v.peerName);
+        if (ca === host) hostCreated.push([v.name, i]);
+        if (cb === host) hostCreated.push([v.peerName, i]);
       } else if (op.op === 'vxlan') {
         const x: VxlanOp = op;
         const [c, idx] = this.allocIndex(x.ns, op, x.name);
@@ -331,21 +331,21 @@ class Applier {
         // Sent on the host's socket: the VXLAN UDP socket belongs to the creating namespace.
         host.sock.queue(ref, (w, seq) => newVxlan(w, seq, s));
         aliases.push({ c, index: idx, alias: x.alias, opIndex: i, up: this.aliasAndUp(c, x.name, ups) });
-        if (c === host) hostCreated.push(x.name);
+        if (c === host) hostCreated.push([x.name, i]);
       } else {
         const b: BridgeOp = op;
         const [c, idx] = this.allocIndex(b.ns, op, b.name);
         const s = this.spec(c, idx, b.name, b.mtu ? { mtu: b.mtu } : {});
         host.sock.queue(ref, (w, seq) => newBridge(w, seq, s));
         aliases.push({ c, index: idx, alias: b.alias, opIndex: i, up: this.aliasAndUp(c, b.name, ups) });
-        if (c === host) hostCreated.push(b.name);
+        if (c === host) hostCreated.push([b.name, i]);
       }
       n = { ...n, [op.op]: n[op.op] + 1 };
     });
     host.sock.drain();
     // Host-side interfaces go in the journal only once they exist.
     const failedOps = new Set(host.sock.failures.map((f) => f.ref.opIndex));
-    for (const name of hostCreated) this.journal.hostInterfaces.push(name);
+    for (const [name, i] of hostCreated) if (!failedOps.has(i)) this.journal.hostInterfaces.push(name);
     if (failedOps.size > 0) this.throwFailures([host]);
     for (const a of aliases) {
       a.c.sock.queue({ opIndex: a.opIndex }, (w, seq) => setLink(w, seq, { index: a.index, alias: a.alias, ...(a.up ? { up: true } : {}) }));

@@ -2,10 +2,11 @@
  * Teardown from kernel state alone (no journal needed), touching only what carries our marks:
  *
  *   /run/netns/dune.<lab>.*  → open each, read lo's alias (one pipelined GETLINK per
- *                              namespace) → `dune:<lab>:…`? delete (umount + unlink, native)
- *                              : report it as foreign and leave it alone
+ *                              namespace) → `dune:<lab>:…`? to delete : report it as
+ *                              foreign and leave it alone
  *   host interfaces          → dump, delete those whose alias starts with `dune:<lab>:`
  *   host nftables            → delete table inet dune_<lab>
+ *   marked namespaces        → umount + unlink (native), last
  *
  * Idempotent: a second run finds nothing and succeeds. The kernel frees a namespace and its
  * interfaces asynchronously once its file is gone; that is fine.
@@ -35,6 +36,8 @@ export interface TeardownResult {
   deletedNftTables: string[];
   errors: string[];
   ms: number;
+  /** Wall time per step: verify (marks), delete (namespaces), host (interfaces + nft). */
+  timingsMs: { verify: number; delete: number; host: number };
 }
 
 export interface TeardownOptions {
@@ -72,17 +75,26 @@ async function teardown(lab: string | null, opts: TeardownOptions): Promise<Tear
     deletedNftTables: [],
     errors: [],
     ms: 0,
+    timingsMs: { verify: 0, delete: 0, host: 0 },
   };
+  // Listing nftables tables means spawning nft: start it now, it runs while we work.
+  const tablesP = listNftTables(opts.hostNs ?? null);
   const prefix = lab === null ? 'dune.' : `dune.${lab}.`;
   const candidates = listNamespaces().filter((n) => n.startsWith(prefix) && n !== opts.hostNs);
   const marked = verifyMarks(candidates, res);
+  const t1 = performance.now();
+  res.timingsMs.verify = Math.round(t1 - t0);
+  // Host-side objects first: deleting namespaces starts the kernel's cleanup of every
+  // interface in them, which holds RTNL in long stretches and would stall our dump.
+  deleteHostInterfaces(lab, opts.hostNs ?? null, res);
+  await deleteHostNft(lab, opts.hostNs ?? null, await tablesP, res);
+  const t2 = performance.now();
+  res.timingsMs.host = Math.round(t2 - t1);
   const failed = deleteNamespaces(marked);
+  res.timingsMs.delete = Math.round(performance.now() - t2);
   for (const f of failed) res.errors.push(`delete namespace ${f.name}: ${f.message}`);
   const failedNames = new Set(failed.map((f) => f.name));
   res.deletedNamespaces = marked.filter((n) => !failedNames.has(n));
-
-  deleteHostInterfaces(lab, opts.hostNs ?? null, res);
-  await deleteHostNft(lab, opts.hostNs ?? null, res);
   res.ms = Math.round(performance.now() - t0);
   return res;
 }
@@ -191,8 +203,7 @@ function deleteHostInterfaces(lab: string | null, hostNs: string | null, res: Te
   }
 }
 
-async function deleteHostNft(lab: string | null, hostNs: string | null, res: TeardownResult): Promise<void> {
-  const tables = await listNftTables(hostNs);
+async function deleteHostNft(lab: string | null, hostNs: string | null, tables: string[], res: TeardownResult): Promise<void> {
   const doomed = tables.filter((t) => (lab === null ? t.startsWith('dune_') : t === nftTableName(lab)));
   for (const t of doomed) {
     const l = t.slice('dune_'.length);

@@ -54,7 +54,6 @@ export class NlSocket<R = string> {
   private seq = 1;
   private readonly w = new NlWriter(SEND_CHUNK_BYTES + 8192);
   private readonly pending = new Map<number, R>();
-  private unsent = 0;
   readonly failures: Failure<R>[] = [];
   private closed = false;
 
@@ -73,7 +72,6 @@ export class NlSocket<R = string> {
     const seq = this.seq++;
     build(this.w, seq);
     this.pending.set(seq, ref);
-    this.unsent++;
     if (this.w.length >= SEND_CHUNK_BYTES) this.flush();
     if (this.pending.size >= MAX_IN_FLIGHT) this.drain();
   }
@@ -83,7 +81,6 @@ export class NlSocket<R = string> {
     if (this.w.length === 0) return;
     native().nlSend(this.fd, this.w.bytes());
     this.w.reset();
-    this.unsent = 0;
   }
 
   get outstanding(): number {
