@@ -436,6 +436,7 @@ class Applier {
               oif,
               ...(op.via !== undefined ? { via: op.via } : {}),
               ...(op.metric !== undefined ? { metric: op.metric } : {}),
+              ...(op.src !== undefined ? { src: op.src } : {}),
             }),
           );
           bump('route');

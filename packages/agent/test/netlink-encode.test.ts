@@ -123,6 +123,12 @@ describe('RTM_NEWADDR / RTM_NEWROUTE', () => {
     );
   });
 
+  it('a preferred source goes in RTA_PREFSRC', () => {
+    const w = new NlWriter();
+    newRoute(w, 1, { dst: '10.1.0.0/16', via: '10.0.0.1', oif: 3, src: '10.0.0.9' });
+    expect(bytes(w)).toContain(hex('0800 0700 0a000009'));
+  });
+
   it('`default` takes the family of its gateway', () => {
     const w = new NlWriter();
     newRoute(w, 1, { dst: 'default', via: 'fe80::1', oif: 2 });

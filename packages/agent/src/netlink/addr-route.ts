@@ -17,6 +17,7 @@ import {
   RTA_DST,
   RTA_GATEWAY,
   RTA_OIF,
+  RTA_PREFSRC,
   RTA_PRIORITY,
   RTA_TABLE,
   RTA_VIA,
@@ -57,6 +58,8 @@ export interface RouteSpec {
   via?: string;
   oif: number;
   metric?: number;
+  /** Preferred source address (`ip route ... src A`), e.g. the node's loopback address. */
+  src?: string;
 }
 
 /**
@@ -83,6 +86,7 @@ export function newRoute(w: NlWriter, seq: number, r: RouteSpec): void {
     else w.attrStruct(RTA_VIA, (x) => x.u16(gw.family).raw(gw.bytes));
   }
   w.attrU32(RTA_OIF, r.oif);
+  if (r.src !== undefined) w.attrBytes(RTA_PREFSRC, parseIp(r.src).bytes);
   if (r.metric !== undefined) w.attrU32(RTA_PRIORITY, r.metric);
   w.attrU32(RTA_TABLE, RT_TABLE_MAIN);
   w.endMsg(start);
