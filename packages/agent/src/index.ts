@@ -26,3 +26,10 @@ export { readLinks, readAddrs, readRoutes, type LinkStatus, type AddrInfo, type 
 export { ApplyError, describeOp, emptyJournal, type Journal } from './errors.js';
 export { createNamespaces, deleteNamespaces, listNamespaces, nsPath, NETNS_DIR } from './netns.js';
 export { rollback } from './rollback.js';
+export { removeKernelOps } from './remove.js';
+export {
+  up, down, status, set, listLabs, resolveLab, labPlan, nodeNs, requireRoot,
+  type LabEvent, type UpOptions, type UpResult, type DownResult, type LabStatus, type LinkStatus as LabLinkStatus,
+} from './lab/lab.js';
+export { STATE_ROOT, journalLabs, readState, type LabState, type ProcessRecord } from './lab/journal.js';
+export { converge, opKey, type Convergence } from './lab/diff.js';

@@ -4,3 +4,4 @@ export * from './naming.js';
 export { summarizePlan } from './summary.js';
 export * as cidr from './cidr.js';
 export { serializePlanChunks } from './serialize.js';
+export * from './synthetic.js';

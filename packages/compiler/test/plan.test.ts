@@ -5,7 +5,7 @@ import { describe, expect, test } from 'vitest';
 import { readTopology, type Topology } from '@dune/topology';
 import { compile, compileWithDiagnostics, serializePlan, serializePlanChunks, summarizePlan, type CompileOptions, type OpKind } from '../src/index.js';
 import { cmd, pinned, TopoBuilder } from './helpers.js';
-import { syntheticInternet } from './synthetic.js';
+import { syntheticInternet } from '../src/synthetic.js';
 
 const FILES: Record<string, string> = {
   '/topo/bird.conf.j2': 'router id {{ ctx.rid }};\n{% for name, i in ifaces | dictsort %}interface "{{ name }}" { cost {{ i.metric }}; }; # peer {{ i.peer }}\n{% endfor %}',

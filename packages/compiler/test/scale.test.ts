@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { readTopology } from '@dune/topology';
 import { compile } from '../src/index.js';
-import { syntheticInternet } from './synthetic.js';
+import { syntheticInternet } from '../src/synthetic.js';
 
 const KDL = fileURLToPath(new URL('../../../topologies/zoo/Kdl.graphml', import.meta.url));
 

@@ -23,6 +23,8 @@ import {
   RTA_VIA,
   RTM_GETADDR,
   RTM_GETROUTE,
+  RTM_DELADDR,
+  RTM_DELROUTE,
   RTM_NEWADDR,
   RTM_NEWROUTE,
   RTN_UNICAST,
@@ -33,17 +35,20 @@ import { attrs, attrU32, type NlMsg } from './parse.js';
 import type { NlWriter } from './writer.js';
 
 const CREATE_FLAGS = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+const DELETE_FLAGS = NLM_F_REQUEST | NLM_F_ACK;
+
+/** The same messages with `del` set are RTM_DELADDR / RTM_DELROUTE: convergence removes what a new plan no longer has. */
 
 /**
  * `ip addr add CIDR dev IFINDEX`. IPv4 carries IFA_LOCAL and IFA_ADDRESS (the same on a
  * broadcast link); IPv6 carries IFA_ADDRESS with IFA_F_NODAD so the address is usable at
  * once instead of after ~1-2 s of duplicate address detection.
  */
-export function newAddr(w: NlWriter, seq: number, ifindex: number, cidr: string): void {
+export function newAddr(w: NlWriter, seq: number, ifindex: number, cidr: string, del = false): void {
   const p = parsePrefix(cidr);
   const v6 = p.family === AF_INET6;
   const flags = v6 ? IFA_F_NODAD | IFA_F_PERMANENT : IFA_F_PERMANENT;
-  const start = w.beginMsg(RTM_NEWADDR, CREATE_FLAGS, seq);
+  const start = del ? w.beginMsg(RTM_DELADDR, DELETE_FLAGS, seq) : w.beginMsg(RTM_NEWADDR, CREATE_FLAGS, seq);
   // struct ifaddrmsg { u8 family; u8 prefixlen; u8 flags; u8 scope; u32 index; }
   w.u8(p.family).u8(p.prefixLen).u8(flags & 0xff).u8(RT_SCOPE_UNIVERSE).u32(ifindex);
   if (!v6) w.attrBytes(IFA_LOCAL, p.bytes);
@@ -66,10 +71,10 @@ export interface RouteSpec {
  * `ip route add DST [via GW] dev OIF [metric M] proto 68`. A gateway of the other family
  * (an IPv4 route via an IPv6 next hop) goes in RTA_VIA, as the kernel requires.
  */
-export function newRoute(w: NlWriter, seq: number, r: RouteSpec): void {
+export function newRoute(w: NlWriter, seq: number, r: RouteSpec, del = false): void {
   const gw = r.via !== undefined ? parseIp(r.via) : undefined;
   const dst = parsePrefix(r.dst, gw?.family);
-  const start = w.beginMsg(RTM_NEWROUTE, CREATE_FLAGS, seq);
+  const start = del ? w.beginMsg(RTM_DELROUTE, DELETE_FLAGS, seq) : w.beginMsg(RTM_NEWROUTE, CREATE_FLAGS, seq);
   // struct rtmsg { family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags; }
   w.u8(dst.family)
     .u8(dst.prefixLen)

@@ -1,0 +1,108 @@
+/**
+ * The lab's state on this host: `/run/dune/<lab>/` (tmpfs: gone at reboot, as are the
+ * namespaces it describes).
+ *
+ *   plan.json      the plan last applied (canonical JSON)
+ *   state.json     phase, processes (pid + start time, to survive pid reuse), host objects
+ *   logs/          one log per process
+ *
+ * Writes are atomic (write to a temp file, rename), so a kill -9 at any point leaves either
+ * the old or the new file, never half of one.
+ */
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Plan } from '@dune/compiler';
+
+export const STATE_ROOT = process.env['DUNE_STATE_DIR'] ?? '/run/dune';
+
+export interface ProcessRecord {
+  name: string;
+  node: string;
+  ns: string;
+  pid: number;
+  /** /proc/<pid>/stat field 22: tells a reused pid from ours. */
+  startTicks: number;
+  argv: string[];
+  cpus: number[];
+  log: string;
+  preDown: string[][];
+  down?: string[];
+}
+
+export interface LabState {
+  lab: string;
+  /** `applying` while up runs: a journal left in this phase means up was interrupted. */
+  phase: 'applying' | 'up' | 'tearing-down';
+  createdAt: string;
+  updatedAt: string;
+  processes: ProcessRecord[];
+  /** Namespaces this up created (the rest existed already). */
+  namespaces: string[];
+  /** Files written, for down to remove. */
+  files: string[];
+  backend: Record<string, string>;
+}
+
+export function labDir(lab: string): string {
+  return join(STATE_ROOT, lab);
+}
+
+export function logDir(lab: string): string {
+  return join(labDir(lab), 'logs');
+}
+
+function atomicWrite(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+export function writePlan(lab: string, planJson: string): void {
+  mkdirSync(logDir(lab), { recursive: true, mode: 0o700 });
+  atomicWrite(join(labDir(lab), 'plan.json'), planJson);
+}
+
+export function readPlan(lab: string): Plan | undefined {
+  const p = join(labDir(lab), 'plan.json');
+  if (!existsSync(p)) return undefined;
+  return JSON.parse(readFileSync(p, 'utf8')) as Plan;
+}
+
+export function readPlanText(lab: string): string | undefined {
+  const p = join(labDir(lab), 'plan.json');
+  return existsSync(p) ? readFileSync(p, 'utf8') : undefined;
+}
+
+export function writeState(state: LabState): void {
+  mkdirSync(logDir(state.lab), { recursive: true, mode: 0o700 });
+  state.updatedAt = new Date().toISOString();
+  atomicWrite(join(labDir(state.lab), 'state.json'), JSON.stringify(state, null, 2) + '\n');
+}
+
+export function readState(lab: string): LabState | undefined {
+  const p = join(labDir(lab), 'state.json');
+  if (!existsSync(p)) return undefined;
+  try {
+    return JSON.parse(readFileSync(p, 'utf8')) as LabState;
+  } catch {
+    return undefined;
+  }
+}
+
+export function removeJournal(lab: string): void {
+  rmSync(labDir(lab), { recursive: true, force: true });
+}
+
+/** Labs with a journal on this host. */
+export function journalLabs(): string[] {
+  if (!existsSync(STATE_ROOT)) return [];
+  return readdirSync(STATE_ROOT, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
+}
+
+export function newState(lab: string): LabState {
+  const now = new Date().toISOString();
+  return { lab, phase: 'applying', createdAt: now, updatedAt: now, processes: [], namespaces: [], files: [], backend: {} };
+}

@@ -1,0 +1,520 @@
+/**
+ * A lab on this host: up (apply, converge, roll back), down (from the journal, or from the
+ * kernel's marks alone), status, set, exec. The kernel work is the agent's netlink layer;
+ * this module adds the journal, files, commands and processes around it.
+ */
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { DuneError, type Impairment } from '@dune/topology';
+import type { LinkInfoMsg } from '../netlink/link.js';
+import { PLAN_FORMAT, serializePlan, nsPrefix, NS_PREFIX, type HostPlan, type Op, type Plan, type ProcessOp } from '@dune/compiler';
+import {
+  journalLabs, labDir, logDir, newState, readPlan, readPlanText, readState, removeJournal, writePlan, writeState,
+  type LabState, type ProcessRecord,
+} from './journal.js';
+import { isAlive, pidsInNamespaces, runInNs, startProcess, terminate } from './processes.js';
+import { converge, opKey } from './diff.js';
+import { applyOps } from '../apply.js';
+import { changeImpairment } from '../impair/index.js';
+import { planImpairment } from '../impair/backends.js';
+import { probeCapabilities, type Caps } from '../probe.js';
+import { removeKernelOps } from '../remove.js';
+import { readLinks } from '../status.js';
+import { teardownLab } from '../teardown.js';
+
+export type LabEvent =
+  | { type: 'phase'; phase: string; total?: number }
+  | { type: 'progress'; kind: string; done: number; total: number }
+  | { type: 'note'; message: string }
+  | { type: 'warning'; message: string };
+
+export interface UpOptions {
+  onEvent?: (e: LabEvent) => void;
+}
+
+export interface UpResult {
+  lab: string;
+  /** false when the lab was already as planned. */
+  changed: boolean;
+  created: Record<string, number>;
+  removed: Record<string, number>;
+  changedImpairments: number;
+  unchanged: number;
+  elapsedMs: number;
+  backend: Record<string, string>;
+}
+
+export function requireRoot(what: string): void {
+  if (process.getuid?.() !== 0) {
+    throw new DuneError('not-root', `${what} needs root: it creates network namespaces and interfaces`, {
+      hint: `run it as root, e.g. \`sudo $(command -v dune) ${what}\``,
+    });
+  }
+}
+
+function localHost(plan: Plan): HostPlan {
+  const remote = plan.hosts.filter((h) => h.target.host !== undefined && h.target.host !== 'localhost');
+  if (remote.length > 0) {
+    throw new DuneError('remote-hosts', `lab ${plan.lab} places nodes on remote phynodes (${remote.map((h) => h.phynode).join(', ')}), which this build cannot reach yet`, {
+      hint: 'drop `host` from the phynodes to build everything on this machine',
+    });
+  }
+  const hosts = plan.hosts;
+  if (hosts.length === 1 && hosts[0] !== undefined) return hosts[0];
+  // Several local phynodes: one machine plays them all.
+  const merged: HostPlan = { phynode: hosts.map((h) => h.phynode).join('+'), target: {}, nodes: [], ops: [] };
+  for (const h of hosts) {
+    merged.nodes.push(...h.nodes);
+    merged.ops.push(...h.ops);
+  }
+  return merged;
+}
+
+function count(ops: readonly Op[]): Record<string, number> {
+  const c: Record<string, number> = {};
+  for (const op of ops) c[op.op] = (c[op.op] ?? 0) + 1;
+  return c;
+}
+
+function lockPath(lab: string): string {
+  return join(labDir(lab), '..', `.${lab}.lock`);
+}
+
+/** One `up`/`down`/`set` per lab at a time. A lock left by a dead process is taken over. */
+function withLock<T>(lab: string, fn: () => Promise<T>): Promise<T> {
+  const p = lockPath(lab);
+  mkdirSync(dirname(p), { recursive: true, mode: 0o755 });
+  try {
+    writeFileSync(p, String(process.pid), { flag: 'wx' });
+  } catch {
+    const holder = Number(readFileSync(p, 'utf8'));
+    let alive = false;
+    try {
+      if (holder > 0) {
+        process.kill(holder, 0);
+        alive = true;
+      }
+    } catch {
+      alive = false;
+    }
+    if (alive && holder !== process.pid) {
+      throw new DuneError('lab-busy', `lab ${lab} is being changed by process ${holder}`, { hint: 'wait for it to finish' });
+    }
+    writeFileSync(p, String(process.pid));
+  }
+  return fn().finally(() => rmSync(p, { force: true }));
+}
+
+const KERNEL_OPS = new Set<Op['op']>(['netns', 'veth', 'vxlan', 'bridge', 'enslave', 'addr', 'up', 'route', 'sysctl', 'impair']);
+
+export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
+  requireRoot('up');
+  if (plan.format !== PLAN_FORMAT) {
+    throw new DuneError('plan-format', `plan format ${String(plan.format)} is not ${PLAN_FORMAT}`, { hint: 'use the same version of dune to plan and apply' });
+  }
+  const t0 = performance.now();
+  const emit = opts.onEvent ?? (() => undefined);
+  const lab = plan.lab;
+  return withLock(lab, async () => {
+    const host = localHost(plan);
+    const text = serializePlan(plan);
+    const oldText = readPlanText(lab);
+    const oldState = readState(lab);
+    const oldPlan = oldText === undefined ? undefined : (JSON.parse(oldText) as Plan);
+
+    if (oldText === text && oldState?.phase === 'up' && labIntact(plan, oldState)) {
+      return { lab, changed: false, created: {}, removed: {}, changedImpairments: 0, unchanged: host.ops.length, elapsedMs: performance.now() - t0, backend: oldState.backend };
+    }
+    // An interrupted up (kill -9) leaves phase `applying`: start from a clean slate.
+    const fresh = oldPlan === undefined || oldState === undefined || oldState.phase !== 'up';
+    if (fresh && (oldPlan !== undefined || hasNamespaces(lab))) {
+      emit({ type: 'note', message: `lab ${lab} was left half-built; removing it first` });
+      await down(lab, { onEvent: emit, locked: true });
+    }
+    const oldHost = fresh ? undefined : localHost(oldPlan as Plan);
+    const conv = converge(oldHost, host);
+
+    emit({ type: 'phase', phase: 'probe' });
+    const caps = await probeCapabilities();
+    const backend = checkImpairments(conv.apply.concat(conv.change), caps);
+
+    const state: LabState = fresh ? newState(lab) : (oldState as LabState);
+    state.phase = 'applying';
+    state.backend = { ...state.backend, ...backend };
+    writePlan(lab, text);
+    writeState(state);
+
+    try {
+      if (conv.remove.length > 0) await undo(lab, state, conv.remove, emit);
+      const kernelOps = conv.apply.filter((o) => KERNEL_OPS.has(o.op));
+      emit({ type: 'phase', phase: 'network', total: kernelOps.length });
+      await applyOps(kernelOps, {
+        caps,
+        lab,
+        onEvent: (e) => {
+          if (e.type === 'progress') emit({ type: 'progress', kind: e.kind, done: e.done, total: e.total });
+        },
+      });
+      for (const op of conv.change) if (op.op === 'impair') await changeImpairment(op.ns, op.dev, op.impairment, { caps, lab });
+      for (const op of conv.apply) if (op.op === 'netns') state.namespaces.push(op.ns);
+      writeState(state);
+      await applyHostOps(lab, state, conv.apply, emit);
+      state.phase = 'up';
+      writeState(state);
+    } catch (e) {
+      emit({ type: 'warning', message: `up failed; rolling back` });
+      try {
+        await down(lab, { onEvent: emit, locked: true });
+      } catch (e2) {
+        emit({ type: 'warning', message: `rollback incomplete: ${(e2 as Error).message}; run \`dune down --lab ${lab}\`` });
+      }
+      throw e;
+    }
+    return {
+      lab,
+      changed: conv.apply.length + conv.remove.length + conv.change.length > 0,
+      created: count(conv.apply),
+      removed: count(conv.remove),
+      changedImpairments: conv.change.length,
+      unchanged: conv.unchanged,
+      elapsedMs: performance.now() - t0,
+      backend: state.backend,
+    };
+  });
+}
+
+function hasNamespaces(lab: string): boolean {
+  return existsSync('/run/netns') && readdirSync('/run/netns').some((n) => n.startsWith(nsPrefix(lab)));
+}
+
+function labIntact(plan: Plan, state: LabState): boolean {
+  for (const n of plan.nodes) if (!existsSync(`/run/netns/${n.ns}`)) return false;
+  return state.processes.every((p) => isAlive(p.pid, p.startTicks));
+}
+
+/**
+ * Fails before anything is built when an impairment cannot be applied here: every impair op
+ * is planned against the probed capabilities first (the backend table decides), and every
+ * refusal is reported at once. Returns which backend carries what, for status.
+ */
+function checkImpairments(ops: readonly Op[], caps: Caps): Record<string, string> {
+  const used: Record<string, string> = {};
+  const refused: string[] = [];
+  let hint = '';
+  for (const op of ops) {
+    if (op.op !== 'impair') continue;
+    try {
+      const p = planImpairment(op.impairment, caps, { mtu: op.mtu, where: `${op.ns}/${op.dev}` });
+      for (const [k, b] of Object.entries(p.assignments)) used[k] = b as string;
+    } catch (e) {
+      if (!(e instanceof DuneError)) throw e;
+      refused.push(`link ${op.link} (${op.ns} ${op.dev}): ${e.message}`);
+      hint = e.hint ?? hint;
+    }
+  }
+  if (refused.length > 0) {
+    const shown = refused.slice(0, 8).join('\n  ');
+    throw new DuneError('impairment-unsupported', `this kernel cannot apply ${refused.length} link impairment${refused.length === 1 ? '' : 's'}; nothing was changed:\n  ${shown}${refused.length > 8 ? `\n  and ${refused.length - 8} more` : ''}`, { hint });
+  }
+  return used;
+}
+
+async function applyHostOps(lab: string, state: LabState, ops: readonly Op[], emit: (e: LabEvent) => void): Promise<void> {
+  const files = ops.filter((o) => o.op === 'file');
+  const execs = ops.filter((o) => o.op === 'exec');
+  const procs = ops.filter((o): o is ProcessOp => o.op === 'process');
+  if (files.length > 0) emit({ type: 'phase', phase: 'files', total: files.length });
+  for (const op of files) {
+    if (op.op !== 'file') continue;
+    writeLabFile(lab, state, op.path, Buffer.from(op.contentBase64, 'base64'), op.mode);
+  }
+  writeState(state);
+  if (execs.length > 0) emit({ type: 'phase', phase: 'exec', total: execs.length });
+  for (const op of execs) {
+    if (op.op !== 'exec') continue;
+    const r = runInNs(op.ns, op.argv, { env: op.env ?? {} });
+    if (r.status !== 0) {
+      throw new DuneError('exec-failed', `exec in node ${op.node} failed (exit ${r.status ?? 'by signal'}): ${op.argv.join(' ')}\n${r.output.trim().slice(-2000)}`, {
+        hint: 'fix the command in the topology, or run it by hand with `dune exec`',
+      });
+    }
+  }
+  if (procs.length > 0) emit({ type: 'phase', phase: 'processes', total: procs.length });
+  for (const op of procs) {
+    const log = join(logDir(lab), `${op.name}.log`);
+    const s = await startProcess(op.ns, op.argv, { env: op.env, cpus: op.cpus, log });
+    const rec: ProcessRecord = { name: op.name, node: op.node, ns: op.ns, pid: s.pid, startTicks: s.startTicks, argv: op.argv, cpus: op.cpus, log, preDown: op.preDown };
+    if (op.down !== undefined) rec.down = op.down;
+    state.processes = state.processes.filter((p) => p.name !== op.name).concat(rec);
+    writeState(state);
+    for (const argv of op.postUp) {
+      const r = runInNs(op.ns, argv, { env: op.env });
+      if (r.status !== 0) emit({ type: 'warning', message: `post_up of ${op.name} exited ${r.status}: ${argv.join(' ')}` });
+    }
+  }
+  if (procs.length > 0) {
+    // A daemon that dies at once (bad path, bad flag) is a failed up, not a silent hole.
+    await new Promise((r) => setTimeout(r, 150));
+    for (const rec of state.processes) {
+      if (!isAlive(rec.pid, rec.startTicks)) {
+        const tail = existsSync(rec.log) ? readFileSync(rec.log, 'utf8').trim().split('\n').slice(-10).join('\n') : '';
+        throw new DuneError('process-died', `process ${rec.name} (${rec.argv.join(' ')}) in node ${rec.node} exited right after it started${tail ? `:\n${tail}` : ''}`, {
+          hint: `check the command; its log is ${rec.log}`,
+        });
+      }
+    }
+  }
+}
+
+function backupPath(lab: string, path: string): string {
+  return join(labDir(lab), 'backup', Buffer.from(path).toString('base64url'));
+}
+
+/** Writes a lab file; a file that existed before is saved and put back at down. */
+function writeLabFile(lab: string, state: LabState, path: string, content: Buffer, mode: number): void {
+  if (!state.files.includes(path)) {
+    if (existsSync(path)) {
+      mkdirSync(join(labDir(lab), 'backup'), { recursive: true });
+      copyFileSync(path, backupPath(lab, path));
+    }
+    state.files.push(path);
+  }
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, content);
+  chmodSync(path, mode);
+}
+
+function restoreLabFile(lab: string, path: string): void {
+  const b = backupPath(lab, path);
+  if (existsSync(b)) copyFileSync(b, path);
+  else rmSync(path, { force: true });
+}
+
+async function undo(lab: string, state: LabState, ops: readonly Op[], emit: (e: LabEvent) => void): Promise<void> {
+  emit({ type: 'phase', phase: 'remove', total: ops.length });
+  const names = new Set(ops.filter((o) => o.op === 'process').map((o) => (o as ProcessOp).name));
+  await stopProcesses(state.processes.filter((p) => names.has(p.name)));
+  state.processes = state.processes.filter((p) => !names.has(p.name));
+  for (const op of ops) {
+    if (op.op === 'file') {
+      restoreLabFile(lab, op.path);
+      state.files = state.files.filter((f) => f !== op.path);
+    }
+  }
+  const kernel = ops.filter((o) => KERNEL_OPS.has(o.op));
+  if (kernel.length > 0) await removeOps(kernel);
+  writeState(state);
+}
+
+/** Undoes kernel ops: namespaces and links are deleted; routes/addresses go with their device or are deleted. */
+async function removeOps(ops: readonly Op[]): Promise<void> {
+  await removeKernelOps(ops);
+}
+
+async function stopProcesses(recs: readonly ProcessRecord[]): Promise<void> {
+  const live = recs.filter((r) => isAlive(r.pid, r.startTicks));
+  for (const r of live) {
+    for (const argv of r.preDown) runInNs(r.ns, argv, { timeoutMs: 10_000 });
+    if (r.down !== undefined) runInNs(r.ns, r.down, { timeoutMs: 10_000 });
+  }
+  await terminate(live.filter((r) => isAlive(r.pid, r.startTicks)).map((r) => r.pid));
+}
+
+export interface DownResult {
+  lab: string;
+  namespaces: number;
+  processes: number;
+  files: number;
+  foreign: string[];
+  elapsedMs: number;
+  journal: boolean;
+}
+
+export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void; locked?: boolean } = {}): Promise<DownResult> {
+  requireRoot('down');
+  const run = async (): Promise<DownResult> => {
+    const t0 = performance.now();
+    const state = readState(lab);
+    const emit = opts.onEvent ?? (() => undefined);
+    emit({ type: 'phase', phase: 'stop processes' });
+    const recs = state?.processes ?? [];
+    await stopProcesses(recs);
+    // Anything else still running inside the lab's namespaces (started by exec, by a user's
+    // `dune exec ... &`, or recorded by an up that was killed before writing its journal).
+    const nss = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(nsPrefix(lab))) : [];
+    const stray = [...pidsInNamespaces(nss).values()].flat().filter((p) => p !== process.pid);
+    const killed = await terminate(stray, 2000);
+    if (killed.length > 0) emit({ type: 'note', message: `killed ${killed.length} process${killed.length === 1 ? '' : 'es'} that ignored SIGTERM` });
+    emit({ type: 'phase', phase: 'network' });
+    const t = await teardownLab(lab);
+    for (const e of t.errors) emit({ type: 'warning', message: e });
+    for (const f of state?.files ?? []) restoreLabFile(lab, f);
+    const journal = existsSync(labDir(lab));
+    removeJournal(lab);
+    return {
+      lab,
+      namespaces: t.deletedNamespaces.length,
+      processes: recs.length + stray.length,
+      files: state?.files.length ?? 0,
+      foreign: t.foreign.map((f) => `${f.ns} (${f.reason})`),
+      elapsedMs: performance.now() - t0,
+      journal,
+    };
+  };
+  return opts.locked ? run() : withLock(lab, run);
+}
+
+/** Every lab on this host: from journals and from namespace names. */
+export function listLabs(): string[] {
+  const labs = new Set(journalLabs());
+  if (existsSync('/run/netns')) {
+    for (const n of readdirSync('/run/netns')) {
+      if (!n.startsWith(NS_PREFIX)) continue;
+      const lab = n.slice(NS_PREFIX.length).split('.')[0];
+      if (lab) labs.add(lab);
+    }
+  }
+  return [...labs].sort();
+}
+
+/** The lab a command means: the one given, or the only one there is. */
+export function resolveLab(given: string | undefined): string {
+  const labs = listLabs();
+  if (given !== undefined) {
+    if (!labs.includes(given)) {
+      throw new DuneError('no-such-lab', `no lab named "${given}" on this host`, { hint: labs.length ? `labs here: ${labs.join(', ')}` : 'start one with `dune up`' });
+    }
+    return given;
+  }
+  if (labs.length === 1 && labs[0] !== undefined) return labs[0];
+  if (labs.length === 0) throw new DuneError('no-lab', 'no lab is running on this host', { hint: 'start one with `dune up [FILE]`' });
+  throw new DuneError('which-lab', `${labs.length} labs are running: ${labs.join(', ')}`, { hint: 'say which with --lab NAME' });
+}
+
+export function labPlan(lab: string): Plan {
+  const p = readPlan(lab);
+  if (p === undefined) {
+    throw new DuneError('no-journal', `lab ${lab} has namespaces but no journal (/run/dune/${lab}/plan.json)`, { hint: `remove it with \`dune down --lab ${lab}\`` });
+  }
+  return p;
+}
+
+export function nodeNs(plan: Plan, node: string): string {
+  const n = plan.nodes.find((x) => x.node === node);
+  if (n === undefined) {
+    const names = plan.nodes.map((x) => x.node);
+    throw new DuneError('no-such-node', `lab ${plan.lab} has no node "${node}"`, { hint: `nodes: ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', ...' : ''}` });
+  }
+  return n.ns;
+}
+
+export interface LinkStatus {
+  link: string;
+  node: string;
+  dev: string;
+  peer: string;
+  up: boolean | null;
+  mtu: number | null;
+  impairment: Impairment;
+  rxBytes: number | null;
+  txBytes: number | null;
+  rxPackets: number | null;
+  txPackets: number | null;
+  txDropped: number | null;
+}
+
+export interface LabStatus {
+  lab: string;
+  phase: string;
+  nodes: { node: string; ns: string; present: boolean; v4?: string; v6?: string; cpus: number[] }[];
+  links: LinkStatus[];
+  processes: { name: string; node: string; pid: number; alive: boolean; cpus: number[]; argv: string[]; log: string }[];
+  backend: Record<string, string>;
+}
+
+function num(v: bigint | undefined): number | null {
+  return v === undefined ? null : Number(v);
+}
+
+export async function status(lab: string): Promise<LabStatus> {
+  requireRoot('status');
+  const plan = labPlan(lab);
+  const state = readState(lab);
+  const impairments = new Map<string, Impairment>();
+  for (const h of plan.hosts) for (const op of h.ops) if (op.op === 'impair') impairments.set(`${op.ns}/${op.dev}`, op.impairment);
+  const byNs = new Map<string, Map<string, LinkInfoMsg>>();
+  const nodes = plan.nodes.map((n) => {
+    const present = existsSync(`/run/netns/${n.ns}`);
+    const o: LabStatus['nodes'][number] = { node: n.node, ns: n.ns, present, cpus: n.cpus };
+    if (n.v4 !== undefined) o.v4 = n.v4;
+    if (n.v6 !== undefined) o.v6 = n.v6;
+    return o;
+  });
+  for (const n of nodes) {
+    if (!n.present) continue;
+    byNs.set(n.ns, new Map(readLinks(n.ns).map((l) => [l.name, l])));
+  }
+  const links: LinkStatus[] = [];
+  for (const l of plan.links) {
+    for (const [me, peer, side] of [[l.a, l.b, 'a'], [l.b, l.a, 'b']] as const) {
+      const k = byNs.get(me.ns)?.get(me.dev);
+      links.push({
+        link: `${l.index}:${side}`,
+        node: me.node,
+        dev: me.dev,
+        peer: `${peer.node}:${peer.dev}`,
+        up: k?.up ?? null,
+        mtu: k?.mtu ?? null,
+        impairment: impairments.get(`${me.ns}/${me.dev}`) ?? {},
+        rxBytes: num(k?.stats?.rxBytes),
+        txBytes: num(k?.stats?.txBytes),
+        rxPackets: num(k?.stats?.rxPackets),
+        txPackets: num(k?.stats?.txPackets),
+        txDropped: num(k?.stats?.txDropped),
+      });
+    }
+  }
+  const processes = (state?.processes ?? []).map((p) => ({ name: p.name, node: p.node, pid: p.pid, alive: isAlive(p.pid, p.startTicks), cpus: p.cpus, argv: p.argv, log: p.log }));
+  return { lab, phase: state?.phase ?? 'unknown', nodes, links, processes, backend: state?.backend ?? {} };
+}
+
+/** Changes one link direction's impairment live; keys not given keep their value. */
+export async function set(lab: string, node: string, dev: string, changes: Partial<Record<keyof Impairment, unknown>>, removed: readonly (keyof Impairment)[] = []): Promise<Impairment> {
+  requireRoot('set');
+  return withLock(lab, async () => {
+    const plan = labPlan(lab);
+    const ns = nodeNs(plan, node);
+    const link = plan.links.find((l) => (l.a.node === node && l.a.dev === dev) || (l.b.node === node && l.b.dev === dev));
+    if (link === undefined) {
+      const devs = plan.links.flatMap((l) => [l.a, l.b]).filter((e) => e.node === node).map((e) => e.dev);
+      throw new DuneError('no-such-iface', `node ${node} has no link interface "${dev}"`, { hint: `its interfaces: ${devs.join(', ') || 'none'}` });
+    }
+    const side = link.a.node === node && link.a.dev === dev ? 'a' : 'b';
+    let current: Impairment = {};
+    let host: HostPlan | undefined;
+    let at = -1;
+    for (const h of plan.hosts) {
+      const i = h.ops.findIndex((o) => o.op === 'impair' && o.ns === ns && o.dev === dev);
+      if (i >= 0) {
+        host = h;
+        at = i;
+        const op = h.ops[i];
+        if (op?.op === 'impair') current = op.impairment;
+      }
+    }
+    const next: Impairment = { ...current, ...(changes as Impairment) };
+    for (const k of removed) delete next[k];
+    const caps = await probeCapabilities();
+    const prevOp = host?.ops[at];
+    const mtu = prevOp?.op === 'impair' ? prevOp.mtu : link.kind === 'vxlan' ? 1450 : 1500;
+    checkImpairments([{ op: 'impair', ns, dev, link: `${link.index}:${side}`, impairment: next, mtu }], caps);
+    await changeImpairment(ns, dev, next, { caps, lab });
+    const newOp: Op = { op: 'impair', ns, dev, link: `${link.index}:${side}`, impairment: next, mtu };
+    if (host !== undefined && at >= 0) host.ops[at] = newOp;
+    else plan.hosts.find((h) => h.nodes.some((n) => n.ns === ns))?.ops.push(newOp);
+    writePlan(lab, serializePlan(plan));
+    return next;
+  });
+}
+
+export { opKey };

@@ -1,0 +1,252 @@
+/**
+ * Lab commands: up, down, status, exec, shell, capture, set. Parsing and printing only;
+ * the work is the agent's.
+ */
+import { spawnSync } from 'node:child_process';
+import { constants } from 'node:os';
+import { Command } from 'commander';
+import { DuneError, formatDurationUs, formatRate, parseImpairmentAssignments, type Impairment } from '@dune/topology';
+import { serializePlan, summarizePlan } from '@dune/compiler';
+import * as agent from '@dune/agent';
+import { compileLoaded, loadTopology } from './load.js';
+import { printDiagnostics, type Output } from './output.js';
+import { addReaderOptions, readerOptions, type ReaderFlags } from './reader-options.js';
+
+interface LabFlags {
+  lab?: string;
+  json?: boolean;
+}
+
+function progressPrinter(o: Output, json: boolean): { onEvent: (e: agent.LabEvent) => void; done: () => void } {
+  let line = '';
+  const tty = o.isTTY && !json;
+  return {
+    onEvent: (e) => {
+      if (json) {
+        o.out(JSON.stringify({ ...e, t: new Date().toISOString() }));
+        return;
+      }
+      if (e.type === 'progress') {
+        if (!tty) return;
+        line = `  ${e.kind.padEnd(8)} ${e.done}/${e.total}`;
+        process.stdout.write(`\r\x1b[K${line}`);
+        return;
+      }
+      if (tty && line) {
+        process.stdout.write('\r\x1b[K');
+        line = '';
+      }
+      if (e.type === 'phase') o.out(`• ${e.phase}${e.total !== undefined ? ` (${e.total})` : ''}`);
+      else if (e.type === 'note') o.err(`note: ${e.message}`);
+      else o.err(`warning: ${e.message}`);
+    },
+    done: () => {
+      if (tty && line) process.stdout.write('\r\x1b[K');
+    },
+  };
+}
+
+function describeImpairment(i: Impairment): string {
+  const parts: string[] = [];
+  if (i.delayUs) parts.push(`delay ${formatDurationUs(i.delayUs)}`);
+  if (i.jitterUs) parts.push(`jitter ${formatDurationUs(i.jitterUs)}${i.jitterDistribution ? ` ${i.jitterDistribution}` : ''}`);
+  if (i.lossPct) parts.push(`loss ${i.lossPct}%`);
+  if (i.lossGilbertElliott) parts.push(`loss gemodel p=${i.lossGilbertElliott.pPct}% r=${i.lossGilbertElliott.rPct}%`);
+  if (i.duplicatePct) parts.push(`duplicate ${i.duplicatePct}%`);
+  if (i.corruptPct) parts.push(`corrupt ${i.corruptPct}%`);
+  if (i.reorderPct) parts.push(`reorder ${i.reorderPct}%`);
+  if (i.rateBitsPerSec) parts.push(`rate ${formatRate(i.rateBitsPerSec)}`);
+  if (i.queuePackets) parts.push(`queue ${i.queuePackets}p`);
+  if (i.queueBytes) parts.push(`queue ${i.queueBytes}B`);
+  return parts.join(', ') || '-';
+}
+
+function parseTarget(spec: string): { node: string; iface: string } {
+  const i = spec.lastIndexOf(':');
+  if (i <= 0 || i === spec.length - 1) {
+    throw new DuneError('bad-target', `"${spec}" is not NODE:IFACE`, { hint: 'for example `dune set r1:eth0 latency=20ms`' });
+  }
+  return { node: spec.slice(0, i), iface: spec.slice(i + 1) };
+}
+
+function exitCodeOf(r: ReturnType<typeof spawnSync>): number {
+  if (r.error) throw new DuneError('spawn-failed', `could not run the command: ${r.error.message}`);
+  if (r.status !== null) return r.status;
+  const sig = r.signal ? (constants.signals[r.signal] ?? 1) : 1;
+  return 128 + sig;
+}
+
+export function registerLabCommands(program: Command, o: Output): void {
+  addReaderOptions(
+    program
+      .command('up')
+      .description('build the lab on this machine (converges when it already exists)')
+      .argument('[file]', 'topology file (default: an embedded lab that works on any kernel)')
+      .option('--dry-run', 'print the plan that would be applied, change nothing')
+      .option('--json', 'JSON events, one per line, and a JSON summary')
+      .addHelpText('after', '\nExamples:\n  dune up                   the default lab\n  dune up topo.toml --lab t1\n  dune up topo.toml --dry-run'),
+  ).action(async (file: string | undefined, flags: LabFlags & ReaderFlags & { dryRun?: boolean }) => {
+    const loaded = loadTopology(file, { ...readerOptions(flags), allowDefault: true });
+    const { plan, diagnostics } = compileLoaded(loaded, flags.lab);
+    // The default phynode is what `up` on one machine means; saying so every time is noise.
+    if (!flags.json) printDiagnostics(o, diagnostics.filter((d) => d.code !== 'default-phynode'));
+    if (flags.dryRun) {
+      o.out(flags.json ? serializePlan(plan, 2) : summarizePlan(plan));
+      return;
+    }
+    const p = progressPrinter(o, Boolean(flags.json));
+    const r = await agent.up(plan, { onEvent: p.onEvent }).finally(p.done);
+    if (flags.json) {
+      o.out(JSON.stringify({ type: 'done', ...r }));
+      return;
+    }
+    const secs = (r.elapsedMs / 1000).toFixed(2);
+    if (!r.changed) {
+      o.out(`lab ${r.lab} is already up as planned (${r.unchanged} operations checked, ${secs}s): nothing to do`);
+      return;
+    }
+    const c = Object.entries(r.created).map(([k, v]) => `${v} ${k}`).join(', ');
+    const rm = Object.entries(r.removed).map(([k, v]) => `${v} ${k}`).join(', ');
+    o.out(`lab ${r.lab} is up in ${secs}s`);
+    if (c) o.out(`  applied: ${c}`);
+    if (rm) o.out(`  removed: ${rm}`);
+    if (r.changedImpairments) o.out(`  impairments changed live: ${r.changedImpairments}`);
+    if (r.unchanged) o.out(`  unchanged: ${r.unchanged} operations`);
+    const first = plan.nodes[0];
+    const second = plan.nodes[plan.nodes.length - 1];
+    o.out(`  ${plan.nodes.length} nodes, ${plan.links.length} links. Reach them with:`);
+    if (first) o.out(`    dune exec ${plan.nodes.length > 1 && plan.lab !== 'default' ? `--lab ${plan.lab} ` : ''}${first.node} -- ip addr`);
+    if (first && second && second.v4) o.out(`    dune exec ${first.node} -- ping -c3 ${second.v4}`);
+    o.out(`    dune status${plan.lab ? ` --lab ${plan.lab}` : ''}    dune shell ${first?.node ?? 'NODE'}    dune down --lab ${plan.lab}`);
+  });
+
+  program
+    .command('down')
+    .description('remove a lab: processes, namespaces, interfaces, files; nothing else is touched')
+    .argument('[file]', 'the topology file the lab was built from (names the lab)')
+    .option('--lab <name>', 'lab name')
+    .option('--all', 'remove every lab on this machine')
+    .option('--json', 'JSON summary')
+    .addHelpText('after', '\nWorks from the journal in /run/dune/<lab>/, or from the kernel marks alone when it is gone.\n\nExamples:\n  dune down\n  dune down topo.toml\n  dune down --all')
+    .action(async (file: string | undefined, flags: LabFlags & { all?: boolean }) => {
+      agent.requireRoot('down');
+      let labs: string[];
+      if (flags.all) labs = agent.listLabs();
+      else if (flags.lab !== undefined) labs = [flags.lab];
+      else if (file !== undefined) labs = [compileLoaded(loadTopology(file)).plan.lab];
+      else labs = [agent.resolveLab(undefined)];
+      if (labs.length === 0) {
+        o.out(flags.json ? JSON.stringify({ labs: [] }) : 'no labs on this machine');
+        return;
+      }
+      const results = [];
+      for (const lab of labs) {
+        const r = await agent.down(lab);
+        results.push(r);
+        if (!flags.json) {
+          o.out(`lab ${lab} removed in ${(r.elapsedMs / 1000).toFixed(2)}s: ${r.namespaces} namespaces, ${r.processes} processes, ${r.files} files${r.journal ? '' : ' (no journal: found by its marks)'}`);
+          for (const f of r.foreign) o.err(`note: ${f} looks like the lab's by name but carries no mark: left alone`);
+        }
+      }
+      if (flags.json) o.out(JSON.stringify({ labs: results }));
+    });
+
+  program
+    .command('status')
+    .description('nodes, addresses, links with impairments and counters, processes')
+    .option('--lab <name>', 'lab name (default: the only lab)')
+    .option('--json', 'as JSON')
+    .action(async (flags: LabFlags) => {
+      const lab = agent.resolveLab(flags.lab);
+      const s = await agent.status(lab);
+      if (flags.json) {
+        o.out(JSON.stringify(s, null, 2));
+        return;
+      }
+      const missing = s.nodes.filter((n) => !n.present).length;
+      o.out(`lab ${s.lab}: ${s.phase}, ${s.nodes.length} nodes${missing ? ` (${missing} missing!)` : ''}, ${s.links.length / 2} links`);
+      o.out('\nNODE'.padEnd(22) + 'IPv4'.padEnd(16) + 'IPv6'.padEnd(26) + 'CPUS');
+      for (const n of s.nodes) o.out(`${n.node.padEnd(21)}${(n.v4 ?? '-').padEnd(16)}${(n.v6 ?? '-').padEnd(26)}${n.cpus.join(',') || '-'}${n.present ? '' : '  MISSING'}`);
+      o.out('\nLINK'.padEnd(8) + 'END'.padEnd(22) + 'PEER'.padEnd(22) + 'STATE'.padEnd(6) + 'TX pkts'.padStart(10) + 'RX pkts'.padStart(10) + 'drops'.padStart(7) + '  IMPAIRMENT');
+      for (const l of s.links) {
+        o.out(
+          `${l.link.padEnd(7)}${`${l.node}:${l.dev}`.padEnd(22)}${l.peer.padEnd(22)}${(l.up === null ? '?' : l.up ? 'up' : 'down').padEnd(6)}${String(l.txPackets ?? '-').padStart(10)}${String(l.rxPackets ?? '-').padStart(10)}${String(l.txDropped ?? '-').padStart(7)}  ${describeImpairment(l.impairment)}`,
+        );
+      }
+      if (s.processes.length) {
+        o.out('\nPROCESS'.padEnd(22) + 'PID'.padEnd(8) + 'STATE'.padEnd(9) + 'CPUS'.padEnd(8) + 'COMMAND');
+        for (const p of s.processes) o.out(`${p.name.padEnd(21)}${String(p.pid).padEnd(8)}${(p.alive ? 'running' : 'exited').padEnd(9)}${(p.cpus.join(',') || '-').padEnd(8)}${p.argv.join(' ')}`);
+      }
+    });
+
+  program
+    .command('exec')
+    .description('run a command inside a node; its exit status is passed through')
+    .option('--lab <name>', 'lab name (default: the only lab)')
+    .argument('<node>', 'node id')
+    .argument('<cmd...>', 'the command and its arguments (after --)')
+    .addHelpText('after', '\nExample:\n  dune exec r1 -- ping -c3 10.0.0.6')
+    .action((node: string, cmd: string[], flags: LabFlags) => {
+      agent.requireRoot('exec');
+      const lab = agent.resolveLab(flags.lab);
+      const ns = agent.nodeNs(agent.labPlan(lab), node);
+      const r = spawnSync('ip', ['netns', 'exec', ns, ...cmd], { stdio: 'inherit' });
+      process.exitCode = exitCodeOf(r);
+    });
+
+  program
+    .command('shell')
+    .description('an interactive shell inside a node')
+    .option('--lab <name>', 'lab name (default: the only lab)')
+    .argument('<node>', 'node id')
+    .action((node: string, flags: LabFlags) => {
+      agent.requireRoot('shell');
+      const lab = agent.resolveLab(flags.lab);
+      const ns = agent.nodeNs(agent.labPlan(lab), node);
+      const shell = process.env['SHELL'] ?? '/bin/bash';
+      o.err(`entering node ${node} of lab ${lab} (namespace ${ns}); exit to leave`);
+      const r = spawnSync('ip', ['netns', 'exec', ns, shell, '-i'], {
+        stdio: 'inherit',
+        env: { ...process.env, DUNE_LAB: lab, DUNE_NODE: node, PS1: `[${node}] \\w\\$ ` },
+      });
+      process.exitCode = exitCodeOf(r);
+    });
+
+  program
+    .command('capture')
+    .description('capture packets on a node interface (tcpdump)')
+    .option('--lab <name>', 'lab name (default: the only lab)')
+    .option('-w, --write <file>', 'write a pcap file instead of printing')
+    .option('-c, --count <n>', 'stop after n packets')
+    .argument('<target>', 'NODE:IFACE')
+    .argument('[filter...]', 'a pcap filter, e.g. icmp or "tcp port 80"')
+    .action((target: string, filter: string[], flags: LabFlags & { write?: string; count?: string }) => {
+      agent.requireRoot('capture');
+      const { node, iface } = parseTarget(target);
+      const lab = agent.resolveLab(flags.lab);
+      const ns = agent.nodeNs(agent.labPlan(lab), node);
+      const args = ['netns', 'exec', ns, 'tcpdump', '-i', iface, '-n'];
+      if (flags.write) args.push('-w', flags.write);
+      else args.push('-l');
+      if (flags.count) args.push('-c', String(Number(flags.count)));
+      args.push(...filter);
+      const r = spawnSync('ip', args, { stdio: 'inherit' });
+      process.exitCode = exitCodeOf(r);
+    });
+
+  program
+    .command('set')
+    .description('change a link direction\'s impairments live; keys not given keep their values')
+    .option('--lab <name>', 'lab name (default: the only lab)')
+    .option('--json', 'print the resulting impairment as JSON')
+    .argument('<target>', 'NODE:IFACE (the impairment applies to traffic leaving that interface)')
+    .argument('<settings...>', 'key=value: latency, jitter, loss, duplicate, corrupt, reorder, bw, queue, ...; key=none removes one')
+    .addHelpText('after', '\nExamples:\n  dune set r1:eth1 bw=10mbit loss=2%\n  dune set r1:eth1 loss=none')
+    .action(async (target: string, settings: string[], flags: LabFlags) => {
+      const { node, iface } = parseTarget(target);
+      const { set, removed } = parseImpairmentAssignments(settings);
+      const lab = agent.resolveLab(flags.lab);
+      const result = await agent.set(lab, node, iface, set, removed);
+      o.out(flags.json ? JSON.stringify(result) : `${node}:${iface} → ${describeImpairment(result)}`);
+    });
+}
