@@ -176,7 +176,7 @@ export function assemble(a: Assembly): Assembled {
       const nsv = ns[v] as string;
       const user = addr.user[v] as Map<string, string[]>;
       const addrOp = (dev: string, cidr: string) => {
-        ops.push({ op: 'addr', ns: nsv, dev, cidr });
+        ops.push({ cidr, dev, ns: nsv, op: 'addr' });
         if (cidr.includes(':')) stats.addrsV6++;
         else stats.addrsV4++;
       };
@@ -193,8 +193,8 @@ export function assemble(a: Assembly): Assembled {
 
     for (const v of on) {
       const nsv = ns[v] as string;
-      ops.push({ op: 'up', ns: nsv, dev: 'lo' });
-      for (const i of ifs.byNode[v] ?? []) ops.push({ op: 'up', ns: nsv, dev: i.name });
+      ops.push({ dev: 'lo', ns: nsv, op: 'up' });
+      for (const i of ifs.byNode[v] ?? []) ops.push({ dev: i.name, ns: nsv, op: 'up' });
     }
 
     for (const v of on) {
@@ -203,7 +203,7 @@ export function assemble(a: Assembly): Assembled {
       const nsv = ns[v] as string;
       const userKeys = new Set(Object.keys(node.sysctls));
       const sys = (key: string, value: string) => {
-        ops.push({ op: 'sysctl', ns: nsv, key, value } satisfies SysctlOp);
+        ops.push({ key, ns: nsv, op: 'sysctl', value } satisfies SysctlOp);
         stats.sysctls++;
       };
       for (const [key, value] of ROUTER_SYSCTLS) if (!userKeys.has(key)) sys(key, value);

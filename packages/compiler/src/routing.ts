@@ -162,11 +162,11 @@ export function computeRoutes(input: RouteInputs, weights: Weights, diags: Diagn
         const via4 = (isA ? v4b[li] : v4a[li]) as string;
         const via6 = (isA ? v6b[li] : v6a[li]) as string;
         if (routed) {
-          for (const dst of dstV4[d] as string[]) out.push({ op: 'route', ns: nsv, dst, via: via4, dev, src: src4 });
-          for (const dst of dstV6[d] as string[]) out.push({ op: 'route', ns: nsv, dst, via: via6, dev, src: src6 });
+          for (const dst of dstV4[d] as string[]) out.push({ dev, dst, ns: nsv, op: 'route', src: src4, via: via4 });
+          for (const dst of dstV6[d] as string[]) out.push({ dev, dst, ns: nsv, op: 'route', src: src6, via: via6 });
         } else {
-          for (const dst of dstV4[d] as string[]) out.push({ op: 'route', ns: nsv, dst, via: via4, dev });
-          for (const dst of dstV6[d] as string[]) out.push({ op: 'route', ns: nsv, dst, via: via6, dev });
+          for (const dst of dstV4[d] as string[]) out.push({ dev, dst, ns: nsv, op: 'route', via: via4 });
+          for (const dst of dstV6[d] as string[]) out.push({ dev, dst, ns: nsv, op: 'route', via: via6 });
         }
       }
     },
