@@ -28,7 +28,8 @@ export default function setup(): () => void {
   return () => {
     const left = [...ourNamespaces(), ...ourHostInterfaces()].filter((x) => !before.has(x));
     if (left.length > 0) {
-      throw new Error(`kernel objects left behind by the test suite: ${left.join(', ')}`);
+      const shown = left.slice(0, 20).join(', ');
+      throw new Error(`${left.length} kernel objects left behind by the test suite: ${shown}${left.length > 20 ? ', ...' : ''}`);
     }
   };
 }
