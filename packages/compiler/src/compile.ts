@@ -32,6 +32,17 @@ export interface CompileOptions {
    * topology model's canonical JSON is used.
    */
   sourceSha256?: string;
+  /**
+   * Namespace names are `<nsPrefix><node-key>` instead of `dune.<lab>.<node-key>` (NetMirage
+   * mode: `nm-<node>`). Teardown then goes by this prefix plus the `dune:<lab>:` mark on lo,
+   * which every namespace still carries.
+   */
+  nsPrefix?: string;
+  /**
+   * Whoever compiles applies NetMirage client shaping itself (netmirage mode builds the
+   * client↔root link): no `shaping-not-applied` warning.
+   */
+  clientShapingApplied?: boolean;
 }
 
 export interface CompileResult {
@@ -55,13 +66,13 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
 
   const keyOf = nodeKeys(topo.nodes.map((n) => n.id));
   const keys = topo.nodes.map((n) => keyOf.get(n.id) as string);
-  const ns = keys.map((k) => nsName(lab, k));
+  const ns = keys.map((k) => (opts.nsPrefix === undefined ? nsName(lab, k) : `${opts.nsPrefix}${k}`));
 
   const ifs = assignInterfaces(topo, nodeIndex, diags);
   const addr = assignAddresses(topo, ifs, diags);
   const net = buildNetworkGraph(topo, nodeIndex);
   const weights = topo.lab.routing === 'static' ? chooseWeights(topo, diags) : undefined;
-  warnShaping(topo, diags);
+  if (!opts.clientShapingApplied) warnShaping(topo, diags);
   const placement = place(topo, net, diags);
   const carriers = planLinks(topo, net, placement, diags);
   const sources = new Sources(topo.baseDir, opts.readFile);
@@ -79,7 +90,7 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
   const plan: Plan = {
     format: PLAN_FORMAT,
     lab,
-    nsPrefix: nsPrefix(lab),
+    nsPrefix: opts.nsPrefix ?? nsPrefix(lab),
     source: { file: topo.file, format: topo.format, sha256: opts.sourceSha256 ?? topologySha256(topo) },
     nodes: assembled.nodes,
     links: assembled.links,
