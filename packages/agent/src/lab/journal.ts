@@ -38,6 +38,13 @@ export interface LabState {
   processes: ProcessRecord[];
   /** Namespaces this up created (the rest existed already). */
   namespaces: string[];
+  /**
+   * Namespaces an `up` is about to create, written before it creates them. The kernel
+   * layer marks lo only after a whole batch of namespaces exists, so an up killed in
+   * between leaves namespaces without the mark: these names (which did not exist before)
+   * tell `down` they are the lab's all the same. Cleared once the up has finished.
+   */
+  pendingNamespaces?: string[];
   /** Files written, for down to remove. */
   files: string[];
   backend: Record<string, string>;

@@ -9,7 +9,7 @@ import { DuneError, type Impairment } from '@dune/topology';
 import type { LinkInfoMsg } from '../netlink/link.js';
 import { PLAN_FORMAT, serializePlan, nsPrefix, NS_PREFIX, type HostPlan, type Op, type Plan, type ProcessOp } from '@dune/compiler';
 import {
-  journalLabs, labDir, logDir, newState, readPlan, readPlanText, readState, removeJournal, writePlan, writeState,
+  STATE_ROOT, journalLabs, labDir, logDir, newState, readPlan, readPlanText, readState, removeJournal, writePlan, writeState,
   type LabState, type ProcessRecord,
 } from './journal.js';
 import { isAlive, pidsInNamespaces, runInNs, startProcess, terminate } from './processes.js';
@@ -19,6 +19,7 @@ import { changeImpairment } from '../impair/index.js';
 import { planImpairment } from '../impair/backends.js';
 import { probeCapabilities, type Caps } from '../probe.js';
 import { removeKernelOps } from '../remove.js';
+import { deleteNamespaces } from '../netns.js';
 import { readLinks } from '../status.js';
 import { teardownLab } from '../teardown.js';
 
@@ -46,8 +47,23 @@ export interface UpResult {
 
 export function requireRoot(what: string): void {
   if (process.getuid?.() !== 0) {
-    throw new DuneError('not-root', `${what} needs root: it creates network namespaces and interfaces`, {
-      hint: `run it as root, e.g. \`sudo $(command -v dune) ${what}\``,
+    throw new DuneError('not-root', `dune ${what} needs root: labs are network namespaces, interfaces and state in ${STATE_ROOT}, all root's`, {
+      hint: `run it as root, e.g. \`sudo $(command -v dune) ${what} ...\``,
+    });
+  }
+}
+
+const LAB_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * A lab name given on the command line becomes a path (/run/dune/<lab>, removed recursively
+ * by down) and a namespace prefix: `..` or `` would reach outside the lab's own directory.
+ * Compiled plans always carry a safe name (the compiler folds the rest).
+ */
+export function checkLabName(lab: string): void {
+  if (!LAB_NAME.test(lab)) {
+    throw new DuneError('bad-lab-name', `"${lab}" is not a lab name: lab names are letters, digits, "_" and "-"`, {
+      hint: `see the running labs with \`dune status\`${listLabs().length ? ` (here: ${listLabs().join(', ')})` : ''}`,
     });
   }
 }
@@ -82,6 +98,7 @@ function lockPath(lab: string): string {
 
 /** One `up`/`down`/`set` per lab at a time. A lock left by a dead process is taken over. */
 function withLock<T>(lab: string, fn: () => Promise<T>): Promise<T> {
+  checkLabName(lab);
   const p = lockPath(lab);
   mkdirSync(dirname(p), { recursive: true, mode: 0o755 });
   try {
@@ -141,6 +158,7 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
     const state: LabState = fresh ? newState(lab) : (oldState as LabState);
     state.phase = 'applying';
     state.backend = { ...state.backend, ...backend };
+    state.pendingNamespaces = conv.apply.flatMap((o) => (o.op === 'netns' && !existsSync(`/run/netns/${o.ns}`) ? [o.ns] : []));
     writePlan(lab, text);
     writeState(state);
 
@@ -157,6 +175,8 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
       });
       for (const op of conv.change) if (op.op === 'impair') await changeImpairment(op.ns, op.dev, op.impairment, { caps, lab });
       for (const op of conv.apply) if (op.op === 'netns') state.namespaces.push(op.ns);
+      // Every namespace now carries its mark on lo.
+      delete state.pendingNamespaces;
       writeState(state);
       await applyHostOps(lab, state, conv.apply, emit);
       state.phase = 'up';
@@ -234,7 +254,8 @@ async function applyHostOps(lab: string, state: LabState, ops: readonly Op[], em
     if (op.op !== 'exec') continue;
     const r = runInNs(op.ns, op.argv, { env: op.env ?? {} });
     if (r.status !== 0) {
-      throw new DuneError('exec-failed', `exec in node ${op.node} failed (exit ${r.status ?? 'by signal'}): ${op.argv.join(' ')}\n${r.output.trim().slice(-2000)}`, {
+      const out = r.output.trim().slice(-2000);
+      throw new DuneError('exec-failed', `exec in node ${op.node} failed (exit ${r.status ?? 'by signal'}): ${op.argv.join(' ')}${out ? `\n${out}` : ''}`, {
         hint: 'fix the command in the topology, or run it by hand with `dune exec`',
       });
     }
@@ -330,8 +351,37 @@ export interface DownResult {
   journal: boolean;
 }
 
+/** lo's alias in a namespace: a string, null when lo has none, undefined when it cannot be read. */
+function loAlias(ns: string): string | null | undefined {
+  try {
+    // lo is always ifindex 1 (LOOPBACK_IFINDEX).
+    return readLinks(ns).find((l) => l.index === 1)?.alias ?? null;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The lab's namespaces, by the rule teardown follows: lo carries the lab's mark. Also those
+ * without any mark that the journal says an interrupted up was creating (see
+ * LabState.pendingNamespaces); anything else with the prefix is foreign.
+ */
+function labNamespaces(lab: string, state: LabState | undefined): { marked: string[]; unmarked: string[] } {
+  const pending = new Set(state?.pendingNamespaces ?? []);
+  const marked: string[] = [];
+  const unmarked: string[] = [];
+  const names = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(nsPrefix(lab))) : [];
+  for (const ns of names) {
+    const alias = loAlias(ns);
+    if (typeof alias === 'string' && alias.startsWith(`dune:${lab}:`)) marked.push(ns);
+    else if (alias === null && pending.has(ns)) unmarked.push(ns);
+  }
+  return { marked, unmarked };
+}
+
 export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void; locked?: boolean } = {}): Promise<DownResult> {
   requireRoot('down');
+  checkLabName(lab);
   const run = async (): Promise<DownResult> => {
     const t0 = performance.now();
     const state = readState(lab);
@@ -341,22 +391,29 @@ export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void;
     await stopProcesses(recs);
     // Anything else still running inside the lab's namespaces (started by exec, by a user's
     // `dune exec ... &`, or recorded by an up that was killed before writing its journal).
-    const nss = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(nsPrefix(lab))) : [];
-    const stray = [...pidsInNamespaces(nss).values()].flat().filter((p) => p !== process.pid);
+    // Only in namespaces that are the lab's: a process in a foreign namespace that merely
+    // has the lab's prefix is not ours to kill.
+    const { marked, unmarked } = labNamespaces(lab, state);
+    const stray = [...pidsInNamespaces([...marked, ...unmarked]).values()].flat().filter((p) => p !== process.pid);
     const killed = await terminate(stray, 2000);
     if (killed.length > 0) emit({ type: 'note', message: `killed ${killed.length} process${killed.length === 1 ? '' : 'es'} that ignored SIGTERM` });
     emit({ type: 'phase', phase: 'network' });
     const t = await teardownLab(lab);
     for (const e of t.errors) emit({ type: 'warning', message: e });
+    const failed = new Set(deleteNamespaces(unmarked).map((f) => {
+      emit({ type: 'warning', message: `delete namespace ${f.name}: ${f.message}` });
+      return f.name;
+    }));
+    const unmarkedGone = new Set(unmarked.filter((n) => !failed.has(n)));
     for (const f of state?.files ?? []) restoreLabFile(lab, f);
     const journal = existsSync(labDir(lab));
     removeJournal(lab);
     return {
       lab,
-      namespaces: t.deletedNamespaces.length,
+      namespaces: t.deletedNamespaces.length + unmarkedGone.size,
       processes: recs.length + stray.length,
       files: state?.files.length ?? 0,
-      foreign: t.foreign.map((f) => `${f.ns} (${f.reason})`),
+      foreign: t.foreign.filter((f) => !unmarkedGone.has(f.ns)).map((f) => `${f.ns} (${f.reason})`),
       elapsedMs: performance.now() - t0,
       journal,
     };
@@ -381,6 +438,7 @@ export function listLabs(): string[] {
 export function resolveLab(given: string | undefined): string {
   const labs = listLabs();
   if (given !== undefined) {
+    checkLabName(given);
     if (!labs.includes(given)) {
       throw new DuneError('no-such-lab', `no lab named "${given}" on this host`, { hint: labs.length ? `labs here: ${labs.join(', ')}` : 'start one with `dune up`' });
     }
