@@ -86,6 +86,8 @@ export function registerLabCommands(program: Command, o: Output): void {
       .option('--json', 'JSON events, one per line, and a JSON summary')
       .addHelpText('after', '\nExamples:\n  dune up                   the default lab\n  dune up topo.toml --lab t1\n  dune up topo.toml --dry-run'),
   ).action(async (file: string | undefined, flags: LabFlags & ReaderFlags & { dryRun?: boolean }) => {
+    // Before compiling: a user without root gets one message, not the topology's notes first.
+    if (!flags.dryRun) agent.requireRoot('up');
     const loaded = loadTopology(file, { ...readerOptions(flags), allowDefault: true });
     const { plan, diagnostics } = compileLoaded(loaded, flags.lab);
     // The default phynode is what `up` on one machine means; saying so every time is noise.
@@ -114,9 +116,11 @@ export function registerLabCommands(program: Command, o: Output): void {
     if (r.unchanged) o.out(`  unchanged: ${r.unchanged} operations`);
     const first = plan.nodes[0];
     const second = plan.nodes[plan.nodes.length - 1];
+    // --lab is only optional while this is the only lab; the default lab is the usual one.
+    const labFlag = plan.lab !== 'default' ? `--lab ${plan.lab} ` : '';
     o.out(`  ${plan.nodes.length} nodes, ${plan.links.length} links. Reach them with:`);
-    if (first) o.out(`    dune exec ${plan.nodes.length > 1 && plan.lab !== 'default' ? `--lab ${plan.lab} ` : ''}${first.node} -- ip addr`);
-    if (first && second && second.v4) o.out(`    dune exec ${first.node} -- ping -c3 ${second.v4}`);
+    if (first) o.out(`    dune exec ${labFlag}${first.node} -- ip addr`);
+    if (first && second && second.v4) o.out(`    dune exec ${labFlag}${first.node} -- ping -c3 ${second.v4}`);
     o.out(`    dune status${plan.lab ? ` --lab ${plan.lab}` : ''}    dune shell ${first?.node ?? 'NODE'}    dune down --lab ${plan.lab}`);
   });
 
@@ -157,6 +161,7 @@ export function registerLabCommands(program: Command, o: Output): void {
     .option('--lab <name>', 'lab name (default: the only lab)')
     .option('--json', 'as JSON')
     .action(async (flags: LabFlags) => {
+      agent.requireRoot('status');
       const lab = agent.resolveLab(flags.lab);
       const s = await agent.status(lab);
       if (flags.json) {
@@ -243,6 +248,7 @@ export function registerLabCommands(program: Command, o: Output): void {
     .argument('<settings...>', 'key=value: latency, jitter, loss, duplicate, corrupt, reorder, bw, queue, ...; key=none removes one')
     .addHelpText('after', '\nExamples:\n  dune set r1:eth1 bw=10mbit loss=2%\n  dune set r1:eth1 loss=none')
     .action(async (target: string, settings: string[], flags: LabFlags) => {
+      agent.requireRoot('set');
       const { node, iface } = parseTarget(target);
       const { set, removed } = parseImpairmentAssignments(settings);
       const lab = agent.resolveLab(flags.lab);

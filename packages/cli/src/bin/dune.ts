@@ -1,4 +1,13 @@
 #!/usr/bin/env node
 import { main } from '../dune.js';
 
+// `dune up | head -3`: the reader may go away mid-run. Without a handler the EPIPE kills the
+// process in the middle of building the lab; the lab must still be built (or rolled back) in
+// full, so further output is dropped instead.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+  });
+}
+
 process.exitCode = await main(process.argv.slice(2));
