@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Op } from '@dune/compiler';
-import { applyOps, changeImpairment, probeCapabilities, readImpairment, readLinks, readRoutes, rollback, teardownAll, teardownLab, ApplyError, type Caps } from '../src/index.js';
+import { applyOps, changeImpairment, probeCapabilities, readImpairment, readLinks, readRoutes, rollback, teardownLab, ApplyError, type Caps } from '../src/index.js';
 import { isRoot, node, ns, nsList, ping, ROOT_REASON, sh, veth } from './helpers.js';
 
 const LAB = 'dunetestap';
@@ -245,7 +245,9 @@ describe.skipIf(!isRoot)(`teardown from kernel marks (${ROOT_REASON})`, () => {
     expect(sh(['ip', 'link', 'add', MARKED_IF, 'type', 'veth', 'peer', 'name', 'dunetestmrk1']).code).toBe(0);
     expect(sh(['ip', 'link', 'set', MARKED_IF, 'alias', `dune:${L}:host:${MARKED_IF}`]).code).toBe(0);
 
-    const r = await teardownAll();
+    // Only this test's lab: teardownAll() would take every other lab on the machine with it
+    // (other test files, benchmarks, a developer's own lab).
+    const r = await teardownLab(L);
     expect(r.deletedNamespaces).toEqual(expect.arrayContaining([ns(L, 'a'), ns(L, 'b')]));
     expect(r.foreign).toContainEqual({ ns: FOREIGN_PREFIXED, reason: 'no mark on lo: foreign, left alone' });
     expect(r.deletedHostInterfaces).toContain(MARKED_IF);
