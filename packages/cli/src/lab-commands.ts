@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { constants } from 'node:os';
 import { Command } from 'commander';
-import { DuneError, formatDurationUs, formatRate, parseImpairmentAssignments, type Impairment } from '@dune/topology';
+import { DuneError, formatDurationUs, formatRate, joinCommand, parseImpairmentAssignments, quoteWord, type Impairment } from '@dune/topology';
 import { serializePlan, summarizePlan } from '@dune/compiler';
 import * as agent from '@dune/agent';
 import { compileLoaded, loadTopology } from './load.js';
@@ -59,6 +59,11 @@ function describeImpairment(i: Impairment): string {
   if (i.queuePackets) parts.push(`queue ${i.queuePackets}p`);
   if (i.queueBytes) parts.push(`queue ${i.queueBytes}B`);
   return parts.join(', ') || '-';
+}
+
+/** A table cell: long ids are cut with an ellipsis so columns stay aligned (--json has them whole). */
+function cell(text: string, width: number): string {
+  return [...text].length <= width ? text : `${[...text].slice(0, width - 1).join('')}…`;
 }
 
 function parseTarget(spec: string): { node: string; iface: string } {
@@ -115,13 +120,12 @@ export function registerLabCommands(program: Command, o: Output): void {
     if (r.changedImpairments) o.out(`  impairments changed live: ${r.changedImpairments}`);
     if (r.unchanged) o.out(`  unchanged: ${r.unchanged} operations`);
     const first = plan.nodes[0];
-    const second = plan.nodes[plan.nodes.length - 1];
-    // --lab is only optional while this is the only lab; the default lab is the usual one.
-    const labFlag = plan.lab !== 'default' ? `--lab ${plan.lab} ` : '';
+    const last = plan.nodes[plan.nodes.length - 1];
+    const labFlag = `--lab ${quoteWord(plan.lab)}`;
     o.out(`  ${plan.nodes.length} nodes, ${plan.links.length} links. Reach them with:`);
-    if (first) o.out(`    dune exec ${labFlag}${first.node} -- ip addr`);
-    if (first && second && second.v4) o.out(`    dune exec ${labFlag}${first.node} -- ping -c3 ${second.v4}`);
-    o.out(`    dune status${plan.lab ? ` --lab ${plan.lab}` : ''}    dune shell ${first?.node ?? 'NODE'}    dune down --lab ${plan.lab}`);
+    if (first) o.out(`    dune exec ${labFlag} ${quoteWord(first.node)} -- ip addr`);
+    if (first && last && last !== first && last.v4) o.out(`    dune exec ${labFlag} ${quoteWord(first.node)} -- ping -c3 ${last.v4}`);
+    o.out(`    dune status ${labFlag}    dune shell ${labFlag} ${quoteWord(first?.node ?? 'NODE')}    dune down ${labFlag}`);
   });
 
   program
@@ -171,16 +175,16 @@ export function registerLabCommands(program: Command, o: Output): void {
       const missing = s.nodes.filter((n) => !n.present).length;
       o.out(`lab ${s.lab}: ${s.phase}, ${s.nodes.length} nodes${missing ? ` (${missing} missing!)` : ''}, ${s.links.length / 2} links`);
       o.out('\nNODE'.padEnd(22) + 'IPv4'.padEnd(16) + 'IPv6'.padEnd(26) + 'CPUS');
-      for (const n of s.nodes) o.out(`${n.node.padEnd(21)}${(n.v4 ?? '-').padEnd(16)}${(n.v6 ?? '-').padEnd(26)}${n.cpus.join(',') || '-'}${n.present ? '' : '  MISSING'}`);
+      for (const n of s.nodes) o.out(`${cell(n.node, 20).padEnd(21)}${(n.v4 ?? '-').padEnd(16)}${(n.v6 ?? '-').padEnd(26)}${n.cpus.join(',') || '-'}${n.present ? '' : '  MISSING'}`);
       o.out('\nLINK'.padEnd(8) + 'END'.padEnd(22) + 'PEER'.padEnd(22) + 'STATE'.padEnd(6) + 'TX pkts'.padStart(10) + 'RX pkts'.padStart(10) + 'drops'.padStart(7) + '  IMPAIRMENT');
       for (const l of s.links) {
         o.out(
-          `${l.link.padEnd(7)}${`${l.node}:${l.dev}`.padEnd(22)}${l.peer.padEnd(22)}${(l.up === null ? '?' : l.up ? 'up' : 'down').padEnd(6)}${String(l.txPackets ?? '-').padStart(10)}${String(l.rxPackets ?? '-').padStart(10)}${String(l.txDropped ?? '-').padStart(7)}  ${describeImpairment(l.impairment)}`,
+          `${l.link.padEnd(7)}${cell(`${l.node}:${l.dev}`, 21).padEnd(22)}${cell(l.peer, 21).padEnd(22)}${(l.up === null ? '?' : l.up ? 'up' : 'down').padEnd(6)}${String(l.txPackets ?? '-').padStart(10)}${String(l.rxPackets ?? '-').padStart(10)}${String(l.txDropped ?? '-').padStart(7)}  ${describeImpairment(l.impairment)}`,
         );
       }
       if (s.processes.length) {
         o.out('\nPROCESS'.padEnd(22) + 'PID'.padEnd(8) + 'STATE'.padEnd(9) + 'CPUS'.padEnd(8) + 'COMMAND');
-        for (const p of s.processes) o.out(`${p.name.padEnd(21)}${String(p.pid).padEnd(8)}${(p.alive ? 'running' : 'exited').padEnd(9)}${(p.cpus.join(',') || '-').padEnd(8)}${p.argv.join(' ')}`);
+        for (const p of s.processes) o.out(`${cell(p.name, 20).padEnd(21)}${String(p.pid).padEnd(8)}${(p.alive ? 'running' : 'exited').padEnd(9)}${(p.cpus.join(',') || '-').padEnd(8)}${joinCommand(p.argv)}`);
       }
     });
 
