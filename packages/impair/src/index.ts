@@ -1,0 +1,18 @@
+/**
+ * @dune/impair: the userspace impairment engine and its front ends.
+ *
+ *   engine/   the model: stages, one seeded random source, one scheduler, counters
+ *   params    what people write → the model's Impairment per pipe, validated whole
+ *   proxy/    UDP proxy front end (no root)
+ *   kernel/   iptables NFQUEUE rules + nfnetlink_queue spoken over a netlink socket (root)
+ *   server/   REST API, Prometheus metrics and the live page
+ *   cli/      the impaired-network-* commands
+ */
+export * from './engine/clock.js';
+export * from './engine/counters.js';
+export * from './engine/engine.js';
+export * from './engine/histogram.js';
+export * from './engine/random.js';
+export * from './engine/stage.js';
+export * from './engine/stages.js';
+export * from './params.js';

@@ -1,0 +1,402 @@
+/**
+ * Parameters as people write them (REST body, shell, command line, config file) → the
+ * model's `Impairment` per pipe, validated whole before anything is applied.
+ *
+ * Three forms, freely mixed in one body:
+ *   - packet_queue's: `{"bandwidth": 125000, "buffer": 64000, "delay": 0.3, "loss": 0.01}`
+ *     (bytes/s, bytes, seconds, probability; -1 or 0 = unlimited) applies to every pipe;
+ *   - per pipe: `{"up": {"delay": "20ms", "loss": "1%"}, "down": {"rate": "10mbit"}}`
+ *     (`both` addresses every pipe); per-pipe keys win over top-level ones;
+ *   - the model's own keys with the unit in the name: `{"up": {"delayUs": 20000}}`.
+ * Every friendly key takes a string with a unit ("20ms", "1%", "10mbit", "64KiB", "100p")
+ * or a bare number in packet_queue's unit (seconds, probability, bytes/s, bytes); `null`
+ * or "none" turns the setting off.
+ */
+import {
+  choicesHint, formatDurationUs, formatRate, JITTER_DISTRIBUTIONS, parseDurationUs, parsePercent, parseQueue,
+  parseRateBitsPerSec, parseSizeBytes, type GilbertElliott, type Impairment, type JitterDistribution,
+} from '@dune/topology';
+
+export const LIMITS = {
+  maxDelayUs: 60_000_000,
+  minRateBitsPerSec: 8,
+  maxRateBitsPerSec: 1e12,
+  maxQueuePackets: 1_000_000,
+  maxQueueBytes: 1024 ** 3,
+  maxReorderGap: 1_000_000,
+  maxStringLength: 64,
+} as const;
+
+export interface ParamProblem {
+  /** Where: `up.delay`, `loss`, ... */
+  path: string;
+  message: string;
+  /** What is accepted there. */
+  valid?: string;
+}
+
+/** Bad parameters: every problem of the input at once; nothing was applied. */
+export class ParamsError extends Error {
+  readonly code = 'invalid-parameters';
+  readonly problems: ParamProblem[];
+  readonly validKeys: Record<string, string>;
+  constructor(problems: ParamProblem[], pipeNames: readonly string[]) {
+    const head = problems.length === 1 ? '' : `${problems.length} problems: `;
+    super(head + problems.map((p) => `${p.path}: ${p.message}`).join('; '));
+    this.name = 'ParamsError';
+    this.problems = problems;
+    this.validKeys = validKeys(pipeNames);
+  }
+}
+
+/** A problem with one value; the key table's parsers throw it. */
+class Bad extends Error {}
+
+type Fields = Partial<Impairment>;
+
+interface KeySpec {
+  /** What is accepted, with range and units. */
+  valid: string;
+  /** The model fields this key owns (cleared by null, replaced as a whole by a value). */
+  fields: (keyof Impairment)[];
+  parse(v: unknown): Fields;
+}
+
+const DURATION_VALID = `a duration 0..${LIMITS.maxDelayUs / 1e6}s: "20ms", "1.5s", "250us" (a bare number is seconds)`;
+const PROB_VALID = 'a percentage 0..100%: "1%", "0.5%" (a bare number is a probability 0..1)';
+
+function str(v: unknown): string {
+  if (typeof v !== 'string') throw new Bad(`expected a string, got ${describe(v)}`);
+  if (v.length > LIMITS.maxStringLength) throw new Bad(`the string is ${v.length} characters long (at most ${LIMITS.maxStringLength})`);
+  return v.trim();
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'number') return Number.isFinite(v) ? `the number ${v}` : `${v}`;
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  return `${typeof v === 'object' ? 'an object' : typeof v}`;
+}
+
+function finite(v: unknown): number {
+  if (typeof v !== 'number') throw new Bad(`expected a number, got ${describe(v)}`);
+  if (!Number.isFinite(v)) throw new Bad(`${v} is not a finite number`);
+  return v;
+}
+
+function inRange(v: number, lo: number, hi: number, what: string): number {
+  if (v < lo) throw new Bad(`${what} ${v} is ${v < 0 ? 'negative' : `below ${lo}`}`);
+  if (v > hi) throw new Bad(`${what} ${v} is above the maximum ${hi}`);
+  return v;
+}
+
+function int(v: unknown, lo: number, hi: number, what: string): number {
+  const n = typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : finite(v);
+  if (!Number.isInteger(n)) throw new Bad(`${what} ${n} is not a whole number`);
+  return inRange(n, lo, hi, what);
+}
+
+/** Runs a units.ts parser, turning its UnitError into a Bad with the same text. */
+function unit<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw new Bad((e as Error).message);
+  }
+}
+
+function durationUs(v: unknown): number {
+  const us = typeof v === 'number' ? finite(v) * 1e6 : unit(() => parseDurationUs(str(v), 's'));
+  if (us < 0) throw new Bad(`${describe(v)} is a negative duration`);
+  if (us > LIMITS.maxDelayUs) throw new Bad(`${describe(v)} is a duration above ${LIMITS.maxDelayUs / 1e6}s`);
+  return Math.round(us * 1000) / 1000;
+}
+
+function percent(v: unknown): number {
+  if (typeof v === 'number') finite(v);
+  return unit(() => parsePercent(typeof v === 'number' ? v : str(v), { bareIsFraction: true }));
+}
+
+function isOff(v: unknown): boolean {
+  return v === null || (typeof v === 'string' && ['none', 'off', 'unlimited'].includes(v.trim().toLowerCase()));
+}
+
+function rateBits(v: unknown): number {
+  if (typeof v === 'number') {
+    throw new Bad(`the rate ${v} has no unit: write it as "${v}mbit" or "${v}KB/s", or use rateBitsPerSec`);
+  }
+  const bits = unit(() => parseRateBitsPerSec(str(v)));
+  if (bits === 0) return 0;
+  return inRange(bits, LIMITS.minRateBitsPerSec, LIMITS.maxRateBitsPerSec, 'the rate in bit/s');
+}
+
+function queueFields(q: { packets: number } | { bytes: number }): Fields {
+  if ('packets' in q) {
+    const n = inRange(q.packets, 0, LIMITS.maxQueuePackets, 'the queue length in packets');
+    return n === 0 ? {} : { queuePackets: n };
+  }
+  const b = inRange(q.bytes, 0, LIMITS.maxQueueBytes, 'the queue size in bytes');
+  return b === 0 ? {} : { queueBytes: b };
+}
+
+function geModel(v: unknown): GilbertElliott {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new Bad(`expected an object like {"p": "1%", "r": "10%", "1-h": "100%", "1-k": "0%"}, got ${describe(v)}`);
+  }
+  const o = v as Record<string, unknown>;
+  const names: Record<string, keyof GilbertElliott> = {
+    p: 'pPct', r: 'rPct', '1-h': 'oneMinusHPct', '1-k': 'oneMinusKPct',
+    pPct: 'pPct', rPct: 'rPct', oneMinusHPct: 'oneMinusHPct', oneMinusKPct: 'oneMinusKPct',
+  };
+  const ge: GilbertElliott = { pPct: NaN, rPct: NaN, oneMinusHPct: 100, oneMinusKPct: 0 };
+  for (const [k, raw] of Object.entries(o)) {
+    const field = names[k];
+    if (field === undefined) throw new Bad(`"${k}" is not a Gilbert-Elliott parameter (${choicesHint(k, ['p', 'r', '1-h', '1-k'])})`);
+    ge[field] = k.endsWith('Pct') ? inRange(finite(raw), 0, 100, k) : percent(raw);
+  }
+  if (Number.isNaN(ge.pPct) || Number.isNaN(ge.rPct)) throw new Bad('p and r are required');
+  return ge;
+}
+
+function canonPct(field: keyof Impairment): KeySpec {
+  return { valid: 'a number 0..100 (percent)', fields: [field], parse: (v) => ({ [field]: inRange(finite(v), 0, 100, field) }) };
+}
+function canonUs(field: keyof Impairment): KeySpec {
+  return { valid: `a number of microseconds 0..${LIMITS.maxDelayUs}`, fields: [field], parse: (v) => ({ [field]: inRange(finite(v), 0, LIMITS.maxDelayUs, field) }) };
+}
+function friendlyPct(field: keyof Impairment): KeySpec {
+  return { valid: PROB_VALID, fields: [field], parse: (v) => ({ [field]: percent(v) }) };
+}
+function distribution(field: keyof Impairment): KeySpec {
+  return {
+    valid: `one of ${JITTER_DISTRIBUTIONS.join(', ')}`,
+    fields: [field],
+    parse(v) {
+      const s = str(v);
+      if (!(JITTER_DISTRIBUTIONS as readonly string[]).includes(s)) {
+        throw new Bad(`"${s}" is not a jitter distribution: ${choicesHint(s, JITTER_DISTRIBUTIONS)}`);
+      }
+      return { [field]: s as JitterDistribution };
+    },
+  };
+}
+
+const LOSS_SLOT: (keyof Impairment)[] = ['lossPct', 'lossGilbertElliott'];
+const QUEUE_SLOT: (keyof Impairment)[] = ['queuePackets', 'queueBytes'];
+
+/** Every key a pipe accepts. Adding one is one line here. */
+export const PARAM_KEYS: Record<string, KeySpec> = {
+  // packet_queue's four, in its units when bare
+  delay: { valid: DURATION_VALID, fields: ['delayUs'], parse: (v) => ({ delayUs: durationUs(v) }) },
+  loss: { valid: PROB_VALID, fields: LOSS_SLOT, parse: (v) => ({ lossPct: percent(v) }) },
+  bandwidth: {
+    valid: 'a rate: bytes per second as a bare number (-1 or 0: unlimited), or "10mbit", "1MB/s"',
+    fields: ['rateBitsPerSec'],
+    parse(v) {
+      if (typeof v === 'number') {
+        const n = finite(v);
+        if (n === -1 || n === 0) return {};
+        const bits = inRange(n, 0, LIMITS.maxRateBitsPerSec / 8, 'the bandwidth in bytes/s') * 8;
+        return { rateBitsPerSec: inRange(Math.round(bits), LIMITS.minRateBitsPerSec, LIMITS.maxRateBitsPerSec, 'the bandwidth in bit/s') };
+      }
+      const bits = rateBits(v);
+      return bits === 0 ? {} : { rateBitsPerSec: bits };
+    },
+  },
+  buffer: {
+    valid: `a queue size: bytes as a bare number (-1 or 0: unlimited) up to ${LIMITS.maxQueueBytes}, or "64KiB"`,
+    fields: QUEUE_SLOT,
+    parse(v) {
+      if (typeof v === 'number' && (v === -1 || v === 0)) return {};
+      const bytes = typeof v === 'number' ? finite(v) : unit(() => parseSizeBytes(str(v)));
+      return queueFields({ bytes: Math.round(inRange(bytes, 0, LIMITS.maxQueueBytes, 'the buffer in bytes')) });
+    },
+  },
+  // the rest of the model, friendly
+  jitter: { valid: DURATION_VALID, fields: ['jitterUs'], parse: (v) => ({ jitterUs: durationUs(v) }) },
+  distribution: distribution('jitterDistribution'),
+  jitterCorrelation: friendlyPct('jitterCorrelationPct'),
+  lossCorrelation: friendlyPct('lossCorrelationPct'),
+  gemodel: {
+    valid: 'Gilbert-Elliott loss: {"p": "1%", "r": "10%", "1-h": "100%", "1-k": "0%"} (p: good→bad, r: bad→good, 1-h: loss when bad, default 100%, 1-k: loss when good, default 0%)',
+    fields: LOSS_SLOT,
+    parse: (v) => ({ lossGilbertElliott: geModel(v) }),
+  },
+  duplicate: friendlyPct('duplicatePct'),
+  corrupt: friendlyPct('corruptPct'),
+  reorder: friendlyPct('reorderPct'),
+  gap: {
+    valid: `the reorder gap: a whole number 0..${LIMITS.maxReorderGap}`,
+    fields: ['reorderGap'],
+    parse: (v) => ({ reorderGap: int(v, 0, LIMITS.maxReorderGap, 'the gap') }),
+  },
+  rate: {
+    valid: `a rate ${LIMITS.minRateBitsPerSec}bit..1tbit with a unit: "10mbit", "512kbps" (bits), "1MB/s", "64KiB/s" (bytes); "none": unlimited`,
+    fields: ['rateBitsPerSec'],
+    parse(v) {
+      const bits = rateBits(v);
+      return bits === 0 ? {} : { rateBitsPerSec: bits };
+    },
+  },
+  queue: {
+    valid: `a queue limit: packets ("100p", or a bare number up to ${LIMITS.maxQueuePackets}) or bytes ("64KiB", up to 1GiB); 0: unlimited`,
+    fields: QUEUE_SLOT,
+    parse(v) {
+      if (typeof v === 'number') return queueFields({ packets: int(v, 0, LIMITS.maxQueuePackets, 'the queue length') });
+      const q = unit(() => parseQueue(str(v)));
+      if ('packets' in q && !Number.isInteger(Number(q.packets))) throw new Bad('a queue length in packets is a whole number');
+      return queueFields(q);
+    },
+  },
+  // the model's own keys
+  delayUs: canonUs('delayUs'),
+  jitterUs: canonUs('jitterUs'),
+  jitterDistribution: distribution('jitterDistribution'),
+  jitterCorrelationPct: canonPct('jitterCorrelationPct'),
+  lossPct: { ...canonPct('lossPct'), fields: LOSS_SLOT },
+  lossCorrelationPct: canonPct('lossCorrelationPct'),
+  lossGilbertElliott: {
+    valid: '{"pPct", "rPct", "oneMinusHPct", "oneMinusKPct"}: numbers 0..100',
+    fields: LOSS_SLOT,
+    parse: (v) => ({ lossGilbertElliott: geModel(v) }),
+  },
+  duplicatePct: canonPct('duplicatePct'),
+  corruptPct: canonPct('corruptPct'),
+  reorderPct: canonPct('reorderPct'),
+  reorderGap: { valid: `a whole number 0..${LIMITS.maxReorderGap}`, fields: ['reorderGap'], parse: (v) => ({ reorderGap: int(v, 0, LIMITS.maxReorderGap, 'reorderGap') }) },
+  rateBitsPerSec: {
+    valid: `a number of bits per second, 0 (unlimited) or ${LIMITS.minRateBitsPerSec}..${LIMITS.maxRateBitsPerSec}`,
+    fields: ['rateBitsPerSec'],
+    parse(v) {
+      const n = finite(v);
+      return n === 0 ? {} : { rateBitsPerSec: inRange(n, LIMITS.minRateBitsPerSec, LIMITS.maxRateBitsPerSec, 'rateBitsPerSec') };
+    },
+  },
+  queuePackets: {
+    valid: `a whole number 0..${LIMITS.maxQueuePackets} (0: unlimited)`,
+    fields: ['queuePackets'],
+    parse: (v) => queueFields({ packets: int(v, 0, LIMITS.maxQueuePackets, 'queuePackets') }),
+  },
+  queueBytes: {
+    valid: `a whole number 0..${LIMITS.maxQueueBytes} (0: unlimited)`,
+    fields: ['queueBytes'],
+    parse: (v) => queueFields({ bytes: int(v, 0, LIMITS.maxQueueBytes, 'queueBytes') }),
+  },
+};
+
+/** Keys a pipe accepts, and `both` / pipe names at the top level. */
+export function validKeys(pipeNames: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of pipeNames) out[p] = `an object of the keys below, for the ${p} direction only`;
+  out.both = 'an object of the keys below, for every direction';
+  for (const [k, spec] of Object.entries(PARAM_KEYS)) out[k] = spec.valid;
+  return out;
+}
+
+/** Applies one pipe's patch to `target`, collecting problems. */
+function applyPipePatch(target: Impairment, patch: Record<string, unknown>, path: string, problems: ParamProblem[]): void {
+  for (const [key, value] of Object.entries(patch)) {
+    const spec = PARAM_KEYS[key];
+    const at = path ? `${path}.${key}` : key;
+    if (spec === undefined) {
+      problems.push({ path: at, message: `unknown key "${key}"; ${choicesHint(key, Object.keys(PARAM_KEYS))}` });
+      continue;
+    }
+    try {
+      const fields = isOff(value) ? {} : spec.parse(value);
+      for (const f of spec.fields) delete target[f];
+      Object.assign(target, fields);
+    } catch (e) {
+      if (!(e instanceof Bad)) throw e;
+      problems.push({ path: at, message: e.message, valid: spec.valid });
+    }
+  }
+}
+
+function asObject(v: unknown, path: string, problems: ParamProblem[]): Record<string, unknown> | undefined {
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+  problems.push({ path: path || '(body)', message: `expected a JSON object, got ${describe(v)}` });
+  return undefined;
+}
+
+function rank(path: string): number {
+  return path === '' ? 0 : path === 'both' ? 1 : 2;
+}
+
+/**
+ * The parameters of every pipe after merging `body` into `current`. Throws ParamsError,
+ * listing every problem, when anything is wrong; `current` is never modified.
+ */
+export function mergeParams(current: Record<string, Impairment>, body: unknown): Record<string, Impairment> {
+  const pipeNames = Object.keys(current);
+  const problems: ParamProblem[] = [];
+  const next: Record<string, Impairment> = structuredClone(current);
+  const obj = asObject(body, '', problems);
+  if (obj) {
+    // Top-level keys, then `both`, then each pipe's own: later wins.
+    const layers: [path: string, targets: string[], patch: Record<string, unknown>][] = [['', pipeNames, {}]];
+    for (const [k, v] of Object.entries(obj)) {
+      if (k === 'both' || pipeNames.includes(k)) {
+        const o = asObject(v, k, problems);
+        if (o) layers.push([k, k === 'both' ? pipeNames : [k], o]);
+      } else if (k in PARAM_KEYS) {
+        layers[0]![2][k] = v;
+      } else {
+        const choices = [...pipeNames, 'both', ...Object.keys(PARAM_KEYS)];
+        problems.push({ path: k, message: `unknown key "${k}"; ${choicesHint(k, choices)}` });
+      }
+    }
+    layers.sort((a, b) => rank(a[0]) - rank(b[0]));
+    for (const [path, targets, patch] of layers) {
+      // Parsed once so that each problem is reported once, then applied to every target.
+      applyPipePatch({}, patch, path, problems);
+      for (const name of targets) applyPipePatch(next[name]!, patch, path, []);
+    }
+  }
+  if (problems.length > 0) throw new ParamsError(problems, pipeNames);
+  return next;
+}
+
+/** Notes about settings that are valid but have no effect as they stand. */
+export function paramNotes(byPipe: Record<string, Impairment>): string[] {
+  const notes: string[] = [];
+  for (const [name, p] of Object.entries(byPipe)) {
+    if ((p.reorderPct ?? 0) > 0 && !(p.delayUs || p.jitterUs)) notes.push(`${name}: reorder has no effect without a delay`);
+    if ((p.jitterCorrelationPct ?? 0) > 0 && !p.jitterUs) notes.push(`${name}: jitterCorrelation has no effect without jitter`);
+    if ((p.lossCorrelationPct ?? 0) > 0 && p.lossGilbertElliott) notes.push(`${name}: lossCorrelation does not apply to the Gilbert-Elliott model`);
+  }
+  return notes;
+}
+
+/** The friendly form of one pipe's parameters, every key present ("0ms", "0%", "unlimited"). */
+export function formatParams(p: Impairment): Record<string, string | number | Record<string, string> | null> {
+  const pct = (x: number | undefined) => `${x ?? 0}%`;
+  return {
+    delay: formatDurationUs(p.delayUs ?? 0),
+    jitter: formatDurationUs(p.jitterUs ?? 0),
+    distribution: p.jitterDistribution ?? 'normal',
+    jitterCorrelation: pct(p.jitterCorrelationPct),
+    loss: pct(p.lossPct),
+    lossCorrelation: pct(p.lossCorrelationPct),
+    gemodel: p.lossGilbertElliott
+      ? { p: pct(p.lossGilbertElliott.pPct), r: pct(p.lossGilbertElliott.rPct), '1-h': pct(p.lossGilbertElliott.oneMinusHPct), '1-k': pct(p.lossGilbertElliott.oneMinusKPct) }
+      : null,
+    duplicate: pct(p.duplicatePct),
+    corrupt: pct(p.corruptPct),
+    reorder: pct(p.reorderPct),
+    gap: p.reorderGap ?? 0,
+    rate: p.rateBitsPerSec ? formatRate(p.rateBitsPerSec) : 'unlimited',
+    queue: p.queuePackets ? `${p.queuePackets}p` : p.queueBytes ? `${p.queueBytes}B` : 'unlimited',
+  };
+}
+
+/** packet_queue's GET /pipes body for one pipe: bandwidth bytes/s, buffer bytes, delay s, loss 0..1. */
+export function packetQueueForm(p: Impairment): { bandwidth: number; buffer: number; delay: number; loss: number } {
+  return {
+    bandwidth: p.rateBitsPerSec ? p.rateBitsPerSec / 8 : -1,
+    buffer: p.queueBytes ?? -1,
+    delay: (p.delayUs ?? 0) / 1e6,
+    loss: (p.lossPct ?? 0) / 100,
+  };
+}
