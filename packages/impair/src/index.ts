@@ -16,3 +16,4 @@ export * from './engine/random.js';
 export * from './engine/stage.js';
 export * from './engine/stages.js';
 export * from './params.js';
+export * from './proxy/udp-proxy.js';
