@@ -9,6 +9,7 @@ export default defineConfig({
       '@dune/topology': pkg('topology'),
       '@dune/compiler': pkg('compiler'),
       '@dune/agent': pkg('agent'),
+      '@dune/transport': pkg('transport'),
       '@dune/impair': pkg('impair'),
       '@dune/cli': pkg('cli'),
     },

@@ -300,7 +300,6 @@ export class Testbed {
       'PasswordAuthentication no',
       'KbdInteractiveAuthentication no',
       'AllowStreamLocalForwarding yes',
-      'AllowTcpForwarding no',
       'X11Forwarding no',
       'PrintMotd no',
       'MaxSessions 32',
