@@ -33,3 +33,12 @@ export {
 } from './lab/lab.js';
 export { STATE_ROOT, journalLabs, readState, type LabState, type ProcessRecord } from './lab/journal.js';
 export { converge, opKey, type Convergence } from './lab/diff.js';
+// Netlink building blocks for programs that configure the kernel beyond a plan's ops
+// (NetMirage's core and edge: policy rules, other tables, moving a NIC between namespaces).
+export { NlSocket, NetlinkError, describeAck } from './netlink/socket.js';
+export type { NlWriter } from './netlink/writer.js';
+export { getLink, parseLink, setLink, delLink, type LinkInfoMsg } from './netlink/link.js';
+export { getAddrDump, getRouteDump, parseAddr as parseAddrMsg } from './netlink/addr-route.js';
+export * from './netlink/rule.js';
+export { dumpLinks, withNsSocket, linkByName } from './status.js';
+export { openNsFd } from './netns.js';
