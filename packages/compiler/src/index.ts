@@ -5,3 +5,4 @@ export { summarizePlan } from './summary.js';
 export * as cidr from './cidr.js';
 export { serializePlanChunks } from './serialize.js';
 export * from './synthetic.js';
+export * from './netmirage.js';
