@@ -1,0 +1,31 @@
+/** The only place that prints: known failures briefly with their hint, anything else with its stack. */
+import { DuneError, TopologyError, formatDiagnostic } from '@dune/topology';
+
+export interface Io {
+  out(text: string): void;
+  /** Raw write to stdout, no newline added. */
+  write(text: string): void;
+  err(text: string): void;
+}
+
+export const stdio: Io = {
+  out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
+  write: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+};
+
+export function reportError(io: Io, e: unknown): number {
+  if (e instanceof TopologyError) {
+    for (const d of e.diagnostics) io.err(formatDiagnostic(d));
+    const n = e.diagnostics.filter((d) => d.severity === 'error').length;
+    io.err(`${n} error${n === 1 ? '' : 's'}; nothing was built.`);
+    return 1;
+  }
+  if (e instanceof DuneError) {
+    io.err(formatDiagnostic(e.toDiagnostic()));
+    return 1;
+  }
+  const err = e as Error;
+  io.err(`internal error (a bug; please report it with this output):\n${err?.stack ?? String(e)}`);
+  return 70;
+}
