@@ -93,6 +93,8 @@ export interface Convergence {
 const UNDO_ORDER: Op['op'][] = ['process', 'exec', 'file', 'impair', 'route', 'addr', 'up', 'sysctl', 'enslave', 'vxlan', 'veth', 'bridge', 'netns'];
 
 export function converge(old: HostPlan | undefined, next: HostPlan): Convergence {
+  // A fresh lab: everything is new (and a big plan's 1 M op keys need not be built).
+  if (old === undefined) return { remove: [], apply: next.ops.slice(), change: [], unchanged: 0 };
   const oldOps = new Map<string, { op: Op; json: string }>();
   for (const op of old?.ops ?? []) oldOps.set(opKey(op), { op, json: canonical(op) });
   const nextKeys = new Set<string>();

@@ -2,11 +2,15 @@
  * One rtnetlink socket, bound to the namespace it was opened in, that pipelines requests:
  *
  *   queue(req) … queue(req) → one sendmsg per ~64 KiB → kernel runs each request in turn
- *   and queues an ACK or an error per request → drain() reads them all in a few recvs
+ *   and queues an error per failed request, and an ACK for the last one → drain() reads them
  *
  * The kernel handles every request of a datagram synchronously inside sendmsg and goes on
  * after a failed one, so a failure is mapped back to its request by sequence number and the
- * rest of the batch still runs (the caller decides what a failure means).
+ * rest of the batch still runs (the caller decides what a failure means). Successes are not
+ * ACKed one by one (NLM_F_ACK is cleared on queued requests): the kernel answers a failed
+ * request whatever its flags, and runs one socket's requests in order, so the ACK of a send's
+ * last request says every request before it is done (Kdl's 1.1 M routes: 1.1 M fewer ACKs
+ * for the kernel to build and queue and for us to read).
  */
 import { native } from '../native.js';
 import {
@@ -20,7 +24,7 @@ import {
   NLMSG_OVERRUN,
 } from './constants.js';
 import { messages, parseError, type NlAck, type NlMsg } from './parse.js';
-import { NlWriter } from './writer.js';
+import { align4, NlWriter } from './writer.js';
 
 /** Bytes per sendmsg: well under the kernel's limit and our 16 MiB socket buffers. */
 const SEND_CHUNK_BYTES = 64 * 1024;
@@ -54,6 +58,8 @@ export class NlSocket<R = string> {
   private seq = 1;
   private readonly w = new NlWriter(SEND_CHUNK_BYTES + 8192);
   private readonly pending = new Map<number, R>();
+  /** Offset in `w` of the last queued request: the one flush asks the kernel to ACK. */
+  private last = -1;
   readonly failures: Failure<R>[] = [];
   private closed = false;
 
@@ -70,7 +76,11 @@ export class NlSocket<R = string> {
   /** Queues one request; `build` writes it (via `w.beginMsg(type, flags, seq)`). */
   queue(ref: R, build: (w: NlWriter, seq: number) => void): void {
     const seq = this.seq++;
+    const start = align4(this.w.length);
     build(this.w, seq);
+    const flags = this.w.buf.readUInt16LE(start + 6);
+    this.w.buf.writeUInt16LE(flags & ~NLM_F_ACK, start + 6);
+    this.last = start;
     this.pending.set(seq, ref);
     if (this.w.length >= SEND_CHUNK_BYTES) this.flush();
     if (this.pending.size >= MAX_IN_FLIGHT) this.drain();
@@ -79,8 +89,10 @@ export class NlSocket<R = string> {
   /** Sends what is queued without waiting for the ACKs. */
   flush(): void {
     if (this.w.length === 0) return;
+    if (this.last >= 0) this.w.buf.writeUInt16LE(this.w.buf.readUInt16LE(this.last + 6) | NLM_F_ACK, this.last + 6);
     native().nlSend(this.fd, this.w.bytes());
     this.w.reset();
+    this.last = -1;
   }
 
   get outstanding(): number {
@@ -101,9 +113,13 @@ export class NlSocket<R = string> {
         if (m.type !== NLMSG_ERROR) continue;
         const ref = this.pending.get(m.seq);
         if (ref === undefined) continue;
-        this.pending.delete(m.seq);
         const ack = parseError(m);
         if (ack.errno !== 0) this.failures.push({ ref, ack });
+        // Requests run in order: this one's answer means every earlier one is done.
+        for (const s of this.pending.keys()) {
+          if (s > m.seq) break;
+          this.pending.delete(s);
+        }
       }
     }
   }
