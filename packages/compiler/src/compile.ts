@@ -18,7 +18,7 @@ import { planLinks } from './links.js';
 import { labName, nodeKeys, nsName, nsPrefix } from './naming.js';
 import { assemble } from './ops.js';
 import { place } from './placement.js';
-import { PLAN_FORMAT, type Plan } from './plan.js';
+import { canonicalJson, PLAN_FORMAT, type Plan } from './plan.js';
 import { chooseWeights, computeRoutes } from './routing.js';
 import { checkSources, renderNodes, Sources } from './template.js';
 
@@ -140,18 +140,6 @@ function warnShaping(topo: Topology, diags: Diagnostics): void {
 
 /** sha256 of the topology's canonical JSON (keys sorted), for plans compiled without the file text. */
 export function topologySha256(topo: Topology): string {
-  return createHash('sha256').update(canonicalJson(topo)).digest('hex');
+  return createHash('sha256').update(JSON.stringify(canonicalJson(topo))).digest('hex');
 }
 
-function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : canonicalJson(x))).join(',')}]`;
-  if (v !== null && typeof v === 'object') {
-    const parts: string[] = [];
-    for (const k of Object.keys(v).sort()) {
-      const x = (v as Record<string, unknown>)[k];
-      if (x !== undefined) parts.push(`${JSON.stringify(k)}:${canonicalJson(x)}`);
-    }
-    return `{${parts.join(',')}}`;
-  }
-  return JSON.stringify(v) ?? 'null';
-}

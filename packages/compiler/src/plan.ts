@@ -219,7 +219,7 @@ export interface Plan {
 
 /** Canonical JSON: object keys sorted, so equal plans serialise to identical bytes. */
 export function serializePlan(plan: Plan, indent = 0): string {
-  return JSON.stringify(sortKeys(plan), null, indent) + '\n';
+  return JSON.stringify(canonicalJson(plan), null, indent) + '\n';
 }
 
 /**
@@ -227,8 +227,8 @@ export function serializePlan(plan: Plan, indent = 0): string {
  * routes, addresses) are returned as they are: copying a million of them dominated the
  * time to serialise a large plan.
  */
-function sortKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortKeys);
+export function canonicalJson(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonicalJson);
   if (v !== null && typeof v === 'object') {
     const o = v as Record<string, unknown>;
     const keys = Object.keys(o);
@@ -244,7 +244,7 @@ function sortKeys(v: unknown): unknown {
     const out: Record<string, unknown> = {};
     for (const k of keys.sort()) {
       const x = o[k];
-      if (x !== undefined) out[k] = sortKeys(x);
+      if (x !== undefined) out[k] = canonicalJson(x);
     }
     return out;
   }

@@ -4,36 +4,8 @@
  * These chunks concatenate to exactly the bytes `serializePlan(plan, indent)` gives when it
  * can, so a writer can stream a plan of any size to a file, a pipe or an agent.
  */
-import type { Plan } from './plan.js';
+import { canonicalJson as sortKeys, type Plan } from './plan.js';
 
-/**
- * A copy with object keys sorted. Flat objects whose keys are already in order (most ops:
- * routes, addresses) are returned as they are: copying a million of them dominated the
- * time to serialise a large plan.
- */
-function sortKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortKeys);
-  if (v !== null && typeof v === 'object') {
-    const o = v as Record<string, unknown>;
-    const keys = Object.keys(o);
-    let flatSorted = true;
-    for (let i = 0; i < keys.length; i++) {
-      const x = o[keys[i] as string];
-      if ((i > 0 && (keys[i - 1] as string) >= (keys[i] as string)) || x === undefined || (x !== null && typeof x === 'object')) {
-        flatSorted = false;
-        break;
-      }
-    }
-    if (flatSorted) return o;
-    const out: Record<string, unknown> = {};
-    for (const k of keys.sort()) {
-      const x = o[k];
-      if (x !== undefined) out[k] = sortKeys(x);
-    }
-    return out;
-  }
-  return v;
-}
 
 /** JSON.stringify of a value nested `depth` levels deep, as JSON.stringify would indent it. */
 function nested(v: unknown, indent: number, depth: number): string {
