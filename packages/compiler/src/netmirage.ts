@@ -239,7 +239,10 @@ export function compileNetmirage(topo: Topology, s: NetmirageSettings): Netmirag
   const without = explicit.map((p, i) => (p === undefined ? i : -1)).filter((i) => i >= 0);
   let carved: Prefix[] = [];
   if (without.length > 0 && global !== undefined) {
-    const len = global.len + bitsFor(without.length);
+    // Explicit vsubnets inside the global space take a part of it each, so the even split
+    // counts them too.
+    const inside = explicit.filter((p): p is Prefix => p !== undefined && overlaps(p, global)).length;
+    const len = global.len + bitsFor(without.length + inside);
     const reserved = explicit.filter((p): p is Prefix => p !== undefined).map(rangeOf);
     const r = len > 32 ? { ok: false as const, fitted: 0 } : carve(global, len, without.length, reserved);
     if (!r.ok) {
