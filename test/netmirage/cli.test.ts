@@ -1,0 +1,116 @@
+/** netmirage-core and netmirage-edge front ends: flags, setup files, precedence. No root needed. */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { appAddresses, coreMain, parseEdgeNode, parseIni, validateEdgeArgs, EDGE_DEFAULTS, type Io } from '@dune/netmirage';
+import { DuneError } from '@dune/topology';
+
+const root = new URL('../../', import.meta.url).pathname;
+const twelve = `${root}test/netmirage/twelve.graphml`;
+
+function capture(): Io & { stdout: string; stderr: string } {
+  const c = { stdout: '', stderr: '' } as Io & { stdout: string; stderr: string };
+  c.out = (t) => (c.stdout += t.endsWith('\n') ? t : `${t}\n`);
+  c.write = (t) => (c.stdout += t);
+  c.err = (t) => (c.stderr += t.endsWith('\n') ? t : `${t}\n`);
+  return c;
+}
+
+async function core(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const io = capture();
+  const code = await coreMain(args, io);
+  return { code, stdout: io.stdout, stderr: io.stderr };
+}
+
+function setup(text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'nm-setup-'));
+  const f = join(dir, 'setup.cfg');
+  writeFileSync(f, text);
+  return f;
+}
+
+const edgeLines = (stdout: string) => stdout.split('\n').filter((l) => l.startsWith('netmirage-edge'));
+
+describe('netmirage-core flags and setup file', () => {
+  it('parses -e edge specs and rejects unknown settings', () => {
+    expect(parseEdgeNode('192.0.2.1,iface=eth1,mac=02:00:00:00:00:01,vsubnet=10.1.0.0/16,rdev=em1,rapps=8')).toEqual({
+      ip: '192.0.2.1', iface: 'eth1', mac: '02:00:00:00:00:01', vsubnet: '10.1.0.0/16', rdev: 'em1', rapps: '8',
+    });
+    expect(() => parseEdgeNode('192.0.2.1,ifac=eth1')).toThrow(DuneError);
+  });
+
+  it('reads INI groups, comments and escapes', () => {
+    const ini = parseIni('# c\n[emulator]\niface = eth1\n\n[edge1]\nip=192.0.2.1\n; also a comment\n[edge2]\nip=192.0.2.2\nrdev=a\\sb\n', 'x.cfg');
+    expect(ini.groups.map((g) => [g.name, Object.fromEntries([...g.values].map(([k, v]) => [k, v.value]))])).toEqual([
+      ['emulator', { iface: 'eth1' }],
+      ['edge1', { ip: '192.0.2.1' }],
+      ['edge2', { ip: '192.0.2.2', rdev: 'a b' }],
+    ]);
+    expect(() => parseIni('iface=eth1\n', 'x.cfg')).toThrow(/comes before any \[group\]/);
+  });
+
+  it('takes edges and options from the setup file, the command line winning', async () => {
+    const f = setup('[emulator]\niface=nic9\nnetns-prefix=fromfile-\nclient-node=client\nrouting-ip=192.0.2.254\n[edge1]\nip=192.0.2.1\nrdev=em1\nrapps=4\n[node2]\nip=192.0.2.2\nvsubnet=10.200.0.0/16\n');
+    const a = await core(['--dry-run', '-s', f, '-f', twelve]);
+    expect(a.code).toBe(0);
+    expect(a.stdout).toContain('namespaces: fromfile-<node>');
+    expect(edgeLines(a.stdout)).toEqual([
+      'netmirage-edge -e 10.200.0.0/16 -c 6 em1 192.0.2.254 10.0.0.0/9 4',
+      'netmirage-edge -e 10.0.0.0/9 -c 6 <iface> 192.0.2.254 10.200.0.0/16 <applications>',
+    ]);
+    const b = await core(['--dry-run', '-s', f, '-f', twelve, '-p', 'cli-', '-e', '192.0.2.9', '-I', '192.0.2.1']);
+    expect(b.code).toBe(0);
+    expect(b.stdout).toContain('namespaces: cli-<node>');
+    expect(edgeLines(b.stdout)).toEqual(['netmirage-edge -c 12 <iface> 192.0.2.1 10.0.0.0/8 <applications>']);
+  });
+
+  it('says what is wrong with a setup file, and a missing one given explicitly', async () => {
+    const bad = await core(['--dry-run', '-s', setup('[emulator]\nifase=eth1\n'), '-f', twelve]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/unknown option "ifase"[\s\S]*did you mean `iface`/);
+    const missing = await core(['--dry-run', '-s', '/nonexistent/setup.cfg', '-f', twelve]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('error[setup-missing]');
+  });
+
+  it('validates the prefix and the choices', async () => {
+    const p = await core(['--dry-run', '-p', 'a/b', '-i', 'x', '-e', '192.0.2.1', '-f', twelve]);
+    expect(p.code).toBe(1);
+    expect(p.stderr).toContain('may only contain 0-9 A-Z a-z _ -');
+    const u = await core(['--dry-run', '-u', 'furlongs', '-f', twelve]);
+    expect(u.code).not.toBe(0);
+    expect(u.stderr).toContain('Allowed choices are shadow, KiB, modelnet, Kb');
+  });
+
+  it('applies --units to node bandwidths', async () => {
+    const kib = await core(['--dry-run', '-i', 'x', '-e', '192.0.2.1', '--client-node', 'client', '-f', twelve]);
+    const kb = await core(['--dry-run', '-i', 'x', '-e', '192.0.2.1', '--client-node', 'client', '-u', 'Kb', '-f', twelve]);
+    expect(kib.stdout).toContain('rate 102.4mbit ×23, 10.24mbit ×1');
+    expect(kb.stdout).toContain('rate 12.5mbit ×23, 1.25mbit ×1');
+  });
+
+  it('accepts the flags NetMirage has and this one does not need', async () => {
+    const r = await core(['--dry-run', '-2', '-m', '4096', '-k', '-q', '-i', 'x', '-e', '192.0.2.1', '-f', twelve]);
+    expect(r.code).toBe(0);
+    expect(edgeLines(r.stdout)).toEqual([]);
+  });
+});
+
+describe('netmirage-edge addresses and arguments', () => {
+  it('allocates sequentially, or round-robin over the clients\' subnets', () => {
+    expect(appAddresses('10.0.0.0/24', 3)).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3']);
+    expect(appAddresses('10.0.0.0/9', 7, 6)).toEqual(['10.0.0.1', '10.16.0.1', '10.32.0.1', '10.48.0.1', '10.64.0.1', '10.80.0.1', '10.0.0.2']);
+    expect(appAddresses('10.0.0.0/28', 'max')).toHaveLength(14);
+    expect(() => appAddresses('10.0.0.0/28', 15)).toThrow(/room for 14/);
+    expect(() => appAddresses('10.0.0.0/8', 'max')).toThrow(/more than 65536/);
+  });
+
+  it('checks in < out < other and the table id', () => {
+    const a = { iface: 'eth1', coreIp: '192.0.2.1', vsubnet: '10.0.0.0/9', applications: 4, otherEdges: [], ...EDGE_DEFAULTS };
+    expect(() => validateEdgeArgs(a)).not.toThrow();
+    expect(() => validateEdgeArgs({ ...a, ruleOut: 20 })).toThrow(/in < out < other/);
+    expect(() => validateEdgeArgs({ ...a, tableId: 254 })).toThrow(/not a free routing table/);
+    expect(() => validateEdgeArgs({ ...a, vsubnet: '10.0.0.1' })).toThrow(/not an IPv4 subnet/);
+  });
+});

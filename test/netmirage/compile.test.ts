@@ -1,0 +1,138 @@
+/**
+ * NetMirage mode in the compiler: edges, vsubnets, clients, the plan's ops and the edge
+ * commands. Pure: no root, no kernel.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseGraphml, TopologyError, type Topology } from '@dune/topology';
+import { clientsPerEdge, compileNetmirage, formatEdgeCommand, splitEvenly, type NetmirageSettings, type Op, cidr } from '@dune/compiler';
+
+const root = new URL('../../', import.meta.url).pathname;
+const twelve = () => parseGraphml(readFileSync(`${root}test/netmirage/twelve.graphml`, 'utf8'), 'test/netmirage/twelve.graphml', { clientType: 'client' });
+
+const settings = (over: Partial<NetmirageSettings> = {}): NetmirageSettings => ({
+  prefix: 'nm-',
+  vsubnet: '10.0.0.0/8',
+  edges: [
+    { ip: '198.51.100.2', iface: 'nic1', rdev: 'eth1', rapps: '12' },
+    { ip: '198.51.100.6', iface: 'nic2' },
+  ],
+  rootNs: 'custom',
+  switch: 'linux',
+  ...over,
+});
+
+function errorsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof TopologyError) return e.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code}: ${d.message}`);
+    throw e;
+  }
+  return [];
+}
+
+describe('NetMirage arithmetic', () => {
+  it('shares clients among edges with round(c/E·(i+1)) − round(c/E·i)', () => {
+    expect(clientsPerEdge(12, 2)).toEqual([6, 6]);
+    expect(clientsPerEdge(11, 2)).toEqual([6, 5]);
+    expect(clientsPerEdge(10, 3)).toEqual([3, 4, 3]);
+    expect(clientsPerEdge(1, 1)).toEqual([1]);
+  });
+
+  it('splits a subnet into the next power of two of equal parts', () => {
+    const p = cidr.parsePrefix('10.0.0.0/9') as cidr.Prefix;
+    expect(splitEvenly(p, 6)?.map(cidr.formatNetwork)).toEqual(['10.0.0.0/12', '10.16.0.0/12', '10.32.0.0/12', '10.48.0.0/12', '10.64.0.0/12', '10.80.0.0/12']);
+    expect(splitEvenly(cidr.parsePrefix('10.0.0.0/31') as cidr.Prefix, 3)).toBeUndefined();
+  });
+});
+
+describe('compileNetmirage', () => {
+  it('builds twelve clients behind two edges', () => {
+    const nm = compileNetmirage(twelve(), settings());
+    expect(nm.lab).toBe('netmirage-nm-');
+    expect(nm.rootNs).toBe('nm-root');
+    expect(nm.edges.map((e) => [e.vsubnet, e.clients, e.clientSubnets.length])).toEqual([
+      ['10.0.0.0/9', 6, 6],
+      ['10.128.0.0/9', 6, 6],
+    ]);
+    expect(nm.clients.map((c) => `${c.node} ${c.subnet} ${c.rootDev}`)).toMatchSnapshot();
+    expect(nm.edges.map((e) => formatEdgeCommand(e.command))).toEqual([
+      'netmirage-edge -e 10.128.0.0/9 -c 6 eth1 <core-ip> 10.0.0.0/9 12',
+      'netmirage-edge -e 10.0.0.0/9 -c 6 <iface> <core-ip> 10.128.0.0/9 <applications>',
+    ]);
+    // Internal addresses stay clear of the vsubnets and the edges.
+    expect(nm.pools).toEqual({ nodeV4: '100.64.0.0/11', linkV4: '100.96.0.0/11' });
+  });
+
+  it('names namespaces <prefix><node> and marks each lo for teardown', () => {
+    const nm = compileNetmirage(twelve(), settings({ prefix: 'x_' }));
+    const netns = nm.plan.hosts[0]?.ops.filter((o): o is Extract<Op, { op: 'netns' }> => o.op === 'netns') ?? [];
+    expect(netns.map((o) => o.ns)).toEqual(['x_r0', 'x_r1', 'x_r2', 'x_r3', ...Array.from({ length: 12 }, (_, i) => `x_c${i}`), 'x_root']);
+    expect(netns.every((o) => o.alias.startsWith(`dune:${nm.lab}:`))).toBe(true);
+    expect(nm.plan.nsPrefix).toBe('x_');
+  });
+
+  it('is IPv4 only and routes to client subnets, never configuring them', () => {
+    const ops = compileNetmirage(twelve(), settings()).plan.hosts[0]?.ops ?? [];
+    expect(ops.filter((o) => (o.op === 'addr' && o.cidr.includes(':')) || (o.op === 'route' && o.dst.includes(':')))).toEqual([]);
+    expect(ops.filter((o) => o.op === 'addr' && o.cidr.startsWith('10.'))).toEqual([]);
+    const routesIn = (ns: string) => ops.filter((o): o is Extract<Op, { op: 'route' }> => o.op === 'route' && o.ns === ns).map((o) => `${o.dst} ${o.via ?? ''} ${o.dev}`);
+    // A relay knows every client subnet; a client its root's address and its own subnet via root.
+    expect(routesIn('nm-r0')).toHaveLength(12);
+    expect(routesIn('nm-c0')).toContain('100.95.255.254/32  root');
+    expect(routesIn('nm-c0')).toContain('10.0.0.0/12 100.95.255.254 root');
+  });
+
+  it('puts client shaping on the client↔root link and the self-loop on self', () => {
+    const ops = compileNetmirage(twelve(), settings()).plan.hosts[0]?.ops ?? [];
+    const imp = (ns: string, dev: string) => ops.find((o): o is Extract<Op, { op: 'impair' }> => o.op === 'impair' && o.ns === ns && o.dev === dev)?.impairment;
+    expect(imp('nm-c5', 'root')).toEqual({ rateBitsPerSec: 1250 * 8192 });
+    expect(imp('nm-root', 'node-5')).toEqual({ rateBitsPerSec: 12500 * 8192 });
+    expect(imp('nm-c0', 'self')).toEqual({ delayUs: 2000 });
+    expect(imp('nm-c7', 'self')).toBeUndefined();
+    expect(imp('nm-r0', 'eth0')).toEqual({ delayUs: 1000 });
+  });
+
+  it('drops delay and jitter only when asked', () => {
+    const ops = compileNetmirage(twelve(), settings({ withoutDelay: true })).plan.hosts[0]?.ops ?? [];
+    expect(ops.filter((o) => o.op === 'impair' && (o.impairment.delayUs !== undefined || o.impairment.jitterUs !== undefined))).toEqual([]);
+    expect(ops.filter((o) => o.op === 'impair').length).toBeGreaterThan(0);
+  });
+
+  it('carves edge vsubnets around an explicit one', () => {
+    const nm = compileNetmirage(twelve(), settings({ edges: [{ ip: '198.51.100.2', iface: 'nic1' }, { ip: '198.51.100.6', iface: 'nic1', vsubnet: '10.0.0.0/10' }, { ip: '198.51.100.10', iface: 'nic1' }] }));
+    expect(nm.edges.map((e) => e.vsubnet)).toEqual(['10.64.0.0/10', '10.0.0.0/10', '10.128.0.0/10']);
+    expect(nm.edges.map((e) => e.clients)).toEqual([4, 4, 4]);
+    expect(nm.ifaces).toEqual(['nic1']);
+  });
+
+  it('reports every problem with the edges at once', () => {
+    expect(
+      errorsOf(() =>
+        compileNetmirage(twelve(), settings({ prefix: 'a b', edges: [{ ip: '300.1.1.1', iface: 'nic1' }, { ip: '10.0.0.5', vsubnet: '10.0.0.0/24' }] })),
+      ),
+    ).toMatchSnapshot();
+    expect(errorsOf(() => compileNetmirage(twelve(), settings({ edges: [{ ip: '192.0.2.1', iface: 'n', vsubnet: '10.0.0.0/9' }, { ip: '192.0.2.2', iface: 'n', vsubnet: '10.0.0.0/10' }] })))).toMatchSnapshot();
+    expect(errorsOf(() => compileNetmirage(twelve(), settings({ edges: Array.from({ length: 13 }, (_, i) => ({ ip: `192.0.2.${i + 1}`, iface: 'n' })) })))).toMatchSnapshot();
+  });
+});
+
+describe('every shipped GraphML file compiles in NetMirage mode', () => {
+  const files = ['topologies/shadow-example.graphml', ...readdirSync(`${root}topologies/zoo`).filter((f) => f.endsWith('.graphml')).map((f) => `topologies/zoo/${f}`)];
+  for (const file of files) {
+    it(file, () => {
+      const topo: Topology = parseGraphml(readFileSync(`${root}${file}`, 'utf8'), file);
+      const edges = topo.nodes.length >= 2 ? settings().edges : [{ ip: '198.51.100.2', iface: 'nic1' }];
+      const t0 = performance.now();
+      const nm = compileNetmirage(topo, settings({ edges }));
+      const ms = performance.now() - t0;
+      expect(nm.clients).toHaveLength(topo.nodes.length);
+      const routes = nm.plan.stats['routesV4'] ?? 0;
+      // Every node routes to every other client's subnet.
+      const connected = nm.plan.stats['components'] === 1;
+      if (connected) expect(routes).toBe(topo.nodes.length * (topo.nodes.length - 1) + 2 * topo.nodes.length);
+      expect(ms).toBeLessThan(30_000);
+    });
+  }
+});

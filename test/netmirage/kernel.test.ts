@@ -1,0 +1,91 @@
+/**
+ * NetMirage for real: the scenario (a core host and two edge hosts as namespaces, twelve
+ * clients) with each root switch, the delay fidelity in the UML kernel lab (the host kernel
+ * has no netem), the refusal to build delay on a kernel without netem, and real builds of
+ * the shipped GraphML files. Root only; each script cleans up and checks that it did.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+
+const root = new URL('../../', import.meta.url).pathname;
+const isRoot = process.getuid?.() === 0;
+const built = existsSync(`${root}packages/netmirage/dist/bin/netmirage-core.js`) && existsSync(`${root}packages/agent/native/build/Release/dune_native.node`);
+const has = (cmd: string) => spawnSync('which', [cmd]).status === 0;
+const why = !isRoot ? 'needs root (namespaces, veth, rules)' : !built ? 'needs `npm run build` first' : undefined;
+if (why !== undefined) console.warn(`netmirage kernel tests skipped: ${why}`);
+
+interface Scenario {
+  failures: string[];
+  checks: { name: string; ok: boolean }[];
+  iperf?: { measured: number; expectedGoodput: number; ratio: number };
+  pings: { path: string; minMs?: number; expectedRttMs: number }[];
+}
+
+function script(argv: string[], timeoutMs = 600_000): { status: number | null; json: Scenario; stderr: string } {
+  const r = spawnSync('node', argv, { cwd: root, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20 });
+  let json: Scenario;
+  try {
+    json = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as Scenario;
+  } catch {
+    json = { failures: [`no JSON from ${argv.join(' ')}: ${r.stdout.slice(-2000)} ${r.stderr.slice(-2000)}`], checks: [], pings: [] };
+  }
+  return { status: r.status, json, stderr: r.stderr };
+}
+
+describe.skipIf(why !== undefined)('netmirage on this kernel', () => {
+  it('linux switch: twelve clients on two edges, iperf3 through a limited client, nothing left', () => {
+    const r = script(['test/netmirage/scenario.mjs', '--without-delay', '--iperf']);
+    expect(r.json.failures).toEqual([]);
+    expect(r.json.checks.length).toBeGreaterThan(20);
+    // TCP goodput over htb: rate × 1448/1514, within ±5 %.
+    expect(Math.abs((r.json.iperf?.ratio ?? 0) - 1)).toBeLessThanOrEqual(0.05);
+  }, 600_000);
+
+  it.skipIf(!has('ovs-vswitchd'))('ovs switch: the same, through a private Open vSwitch (netdev datapath)', () => {
+    const r = script(['test/netmirage/scenario.mjs', '--without-delay', '--switch', 'ovs']);
+    expect(r.json.failures).toEqual([]);
+  }, 600_000);
+
+  it('refuses delay on a kernel without netem before building anything', () => {
+    spawnSync('ip', ['netns', 'add', 'nmtest-probe']);
+    spawnSync('ip', ['-n', 'nmtest-probe', 'link', 'add', 'd0', 'type', 'dummy']);
+    const netem = spawnSync('tc', ['-n', 'nmtest-probe', 'qdisc', 'add', 'dev', 'd0', 'root', 'netem', 'delay', '1ms']);
+    spawnSync('ip', ['netns', 'del', 'nmtest-probe']);
+    if (netem.status === 0) return; // this kernel has netem: nothing to refuse
+    const core = 'nmtest-refuse';
+    spawnSync('ip', ['netns', 'add', core]);
+    try {
+      spawnSync('ip', ['-n', core, 'link', 'add', 'nic1', 'type', 'dummy']);
+      spawnSync('ip', ['-n', core, 'addr', 'add', '198.51.100.1/30', 'dev', 'nic1']);
+      const r = spawnSync('nsenter', [`--net=/run/netns/${core}`, '--', 'node', 'packages/netmirage/dist/bin/netmirage-core.js', '-p', 'nmtest-r-', '--client-node', 'client', '-e', '198.51.100.2,iface=nic1', '-f', 'test/netmirage/twelve.graphml'], { cwd: root, encoding: 'utf8' });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain('error[impairment-unsupported]: this kernel cannot apply');
+      expect(r.stderr).toContain('--without-delay');
+      expect(readdirSync('/run/netns').filter((n) => n.startsWith('nmtest-r-'))).toEqual([]);
+      const links = spawnSync('ip', ['-n', core, '-br', 'addr'], { encoding: 'utf8' }).stdout;
+      expect(links).toMatch(/nic1 .*198\.51\.100\.1\/30/);
+    } finally {
+      spawnSync('ip', ['netns', 'del', core]);
+    }
+  }, 120_000);
+
+  for (const file of ['topologies/shadow-example.graphml', 'topologies/zoo/Abilene.graphml', 'topologies/zoo/Internet2.graphml', 'topologies/zoo/Geant2012.graphml', 'topologies/zoo/Garr201201.graphml']) {
+    it(`builds ${file} for real (every node a client, no delay) and removes it`, () => {
+      const r = script(['test/netmirage/zoo.mjs', file, '--without-delay']);
+      expect(r.json.failures).toEqual([]);
+    }, 600_000);
+  }
+});
+
+// Delay fidelity needs netem: in a User-Mode Linux guest (test/kernel-lab/uml-run).
+const uml = `${root}test/kernel-lab/uml-run`;
+const umlWhy = why ?? (!existsSync(uml) ? 'no test/kernel-lab/uml-run' : !has('linux.uml') ? 'needs user-mode-linux (linux.uml)' : undefined);
+describe.skipIf(umlWhy !== undefined)('netmirage delay in the UML kernel lab', () => {
+  it('ping RTT is twice the sum of the path latencies', () => {
+    const r = spawnSync(uml, ['node test/netmirage/scenario.mjs --rtt'], { cwd: root, encoding: 'utf8', timeout: 900_000, env: { ...process.env, UML_TIMEOUT: '840' } });
+    const json = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as Scenario;
+    expect(json.failures).toEqual([]);
+    expect(json.pings.filter((p) => p.expectedRttMs > 0).length).toBeGreaterThanOrEqual(5);
+  }, 900_000);
+});
