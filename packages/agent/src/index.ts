@@ -42,3 +42,4 @@ export { getAddrDump, getRouteDump, parseAddr as parseAddrMsg } from './netlink/
 export * from './netlink/rule.js';
 export { dumpLinks, withNsSocket, linkByName } from './status.js';
 export { openNsFd } from './netns.js';
+export * from './daemon/index.js';

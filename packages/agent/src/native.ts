@@ -39,13 +39,15 @@ let cached: NativeApi | undefined;
 
 export function native(): NativeApi {
   if (cached) return cached;
-  if (!existsSync(ADDON)) {
-    throw new DuneError('agent-native-missing', `the agent's native addon is not built: ${ADDON} does not exist`, {
+  // The bundled agent (dune-agent.mjs, shipped to remote hosts) has the addon beside it.
+  const addon = process.env['DUNE_AGENT_NATIVE'] ?? ADDON;
+  if (!existsSync(addon)) {
+    throw new DuneError('agent-native-missing', `the agent's native addon is not built: ${addon} does not exist`, {
       hint: 'run `npm run build` (or `npm run build:native -w @dune/agent`) in the checkout',
     });
   }
   const require = createRequire(import.meta.url);
-  cached = require(ADDON) as NativeApi;
+  cached = require(addon) as NativeApi;
   return cached;
 }
 

@@ -1,0 +1,214 @@
+/**
+ * The agent daemon: one per host, serving the protocol of `protocol.ts` on a unix socket.
+ * The lab's state is the journal under /run/dune/<lab>, not the daemon's memory, so a
+ * daemon can be stopped, killed or replaced by a newer one while labs keep running.
+ *
+ * It exits by itself after a `down` that leaves no lab on the host (nothing of dune keeps
+ * running where no lab is), and on `shutdown`.
+ */
+import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { dirname, join } from 'node:path';
+import { DuneError } from '@dune/topology';
+import { down, listLabs, set, status, up } from '../lab/lab.js';
+import { preflight } from './preflight.js';
+import {
+  AGENT_METHODS, AGENT_PROTOCOL, agentPidPath, agentSocketPath,
+  type AgentErrorBody, type AgentMethod, type AgentReply, type AgentRequest, type HelloResult,
+} from './protocol.js';
+import type { LabEvent } from '../lab/lab.js';
+
+export interface ServeOptions {
+  socket?: string;
+  version?: string;
+  /** Stay up when no lab is left (default: exit after the last `down`). */
+  stay?: boolean;
+  log?: (line: string) => void;
+}
+
+/** Whether something answers on the socket (a live daemon), within timeoutMs. */
+export function socketAlive(path: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (!existsSync(path)) return resolve(false);
+    const s = createConnection(path);
+    const t = setTimeout(() => done(false), timeoutMs);
+    function done(ok: boolean): void {
+      clearTimeout(t);
+      s.destroy();
+      resolve(ok);
+    }
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+function errorBody(e: unknown): AgentErrorBody {
+  if (e instanceof DuneError) return { code: e.code, message: e.message, ...(e.hint !== undefined ? { hint: e.hint } : {}) };
+  const err = e as Error;
+  return { code: 'agent-internal', message: `${err?.message ?? String(e)}${err?.stack ? `\n${err.stack.split('\n').slice(1, 6).join('\n')}` : ''}` };
+}
+
+export class AgentServer {
+  private readonly socketPath: string;
+  private readonly version: string;
+  private readonly opts: ServeOptions;
+  private server: Server | undefined;
+  private readonly startedAt = new Date().toISOString();
+  /** One change per lab at a time (the journal's lock file would let this same process in twice). */
+  private readonly labQueues = new Map<string, Promise<unknown>>();
+  private inFlight = 0;
+  private readonly clients = new Set<Socket>();
+  private closing = false;
+  readonly closed: Promise<void>;
+  private resolveClosed!: () => void;
+
+  constructor(opts: ServeOptions = {}) {
+    this.opts = opts;
+    this.socketPath = opts.socket ?? agentSocketPath();
+    this.version = opts.version ?? 'dev';
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+  }
+
+  /** Beside the socket: /run/dune/agent.pid for the real one. */
+  private pidPath(): string {
+    return this.socketPath === agentSocketPath() ? agentPidPath() : join(dirname(this.socketPath), 'agent.pid');
+  }
+
+  private log(line: string): void {
+    this.opts.log?.(`${new Date().toISOString()} ${line}`);
+  }
+
+  /** Listens; fails with `agent-running` when another daemon already serves the socket. */
+  async listen(): Promise<void> {
+    mkdirSync(dirname(this.socketPath), { recursive: true, mode: 0o755 });
+    if (existsSync(this.socketPath)) {
+      if (await socketAlive(this.socketPath)) {
+        throw new DuneError('agent-running', `another agent already serves ${this.socketPath}`, { hint: 'stop it first (dune-agent stop)' });
+      }
+      rmSync(this.socketPath, { force: true });
+    }
+    const server = createServer((s) => this.accept(s));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      // Only root may talk to it: create the socket under a umask that leaves it 0600.
+      const old = process.umask(0o177);
+      server.listen(this.socketPath, () => {
+        process.umask(old);
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    chmodSync(this.socketPath, 0o600);
+    writeFileSync(this.pidPath(), `${process.pid}\n`);
+    this.log(`listening on ${this.socketPath} (version ${this.version}, pid ${process.pid})`);
+  }
+
+  private accept(s: Socket): void {
+    this.clients.add(s);
+    s.setEncoding('utf8');
+    let buf = '';
+    s.on('data', (d: string) => {
+      buf += d;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.trim() !== '') void this.handle(s, line);
+      }
+    });
+    s.on('error', () => undefined);
+    s.on('close', () => this.clients.delete(s));
+  }
+
+  private send(s: Socket, msg: AgentReply): void {
+    if (!s.destroyed && s.writable) s.write(`${JSON.stringify(msg)}\n`);
+  }
+
+  private async handle(s: Socket, line: string): Promise<void> {
+    let req: AgentRequest;
+    try {
+      req = JSON.parse(line) as AgentRequest;
+    } catch {
+      this.send(s, { id: -1, ok: false, error: { code: 'bad-request', message: 'not a JSON line' } });
+      return;
+    }
+    const id = typeof req.id === 'number' ? req.id : -1;
+    if (!AGENT_METHODS.includes(req.method)) {
+      this.send(s, { id, ok: false, error: { code: 'unknown-method', message: `unknown method ${String(req.method)}`, hint: `methods: ${AGENT_METHODS.join(', ')}` } });
+      return;
+    }
+    this.inFlight++;
+    const t0 = performance.now();
+    try {
+      const result = await this.dispatch(req.method, req.params ?? {}, (e) => this.send(s, { id, event: e }));
+      this.send(s, { id, ok: true, result });
+      this.log(`${req.method} ok (${Math.round(performance.now() - t0)} ms)`);
+    } catch (e) {
+      this.send(s, { id, ok: false, error: errorBody(e) });
+      this.log(`${req.method} failed: ${(e as Error).message}`);
+    } finally {
+      this.inFlight--;
+    }
+    if (req.method === 'shutdown' || (req.method === 'down' && !this.opts.stay && this.inFlight === 0 && listLabs().length === 0)) {
+      // Let the reply reach the client first.
+      setTimeout(() => void this.close(), 50);
+    }
+  }
+
+  private serial<T>(lab: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.labQueues.get(lab) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.labQueues.set(lab, tail);
+    void tail.then(() => {
+      if (this.labQueues.get(lab) === tail) this.labQueues.delete(lab);
+    });
+    return next;
+  }
+
+  private async dispatch(method: AgentMethod, params: unknown, emit: (e: LabEvent) => void): Promise<unknown> {
+    const p = params as Record<string, unknown>;
+    switch (method) {
+      case 'hello': {
+        const r: HelloResult = { protocol: AGENT_PROTOCOL, version: this.version, pid: process.pid, node: process.version, startedAt: this.startedAt, socket: this.socketPath, labs: listLabs() };
+        return r;
+      }
+      case 'labs':
+        return listLabs();
+      case 'preflight':
+        return preflight(params as import('./protocol.js').PreflightParams);
+      case 'up': {
+        const plan = p['plan'] as import('@dune/compiler').Plan;
+        return this.serial(plan.lab, () => up(plan, { onEvent: emit }));
+      }
+      case 'down': {
+        const lab = String(p['lab']);
+        return this.serial(lab, () => down(lab, { onEvent: emit }));
+      }
+      case 'status':
+        return status(String(p['lab']));
+      case 'set': {
+        const q = params as import('./protocol.js').SetParams;
+        return this.serial(q.lab, () => set(q.lab, q.node, q.dev, q.changes, q.removed));
+      }
+      case 'shutdown':
+        return { pid: process.pid };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.log('exiting');
+    // Replies already written are flushed by end(); a client that lingers is cut.
+    for (const c of this.clients) {
+      c.end();
+      setTimeout(() => c.destroy(), 200).unref();
+    }
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    rmSync(this.socketPath, { force: true });
+    rmSync(this.pidPath(), { force: true });
+    this.resolveClosed();
+  }
+}
