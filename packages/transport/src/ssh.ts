@@ -383,6 +383,30 @@ export class SshHost {
     }
   }
 
+  /**
+   * An exec channel as a raw duplex stream (a long-lived bridge such as `dune-agent
+   * connect`). It holds one of the connection's channel slots until it closes.
+   */
+  async channel(argv: readonly string[], timeoutMs = 10_000): Promise<ClientChannel> {
+    if (this.closedWith) this.gone();
+    const release = await this.channels.acquire();
+    const cmd = shJoin(argv);
+    try {
+      const ch = await withTimeout(
+        new Promise<ClientChannel>((resolve, reject) => {
+          this.client.exec(cmd, (err, c) => (err ? reject(new DuneError('ssh-channel', `phynode ${this.target.phynode}: cannot run \`${cmd}\`: ${err.message}`, { cause: err })) : resolve(c)));
+        }),
+        timeoutMs,
+        () => new DuneError('remote-timeout', `phynode ${this.target.phynode}: opening \`${cmd}\` took over ${timeoutMs / 1000} s`),
+      );
+      ch.on('close', release);
+      return ch;
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
   private sftp(): Promise<SFTPWrapper> {
     this.sftpP ??= new Promise<SFTPWrapper>((resolve, reject) => {
       this.client.sftp((err, s) => (err ? reject(new DuneError('sftp-failed', `phynode ${this.target.phynode}: no SFTP session: ${err.message}`, { hint: 'enable the sftp subsystem in sshd_config', cause: err })) : resolve(s)));

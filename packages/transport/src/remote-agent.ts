@@ -1,0 +1,217 @@
+/**
+ * A phynode's agent over SSH, from nothing to a live daemon:
+ *
+ *   connect (ssh.ts) ─► host check: node ≥ 20, iproute2, arch, root, sha256sum ─►
+ *   agent cache: <cache>/<bundle id>/ checked by sha256sum, copied over SFTP only when
+ *   missing or different (to a temp name, then renamed) ─► `node dune-agent.mjs start`
+ *   (detached daemon, or the one already running this version) ─► its unix socket over
+ *   the same connection (direct-streamlocal; `dune-agent connect` as a bridge where sshd
+ *   forbids that) ─► JSON-lines calls
+ *
+ * A dropped connection or a dead daemon is re-established on the next call.
+ */
+import type { Duplex } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { DuneError, type Impairment } from '@dune/topology';
+import type { Plan } from '@dune/compiler';
+import type { DownResult, HelloResult, LabEvent, LabStatus, PreflightParams, PreflightResult, SetParams, UpResult } from '@dune/agent';
+import { agentBundle, agentCacheRoot, BUNDLE_FILES, type AgentBundle } from './bundle.js';
+import type { AttachedIo, HostAgent } from './host-agent.js';
+import { AgentClient } from './rpc.js';
+import { SshHost, type RemoteTarget, type SshOptions } from './ssh.js';
+
+export interface RemoteAgentOptions extends SshOptions {
+  /** Agent cache root on the hosts (default $DUNE_AGENT_CACHE, else /var/cache/dune/agent). */
+  cacheRoot?: string;
+  bundle?: AgentBundle;
+  /** Idle deadline of up/down: no progress from the agent for this long fails (default 120 s). */
+  idleTimeoutMs?: number;
+  /** Reports steps while connecting (deploy, start). */
+  onStep?: (phynode: string, step: string) => void;
+}
+
+export interface HostFacts {
+  node: string;
+  arch: string;
+  uid: number;
+  iproute2: string;
+  kernel: string;
+}
+
+export const MIN_NODE_MAJOR = 20;
+
+/** A fixed script (no argument is interpolated into it): facts about the host, one per line. */
+const FACTS_SCRIPT = [
+  'printf "node=%s\\n" "$(node --version 2>/dev/null)"',
+  'printf "arch=%s\\n" "$(uname -m)"',
+  'printf "kernel=%s\\n" "$(uname -r)"',
+  'printf "uid=%s\\n" "$(id -u)"',
+  'printf "ip=%s\\n" "$(ip -V 2>/dev/null)"',
+  'printf "sha256sum=%s\\n" "$(command -v sha256sum)"',
+].join('; ');
+
+const ARCH: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', arm: 'armv7l', ia32: 'i686', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+
+export class RemoteAgent implements HostAgent {
+  readonly phynode: string;
+  readonly remote = true;
+  private readonly t: RemoteTarget;
+  private readonly opts: RemoteAgentOptions;
+  private ssh: SshHost | undefined;
+  private rpc: AgentClient | undefined;
+  private opening: Promise<AgentClient> | undefined;
+  private dir = '';
+  facts: HostFacts | undefined;
+  hello: HelloResult | undefined;
+  /** Whether the last open had to copy the agent (false: found in the cache). */
+  copied = false;
+
+  constructor(t: RemoteTarget, opts: RemoteAgentOptions = {}) {
+    this.t = t;
+    this.phynode = t.phynode;
+    this.opts = opts;
+  }
+
+  get label(): string {
+    return this.ssh?.target.label ?? `${this.t.user ?? ''}${this.t.user ? '@' : ''}${this.t.host}:${this.t.port ?? 22}`;
+  }
+
+  private who(): string {
+    return `phynode ${this.phynode} (${this.label})`;
+  }
+
+  private step(s: string): void {
+    this.opts.onStep?.(this.phynode, s);
+  }
+
+  /** SSH connection, host facts, the agent in the cache and running, its socket: ready for calls. */
+  async open(): Promise<AgentClient> {
+    if (this.rpc && !this.rpc.closed && this.ssh && !this.ssh.closed) return this.rpc;
+    this.opening ??= this.doOpen().finally(() => (this.opening = undefined));
+    return this.opening;
+  }
+
+  private async connection(): Promise<SshHost> {
+    if (this.ssh && !this.ssh.closed) return this.ssh;
+    this.step('connect');
+    this.ssh = await SshHost.connect(this.t, this.opts);
+    return this.ssh;
+  }
+
+  /** Connects and checks the host, without deploying anything. */
+  async checkHost(): Promise<HostFacts> {
+    const ssh = await this.connection();
+    if (this.facts) return this.facts;
+    const out = await ssh.run(['sh', '-c', FACTS_SCRIPT], { timeoutMs: 20_000 });
+    const kv = Object.fromEntries(out.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    const facts: HostFacts = { node: kv['node'] ?? '', arch: kv['arch'] ?? '', uid: Number(kv['uid']), iproute2: kv['ip'] ?? '', kernel: kv['kernel'] ?? '' };
+    const problems: string[] = [];
+    const major = Number(/^v(\d+)\./.exec(facts.node)?.[1] ?? 0);
+    if (facts.node === '') problems.push(`node is not installed (or not in PATH for SSH commands); the agent needs Node.js ≥ ${MIN_NODE_MAJOR}`);
+    else if (major < MIN_NODE_MAJOR) problems.push(`node is ${facts.node}; the agent needs Node.js ≥ ${MIN_NODE_MAJOR}`);
+    if (facts.iproute2 === '') problems.push('iproute2 (`ip`) is not installed');
+    if (kv['sha256sum'] === '') problems.push('sha256sum (coreutils) is not installed');
+    if (facts.uid !== 0) problems.push(`the SSH user has uid ${facts.uid}; the agent needs root (set user = "root" on the phynode)`);
+    const mine = ARCH[process.arch] ?? process.arch;
+    if (facts.arch !== mine) problems.push(`the host is ${facts.arch}, but the agent's native addon is built for ${mine}`);
+    if (problems.length > 0) {
+      throw new DuneError('host-unfit', `${this.who()} cannot run the agent:\n  ${problems.join('\n  ')}`, {
+        hint: 'install what is missing there (Debian: apt-get install nodejs iproute2 coreutils), then run `dune check` again',
+      });
+    }
+    this.facts = facts;
+    return facts;
+  }
+
+  private async doOpen(): Promise<AgentClient> {
+    this.rpc = undefined;
+    const ssh = await this.connection();
+    await this.checkHost();
+    const bundle = this.opts.bundle ?? agentBundle();
+    const root = this.opts.cacheRoot ?? agentCacheRoot();
+    this.dir = join(root, bundle.id);
+    const files = BUNDLE_FILES.map((f) => join(this.dir, f));
+    const sums = async (): Promise<boolean> => {
+      const r = await ssh.exec(['sha256sum', '--', ...files], { timeoutMs: 30_000 });
+      const got = new Map(r.stdout.split('\n').filter(Boolean).map((l) => [l.slice(66), l.slice(0, 64)]));
+      return BUNDLE_FILES.every((f, i) => got.get(files[i] as string) === bundle.sha256[f]);
+    };
+    this.copied = false;
+    if (!(await sums())) {
+      this.step('copy agent');
+      await ssh.run(['mkdir', '-p', '-m', '0700', '--', this.dir], { timeoutMs: 20_000 });
+      const tag = randomBytes(4).toString('hex');
+      await Promise.all(BUNDLE_FILES.map((f) => ssh.put(join(bundle.dir, f), join(this.dir, `.${f}.${tag}`), 0o600)));
+      // Renamed into place: a concurrent controller never runs a half-copied file.
+      await ssh.run(['sh', '-c', 'mv -f -- "$1" "$2" && mv -f -- "$3" "$4"', 'sh',
+        join(this.dir, `.${BUNDLE_FILES[0]}.${tag}`), files[0] as string, join(this.dir, `.${BUNDLE_FILES[1]}.${tag}`), files[1] as string], { timeoutMs: 20_000 });
+      if (!(await sums())) throw new DuneError('agent-copy-failed', `${this.who()}: the agent copied to ${this.dir} does not match its checksum`, { hint: 'check the disk there, then run the command again' });
+      this.copied = true;
+    }
+    this.step('start agent');
+    const r = await ssh.exec(['node', files[0] as string, 'start', '--version', bundle.id], { timeoutMs: 30_000 });
+    const last = r.stdout.trim().split('\n').pop() ?? '';
+    if (r.code !== 0 || !last.startsWith('{')) {
+      const err = /\{.*\}/.exec(r.stderr)?.[0];
+      const msg = err ? ((JSON.parse(err) as { error?: { message?: string } }).error?.message ?? err) : r.stderr.trim();
+      throw new DuneError('agent-start-failed', `${this.who()}: the agent did not start: ${msg || `exit ${r.code}`}`, { hint: 'see /run/dune/agent.log there' });
+    }
+    this.hello = JSON.parse(last) as HelloResult;
+    let stream: Duplex;
+    try {
+      stream = await ssh.streamLocal(this.hello.socket);
+    } catch (e) {
+      // sshd may forbid streamlocal forwarding: `dune-agent connect` bridges stdio instead.
+      if (!/prohibited|denied|open failed/i.test((e as Error).message)) throw e;
+      stream = await ssh.channel(['node', files[0] as string, 'connect']);
+    }
+    this.rpc = new AgentClient(stream, this.who());
+    return this.rpc;
+  }
+
+  private async call<T>(fn: (c: AgentClient) => Promise<T>): Promise<T> {
+    return fn(await this.open());
+  }
+
+  preflight(p: PreflightParams): Promise<PreflightResult> {
+    return this.call((c) => c.call('preflight', p, { timeoutMs: 60_000 }));
+  }
+
+  up(plan: Plan, onEvent: (e: LabEvent) => void): Promise<UpResult> {
+    return this.call((c) => c.call('up', { plan }, { idleTimeoutMs: this.opts.idleTimeoutMs ?? 120_000, onEvent }));
+  }
+
+  down(lab: string, onEvent: (e: LabEvent) => void): Promise<DownResult> {
+    return this.call((c) => c.call('down', { lab }, { idleTimeoutMs: this.opts.idleTimeoutMs ?? 120_000, onEvent }));
+  }
+
+  status(lab: string): Promise<LabStatus> {
+    return this.call((c) => c.call('status', { lab }, { timeoutMs: 60_000 }));
+  }
+
+  set(p: SetParams): Promise<Impairment> {
+    return this.call((c) => c.call('set', p, { timeoutMs: 60_000 }));
+  }
+
+  labs(): Promise<string[]> {
+    return this.call((c) => c.call('labs', {}, { timeoutMs: 20_000 }));
+  }
+
+  async exec(ns: string, argv: readonly string[], io: AttachedIo): Promise<number> {
+    const ssh = await this.connection();
+    return ssh.execAttached(['ip', 'netns', 'exec', ns, ...argv], io);
+  }
+
+  /** The SSH connection (tests cut it). */
+  get connectionForTests(): SshHost | undefined {
+    return this.ssh;
+  }
+
+  close(): void {
+    this.rpc?.close();
+    this.ssh?.close();
+    this.rpc = undefined;
+    this.ssh = undefined;
+  }
+}
