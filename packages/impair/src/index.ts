@@ -17,3 +17,7 @@ export * from './engine/stage.js';
 export * from './engine/stages.js';
 export * from './params.js';
 export * from './proxy/udp-proxy.js';
+export * from './kernel/iptables.js';
+export * from './kernel/nfnetlink-queue.js';
+export * from './kernel/nfqueue.js';
+export * from './runtime.js';

@@ -674,6 +674,9 @@ static napi_value NetnsDeleteMany(napi_env env, napi_callback_info info) {
 
 /* ---------- module ---------- */
 
+/* dune_io.c: fd watches, nonblocking receive and raw sockets for the impairment engine. */
+void dune_io_init(napi_env env, napi_value exports);
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"nlOpen", NULL, NlOpen, NULL, NULL, NULL, napi_default, NULL},
@@ -685,6 +688,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"netnsDeleteMany", NULL, NetnsDeleteMany, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  dune_io_init(env, exports);
   return exports;
 }
 

@@ -395,14 +395,28 @@ export class Engine {
   }
 
   /**
-   * Stops the clock and hands back every packet still held, without delivering it (a
-   * frontend that holds kernel packets decides their fate: on exit, they are accepted).
+   * Takes the packets `pipes` hold out of the schedule, without delivering them, in time
+   * order (a frontend holding kernel packets decides their fate: on exit, they are accepted).
    */
+  takeHeld(pipes: readonly Pipe[]): { pipe: Pipe; pkt: Packet }[] {
+    const set = new Set(pipes);
+    const all = this.heap.clear();
+    const taken: Due[] = [];
+    for (const d of all) {
+      if (set.has(d.pipe)) {
+        this.release(d);
+        taken.push(d);
+      } else {
+        this.heap.push(d);
+      }
+    }
+    return taken.sort((x, y) => (less(x, y) ? -1 : 1)).map((d) => ({ pipe: d.pipe, pkt: d.pkt }));
+  }
+
+  /** Stops the clock and takes every held packet out (see takeHeld). */
   close(): { pipe: Pipe; pkt: Packet }[] {
     this.clock.disarm();
     this.armedFor = Infinity;
-    const left = this.heap.clear();
-    for (const d of left) this.release(d);
-    return left.sort((x, y) => (less(x, y) ? -1 : 1)).map((d) => ({ pipe: d.pipe, pkt: d.pkt }));
+    return this.takeHeld([...this.pipes.values()]);
   }
 }

@@ -1,0 +1,290 @@
+/*
+ * dune_io: event-driven I/O on descriptors Node does not know about, for the impairment
+ * engine's NFQUEUE front end (packages/impair). Separate from dune_native.c, whose
+ * functions it does not change; dune_native.c's Init calls dune_io_init to add these.
+ *
+ * - fdWatch(fd, cb) / fdUnwatch(id): a libuv poll handle on Node's own loop calls cb()
+ *   whenever fd is readable (no thread, no extra wake-up latency);
+ * - recvInto(fd, buf): nonblocking, reads every queued datagram that fits into buf;
+ * - rawOpen(nsPath, family, mark) / rawSend(fd, buf): a raw IP socket (IPPROTO_RAW, header
+ *   included) inside a namespace whose packets carry a mark, to inject the duplicates
+ *   NFQUEUE verdicts cannot make.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <uv.h>
+
+#define MAX_WATCHES 256
+
+struct watch {
+  int used;
+  int fd;
+  uv_poll_t *poll;
+  napi_env env;
+  napi_ref cb;
+  napi_async_context ctx;
+};
+
+static struct watch watches[MAX_WATCHES];
+
+static napi_value io_throw(napi_env env, int e, const char *what) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(e));
+  napi_value code, message, err, num;
+  napi_create_string_utf8(env, "EIO", NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, code, message, &err);
+  napi_create_int32(env, e, &num);
+  napi_set_named_property(env, err, "errno", num);
+  napi_throw(env, err);
+  return NULL;
+}
+
+static void on_readable(uv_poll_t *h, int status, int events) {
+  struct watch *w = h->data;
+  if (!w || !w->used) return;
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value cb, recv, result;
+  napi_get_reference_value(env, w->cb, &cb);
+  napi_get_global(env, &recv); /* napi_make_callback wants an object as `this` */
+  if (napi_make_callback(env, w->ctx, recv, cb, 0, NULL, &result) == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void free_poll(uv_handle_t *h) { free(h); }
+
+/* fdWatch(fd: number, cb: () => void): number */
+static napi_value FdWatch(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "fdWatch(fd, cb)");
+    return NULL;
+  }
+  int id = -1;
+  for (int i = 0; i < MAX_WATCHES; i++)
+    if (!watches[i].used) { id = i; break; }
+  if (id < 0) return io_throw(env, EMFILE, "fdWatch");
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return io_throw(env, EINVAL, "napi_get_uv_event_loop");
+  struct watch *w = &watches[id];
+  memset(w, 0, sizeof *w);
+  w->poll = malloc(sizeof(uv_poll_t));
+  if (!w->poll) return io_throw(env, ENOMEM, "fdWatch");
+  int rc = uv_poll_init(loop, w->poll, fd);
+  if (rc < 0) {
+    free(w->poll);
+    return io_throw(env, -rc, "uv_poll_init");
+  }
+  w->poll->data = w;
+  w->fd = fd;
+  w->env = env;
+  napi_create_reference(env, argv[1], 1, &w->cb);
+  napi_value name;
+  napi_create_string_utf8(env, "dune:fdWatch", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &w->ctx);
+  w->used = 1;
+  rc = uv_poll_start(w->poll, UV_READABLE, on_readable);
+  if (rc < 0) {
+    w->used = 0;
+    uv_close((uv_handle_t *)w->poll, free_poll);
+    napi_delete_reference(env, w->cb);
+    napi_async_destroy(env, w->ctx);
+    return io_throw(env, -rc, "uv_poll_start");
+  }
+  napi_value out;
+  napi_create_int32(env, id, &out);
+  return out;
+}
+
+/* fdUnwatch(id: number): void */
+static napi_value FdUnwatch(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t id;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &id) != napi_ok || id < 0 || id >= MAX_WATCHES) {
+    napi_throw_type_error(env, "EINVAL", "fdUnwatch(id)");
+    return NULL;
+  }
+  struct watch *w = &watches[id];
+  if (w->used) {
+    w->used = 0;
+    uv_poll_stop(w->poll);
+    w->poll->data = NULL;
+    uv_close((uv_handle_t *)w->poll, free_poll);
+    napi_delete_reference(env, w->cb);
+    napi_async_destroy(env, w->ctx);
+  }
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+/*
+ * recvInto(fd: number, buf: Buffer): number
+ * Reads queued datagrams into buf back to back (each padded to 4 bytes), without waiting,
+ * while the next one fits.
+ * Returns the bytes read (0: nothing queued), or -errno (e.g. -ENOBUFS: the kernel dropped
+ * messages because the socket's buffer was full; the socket stays usable).
+ */
+static napi_value RecvInto(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  void *data;
+  size_t cap;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_buffer_info(env, argv[1], &data, &cap) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "recvInto(fd, buffer)");
+    return NULL;
+  }
+  size_t used = 0;
+  int err = 0;
+  for (;;) {
+    ssize_t want;
+    do {
+      want = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+    } while (want < 0 && errno == EINTR);
+    if (want < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
+      break;
+    }
+    if (used + (size_t)want > cap) {
+      /* Cannot fit even alone: read it truncated rather than wedge the socket. */
+      if (used > 0) break;
+    }
+    ssize_t n;
+    do {
+      n = recv(fd, (char *)data + used, cap - used, MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
+      break;
+    }
+    if (n == 0) break;
+    used += (size_t)n > cap - used ? cap - used : (size_t)n;
+    /* nfnetlink_queue ends a packet message with its payload unpadded (nlmsg_len = skb->len),
+     * so the next datagram would start unaligned: pad each datagram to 4 bytes, as a reader
+     * walking messages by NLMSG_ALIGN(nlmsg_len) expects. */
+    while ((used & 3) && used < cap) ((char *)data)[used++] = 0;
+    if (used + 16 > cap) break;
+  }
+  napi_value out;
+  napi_create_int64(env, (used == 0 && err) ? -(int64_t)err : (int64_t)used, &out);
+  return out;
+}
+
+/* rawOpen(nsPath: string | null, family: 4 | 6, mark: number): number */
+static napi_value RawOpen(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t family, mark;
+  if (argc < 3 || napi_get_value_int32(env, argv[1], &family) != napi_ok || napi_get_value_int32(env, argv[2], &mark) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "rawOpen(nsPath, family, mark)");
+    return NULL;
+  }
+  char ns_path[4096] = "";
+  napi_valuetype t;
+  napi_typeof(env, argv[0], &t);
+  if (t == napi_string) {
+    size_t len;
+    napi_get_value_string_utf8(env, argv[0], ns_path, sizeof ns_path, &len);
+  }
+  int back = -1;
+  if (ns_path[0]) {
+    back = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    int target = open(ns_path, O_RDONLY | O_CLOEXEC);
+    if (back < 0 || target < 0 || setns(target, CLONE_NEWNET) < 0) {
+      int e = errno;
+      if (target >= 0) close(target);
+      if (back >= 0) close(back);
+      return io_throw(env, e, "rawOpen: entering the namespace");
+    }
+    close(target);
+  }
+  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_RAW);
+  int e = errno;
+  if (back >= 0) {
+    if (setns(back, CLONE_NEWNET) < 0) {
+      perror("dune_io: setns back");
+      abort();
+    }
+    close(back);
+  }
+  if (fd < 0) return io_throw(env, e, "socket(SOCK_RAW)");
+  uint32_t m = (uint32_t)mark;
+  if (setsockopt(fd, SOL_SOCKET, SO_MARK, &m, sizeof m) < 0) {
+    e = errno;
+    close(fd);
+    return io_throw(env, e, "setsockopt(SO_MARK)");
+  }
+  int size = 4 * 1024 * 1024;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size);
+  napi_value out;
+  napi_create_int32(env, fd, &out);
+  return out;
+}
+
+/* rawSend(fd: number, packet: Buffer): number   (bytes sent, or -errno) */
+static napi_value RawSend(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  void *data;
+  size_t len;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "rawSend(fd, buffer)");
+    return NULL;
+  }
+  const uint8_t *p = data;
+  ssize_t n = -1;
+  errno = EINVAL;
+  if (len >= 20 && (p[0] >> 4) == 4) {
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    memcpy(&sa.sin_addr, p + 16, 4);
+    n = sendto(fd, data, len, 0, (struct sockaddr *)&sa, sizeof sa);
+  } else if (len >= 40 && (p[0] >> 4) == 6) {
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
+    memcpy(&sa.sin6_addr, p + 24, 16);
+    n = sendto(fd, data, len, 0, (struct sockaddr *)&sa, sizeof sa);
+  }
+  napi_value out;
+  napi_create_int64(env, n < 0 ? -(int64_t)errno : (int64_t)n, &out);
+  return out;
+}
+
+void dune_io_init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"fdWatch", NULL, FdWatch, NULL, NULL, NULL, napi_default, NULL},
+      {"fdUnwatch", NULL, FdUnwatch, NULL, NULL, NULL, napi_default, NULL},
+      {"recvInto", NULL, RecvInto, NULL, NULL, NULL, napi_default, NULL},
+      {"rawOpen", NULL, RawOpen, NULL, NULL, NULL, napi_default, NULL},
+      {"rawSend", NULL, RawSend, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+}

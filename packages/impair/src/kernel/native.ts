@@ -1,0 +1,47 @@
+/**
+ * The agent's N-API addon (packages/agent/native), loaded by path: the engine needs only a
+ * few of its functions, and depending on @dune/agent's code would make a cycle once the
+ * agent's lab backend runs this engine.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+export interface IoNative {
+  nlOpen(nsPath: string | null, protocol: number): number;
+  nlSend(fd: number, buf: Buffer): number;
+  nlRecv(fd: number, timeoutMs: number): Buffer | null;
+  nlClose(fd: number): void;
+  fdWatch(fd: number, cb: () => void): number;
+  fdUnwatch(id: number): void;
+  /** Bytes read (0: nothing queued) or -errno. */
+  recvInto(fd: number, buf: Buffer): number;
+  rawOpen(nsPath: string | null, family: 4 | 6, mark: number): number;
+  /** Bytes sent or -errno. */
+  rawSend(fd: number, packet: Buffer): number;
+}
+
+const CANDIDATES = [
+  process.env.DUNE_NATIVE_ADDON,
+  // packages/impair/{src,dist}/kernel → packages/agent/native
+  fileURLToPath(new URL('../../../agent/native/build/Release/dune_native.node', import.meta.url)),
+].filter((p): p is string => typeof p === 'string' && p !== '');
+
+let cached: IoNative | undefined;
+
+export function ioNative(): IoNative {
+  if (cached) return cached;
+  const path = CANDIDATES.find((p) => existsSync(p));
+  if (path === undefined) {
+    throw new Error(
+      `kernel mode needs the agent's native addon, which is not built (looked for ${CANDIDATES.join(', ')}); ` +
+        'run `npm run build:native -w @dune/agent` in the checkout',
+    );
+  }
+  const mod = createRequire(import.meta.url)(path) as Partial<IoNative>;
+  if (typeof mod.fdWatch !== 'function') {
+    throw new Error(`the native addon at ${path} predates fdWatch/recvInto; rebuild it with \`npm run build:native -w @dune/agent\``);
+  }
+  cached = mod as IoNative;
+  return cached;
+}

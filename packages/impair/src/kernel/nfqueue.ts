@@ -1,0 +1,233 @@
+/**
+ * The NFQUEUE front end: one NETLINK_NETFILTER socket in a namespace, bound to any number
+ * of queues, each feeding one pipe.
+ *
+ *   iptables … -j NFQUEUE --queue-num N ─> kernel holds the packet, sends us a copy
+ *     ─> socket readable (libuv poll on Node's loop) ─> recvInto ─> pipe(N).input
+ *     ─> engine: dropped → NF_DROP │ due → NF_ACCEPT (with the corrupted bytes, if any)
+ *        duplicate → the copy is sent through a raw socket with ENGINE_MARK
+ *   verdicts of one turn of the event loop go out in one sendto
+ *
+ * A lab's engine process makes one of these per namespace, with one queue per impaired
+ * link direction; the impaired-network tool makes one with two queues (up, down).
+ */
+import type { Engine, Pipe } from '../engine/engine.js';
+import type { Packet } from '../engine/stage.js';
+import { ENGINE_MARK } from './iptables.js';
+import { ioNative, type IoNative } from './native.js';
+import {
+  configCmd, configParams, ipHeaderLength, NETLINK_NETFILTER, NF_ACCEPT, NF_DROP, NFQNL_CFG_CMD, NfqWriter, parseMessages,
+  verdict, type NlAckResult, type QueuedPacket,
+} from './nfnetlink-queue.js';
+
+export interface NfqueueOptions {
+  engine: Engine;
+  /** Namespace name (under /run/netns); undefined: the namespace this process is in. */
+  netns?: string;
+  queues: { queue: number; pipe: Pipe }[];
+  /** Packets the kernel keeps per queue waiting for a verdict (its default, 1024, is small). */
+  maxQueueLen?: number;
+}
+
+interface Ref {
+  queue: number;
+  id: number;
+  family: 4 | 6;
+}
+
+const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
+
+export class NfqueueFrontend {
+  private readonly io: IoNative;
+  private fd = -1;
+  private watch = -1;
+  private readonly recvBuf = Buffer.allocUnsafe(RECV_BUFFER_BYTES);
+  private readonly out = new NfqWriter();
+  private flushScheduled = false;
+  private readonly raw: { 4: number; 6: number } = { 4: -1, 6: -1 };
+  private readonly byQueue = new Map<number, Pipe>();
+  private seq = 1;
+  readonly stats = { packets: 0, verdicts: 0, injected: 0, enobufs: 0, sendErrors: 0 };
+
+  constructor(private readonly opts: NfqueueOptions) {
+    this.io = ioNative();
+    for (const { queue, pipe } of opts.queues) {
+      if (this.byQueue.has(queue)) throw new Error(`queue ${queue} is given twice`);
+      this.byQueue.set(queue, pipe);
+      pipe.sink = { deliver: (p) => this.deliver(p), drop: (p) => this.drop(p) };
+    }
+  }
+
+  private get nsPath(): string | null {
+    return this.opts.netns === undefined ? null : `/run/netns/${this.opts.netns}`;
+  }
+
+  /** Opens the socket and binds every queue; throws (with nothing left bound) on failure. */
+  start(): void {
+    this.fd = this.io.nlOpen(this.nsPath, NETLINK_NETFILTER);
+    try {
+      const w = new NfqWriter();
+      const seqs: number[] = [];
+      for (const queue of this.byQueue.keys()) {
+        const s1 = this.seq++;
+        configCmd(w, s1, queue, NFQNL_CFG_CMD.BIND);
+        const s2 = this.seq++;
+        configParams(w, s2, queue, { copyRange: 0xffff, maxLen: this.opts.maxQueueLen ?? 65536, flags: 0, flagsMask: 0 });
+        seqs.push(s1, s2);
+      }
+      this.call(w, seqs, 'binding the queues');
+      this.raw[4] = this.io.rawOpen(this.nsPath, 4, ENGINE_MARK | 0);
+      this.raw[6] = this.io.rawOpen(this.nsPath, 6, ENGINE_MARK | 0);
+      this.watch = this.io.fdWatch(this.fd, this.onReadable);
+    } catch (e) {
+      this.closeFds();
+      throw e;
+    }
+  }
+
+  /** Sends config messages and waits for their ACKs (synchronously: only at start and stop). */
+  private call(w: NfqWriter, seqs: number[], what: string): void {
+    this.io.nlSend(this.fd, w.bytes());
+    const waiting = new Set(seqs);
+    const errors: NlAckResult[] = [];
+    const deadline = Date.now() + 5000;
+    while (waiting.size > 0) {
+      const buf = this.io.nlRecv(this.fd, Math.max(1, deadline - Date.now()));
+      if (buf === null) throw new Error(`nfnetlink_queue: no answer while ${what}`);
+      parseMessages(buf, buf.length, () => {}, (a) => {
+        if (!waiting.delete(a.seq)) return;
+        if (a.errno !== 0) errors.push(a);
+      });
+    }
+    if (errors.length > 0) {
+      const e = errors[0]!.errno;
+      // The kernel answers EPERM when another socket has bound the queue (we checked root before).
+      const why = e === 1 || e === 16 ? `another process already has this queue (${e === 1 ? 'EPERM' : 'EBUSY'})` : `errno ${e}`;
+      throw new Error(`nfnetlink_queue: ${what} failed: ${why}`);
+    }
+  }
+
+  private readonly onReadable = (): void => {
+    for (let round = 0; round < 64; round++) {
+      const n = this.io.recvInto(this.fd, this.recvBuf);
+      if (n === 0) break;
+      if (n < 0) {
+        // ENOBUFS: the kernel could not queue messages to us; those packets were dropped by it.
+        if (-n === 105) {
+          this.stats.enobufs += 1;
+          this.opts.engine.countFrontendError('nfqueue-enobufs');
+          continue;
+        }
+        this.opts.engine.countFrontendError('nfqueue-recv-error');
+        break;
+      }
+      parseMessages(this.recvBuf, n, this.onPacket);
+    }
+  };
+
+  private readonly onPacket = (q: QueuedPacket): void => {
+    const pipe = this.byQueue.get(q.queue);
+    this.stats.packets += 1;
+    if (pipe === undefined) {
+      this.queueVerdict(q.queue, q.id, NF_ACCEPT);
+      return;
+    }
+    // Copied out of the receive buffer, which the next read overwrites.
+    const data = Buffer.from(q.payload);
+    const family = q.hwProtocol === 0x86dd || data[0]! >> 4 === 6 ? 6 : 4;
+    pipe.input({ size: data.length, data, corruptFrom: ipHeaderLength(data), ref: { queue: q.queue, id: q.id, family } satisfies Ref });
+  };
+
+  private deliver(pkt: Packet): void {
+    const ref = pkt.ref as Ref;
+    if (pkt.copy) {
+      if (pkt.data === null) return;
+      const r = this.io.rawSend(this.raw[ref.family], pkt.data);
+      if (r < 0) {
+        this.stats.sendErrors += 1;
+        this.opts.engine.countFrontendError('nfqueue-inject-error');
+      } else {
+        this.stats.injected += 1;
+      }
+      return;
+    }
+    this.queueVerdict(ref.queue, ref.id, NF_ACCEPT, pkt.corrupted && pkt.data ? pkt.data : undefined);
+  }
+
+  private drop(pkt: Packet): void {
+    if (pkt.copy) return;
+    const ref = pkt.ref as Ref;
+    this.queueVerdict(ref.queue, ref.id, NF_DROP);
+  }
+
+  private queueVerdict(queue: number, id: number, v: number, payload?: Buffer): void {
+    verdict(this.out, queue, id, v, payload);
+    this.stats.verdicts += 1;
+    if (this.out.length > 60 * 1024) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(this.flush);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (this.out.length === 0 || this.fd < 0) return;
+    try {
+      this.io.nlSend(this.fd, this.out.bytes());
+    } catch {
+      this.stats.sendErrors += 1;
+      this.opts.engine.countFrontendError('nfqueue-verdict-error');
+    }
+    this.out.reset();
+  };
+
+  /**
+   * Releases every packet still held (accepted: they were on their way), unbinds the queues
+   * and closes the sockets. Remove the iptables rules first, or new packets keep coming.
+   */
+  close(): void {
+    if (this.fd < 0) return;
+    if (this.watch >= 0) this.io.fdUnwatch(this.watch);
+    this.watch = -1;
+    // Whatever is still readable is accepted as is.
+    for (;;) {
+      const n = this.io.recvInto(this.fd, this.recvBuf);
+      if (n <= 0) break;
+      parseMessages(this.recvBuf, n, (q) => this.queueVerdict(q.queue, q.id, NF_ACCEPT));
+    }
+    for (const { pkt } of this.opts.engine.takeHeld([...this.byQueue.values()])) {
+      const ref = pkt.ref as Ref;
+      if (!pkt.copy) this.queueVerdict(ref.queue, ref.id, NF_ACCEPT);
+    }
+    this.flush();
+    try {
+      const w = new NfqWriter();
+      const seqs: number[] = [];
+      for (const queue of this.byQueue.keys()) {
+        const s = this.seq++;
+        configCmd(w, s, queue, NFQNL_CFG_CMD.UNBIND);
+        seqs.push(s);
+      }
+      this.call(w, seqs, 'unbinding the queues');
+    } catch {
+      // closing the socket unbinds too
+    }
+    this.closeFds();
+  }
+
+  private closeFds(): void {
+    for (const fd of [this.fd, this.raw[4], this.raw[6]]) {
+      if (fd >= 0) {
+        try {
+          this.io.nlClose(fd);
+        } catch {
+          // closed
+        }
+      }
+    }
+    this.fd = -1;
+    this.raw[4] = -1;
+    this.raw[6] = -1;
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * One running impairment: the engine with its `up` and `down` pipes behind a front end
+ * (UDP proxy or NFQUEUE + iptables), the per-second sampler, and the parameters as set at
+ * startup (what DELETE /pipes goes back to). The server and the shell both drive this.
+ */
+import type { Impairment } from '@dune/topology';
+import { RealClock } from './engine/clock.js';
+import { Engine, type Pipe } from './engine/engine.js';
+import { addRules, checkInterface, defaultInterface, defaultTag, removeRules, type Transport } from './kernel/iptables.js';
+import { NfqueueFrontend } from './kernel/nfqueue.js';
+import { mergeParams } from './params.js';
+import { UdpProxy } from './proxy/udp-proxy.js';
+
+export const DIRECTIONS = ['up', 'down'] as const;
+export type Direction = (typeof DIRECTIONS)[number];
+
+export interface RuntimeOptions {
+  level: 'kernel' | 'user';
+  transport: Transport;
+  /** The service's port. */
+  port: number;
+  /** User level: the client-facing port (0: any). */
+  proxyPort?: number;
+  /** Kernel level: the interface (`auto`: the default route's, `any`: every one). */
+  iface?: string;
+  /** Kernel level: the network namespace (a name under /run/netns). */
+  netns?: string;
+  upQueue?: number;
+  downQueue?: number;
+  /** User level: the addresses to listen on, and where the service is. */
+  listen?: string[];
+  target4?: string;
+  target6?: string;
+  idleMs?: number;
+  seed?: number;
+  spinBelowUs?: number;
+  /** Initial parameters (already merged and validated). */
+  params?: Record<Direction, Impairment>;
+}
+
+export class ImpairRuntime {
+  readonly engine: Engine;
+  readonly clock: RealClock;
+  readonly pipes: Record<Direction, Pipe>;
+  readonly startupParams: Record<Direction, Impairment>;
+  proxy: UdpProxy | undefined;
+  nfqueue: NfqueueFrontend | undefined;
+  /** Kernel level: the tag of the rules this process added, and the resolved interface. */
+  ruleTag: string | undefined;
+  iface: string | undefined;
+  private sampler: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  private constructor(readonly opts: RuntimeOptions) {
+    this.clock = new RealClock({ spinBelowUs: opts.spinBelowUs });
+    this.engine = new Engine({ clock: this.clock, seed: opts.seed });
+    this.startupParams = structuredClone(opts.params ?? { up: {}, down: {} });
+    this.pipes = {
+      up: this.engine.addPipe('up', this.startupParams.up),
+      down: this.engine.addPipe('down', this.startupParams.down),
+    };
+  }
+
+  static async start(opts: RuntimeOptions): Promise<ImpairRuntime> {
+    const rt = new ImpairRuntime(opts);
+    try {
+      if (opts.level === 'user') await rt.startProxy();
+      else await rt.startKernel();
+    } catch (e) {
+      await rt.stop();
+      throw e;
+    }
+    rt.sampler = setInterval(() => rt.engine.sampleSecond(), 1000);
+    rt.sampler.unref();
+    return rt;
+  }
+
+  private async startProxy(): Promise<void> {
+    if (this.opts.transport !== 'udp') throw new Error('user level (the proxy) impairs UDP only: add `-t udp`, or use `-l kernel` (root) for TCP');
+    if (this.opts.proxyPort === undefined) throw new Error('user level needs the proxy\'s port: `-x PROXY_PORT` (0: any free port)');
+    this.proxy = new UdpProxy({
+      engine: this.engine, up: this.pipes.up, down: this.pipes.down, port: this.opts.port, proxyPort: this.opts.proxyPort,
+      listen: this.opts.listen, target4: this.opts.target4, target6: this.opts.target6, idleMs: this.opts.idleMs,
+    });
+    await this.proxy.start();
+  }
+
+  private async startKernel(): Promise<void> {
+    if (process.getuid?.() !== 0) throw new Error('kernel level needs root (iptables and NFQUEUE); run as root, or use `-l user -t udp -x PROXY_PORT`');
+    const netns = this.opts.netns;
+    let iface = this.opts.iface ?? 'lo';
+    if (iface === 'auto') iface = await defaultInterface(netns);
+    await checkInterface(iface, netns);
+    this.iface = iface;
+    const upQueue = this.opts.upQueue ?? 1;
+    const downQueue = this.opts.downQueue ?? upQueue + 1;
+    // Bound before the rules exist, so no packet ever meets a queue nobody listens on.
+    this.nfqueue = new NfqueueFrontend({
+      engine: this.engine, netns, queues: [{ queue: upQueue, pipe: this.pipes.up }, { queue: downQueue, pipe: this.pipes.down }],
+    });
+    this.nfqueue.start();
+    const tag = `${defaultTag()} q=${upQueue},${downQueue}`;
+    this.ruleTag = tag;
+    await addRules({ transport: this.opts.transport, port: this.opts.port, iface, upQueue, downQueue, netns, tag });
+  }
+
+  get parameters(): Record<Direction, Impairment> {
+    return { up: this.pipes.up.parameters, down: this.pipes.down.parameters };
+  }
+
+  /** Merges `body` (any accepted form) into the parameters; throws ParamsError, applying nothing. */
+  set(body: unknown, by = 'api'): Record<Direction, Impairment> {
+    const next = mergeParams(this.parameters, body) as Record<Direction, Impairment>;
+    this.engine.setParams(next, by);
+    return next;
+  }
+
+  /** Back to the startup parameters. */
+  reset(by = 'api'): Record<Direction, Impairment> {
+    this.engine.setParams(structuredClone(this.startupParams), by);
+    return this.parameters;
+  }
+
+  resetCounters(): void {
+    for (const d of DIRECTIONS) this.pipes[d].counters.reset();
+  }
+
+  /** Removes the rules, releases held packets, closes sockets. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.sampler) clearInterval(this.sampler);
+    if (this.ruleTag !== undefined) await removeRules({ netns: this.opts.netns, tag: this.ruleTag });
+    this.nfqueue?.close();
+    await this.proxy?.close();
+    this.engine.close();
+  }
+}
