@@ -49,14 +49,14 @@ describe.skipIf(why !== undefined)('netmirage on this kernel', () => {
 
   it('refuses delay on a kernel without netem before building anything', () => {
     spawnSync('ip', ['netns', 'add', 'nmtest-probe']);
-    spawnSync('ip', ['-n', 'nmtest-probe', 'link', 'add', 'd0', 'type', 'dummy']);
+    spawnSync('ip', ['-n', 'nmtest-probe', 'link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1']);
     const netem = spawnSync('tc', ['-n', 'nmtest-probe', 'qdisc', 'add', 'dev', 'd0', 'root', 'netem', 'delay', '1ms']);
     spawnSync('ip', ['netns', 'del', 'nmtest-probe']);
     if (netem.status === 0) return; // this kernel has netem: nothing to refuse
     const core = 'nmtest-refuse';
     spawnSync('ip', ['netns', 'add', core]);
     try {
-      spawnSync('ip', ['-n', core, 'link', 'add', 'nic1', 'type', 'dummy']);
+      spawnSync('ip', ['-n', core, 'link', 'add', 'nic1', 'type', 'veth', 'peer', 'name', 'peer1']);
       spawnSync('ip', ['-n', core, 'addr', 'add', '198.51.100.1/30', 'dev', 'nic1']);
       const r = spawnSync('nsenter', [`--net=/run/netns/${core}`, '--', 'node', 'packages/netmirage/dist/bin/netmirage-core.js', '-p', 'nmtest-r-', '--client-node', 'client', '-e', '198.51.100.2,iface=nic1', '-f', 'test/netmirage/twelve.graphml'], { cwd: root, encoding: 'utf8' });
       expect(r.status).toBe(1);

@@ -46,6 +46,9 @@ export interface NetmirageEdgeSpec {
   /** Only fill the printed edge command. */
   rdev?: string;
   rapps?: string;
+  /** Configure this edge over SSH (`[user@]host[:port]`), with this private key: the runtime's business. */
+  ssh?: string;
+  sshKey?: string;
 }
 
 export interface NetmirageSettings {

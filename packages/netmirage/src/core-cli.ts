@@ -39,12 +39,21 @@ const CORE_OPTIONS = {
   switch: { kind: 'string', def: 'linux' },
   'without-delay': { kind: 'bool', def: false },
   'dry-run': { kind: 'bool', def: false },
+  'edge-bin': { kind: 'string', def: 'netmirage-edge' },
+  'known-hosts': { kind: 'string', def: undefined },
+  'accept-new-host-keys': { kind: 'bool', def: false },
 } as const satisfies Record<string, { kind: 'bool' | 'string' | 'list'; def: string | boolean | undefined }>;
 
 type CoreKey = keyof typeof CORE_OPTIONS;
 const camel = (k: string) => k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
-const EDGE_KEYS = ['iface', 'mac', 'vsubnet', 'rdev', 'rapps'] as const;
+const EDGE_KEYS = ['iface', 'mac', 'vsubnet', 'rdev', 'rapps', 'ssh', 'ssh-key'] as const;
+type EdgeKey = (typeof EDGE_KEYS)[number];
+
+function setEdgeKey(e: NetmirageEdgeSpec, k: EdgeKey, v: string): void {
+  if (k === 'ssh-key') e.sshKey = v;
+  else e[k] = v;
+}
 
 /** `IP[,iface=DEV][,mac=MAC][,vsubnet=CIDR][,rdev=DEV][,rapps=N]`. */
 export function parseEdgeNode(text: string): NetmirageEdgeSpec {
@@ -57,7 +66,7 @@ export function parseEdgeNode(text: string): NetmirageEdgeSpec {
     if (eq < 0 || !(EDGE_KEYS as readonly string[]).includes(k)) {
       throw new DuneError('bad-edge', `-e "${text}": "${kv}" is not a known edge setting`, { hint: choicesHint(k || kv, EDGE_KEYS) });
     }
-    e[k as (typeof EDGE_KEYS)[number]] = kv.slice(eq + 1).trim();
+    setEdgeKey(e, k as EdgeKey, kv.slice(eq + 1).trim());
   }
   return e;
 }
@@ -72,7 +81,7 @@ function edgesFromSetup(ini: IniFile): NetmirageEdgeSpec[] {
     for (const [k, v] of g.values) {
       if (k === 'ip') continue;
       if (!(EDGE_KEYS as readonly string[]).includes(k)) throw new DuneError('setup-value', `${ini.file}:${v.line}: [${g.name}] has an unknown key "${k}"`, { hint: choicesHint(k, ['ip', ...EDGE_KEYS]) });
-      e[k as (typeof EDGE_KEYS)[number]] = v.value;
+      setEdgeKey(e, k as EdgeKey, v.value);
     }
     out.push(e);
   }
@@ -105,7 +114,7 @@ export function buildCoreProgram(io: Io = stdio): Command {
     .option('-s, --setup-file <file>', 'INI setup file: [emulator] takes any long option, [edge*] groups define edges (default: setup.cfg, if present)')
     .option('-i, --iface <dev>', 'default core interface facing the edge nodes')
     .option('-n, --vsubnet <cidr>', 'global client space, split evenly among edges without a vsubnet (default: 10.0.0.0/8)')
-    .option('-e, --edge-node <spec>', 'an edge: IP[,iface=DEV][,mac=MAC][,vsubnet=CIDR][,rdev=DEV][,rapps=N]; repeatable; replaces the setup file\'s edges', collect)
+    .option('-e, --edge-node <spec>', 'an edge: IP[,iface=DEV][,mac=MAC][,vsubnet=CIDR][,rdev=DEV][,rapps=N][,ssh=[user@]host[:port][,ssh-key=FILE]]; repeatable; replaces the setup file\'s edges', collect)
     .option('-I, --routing-ip <ip>', 'core IP written into the edge commands (default: the core\'s address on each edge\'s subnet)')
     .option('-E, --edge-output <file>', 'write the netmirage-edge commands here (default: standard output)')
     .option('-q, --quiet', 'do not print the edge commands')
@@ -123,6 +132,9 @@ export function buildCoreProgram(io: Io = stdio): Command {
     .addOption(new Option('--switch <kind>', 'root switch: linux (policy routing, no daemon) or ovs (private Open vSwitch, as NetMirage) (default: linux)').choices([...NETMIRAGE_SWITCHES]))
     .option('--without-delay', 'build without link delay and jitter, for kernels without netem (explicit: the emulation then has none)')
     .option('--dry-run', 'compile and print what would be built and the edge commands; change nothing')
+    .option('--edge-bin <path>', 'netmirage-edge on the edges configured over SSH (edge setting ssh=[user@]host[:port], ssh-key=FILE) (default: netmirage-edge)')
+    .option('--known-hosts <file>', 'known_hosts for the SSH edges (default: ~/.ssh/known_hosts)')
+    .option('--accept-new-host-keys', 'record the host key of an SSH edge that known_hosts does not know yet (never a changed one)')
     .addHelpText(
       'after',
       `
@@ -158,12 +170,14 @@ Examples:
     const prefix = str('netns-prefix') as string;
     if (!NETNS_PREFIX_RE.test(prefix)) throw new DuneError('bad-option', `the namespace prefix "${prefix}" may only contain 0-9 A-Z a-z _ -`, { hint: 'e.g. -p nm-' });
     const ovs = { dir: str('ovs-dir') as string, schema: str('ovs-schema') as string };
+    const knownHosts = str('known-hosts');
+    const ssh = { edgeBin: str('edge-bin') as string, acceptNewHostKeys: bool('accept-new-host-keys'), ...(knownHosts !== undefined ? { knownHostsFile: knownHosts } : {}) };
     const mem = str('mem') as string;
     if (!/^[1-9]\d*$/.test(mem)) throw new DuneError('bad-option', `--mem "${mem}" is not a number of MiB`, { hint: 'e.g. -m 2048' });
 
     if (bool('destroy')) {
       requireRoot('netmirage-core --destroy');
-      const r = await destroyCore(prefix, { ovs, log });
+      const r = await destroyCore(prefix, { ovs, log, ssh });
       log('info', `destroyed ${r.namespaces.length} namespaces${r.movedBack.length > 0 ? `, moved ${r.movedBack.join(', ')} back` : ''}${r.ovsStopped ? ', stopped Open vSwitch' : ''}`);
       return;
     }
@@ -195,7 +209,7 @@ Examples:
     };
     const dryRun = bool('dry-run');
     if (!dryRun) requireRoot('netmirage-core');
-    const r = await buildCore({ topology, settings, keep: bool('keep'), ovs, log, dryRun });
+    const r = await buildCore({ topology, settings, keep: bool('keep'), ovs, log, dryRun, ssh });
     if (dryRun) {
       for (const d of r.nm.diagnostics) log(d.severity === 'note' ? 'info' : 'warning', d.message);
       io.out(summarizePlan(r.nm.plan).trimEnd());

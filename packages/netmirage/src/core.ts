@@ -61,6 +61,7 @@ import {
 } from '@dune/compiler';
 import { DuneError, type Topology } from '@dune/topology';
 import { ovsDestroy, ovsStart, ovsConfigure, type OvsOptions } from './ovs.js';
+import { configureSshEdge, removeSshEdge, type SshEdge, type SshEdgeOptions } from './ssh-edges.js';
 import type { Log } from './util.js';
 
 export const CORE_STATE_DIR = '/run/netmirage';
@@ -89,6 +90,10 @@ export interface CoreState {
   rootRules: Rule[];
   rootTables: number[];
   rootAddrs: string[];
+  /** Edges configured over SSH, undone by destroy; with the remote netmirage-edge to use. */
+  sshEdges?: SshEdge[];
+  edgeBin?: string;
+  knownHostsFile?: string;
   phase: 'building' | 'up';
 }
 
@@ -145,6 +150,8 @@ export interface BuildOptions {
   stateDir?: string;
   /** Compile and print only. */
   dryRun?: boolean;
+  /** How to reach edges that have `ssh=`. */
+  ssh?: SshEdgeOptions;
 }
 
 export interface BuildResult {
@@ -234,7 +241,7 @@ export async function buildCore(o: BuildOptions): Promise<BuildResult> {
   }
 
   if (!o.keep) {
-    const d = await destroyCore(prefix, { ovs: o.ovs, log, stateDir: dir });
+    const d = await destroyCore(prefix, { ovs: o.ovs, log, stateDir: dir, ...(o.ssh ? { ssh: o.ssh } : {}) });
     if (d.namespaces.length > 0 || d.movedBack.length > 0) log('info', `destroyed the previous network: ${d.namespaces.length} namespaces, ${d.movedBack.length} interfaces moved back`);
   }
   const nics = new Map<string, SavedIface>();
@@ -289,12 +296,27 @@ export async function buildCore(o: BuildOptions): Promise<BuildResult> {
       { caps, lab: nm.lab },
     );
     selfLinks(nm);
+    const viaSsh = o.settings.edges.map((spec, i) => [spec, nm.edges[i]] as const).filter(([spec]) => spec.ssh !== undefined);
+    if (viaSsh.length > 0) {
+      const ssh = o.ssh ?? { edgeBin: 'netmirage-edge' };
+      state.sshEdges = [];
+      state.edgeBin = ssh.edgeBin;
+      if (ssh.knownHostsFile !== undefined) state.knownHostsFile = ssh.knownHostsFile;
+      for (const [spec, edge] of viaSsh) {
+        const argv = edge?.command ?? [];
+        const e: SshEdge = { ip: spec.ip, ssh: spec.ssh as string, iface: argv[argv.length - 4] ?? '' };
+        if (spec.sshKey !== undefined) e.identity = spec.sshKey;
+        state.sshEdges.push(e);
+        writeState(state, dir);
+        await configureSshEdge(e, argv, ssh, log);
+      }
+    }
     state.phase = 'up';
     writeState(state, dir);
   } catch (e) {
     log('error', `building failed (${(e as Error).message}); destroying what was built`);
     try {
-      await destroyCore(prefix, { ovs: o.ovs, log, stateDir: dir });
+      await destroyCore(prefix, { ovs: o.ovs, log, stateDir: dir, ...(o.ssh ? { ssh: o.ssh } : {}) });
     } catch (d) {
       log('error', `destroying failed too: ${(d as Error).message}; run netmirage-core -d -p ${prefix}`);
     }
@@ -423,12 +445,21 @@ export interface DestroyResult {
  * the root namespace (with their saved configuration), then every `<prefix>*` namespace
  * carrying our mark. Idempotent.
  */
-export async function destroyCore(prefix: string, o: { ovs: OvsOptions; log: Log; stateDir?: string }): Promise<DestroyResult> {
+export async function destroyCore(prefix: string, o: { ovs: OvsOptions; log: Log; stateDir?: string; ssh?: Omit<SshEdgeOptions, 'edgeBin'> }): Promise<DestroyResult> {
   const dir = o.stateDir ?? CORE_STATE_DIR;
   const state = readState(prefix, dir);
   const lab = state?.lab ?? netmirageLab(prefix);
   const rootNs = netmirageRootNs(prefix);
   const res: DestroyResult = { namespaces: [], foreign: [], movedBack: [], ovsStopped: false, errors: [] };
+  for (const e of state?.sshEdges ?? []) {
+    try {
+      const known = o.ssh?.knownHostsFile ?? state?.knownHostsFile;
+      await removeSshEdge(e, { ...o.ssh, ...(known !== undefined ? { knownHostsFile: known } : {}), edgeBin: state?.edgeBin ?? 'netmirage-edge' }, o.log);
+    } catch (err) {
+      // An edge that was never configured (the build failed before it) has nothing to remove.
+      if (!/edge-not-configured|no netmirage-edge state/.test((err as Error).message)) res.errors.push(`edge ${e.ip} over SSH: ${(err as Error).message}`);
+    }
+  }
   res.ovsStopped = await ovsDestroy(state?.ovsDir ?? o.ovs.dir, o.log);
 
   const present = listNamespaces().filter((n) => n.startsWith(prefix));
