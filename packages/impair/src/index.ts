@@ -21,3 +21,8 @@ export * from './kernel/iptables.js';
 export * from './kernel/nfnetlink-queue.js';
 export * from './kernel/nfqueue.js';
 export * from './runtime.js';
+export * from './server/server.js';
+export * from './server/views.js';
+export * from './shell.js';
+export * from './cli/options.js';
+export * from './cli/main.js';

@@ -125,6 +125,10 @@ export class ImpairRuntime {
     for (const d of DIRECTIONS) this.pipes[d].counters.reset();
   }
 
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
   /** Removes the rules, releases held packets, closes sockets. Idempotent. */
   async stop(): Promise<void> {
     if (this.stopped) return;

@@ -310,11 +310,13 @@ export class Engine {
     return [...this.pipes.keys()];
   }
 
-  /** Applies validated parameters to several pipes at once, and logs the change. */
+  /** Applies validated parameters to several pipes at once, and logs each change (unchanged pipes are left alone). */
   setParams(byPipe: Record<string, Impairment>, by = 'api'): void {
     for (const name of Object.keys(byPipe)) this.pipe(name);
     for (const [name, params] of Object.entries(byPipe)) {
-      this.pipe(name).setParams(params);
+      const pipe = this.pipe(name);
+      if (JSON.stringify(pipe.parameters) === JSON.stringify(params)) continue;
+      pipe.setParams(params);
       this.log({ type: 'params', pipe: name, params, by });
     }
   }

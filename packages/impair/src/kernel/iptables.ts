@@ -10,7 +10,7 @@
  * duplicates) carry ENGINE_MARK and are not queued again. nft's `queue` statement is not
  * in our kernel; Debian's iptables-nft uses the xtables NFQUEUE target, which is.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -174,5 +174,29 @@ export async function checkInterface(name: string, netns?: string): Promise<void
   const names = (JSON.parse(stdout || '[]') as { ifname: string }[]).map((l) => l.ifname);
   if (!names.includes(name)) {
     throw new Error(`there is no interface "${name}"${netns ? ` in namespace ${netns}` : ''}; interfaces: ${names.join(', ')}, or "any", or "auto"`);
+  }
+}
+
+/**
+ * removeRules for the `exit` event, where nothing asynchronous runs any more: lists and
+ * deletes synchronously. Best effort; clear-iptables remains for whatever it misses.
+ */
+export function removeRulesSync(opts: { netns?: string; tag: string }): void {
+  for (const tool of TOOLS) {
+    for (const chain of ['INPUT', 'OUTPUT']) {
+      try {
+        const [file, argv] = cmd(opts.netns, tool, ['-S', chain]);
+        const out = execFileSync(file, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+        for (const line of out.split('\n')) {
+          const words = splitRule(line.trim());
+          const i = words.indexOf('--comment');
+          if (words[0] !== '-A' || i < 0 || words[i + 1] !== opts.tag) continue;
+          const [f2, a2] = cmd(opts.netns, tool, ['-D', chain, ...words.slice(2)]);
+          execFileSync(f2, a2, { stdio: 'ignore' });
+        }
+      } catch {
+        // nothing to do here, or iptables missing: nothing of ours either
+      }
+    }
   }
 }
