@@ -152,8 +152,10 @@ export function registerLabCommands(program: Command, o: Output): void {
         const r = await agent.down(lab);
         results.push(r);
         if (!flags.json) {
-          o.out(`lab ${lab} removed in ${(r.elapsedMs / 1000).toFixed(2)}s: ${r.namespaces} namespaces, ${r.processes} processes, ${r.files} files${r.journal ? '' : ' (no journal: found by its marks)'}`);
-          for (const f of r.foreign) o.err(`note: ${f} looks like the lab's by name but carries no mark: left alone`);
+          // Only a namespace that looks like the lab's (or nothing at all): no lab was removed.
+          if (!r.journal && r.namespaces === 0 && r.processes === 0) o.out(`lab ${lab}: nothing of it here`);
+          else o.out(`lab ${lab} removed in ${(r.elapsedMs / 1000).toFixed(2)}s: ${r.namespaces} namespaces, ${r.processes} processes, ${r.files} files${r.journal ? '' : ' (no journal: found by its marks)'}`);
+          for (const f of r.foreign) o.err(`note: namespace ${f}`);
         }
       }
       if (flags.json) o.out(JSON.stringify({ labs: results }));
