@@ -1,0 +1,96 @@
+/**
+ * Issue 3, crash recovery: `dune up` killed with SIGKILL halfway, then `dune down` leaves
+ * nothing — from the journal, and from the kernel's marks alone when the journal is gone.
+ *
+ * The topology is a 300-node line (179,400 routes): building it takes several seconds, so
+ * a kill after the first namespaces appear lands in the middle.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dune, duneOk, duneSpawn, downAndCheck, isRoot, labNamespaces, leftovers, removeTemp, requireBuilt, ROOT_REASON, STATE_ROOT, tempDir, waitFor } from '../helpers.js';
+
+const LAB = 'e2ecrash';
+const LAB_NJ = 'e2ecrashnj';
+const NODES = 300;
+
+function lineTopology(n: number): string {
+  const links = Array.from({ length: n - 1 }, (_, i) => `  { endpoints = ["n${i}:eth1", "n${i + 1}:eth0"] },`);
+  const nodes = Array.from({ length: n }, (_, i) => `[topology.nodes.n${i}]`);
+  return `# written by test/e2e/crash/crash.test.ts\n[topology]\nrouting_weight = "hops"\nlinks = [\n${links.join('\n')}\n]\n${nodes.join('\n')}\n`;
+}
+
+/** lo's alias in each of the lab's namespaces: how many carry the mark. */
+function marked(lab: string): { total: number; marked: number } {
+  const nss = labNamespaces(lab);
+  let m = 0;
+  for (const ns of nss) {
+    const r = spawnSync('ip', ['-n', ns, '-d', '-o', 'link', 'show', 'lo'], { encoding: 'utf8' });
+    if (r.stdout.includes(` alias dune:${lab}:`)) m++;
+  }
+  return { total: nss.length, marked: m };
+}
+
+/** SIGKILLs the child once `ready()` holds; returns how long after the start that was. */
+async function killWhen(args: string[], what: string, ready: () => boolean): Promise<number> {
+  const t0 = performance.now();
+  const up = duneSpawn(args);
+  const closed = new Promise<NodeJS.Signals | null>((r) => up.once('close', (_c, s) => r(s)));
+  let exited = false;
+  void closed.then(() => (exited = true));
+  await waitFor(what, () => ready() || exited, 60_000, 5);
+  expect(exited).toBe(false); // killed halfway, not after it finished
+  up.kill('SIGKILL');
+  expect(await closed).toBe('SIGKILL');
+  return performance.now() - t0;
+}
+
+describe.skipIf(!isRoot)(`e2e: kill -9 of dune up, then dune down recovers${isRoot ? '' : ` (${ROOT_REASON})`}`, () => {
+  let tmp = '';
+  let file = '';
+  beforeAll(async () => {
+    requireBuilt();
+    await dune(['down', '--lab', LAB]);
+    await dune(['down', '--lab', LAB_NJ]);
+    tmp = tempDir('crash');
+    file = join(tmp, 'line300.toml');
+    writeFileSync(file, lineTopology(NODES));
+  });
+  afterAll(async () => {
+    const left = [...(await downAndCheck(LAB)), ...(await downAndCheck(LAB_NJ))];
+    removeTemp(tmp);
+    expect(left).toEqual([]);
+  });
+
+  it('killed as soon as its journal and first namespaces exist: down from the journal removes everything', async () => {
+    const stateFile = join(STATE_ROOT, LAB, 'state.json');
+    const ms = await killWhen(['up', file, '--lab', LAB], 'the journal and a first namespace', () => existsSync(stateFile) && labNamespaces(LAB).length > 0);
+    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { phase: string };
+    expect(state.phase).toBe('applying');
+    const m = marked(LAB);
+    // Namespaces are marked (lo's alias) only once their whole batch exists, so a kill this
+    // early often leaves some without a mark: the journal's list of namespaces being
+    // created is what lets down take those too.
+    console.log(`killed after ${ms.toFixed(0)} ms with ${m.total} namespaces, ${m.marked} of them marked`);
+    expect(m.total).toBeGreaterThan(0);
+
+    const r = await duneOk(['down', '--lab', LAB]);
+    expect(r.stdout).toMatch(new RegExp(`^lab ${LAB} removed in [\\d.]+s: \\d+ namespaces`, 'm'));
+    expect(r.stderr).not.toMatch(/foreign|carries no mark/);
+    expect(leftovers(LAB)).toEqual([]);
+  }, 120_000);
+
+  it('killed while building links and routes, journal deleted: down from the kernel marks alone removes everything', async () => {
+    // Once the first veth exists, every namespace carries its mark (they are set in one batch
+    // before any link is made), so the kernel alone says what is the lab's.
+    const ms = await killWhen(['up', file, '--lab', LAB_NJ], 'the first veth', () => labNamespaces(LAB_NJ).length === NODES && spawnSync('ip', ['-n', `dune.${LAB_NJ}.n0`, 'link', 'show', 'eth1']).status === 0);
+    expect(marked(LAB_NJ)).toEqual({ total: NODES, marked: NODES });
+    rmSync(join(STATE_ROOT, LAB_NJ), { recursive: true, force: true });
+    console.log(`killed after ${ms.toFixed(0)} ms; journal deleted`);
+
+    const r = await duneOk(['down', '--lab', LAB_NJ]);
+    expect(r.stdout).toMatch(new RegExp(`^lab ${LAB_NJ} removed in [\\d.]+s: ${NODES} namespaces, 0 processes, 0 files \\(no journal: found by its marks\\)$`, 'm'));
+    expect(leftovers(LAB_NJ)).toEqual([]);
+  }, 120_000);
+});
