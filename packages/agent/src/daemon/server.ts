@@ -6,11 +6,12 @@
  * It exits by itself after a `down` that leaves no lab on the host (nothing of dune keeps
  * running where no lab is), and on `shutdown`.
  */
-import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { DuneError } from '@dune/topology';
 import { down, listLabs, set, status, up } from '../lab/lab.js';
+import { STATE_ROOT } from '../lab/journal.js';
 import { preflight } from './preflight.js';
 import {
   AGENT_METHODS, AGENT_PROTOCOL, agentPidPath, agentSocketPath,
@@ -40,6 +41,31 @@ export function socketAlive(path: string, timeoutMs = 1000): Promise<boolean> {
     s.once('connect', () => done(true));
     s.once('error', () => done(false));
   });
+}
+
+/**
+ * A lab's lock file (lab.ts: /run/dune/.<lab>.lock) left by a daemon that was killed: its
+ * pid may still be a zombie for a while (until whoever inherited it reaps it), which
+ * `kill(pid, 0)` reports as alive. The rollback that follows such a kill must not be
+ * refused as `lab-busy`: a zombie or a vanished holder releases the lock here.
+ */
+function clearDeadLock(lab: string): void {
+  const p = join(STATE_ROOT, `.${lab}.lock`);
+  let pid: number;
+  try {
+    pid = Number(readFileSync(p, 'utf8'));
+  } catch {
+    return;
+  }
+  if (!(pid > 0) || pid === process.pid) return;
+  let state: string | undefined;
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    state = st.slice(st.lastIndexOf(')') + 2)[0];
+  } catch {
+    state = undefined;
+  }
+  if (state === undefined || state === 'Z' || state === 'X') rmSync(p, { force: true });
 }
 
 function errorBody(e: unknown): AgentErrorBody {
@@ -158,7 +184,11 @@ export class AgentServer {
 
   private serial<T>(lab: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.labQueues.get(lab) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
+    const run = (): Promise<T> => {
+      clearDeadLock(lab);
+      return fn();
+    };
+    const next = prev.then(run, run);
     const tail = next.catch(() => undefined);
     this.labQueues.set(lab, tail);
     void tail.then(() => {
