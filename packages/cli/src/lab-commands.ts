@@ -11,6 +11,7 @@ import * as agent from '@dune/agent';
 import { compileLoaded, loadTopology } from './load.js';
 import { printDiagnostics, type Output } from './output.js';
 import { addReaderOptions, readerOptions, type ReaderFlags } from './reader-options.js';
+import * as remote from './remote-commands.js';
 
 interface LabFlags {
   lab?: string;
@@ -82,7 +83,7 @@ function exitCodeOf(r: ReturnType<typeof spawnSync>): number {
 }
 
 export function registerLabCommands(program: Command, o: Output): void {
-  addReaderOptions(
+  remote.addSshOptions(addReaderOptions(
     program
       .command('up')
       .description('build the lab on this machine (converges when it already exists)')
@@ -90,17 +91,20 @@ export function registerLabCommands(program: Command, o: Output): void {
       .option('--dry-run', 'print the plan that would be applied, change nothing')
       .option('--json', 'JSON events, one per line, and a JSON summary')
       .addHelpText('after', '\nExamples:\n  dune up                   the default lab\n  dune up topo.toml --lab t1\n  dune up topo.toml --dry-run'),
-  ).action(async (file: string | undefined, flags: LabFlags & ReaderFlags & { dryRun?: boolean }) => {
-    // Before compiling: a user without root gets one message, not the topology's notes first.
-    if (!flags.dryRun) agent.requireRoot('up');
+  )).action(async (file: string | undefined, flags: LabFlags & ReaderFlags & remote.SshFlags & { dryRun?: boolean }) => {
     const loaded = loadTopology(file, { ...readerOptions(flags), allowDefault: true });
     const { plan, diagnostics } = compileLoaded(loaded, flags.lab);
+    // Before printing: a user without root gets one message, not the topology's notes first.
+    // A lab wholly on other hosts (phynodes with `host`) needs no root here.
+    const multiHost = remote.hasRemoteHosts(plan);
+    if (!flags.dryRun && !multiHost) agent.requireRoot('up');
     // The default phynode is what `up` on one machine means; saying so every time is noise.
     if (!flags.json) printDiagnostics(o, diagnostics.filter((d) => d.code !== 'default-phynode'));
     if (flags.dryRun) {
       o.out(flags.json ? serializePlan(plan, 2) : summarizePlan(plan));
       return;
     }
+    if (multiHost) return remote.upRemote(plan, loaded.file, flags, o);
     const p = progressPrinter(o, Boolean(flags.json));
     const r = await agent.up(plan, { onEvent: p.onEvent }).finally(p.done);
     if (flags.json) {
@@ -128,15 +132,17 @@ export function registerLabCommands(program: Command, o: Output): void {
     o.out(`    dune status ${labFlag}    dune shell ${labFlag} ${quoteWord(first?.node ?? 'NODE')}    dune down ${labFlag}`);
   });
 
-  program
+  remote.addSshOptions(program
     .command('down')
     .description('remove a lab: processes, namespaces, interfaces, files; nothing else is touched')
     .argument('[file]', 'the topology file the lab was built from (names the lab)')
     .option('--lab <name>', 'lab name')
     .option('--all', 'remove every lab on this machine')
     .option('--json', 'JSON summary')
-    .addHelpText('after', '\nWorks from the journal in /run/dune/<lab>/, or from the kernel marks alone when it is gone.\n\nExamples:\n  dune down\n  dune down topo.toml\n  dune down --all')
-    .action(async (file: string | undefined, flags: LabFlags & { all?: boolean }) => {
+    .addHelpText('after', '\nWorks from the journal in /run/dune/<lab>/, or from the kernel marks alone when it is gone.\n\nExamples:\n  dune down\n  dune down topo.toml\n  dune down --all'))
+    .action(async (file: string | undefined, flags: LabFlags & remote.SshFlags & { all?: boolean }) => {
+      const loc = flags.all ? undefined : remote.locateLab(flags, file);
+      if (loc) return remote.downRemote(loc, flags, o);
       agent.requireRoot('down');
       let labs: string[];
       if (flags.all) labs = agent.listLabs();
@@ -161,15 +167,20 @@ export function registerLabCommands(program: Command, o: Output): void {
       if (flags.json) o.out(JSON.stringify({ labs: results }));
     });
 
-  program
+  remote.addSshOptions(program
     .command('status')
     .description('nodes, addresses, links with impairments and counters, processes')
+    .argument('[file]', 'the topology file the lab was built from (finds a lab on other hosts)')
     .option('--lab <name>', 'lab name (default: the only lab)')
-    .option('--json', 'as JSON')
-    .action(async (flags: LabFlags) => {
-      agent.requireRoot('status');
-      const lab = agent.resolveLab(flags.lab);
-      const s = await agent.status(lab);
+    .option('--json', 'as JSON'))
+    .action(async (file: string | undefined, flags: LabFlags & remote.SshFlags) => {
+      const loc = remote.locateLab(flags, file);
+      let s: agent.LabStatus;
+      if (loc) s = await remote.statusRemote(loc, flags, o);
+      else {
+        agent.requireRoot('status');
+        s = await agent.status(agent.resolveLab(flags.lab));
+      }
       if (flags.json) {
         o.out(JSON.stringify(s, null, 2));
         return;
@@ -188,16 +199,23 @@ export function registerLabCommands(program: Command, o: Output): void {
         o.out('\nPROCESS'.padEnd(22) + 'PID'.padEnd(8) + 'STATE'.padEnd(9) + 'CPUS'.padEnd(8) + 'COMMAND');
         for (const p of s.processes) o.out(`${cell(p.name, 20).padEnd(21)}${String(p.pid).padEnd(8)}${(p.alive ? 'running' : 'exited').padEnd(9)}${(p.cpus.join(',') || '-').padEnd(8)}${joinCommand(p.argv)}`);
       }
+      if (remote.isMultiStatus(s)) remote.printHosts(o, s);
     });
 
-  program
+  remote.addSshOptions(program
     .command('exec')
     .description('run a command inside a node; its exit status is passed through')
     .option('--lab <name>', 'lab name (default: the only lab)')
+    .option('-f, --file <file>', 'the topology file the lab was built from (finds a lab on other hosts)')
     .argument('<node>', 'node id')
     .argument('<cmd...>', 'the command and its arguments (after --)')
-    .addHelpText('after', '\nExample:\n  dune exec r1 -- ping -c3 10.0.0.6')
-    .action((node: string, cmd: string[], flags: LabFlags) => {
+    .addHelpText('after', '\nExample:\n  dune exec r1 -- ping -c3 10.0.0.6'))
+    .action(async (node: string, cmd: string[], flags: LabFlags & remote.SshFlags & { file?: string }) => {
+      const loc = remote.locateLab(flags);
+      if (loc) {
+        process.exitCode = await remote.execRemote(loc, node, cmd, flags, o);
+        return;
+      }
       agent.requireRoot('exec');
       const lab = agent.resolveLab(flags.lab);
       const ns = agent.nodeNs(agent.labPlan(lab), node);
@@ -205,12 +223,18 @@ export function registerLabCommands(program: Command, o: Output): void {
       process.exitCode = exitCodeOf(r);
     });
 
-  program
+  remote.addSshOptions(program
     .command('shell')
     .description('an interactive shell inside a node')
     .option('--lab <name>', 'lab name (default: the only lab)')
-    .argument('<node>', 'node id')
-    .action((node: string, flags: LabFlags) => {
+    .option('-f, --file <file>', 'the topology file the lab was built from (finds a lab on other hosts)')
+    .argument('<node>', 'node id'))
+    .action(async (node: string, flags: LabFlags & remote.SshFlags & { file?: string }) => {
+      const loc = remote.locateLab(flags);
+      if (loc) {
+        process.exitCode = await remote.execRemote(loc, node, ['sh', '-c', 'exec "${SHELL:-/bin/sh}" -i'], flags, o, true);
+        return;
+      }
       agent.requireRoot('shell');
       const lab = agent.resolveLab(flags.lab);
       const ns = agent.nodeNs(agent.labPlan(lab), node);
@@ -245,20 +269,22 @@ export function registerLabCommands(program: Command, o: Output): void {
       process.exitCode = exitCodeOf(r);
     });
 
-  program
+  remote.addSshOptions(program
     .command('set')
     .description('change a link direction\'s impairments live; keys not given keep their values')
     .option('--lab <name>', 'lab name (default: the only lab)')
+    .option('-f, --file <file>', 'the topology file the lab was built from (finds a lab on other hosts)')
     .option('--json', 'print the resulting impairment as JSON')
     .argument('<target>', 'NODE:IFACE (the impairment applies to traffic leaving that interface)')
     .argument('<settings...>', 'key=value: latency, jitter, loss, duplicate, corrupt, reorder, bw, queue, ...; key=none removes one')
-    .addHelpText('after', '\nExamples:\n  dune set r1:eth1 bw=10mbit loss=2%\n  dune set r1:eth1 loss=none')
-    .action(async (target: string, settings: string[], flags: LabFlags) => {
-      agent.requireRoot('set');
+    .addHelpText('after', '\nExamples:\n  dune set r1:eth1 bw=10mbit loss=2%\n  dune set r1:eth1 loss=none'))
+    .action(async (target: string, settings: string[], flags: LabFlags & remote.SshFlags & { file?: string }) => {
+      const loc = remote.locateLab(flags);
+      if (!loc) agent.requireRoot('set');
       const { node, iface } = parseTarget(target);
       const { set, removed } = parseImpairmentAssignments(settings);
-      const lab = agent.resolveLab(flags.lab);
-      const result = await agent.set(lab, node, iface, set, removed);
+      const result = loc ? await remote.setRemote(loc, node, iface, set, removed, flags, o) : await agent.set(agent.resolveLab(flags.lab), node, iface, set, removed);
       o.out(flags.json ? JSON.stringify(result) : `${node}:${iface} → ${describeImpairment(result)}`);
     });
+  remote.registerRemoteCommands(program, o);
 }
