@@ -72,7 +72,7 @@ describe.skipIf(skip !== '')(`live page in headless Chromium ${skip}`, () => {
 
   it('its charts move under traffic', async () => {
     const points = () => page.evaluate(() => {
-      const charts = (window as unknown as { impairCharts: Record<string, { draws: number; series: { points: [number, number][] }[] }> }).impairCharts;
+      const charts = (globalThis as unknown as { impairCharts: Record<string, { draws: number; series: { points: [number, number][] }[] }> }).impairCharts;
       const t = charts.throughput!.series[0]!.points;
       return { draws: charts.latency!.draws, n: t.length, last: t.length ? t[t.length - 1]![1] : 0 };
     });
@@ -95,7 +95,7 @@ describe.skipIf(skip !== '')(`live page in headless Chromium ${skip}`, () => {
     // the latency chart shows the new delay within a few seconds
     await expect.poll(
       () => page.evaluate(() => {
-        const s = (window as unknown as { impairCharts: Record<string, { series: { points: [number, number][] }[] }> }).impairCharts.latency!.series[0]!.points;
+        const s = (globalThis as unknown as { impairCharts: Record<string, { series: { points: [number, number][] }[] }> }).impairCharts.latency!.series[0]!.points;
         return s.length ? s[s.length - 1]![1] : 0;
       }),
       { timeout: 10_000 },
