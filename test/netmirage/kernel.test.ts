@@ -47,6 +47,17 @@ describe.skipIf(why !== undefined)('netmirage on this kernel', () => {
     expect(r.json.failures).toEqual([]);
   }, 600_000);
 
+  it('--root-ns init: the root switch in the core host\'s own namespace, restored exactly', () => {
+    const r = script(['test/netmirage/scenario.mjs', '--without-delay', '--root-ns', 'init']);
+    expect(r.json.failures).toEqual([]);
+  }, 600_000);
+
+  it.skipIf(!has('sshd') && !existsSync('/usr/sbin/sshd'))('configures an edge over SSH and restores it on --destroy', () => {
+    const r = script(['test/netmirage/scenario.mjs', '--without-delay', '--ssh']);
+    expect(r.json.failures).toEqual([]);
+    expect(r.json.checks.some((c) => c.name === 'edge 1 configured over SSH' && c.ok)).toBe(true);
+  }, 600_000);
+
   it('refuses delay on a kernel without netem before building anything', () => {
     spawnSync('ip', ['netns', 'add', 'nmtest-probe']);
     spawnSync('ip', ['-n', 'nmtest-probe', 'link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1']);
@@ -64,7 +75,7 @@ describe.skipIf(why !== undefined)('netmirage on this kernel', () => {
       expect(r.stderr).toContain('--without-delay');
       expect(readdirSync('/run/netns').filter((n) => n.startsWith('nmtest-r-'))).toEqual([]);
       const links = spawnSync('ip', ['-n', core, '-br', 'addr'], { encoding: 'utf8' }).stdout;
-      expect(links).toMatch(/nic1 .*198\.51\.100\.1\/30/);
+      expect(links).toMatch(/^nic1\S* .*198\.51\.100\.1\/30/m);
     } finally {
       spawnSync('ip', ['netns', 'del', core]);
     }

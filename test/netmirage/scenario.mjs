@@ -117,6 +117,9 @@ function ping(srcNs, src, dst, count = opt('--rtt') ? 10 : 5) {
 const coreArgs = ['-p', PREFIX, '--client-node', 'client', '--switch', sw, '--ovs-dir', ovsDir, '-v', 'info', '-f', GRAPHML, '-E', join(work, 'edges.txt'),
   '-e', '198.51.100.2,iface=nic1,rdev=eth1,rapps=12', '-e', '198.51.100.6,iface=nic2,rdev=eth1,rapps=12'];
 if (opt('--without-delay')) coreArgs.push('--without-delay');
+// --root-ns init: the root switch lives in the core host's own namespace (NICs not moved).
+const initRoot = args.includes('--root-ns') && args[args.indexOf('--root-ns') + 1] === 'init';
+if (initRoot) coreArgs.push('--root-ns', 'init');
 // --ssh: the core configures edge 1 itself over SSH (an sshd inside edge 1's namespace,
 // reached over a management link), and removes it again on --destroy.
 const viaSsh = opt('--ssh');
@@ -231,7 +234,7 @@ try {
     result.ovsPackets = { arp: packets(32668), self: packets(16384), client: packets(8192), toEdge: packets(128) };
     check('OVS flows carried the pings', result.ovsPackets.self > 0 && result.ovsPackets.client > 0 && result.ovsPackets.toEdge > 0 && result.ovsPackets.arp > 0, result.ovsPackets);
   } else {
-    const rules = run(['ip', '-n', `${PREFIX}root`, 'rule']).stdout.split('\n').filter((l) => / iif nic[12] lookup /.test(l));
+    const rules = run(['ip', '-n', initRoot ? CORE : `${PREFIX}root`, 'rule']).stdout.split('\n').filter((l) => / iif nic[12] lookup /.test(l));
     check('one root rule per client', rules.length === 12, rules);
   }
 
