@@ -47,6 +47,8 @@ export interface LabState {
   pendingNamespaces?: string[];
   /** Files written, for down to remove. */
   files: string[];
+  /** Directories created to hold those files, for down to remove when they are empty again. */
+  dirs?: string[];
   backend: Record<string, string>;
 }
 

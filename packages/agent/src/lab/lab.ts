@@ -3,7 +3,7 @@
  * kernel's marks alone), status, set, exec. The kernel work is the agent's netlink layer;
  * this module adds the journal, files, commands and processes around it.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DuneError, type Impairment } from '@dune/topology';
 import type { LinkInfoMsg } from '../netlink/link.js';
@@ -300,9 +300,27 @@ function writeLabFile(lab: string, state: LabState, path: string, content: Buffe
     }
     state.files.push(path);
   }
-  mkdirSync(dirname(path), { recursive: true });
+  const dir = dirname(path);
+  const first = mkdirSync(dir, { recursive: true });
+  if (first !== undefined) {
+    // Every directory from the first one created down to the file's own.
+    const made = [dir];
+    for (let d = dir; d !== first && dirname(d) !== d; ) made.push((d = dirname(d)));
+    state.dirs = [...new Set([...(state.dirs ?? []), ...made])];
+  }
   writeFileSync(path, content);
   chmodSync(path, mode);
+}
+
+/** Removes the directories the lab created for its files, deepest first, where empty again. */
+function removeLabDirs(dirs: readonly string[]): void {
+  for (const d of [...dirs].sort((a, b) => b.length - a.length)) {
+    try {
+      rmdirSync(d);
+    } catch {
+      // not empty (something else was put there) or already gone: left as it is
+    }
+  }
 }
 
 function restoreLabFile(lab: string, path: string): void {
@@ -406,6 +424,7 @@ export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void;
     }));
     const unmarkedGone = new Set(unmarked.filter((n) => !failed.has(n)));
     for (const f of state?.files ?? []) restoreLabFile(lab, f);
+    removeLabDirs(state?.dirs ?? []);
     const journal = existsSync(labDir(lab));
     removeJournal(lab);
     return {
