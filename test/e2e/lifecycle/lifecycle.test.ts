@@ -30,6 +30,7 @@ links = [ { endpoints = ["p:eth0", "q:eth0"] } ]
 
 [topology.defaults.nodes.templates]
 "node.tmpl" = "${out}/{{node}}.conf"
+"extra.tmpl" = "${out}/made/{{node}}/extra.conf"
 
 [topology.defaults.nodes]
 exec = ["touch ${out}/{{node}}.ran"]
@@ -117,6 +118,8 @@ describe.skipIf(!isRoot)(`e2e: a lab's life — processes, templates, exec, capt
     // A file at q's template destination exists before the lab: down must put it back.
     writeFileSync(join(out, 'q.conf'), 'what was here before\n');
     writeFileSync(join(tmp, 'node.tmpl'), TEMPLATE);
+    // Its destination directories do not exist: the lab creates them, and down removes them.
+    writeFileSync(join(tmp, 'extra.tmpl'), '{{ node }} has {{ cores | length }} cores\n');
     writeFileSync(join(tmp, 'life.toml'), lifeTopology(out));
     writeFileSync(join(tmp, 'pin.toml'), PIN_TOPOLOGY);
     await duneOk(['up', join(tmp, 'life.toml'), '--lab', LAB]);
@@ -170,6 +173,7 @@ describe.skipIf(!isRoot)(`e2e: a lab's life — processes, templates, exec, capt
       const addrs = await kernelAddrs(LAB, node, 'eth0');
       expect(addrs).toHaveLength(2);
       expect(readFileSync(join(out, `${node}.conf`), 'utf8')).toBe(`node=${node} lab=${LAB} rid=${rid}\neth0=${addrs.join(' ')} peer=${peer}\nlo=${n?.v4} ${n?.v6}\n`);
+      expect(readFileSync(join(out, 'made', node, 'extra.conf'), 'utf8')).toBe(`${node} has ${node === 'p' ? 2 : 0} cores\n`);
       // exec = ["touch .../{{node}}.ran"]: split into argv, no shell, run in the node.
       expect(existsSync(join(out, `${node}.ran`))).toBe(true);
     }
@@ -212,7 +216,7 @@ describe.skipIf(!isRoot)(`e2e: a lab's life — processes, templates, exec, capt
     await waitFor('the stray sleep to start in q', () => sh(['pgrep', '-x', 'sleep']).out.split('\n').filter(Boolean).some((p) => sh(['readlink', `/proc/${p}/ns/net`]).out.trim() === qNs), 10_000, 50);
 
     const r = await duneOk(['down', '--lab', LAB]);
-    expect(r.stdout).toMatch(new RegExp(`^lab ${LAB} removed in [\\d.]+s: 2 namespaces, 2 processes, 2 files$`, 'm'));
+    expect(r.stdout).toMatch(new RegExp(`^lab ${LAB} removed in [\\d.]+s: 2 namespaces, 2 processes, 4 files$`, 'm'));
     const r2 = await duneOk(['down', '--lab', PIN]);
     expect(r2.stdout).toMatch(new RegExp(`^lab ${PIN} removed in [\\d.]+s: 2 namespaces, 2 processes, 0 files$`, 'm'));
     await Promise.race([strayDone, new Promise((_, rej) => setTimeout(() => rej(new Error('the stray dune exec did not end')), 10_000))]);
@@ -226,6 +230,9 @@ describe.skipIf(!isRoot)(`e2e: a lab's life — processes, templates, exec, capt
     // p's file did not exist before: removed. q's did: put back as it was.
     expect(existsSync(join(out, 'p.conf'))).toBe(false);
     expect(readFileSync(join(out, 'q.conf'), 'utf8')).toBe('what was here before\n');
+    // The directories made for the files are gone too; the one that was there stays.
+    expect(existsSync(join(out, 'made'))).toBe(false);
+    expect(existsSync(out)).toBe(true);
     // The lab's journal (plan, state, logs, backups) is gone with it.
     expect(existsSync(`/run/dune/${LAB}`)).toBe(false);
     expect(existsSync(`/run/dune/${PIN}`)).toBe(false);
