@@ -30,6 +30,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const TESTBED_PREFIX = 'dunetest';
+/**
+ * The bed's own namespace names, exactly: other suites also use the `dunetest` prefix
+ * (e.g. `dunetest-impair-*`), and cleanup must never touch theirs.
+ */
+const OUR_NS = new RegExp(`^${TESTBED_PREFIX}-(ul|ph\\d+)$`);
 const UNDERLAY_NS = `${TESTBED_PREFIX}-ul`;
 const HOST_IF = `${TESTBED_PREFIX}-h0`;
 
@@ -426,7 +431,7 @@ export class Testbed {
 export function testbedLeftovers(): string[] {
   const left: string[] = [];
   try {
-    for (const n of readdirSync('/run/netns')) if (n.startsWith(`${TESTBED_PREFIX}-`)) left.push(`namespace ${n}`);
+    for (const n of readdirSync('/run/netns')) if (OUR_NS.test(n)) left.push(`namespace ${n}`);
   } catch {
     // no /run/netns
   }
@@ -453,7 +458,7 @@ export async function cleanupStale(): Promise<void> {
       return false;
     }
   });
-  const nss = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(`${TESTBED_PREFIX}-`)) : [];
+  const nss = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => OUR_NS.test(n)) : [];
   const victims = new Set<number>();
   for (const sshd of ours) {
     for (const p of phynodeProcesses({ ns: '', sshdPid: sshd })) victims.add(p);
