@@ -81,6 +81,26 @@ describe.skipIf(why !== undefined)('netmirage on this kernel', () => {
     }
   }, 120_000);
 
+  it('destroys what it built when building fails (OVS switch, an edge that never answers ARP)', () => {
+    const core = 'nmtest-rollback';
+    spawnSync('ip', ['netns', 'add', core]);
+    try {
+      spawnSync('ip', ['-n', core, 'link', 'add', 'nic1', 'type', 'veth', 'peer', 'name', 'peer1']);
+      spawnSync('ip', ['-n', core, 'addr', 'add', '198.51.100.1/30', 'dev', 'nic1']);
+      for (const d of ['nic1', 'peer1']) spawnSync('ip', ['-n', core, 'link', 'set', d, 'up']);
+      const ovsDir = `/tmp/nmtest-rollback-ovs-${process.pid}`;
+      const r = spawnSync('nsenter', [`--net=/run/netns/${core}`, '--', 'node', 'packages/netmirage/dist/bin/netmirage-core.js', '-p', 'nmtest-rb-', '--client-node', 'client', '--switch', 'ovs', '--ovs-dir', ovsDir, '-e', '198.51.100.2,iface=nic1', '--without-delay', '-f', 'test/netmirage/twelve.graphml'], { cwd: root, encoding: 'utf8' });
+      spawnSync('rm', ['-rf', ovsDir]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain('error[edge-mac]');
+      expect(readdirSync('/run/netns').filter((n) => n.startsWith('nmtest-rb-'))).toEqual([]);
+      expect(spawnSync('ip', ['-n', core, '-br', 'addr'], { encoding: 'utf8' }).stdout).toMatch(/^nic1\S* .*198\.51\.100\.1\/30/m);
+      expect(spawnSync('pgrep', ['-f', ovsDir]).status).toBe(1);
+    } finally {
+      spawnSync('ip', ['netns', 'del', core]);
+    }
+  }, 120_000);
+
   for (const file of ['topologies/shadow-example.graphml', 'topologies/zoo/Abilene.graphml', 'topologies/zoo/Internet2.graphml', 'topologies/zoo/Geant2012.graphml', 'topologies/zoo/Garr201201.graphml']) {
     it(`builds ${file} for real (every node a client, no delay) and removes it`, () => {
       const r = script(['test/netmirage/zoo.mjs', file, '--without-delay']);

@@ -90,6 +90,11 @@ Examples:
     requireRoot('netmirage-edge');
     if (remove) {
       const saved = readEdgeState(dev);
+      if (saved === undefined && val('core-ip') === undefined) {
+        throw new DuneError('edge-not-configured', `netmirage-edge has no saved state for ${dev}: nothing to remove`, {
+          hint: 'if it was configured by an older run without state, give the original arguments after --remove',
+        });
+      }
       const state = edgeRemove(dev, saved === undefined ? { args: full(), log: (m) => log('info', m) } : { log: (m) => log('info', m) });
       log('info', `removed ${state.addrs.length} addresses, ${state.routesAdded.length} routes and ${state.rulesAdded.length} rules from ${dev}`);
       return;
