@@ -11,7 +11,7 @@
  * kernel's marks: namespaces `<prefix>*` whose lo carries `dune:<lab>:`, foreign interfaces
  * in the root namespace moved back with their saved configuration, the private OVS stopped.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -90,6 +90,8 @@ export interface CoreState {
   rootRules: Rule[];
   rootTables: number[];
   rootAddrs: string[];
+  /** Main-table routes toward the edges (`-r init`). */
+  rootRoutes?: TableRoute[];
   /** Edges configured over SSH, undone by destroy; with the remote netmirage-edge to use. */
   sshEdges?: SshEdge[];
   edgeBin?: string;
@@ -240,6 +242,7 @@ export async function buildCore(o: BuildOptions): Promise<BuildResult> {
     return { nm, edgeLines, elapsedMs: performance.now() - t0 };
   }
 
+  warnPrivateMounts(log);
   if (!o.keep) {
     const d = await destroyCore(prefix, { ovs: o.ovs, log, stateDir: dir, ...(o.ssh ? { ssh: o.ssh } : {}) });
     if (d.namespaces.length > 0 || d.movedBack.length > 0) log('info', `destroyed the previous network: ${d.namespaces.length} namespaces, ${d.movedBack.length} interfaces moved back`);
@@ -325,6 +328,20 @@ export async function buildCore(o: BuildOptions): Promise<BuildResult> {
   return { nm, edgeLines, elapsedMs: performance.now() - t0 };
 }
 
+/**
+ * `ip netns exec` runs its command in a mount namespace of its own, with /run/netns a slave
+ * mount: namespaces created there are bind-mounted where nobody else sees them.
+ */
+function warnPrivateMounts(log: Log): void {
+  try {
+    if (statSync('/proc/self/ns/mnt').ino !== statSync('/proc/1/ns/mnt').ino) {
+      log('warning', 'this process has a mount namespace of its own (run by `ip netns exec`?): the namespaces it creates may be invisible outside it; enter the core\'s namespace with `nsenter --net=/run/netns/NAME` instead');
+    }
+  } catch {
+    // no /proc/1 to compare with: nothing to say
+  }
+}
+
 function safeReadIface(ns: string | null, name: string): SavedIface | undefined {
   try {
     return readIface(ns, name);
@@ -389,7 +406,12 @@ function linuxSwitch(nm: NetmiragePlan, state: CoreState, dir: string): void {
   try {
     for (const e of nm.edges) {
       const nic = linkByName(s, e.iface);
-      s.call((w, seq) => tableRouteMsg(w, seq, ourRoute(254, e.vsubnet, nic.index, e.ip)), `route ${e.vsubnet} via ${e.ip}`);
+      const r = ourRoute(254, e.vsubnet, nic.index, e.ip);
+      if (nm.rootNs === null) {
+        state.rootRoutes = [...(state.rootRoutes ?? []), r];
+        writeState(state, dir);
+      }
+      s.call((w, seq) => tableRouteMsg(w, seq, r), `route ${e.vsubnet} via ${e.ip}`);
     }
     const idx = new Map(dumpLinks(s).map((l) => [l.name, l.index]));
     for (const c of nm.clients) {
@@ -522,12 +544,14 @@ function moveOut(rootNs: string, saved: SavedIface[], log: Log): string[] {
 function cleanInitRoot(state: CoreState, lab: string, res: DestroyResult): void {
   const s = openSock(null);
   try {
+    // Only what the state says this network made: the namespace is the core's own.
     const tables = new Set(state.rootTables);
     for (const r of s.dump((w, seq, f) => getRuleDump(w, seq, f), 'rules').map(parseRule)) {
-      if (r.protocol === 0x44 || tables.has(r.table)) s.queue('rule', (w, seq) => ruleMsg(w, seq, r, true));
+      if (tables.has(r.table) && state.rootRules.some((x) => x.priority === r.priority && x.src === r.src && x.iif === r.iif)) s.queue('rule', (w, seq) => ruleMsg(w, seq, r, true));
     }
+    const mainRoutes = new Set((state.rootRoutes ?? []).map((r) => `${r.dst} ${r.via}`));
     for (const r of s.dump((w, seq, f) => getRouteDump(w, seq, f, 2), 'routes').map(parseTableRoute)) {
-      if (tables.has(r.table) || (r.table === 254 && r.protocol === 0x44)) s.queue('route', (w, seq) => tableRouteMsg(w, seq, r, true));
+      if (tables.has(r.table) || (r.table === 254 && r.protocol === 0x44 && mainRoutes.has(`${r.dst} ${r.via}`))) s.queue('route', (w, seq) => tableRouteMsg(w, seq, r, true));
     }
     const lo = linkByName(s, 'lo').index;
     for (const a of state.rootAddrs) s.queue('addr', (w, seq) => addrMsg(w, seq, { ifindex: lo, cidr: a }, true));
