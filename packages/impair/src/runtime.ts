@@ -3,6 +3,7 @@
  * (UDP proxy or NFQUEUE + iptables), the per-second sampler, and the parameters as set at
  * startup (what DELETE /pipes goes back to). The server and the shell both drive this.
  */
+import { setPriority } from 'node:os';
 import type { Impairment } from '@dune/topology';
 import { RealClock } from './engine/clock.js';
 import { Engine, type Pipe } from './engine/engine.js';
@@ -34,6 +35,12 @@ export interface RuntimeOptions {
   idleMs?: number;
   seed?: number;
   spinBelowUs?: number;
+  /**
+   * Nice value to run at. netem runs in the kernel, ahead of every process; a userspace
+   * engine on a busy host wakes late unless it is scheduled ahead too. Default: -10 when
+   * root (only root may raise priority), unchanged otherwise. null: leave it alone.
+   */
+  nice?: number | null;
   /** Initial parameters (already merged and validated). */
   params?: Record<Direction, Impairment>;
 }
@@ -63,6 +70,14 @@ export class ImpairRuntime {
 
   static async start(opts: RuntimeOptions): Promise<ImpairRuntime> {
     const rt = new ImpairRuntime(opts);
+    const nice = opts.nice === undefined ? (process.getuid?.() === 0 ? -10 : null) : opts.nice;
+    if (nice !== null) {
+      try {
+        setPriority(0, nice);
+      } catch {
+        // not allowed: run at the priority we have
+      }
+    }
     try {
       if (opts.level === 'user') await rt.startProxy();
       else await rt.startKernel();
