@@ -42,9 +42,10 @@ describe.skipIf(why !== undefined)('netmirage on this kernel', () => {
     expect(Math.abs((r.json.iperf?.ratio ?? 0) - 1)).toBeLessThanOrEqual(0.05);
   }, 600_000);
 
-  it.skipIf(!has('ovs-vswitchd'))('ovs switch: the same, through a private Open vSwitch (netdev datapath)', () => {
-    const r = script(['test/netmirage/scenario.mjs', '--without-delay', '--switch', 'ovs']);
+  it.skipIf(!has('ovs-vswitchd'))('ovs switch: the same through a private Open vSwitch (netdev datapath), iperf3 included', () => {
+    const r = script(['test/netmirage/scenario.mjs', '--without-delay', '--switch', 'ovs', '--iperf']);
     expect(r.json.failures).toEqual([]);
+    expect(Math.abs((r.json.iperf?.ratio ?? 0) - 1)).toBeLessThanOrEqual(0.05);
   }, 600_000);
 
   it('--root-ns init: the root switch in the core host\'s own namespace, restored exactly', () => {

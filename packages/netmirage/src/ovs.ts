@@ -87,6 +87,9 @@ export async function ovsStart(o: OvsOptions, nm: NetmiragePlan, log: Log): Prom
     'ovsdb-server',
   );
   await vsctl(o, ['--no-wait', 'init'], 'ovs-vsctl init');
+  // Veths hand over TCP segments of up to 64 KiB (TSO/GSO); the userspace datapath drops
+  // them unless it is told to take them as they are.
+  await vsctl(o, ['--no-wait', 'set', 'Open_vSwitch', '.', 'other_config:userspace-tso-enable=true'], 'userspace TSO');
   // vswitchd opens its ports by name in its own namespace: it runs in the root namespace.
   await must(
     ['nsenter', `--net=${nsPath(nm.rootNs)}`, '--', 'ovs-vswitchd', db(o), `--unixctl=${join(o.dir, 'ovs-vswitchd.ctl')}`, `--pidfile=${join(o.dir, 'ovs-vswitchd.pid')}`, `--log-file=${join(o.dir, 'ovs-vswitchd.log')}`, '--detach'],
