@@ -1,4 +1,12 @@
 #!/usr/bin/env node
 import { coreMain } from '../core-cli.js';
 
+// `netmirage-core ... | head`: a reader that goes away must not kill the process halfway
+// through building (or undoing) the network; further output is dropped instead.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+  });
+}
+
 process.exitCode = await coreMain(process.argv.slice(2));
