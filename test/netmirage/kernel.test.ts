@@ -120,4 +120,13 @@ describe.skipIf(umlWhy !== undefined)('netmirage delay in the UML kernel lab', (
     expect(json.failures).toEqual([]);
     expect(json.pings.filter((p) => p.expectedRttMs > 0).length).toBeGreaterThanOrEqual(5);
   }, 900_000);
+
+  it('builds the Shadow example with its 50 ms self-loop: an application reaching itself waits 100 ms', () => {
+    const r = spawnSync(uml, ['node test/netmirage/zoo.mjs topologies/shadow-example.graphml'], { cwd: root, encoding: 'utf8', timeout: 600_000, env: { ...process.env, UML_TIMEOUT: '540' } });
+    const json = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as { failures: string[]; ping?: { out?: string } };
+    expect(json.failures).toEqual([]);
+    const min = Number(/= ([\d.]+)\//.exec(json.ping?.out ?? '')?.[1]);
+    expect(min).toBeGreaterThanOrEqual(100);
+    expect(min).toBeLessThan(101.5);
+  }, 600_000);
 });
