@@ -7,13 +7,13 @@ import { execFile, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addRules, ImpairRuntime, listRules, removeRules } from '../src/index.js';
+import { addRules, Engine, ImpairRuntime, listRules, NfqueueFrontend, RealClock, removeRules } from '../src/index.js';
 import { binomial99, quantile } from './helpers.js';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
 const TRAFFIC = fileURLToPath(new URL('./fixtures/traffic.mjs', import.meta.url));
-const NS = [`dunetest-impair-k${process.pid}`];
+const NS = [`dunetest-impair-k${process.pid}`, `dunetest-impair-l${process.pid}`];
 const ns = NS[0]!;
 
 function hasIptables(): boolean {
@@ -32,10 +32,10 @@ interface Traffic {
   received: number[];
 }
 
-async function traffic(proto: 'udp' | 'tcp', port: number, count: number, intervalMs: number, size = 64, host = '127.0.0.1'): Promise<Traffic> {
+async function traffic(proto: 'udp' | 'tcp', port: number, count: number, intervalMs: number, size = 64, host = '127.0.0.1', inNs = ns): Promise<Traffic> {
   // The application runs at the engine's priority (see RuntimeOptions.nice), so that on a busy
   // machine the figures are the engine's, not the scheduler's.
-  const { stdout } = await run('ip', ['netns', 'exec', ns, 'nice', '-n', '-10', process.execPath, TRAFFIC, proto, String(port), String(count), String(intervalMs), String(size), host], { timeout: 60_000 });
+  const { stdout } = await run('ip', ['netns', 'exec', inNs, 'nice', '-n', '-10', process.execPath, TRAFFIC, proto, String(port), String(count), String(intervalMs), String(size), host], { timeout: 60_000 });
   return JSON.parse(stdout) as Traffic;
 }
 
@@ -212,5 +212,49 @@ describe.skipIf(skip !== '')(`kernel mode (NFQUEUE) ${skip}`, () => {
     await expect(ImpairRuntime.start({ level: 'kernel', transport: 'udp', port: 7013, netns: ns, iface: 'eth9' })).rejects.toThrow(
       `there is no interface "eth9" in namespace ${ns}; interfaces: lo, or "any", or "auto"`,
     );
+  });
+
+  it('one engine, as a lab would run it: two namespaces, a pipe per queue, queues added and removed live', async () => {
+    const [ns1, ns2] = NS as [string, string];
+    const engine = new Engine({ clock: new RealClock(), seed: 8 });
+    const pipes = {
+      a: engine.addPipe('ns1:a->b', { delayUs: 20_000 }),
+      aBack: engine.addPipe('ns1:b->a'),
+      c: engine.addPipe('ns2:c->d', { delayUs: 40_000 }),
+      cBack: engine.addPipe('ns2:d->c'),
+    };
+    const f1 = new NfqueueFrontend({ engine, netns: ns1, queues: [{ queue: 31, pipe: pipes.a }, { queue: 32, pipe: pipes.aBack }] });
+    const f2 = new NfqueueFrontend({ engine, netns: ns2, queues: [] });
+    const tag = 'impaired-network lab-test';
+    f1.start();
+    f2.start();
+    try {
+      f2.addQueue(31, pipes.c); // queue numbers are per namespace
+      f2.addQueue(32, pipes.cBack);
+      expect(() => f2.addQueue(32, pipes.cBack)).toThrow('queue 32 is already bound by this engine');
+      await addRules({ transport: 'udp', port: 7020, iface: 'lo', upQueue: 31, downQueue: 32, netns: ns1, tag });
+      await addRules({ transport: 'udp', port: 7020, iface: 'lo', upQueue: 31, downQueue: 32, netns: ns2, tag });
+      // Each namespace's traffic meets its own pipe's delay (precision is the 50 ms test's job).
+      const t1 = await traffic('udp', 7020, 100, 5, 64, '127.0.0.1', ns1);
+      const t2 = await traffic('udp', 7020, 100, 5, 64, '127.0.0.1', ns2);
+      expect(quantile(t1.rtts, 0.5)).toBeGreaterThan(20);
+      expect(quantile(t1.rtts, 0.5)).toBeLessThan(25);
+      expect(quantile(t2.rtts, 0.5)).toBeGreaterThan(40);
+      expect(quantile(t2.rtts, 0.5)).toBeLessThan(45);
+      expect(pipes.a.counters.delivered.packets).toBe(100);
+      expect(pipes.c.counters.delivered.packets).toBe(100);
+      // a link goes away: its rules first, then its queues
+      await removeRules({ netns: ns2, tag });
+      f2.removeQueue(31);
+      f2.removeQueue(32);
+      expect(f2.queues).toEqual([]);
+      f2.addQueue(31, pipes.c); // and can come back
+    } finally {
+      await removeRules({ netns: ns1, tag });
+      await removeRules({ netns: ns2, tag });
+      f1.close();
+      f2.close();
+      engine.close();
+    }
   });
 });

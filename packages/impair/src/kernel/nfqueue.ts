@@ -51,10 +51,10 @@ export class NfqueueFrontend {
 
   constructor(private readonly opts: NfqueueOptions) {
     this.io = ioNative();
-    for (const { queue, pipe } of opts.queues) {
-      if (this.byQueue.has(queue)) throw new Error(`queue ${queue} is given twice`);
-      this.byQueue.set(queue, pipe);
-      pipe.sink = { deliver: (p) => this.deliver(p), drop: (p) => this.drop(p) };
+    const seen = new Set<number>();
+    for (const { queue } of opts.queues) {
+      if (seen.has(queue)) throw new Error(`queue ${queue} is given twice`);
+      seen.add(queue);
     }
   }
 
@@ -66,16 +66,7 @@ export class NfqueueFrontend {
   start(): void {
     this.fd = this.io.nlOpen(this.nsPath, NETLINK_NETFILTER);
     try {
-      const w = new NfqWriter();
-      const seqs: number[] = [];
-      for (const queue of this.byQueue.keys()) {
-        const s1 = this.seq++;
-        configCmd(w, s1, queue, NFQNL_CFG_CMD.BIND);
-        const s2 = this.seq++;
-        configParams(w, s2, queue, { copyRange: 0xffff, maxLen: this.opts.maxQueueLen ?? 65536, flags: 0, flagsMask: 0 });
-        seqs.push(s1, s2);
-      }
-      this.call(w, seqs, 'binding the queues');
+      this.bind(this.opts.queues);
       this.raw[4] = this.io.rawOpen(this.nsPath, 4, ENGINE_MARK | 0);
       this.raw[6] = this.io.rawOpen(this.nsPath, 6, ENGINE_MARK | 0);
       this.watch = this.io.fdWatch(this.fd, this.onReadable);
@@ -85,19 +76,93 @@ export class NfqueueFrontend {
     }
   }
 
-  /** Sends config messages and waits for their ACKs (synchronously: only at start and stop). */
+  /** The queues bound, and their pipes. */
+  get queues(): { queue: number; pipe: Pipe }[] {
+    return [...this.byQueue].map(([queue, pipe]) => ({ queue, pipe }));
+  }
+
+  /**
+   * Binds more queues while running (a lab adding an impaired link). All or nothing: on
+   * failure (e.g. a queue another process has) none of `queues` is bound.
+   */
+  addQueue(queue: number, pipe: Pipe): void {
+    if (this.fd < 0) throw new Error('the NFQUEUE front end is not started');
+    this.bind([{ queue, pipe }]);
+  }
+
+  /**
+   * Unbinds a queue; the packets its pipe holds are accepted (remove the rules feeding it
+   * first). Its pipe is left to the caller.
+   */
+  removeQueue(queue: number): void {
+    const pipe = this.byQueue.get(queue);
+    if (pipe === undefined) return;
+    for (const { pkt } of this.opts.engine.takeHeld([pipe])) {
+      const ref = pkt.ref as Ref;
+      if (!pkt.copy) this.queueVerdict(ref.queue, ref.id, NF_ACCEPT);
+    }
+    this.flush();
+    const w = new NfqWriter();
+    const s = this.seq++;
+    configCmd(w, s, queue, NFQNL_CFG_CMD.UNBIND);
+    this.byQueue.delete(queue);
+    this.call(w, [s], `unbinding queue ${queue}`);
+  }
+
+  private bind(queues: readonly { queue: number; pipe: Pipe }[]): void {
+    if (queues.length === 0) return;
+    for (const { queue } of queues) {
+      if (this.byQueue.has(queue)) throw new Error(`queue ${queue} is already bound by this engine`);
+    }
+    const w = new NfqWriter();
+    const seqs: number[] = [];
+    for (const { queue } of queues) {
+      const s1 = this.seq++;
+      configCmd(w, s1, queue, NFQNL_CFG_CMD.BIND);
+      const s2 = this.seq++;
+      configParams(w, s2, queue, { copyRange: 0xffff, maxLen: this.opts.maxQueueLen ?? 65536, flags: 0, flagsMask: 0 });
+      seqs.push(s1, s2);
+    }
+    try {
+      this.call(w, seqs, `binding queue${queues.length === 1 ? '' : 's'} ${queues.map((q) => q.queue).join(', ')}`);
+    } catch (e) {
+      // Some may have been bound before one failed: unbind them all (an unbound one is no error).
+      const u = new NfqWriter();
+      for (const { queue } of queues) configCmd(u, this.seq++, queue, NFQNL_CFG_CMD.UNBIND);
+      try {
+        this.io.nlSend(this.fd, u.bytes());
+      } catch {
+        // the socket's close unbinds too
+      }
+      throw e;
+    }
+    for (const { queue, pipe } of queues) {
+      this.byQueue.set(queue, pipe);
+      pipe.sink = { deliver: (p) => this.deliver(p), drop: (p) => this.drop(p) };
+    }
+  }
+
+  /**
+   * Sends config messages and reads their ACKs. The kernel handles config requests inside
+   * sendmsg, so the ACKs are queued by the time it returns: they are read without waiting
+   * (recvInto, which pads datagrams as the parser needs), and packets of queues already
+   * bound that arrive meanwhile go to their pipes as usual.
+   */
   private call(w: NfqWriter, seqs: number[], what: string): void {
     this.io.nlSend(this.fd, w.bytes());
     const waiting = new Set(seqs);
     const errors: NlAckResult[] = [];
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + 2000;
     while (waiting.size > 0) {
-      const buf = this.io.nlRecv(this.fd, Math.max(1, deadline - Date.now()));
-      if (buf === null) throw new Error(`nfnetlink_queue: no answer while ${what}`);
-      parseMessages(buf, buf.length, () => {}, (a) => {
-        if (!waiting.delete(a.seq)) return;
-        if (a.errno !== 0) errors.push(a);
-      });
+      const n = this.io.recvInto(this.fd, this.recvBuf);
+      if (n > 0) {
+        parseMessages(this.recvBuf, n, this.onPacket, (a) => {
+          if (!waiting.delete(a.seq)) return;
+          if (a.errno !== 0) errors.push(a);
+        });
+      } else if (Date.now() > deadline) {
+        throw new Error(`nfnetlink_queue: no answer while ${what}`);
+      }
     }
     if (errors.length > 0) {
       const e = errors[0]!.errno;
@@ -209,7 +274,7 @@ export class NfqueueFrontend {
         configCmd(w, s, queue, NFQNL_CFG_CMD.UNBIND);
         seqs.push(s);
       }
-      this.call(w, seqs, 'unbinding the queues');
+      if (seqs.length > 0) this.call(w, seqs, 'unbinding the queues');
     } catch {
       // closing the socket unbinds too
     }
