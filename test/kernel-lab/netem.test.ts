@@ -158,26 +158,23 @@ const why = skipRoot ? undefined : missing();
 
 describe.skipIf(skipRoot)('netem in a UML guest (root only: the guest uses the host\'s / as its root file system and acts with the invoking user\'s rights)', () => {
   describe.skipIf(why !== undefined)(`netem end to end${why ? ` — skipped: ${why}` : ''}`, () => {
-    // Not netem: found while building this suite. The agent creates each veth with explicit
-    // ifindexes and IFLA_NET_NS_FD, from a socket in the host namespace. Linux 6.1 (Debian 12's
-    // kernel, and this guest's) looks an explicit ifi_index up in the *socket's* namespace
-    // first, finds the host's device with that index (eth0 is index 2 on any real machine) and
-    // answers EEXIST, so `dune up` fails there; newer kernels (like the 6.18 of our own
-    // machines) look it up in the target namespace. uml-run loads dummy and ifb with no devices
-    // to keep the guest's initial namespace down to lo; this test adds one back. `it.fails`
-    // until packages/agent/src/apply.ts is fixed: then make it a plain `it`.
-    it.fails('dune up with a device at index 2 in the initial namespace (agent bug on Linux 6.1: EEXIST)', { timeout: TEST_TIMEOUT_MS }, async () => {
-      const topo = `printf '%s\\n' '[topology]' 'links = [ { endpoints = ["a:eth0", "b:eth0"] } ]' > /tmp/k.toml`;
+    // Not netem: found while building this suite. Linux 6.1 (Debian 12's kernel, and this
+    // guest's) looks an explicit ifi_index up in the namespace of the socket that sends
+    // RTM_NEWLINK; the agent used to create every veth from the host's socket, so the host's
+    // own device at index 2 (eth0 on any real machine) made `dune up` fail with EEXIST. Newer
+    // kernels (like our machines' 6.18) look in the target namespace and never showed it.
+    // uml-run keeps the guest's initial namespace down to lo; this test adds a device back.
+    it('dune up with a device at index 2 in the initial namespace (Linux 6.1 ifindex lookup)', { timeout: TEST_TIMEOUT_MS }, async () => {
+      const topo = `printf '%s\\n' '[topology]' 'links = [ { endpoints = ["a:eth0", "b:eth0"] }, { endpoints = ["b:eth1", "c:eth0"] } ]' > /tmp/k.toml`;
       const dune = 'node packages/cli/dist/bin/dune.js';
-      const cmd = `ip link add eth0 type dummy && ${topo} && ${dune} up /tmp/k.toml --lab kx; rc=$?; ${dune} down --lab kx; exit $rc`;
-      await new Promise<void>((resolve, reject) => {
+      const cmd = `ip link add eth0 type dummy && ip link add eth1 type dummy && ${topo} && ${dune} up /tmp/k.toml --lab kx && ${dune} exec --lab kx a -- ping -c1 -W2 10.0.0.3; rc=$?; ${dune} down --lab kx; exit $rc`;
+      const out = await new Promise<string>((resolve, reject) => {
         execFile(UML_RUN, [cmd], { cwd: ROOT, env: { ...process.env, UML_TIMEOUT: '120' } }, (err, stdout) => {
-          // Only the known failure counts as the expected one; success (the bug fixed) or any
-          // other failure resolves, and `it.fails` then reports it.
-          if (err && /veth .*EEXIST/.test(stdout)) reject(new Error(`dune up failed in the guest:\n${stdout.slice(-2000)}`));
-          else resolve();
+          if (err) reject(new Error(`dune up or ping failed in the guest:\n${stdout.slice(-2000)}`));
+          else resolve(stdout);
         });
       });
+      expect(out).toMatch(/1 received/);
     });
 
     it('delay: 20 ms one way, 20 ms both ways, and `dune set` to 50 ms live', { timeout: TEST_TIMEOUT_MS }, async () => {

@@ -254,7 +254,8 @@ class Applier {
     this.progress('netns', netnsOps.length);
   }
 
-  private allocIndex(ns: string | null | undefined, op: Op, name: string): [NsCtx, number] {
+  /** The namespace's context, after checking that `name` is free there. */
+  private freeName(ns: string | null | undefined, op: Op, name: string): NsCtx {
     const c = this.ctx(ns, op);
     if (c.ifindex.has(name)) {
       throw new ApplyError(`${describeOp(op)}: ${name} already exists in ${c.name ?? 'the host namespace'}`, {
@@ -263,6 +264,11 @@ class Applier {
         journal: this.journal,
       });
     }
+    return c;
+  }
+
+  private allocIndex(ns: string | null | undefined, op: Op, name: string): [NsCtx, number] {
+    const c = this.freeName(ns, op, name);
     const idx = c.nextIndex++;
     c.ifindex.set(name, idx);
     return [c, idx];
@@ -287,6 +293,8 @@ class Applier {
   private createLinks(ups: Set<string>): void {
     const host = this.hostCtx();
     const aliases: { c: NsCtx; index: number; alias: string; opIndex: number; up: boolean }[] = [];
+    /** Sockets that sent creations, drained together. */
+    const creators = new Set<NsCtx>();
     const hostCreated: [string, number][] = [];
     let n: Record<'veth' | 'vxlan' | 'bridge', number> = { veth: 0, vxlan: 0, bridge: 0 };
     this.ops.forEach((op, i) => {
@@ -296,9 +304,14 @@ class Applier {
         const v: VethOp = op;
         const [ca, ia] = this.allocIndex(v.ns, op, v.name);
         const [cb, ib] = this.allocIndex(v.peerNs, op, v.peerName);
-        const sa = this.spec(ca, ia, v.name, { ...(v.mtu ? { mtu: v.mtu } : {}), ...(v.mac ? { mac: v.mac } : {}) });
+        // Sent from a socket inside the first end's own namespace, with no IFLA_NET_NS_FD for
+        // it: before Linux 6.x's fix, rtnl_newlink looks an explicit ifi_index up in the
+        // *requesting* socket's namespace, so from the host socket index 2 (the host's eth0)
+        // made Debian 12's 6.1 kernel answer EEXIST. The peer's index is checked where it goes.
+        const sa: LinkSpec = { name: v.name, index: ia, ...(v.mtu ? { mtu: v.mtu } : {}), ...(v.mac ? { mac: v.mac } : {}) };
         const sb = this.spec(cb, ib, v.peerName, { ...(v.mtu ? { mtu: v.mtu } : {}), ...(v.peerMac ? { mac: v.peerMac } : {}) });
-        host.sock.queue(ref, (w, seq) => newVeth(w, seq, sa, sb));
+        ca.sock.queue(ref, (w, seq) => newVeth(w, seq, sa, sb));
+        creators.add(ca);
         aliases.push(
           { c: ca, index: ia, alias: v.alias, opIndex: i, up: this.aliasAndUp(ca, v.name, ups) },
           { c: cb, index: ib, alias: v.peerAlias, opIndex: i, up: this.aliasAndUp(cb, v.peerName, ups) },
@@ -307,7 +320,14 @@ class Applier {
         if (cb === host) hostCreated.push([v.peerName, i]);
       } else if (op.op === 'vxlan') {
         const x: VxlanOp = op;
-        const [c, idx] = this.allocIndex(x.ns, op, x.name);
+        const c = this.freeName(x.ns, op, x.name);
+        // The host socket must send it (the UDP socket lives where the request comes from).
+        // Older kernels look an explicit ifi_index up in the requesting namespace (see veth
+        // above), so the index must be free in the host's namespace as well as in the node's.
+        const idx = Math.max(c.nextIndex, host.nextIndex);
+        c.nextIndex = idx + 1;
+        host.nextIndex = idx + 1;
+        c.ifindex.set(x.name, idx);
         let underlayIndex: number | undefined;
         if (x.underlayDev !== undefined) {
           underlayIndex = host.index(x.underlayDev);
@@ -335,18 +355,21 @@ class Applier {
       } else {
         const b: BridgeOp = op;
         const [c, idx] = this.allocIndex(b.ns, op, b.name);
-        const s = this.spec(c, idx, b.name, b.mtu ? { mtu: b.mtu } : {});
-        host.sock.queue(ref, (w, seq) => newBridge(w, seq, s));
+        const s: LinkSpec = { name: b.name, index: idx, ...(b.mtu ? { mtu: b.mtu } : {}) };
+        c.sock.queue(ref, (w, seq) => newBridge(w, seq, s));
+        creators.add(c);
         aliases.push({ c, index: idx, alias: b.alias, opIndex: i, up: this.aliasAndUp(c, b.name, ups) });
         if (c === host) hostCreated.push([b.name, i]);
       }
       n = { ...n, [op.op]: n[op.op] + 1 };
     });
-    host.sock.drain();
+    creators.add(host);
+    for (const c of creators) c.sock.flush();
+    for (const c of creators) c.sock.drain();
     // Host-side interfaces go in the journal only once they exist.
-    const failedOps = new Set(host.sock.failures.map((f) => f.ref.opIndex));
+    const failedOps = new Set([...creators].flatMap((c) => c.sock.failures.map((f) => f.ref.opIndex)));
     for (const [name, i] of hostCreated) if (!failedOps.has(i)) this.journal.hostInterfaces.push(name);
-    if (failedOps.size > 0) this.throwFailures([host]);
+    if (failedOps.size > 0) this.throwFailures([...creators]);
     for (const a of aliases) {
       a.c.sock.queue({ opIndex: a.opIndex }, (w, seq) => setLink(w, seq, { index: a.index, alias: a.alias, ...(a.up ? { up: true } : {}) }));
     }
