@@ -55,6 +55,7 @@ export class Pipe {
   private readonly states = new Map<StageName, unknown>();
   private readonly draws = new Map<StageName, Draws>();
   private pending: { pkt: Packet; from: number }[] = [];
+  private dataNeeded = false;
   private dropEventsThisSecond = 0;
   private dropEventsSuppressed = 0;
 
@@ -93,6 +94,12 @@ export class Pipe {
       active.push({ name, def, cfg, state: this.states.get(name), ctx });
     }
     this.active = active;
+    this.dataNeeded = active.some((s) => s.name === 'corrupt' || s.name === 'duplicate');
+  }
+
+  /** Whether a stage may need the packet's bytes (to corrupt or to copy them). */
+  get needsData(): boolean {
+    return this.dataNeeded;
   }
 
   /** The stages that run, in order. */

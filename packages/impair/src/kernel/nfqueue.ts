@@ -197,10 +197,11 @@ export class NfqueueFrontend {
       this.queueVerdict(q.queue, q.id, NF_ACCEPT);
       return;
     }
-    // Copied out of the receive buffer, which the next read overwrites.
-    const data = Buffer.from(q.payload);
-    const family = q.hwProtocol === 0x86dd || data[0]! >> 4 === 6 ? 6 : 4;
-    pipe.input({ size: data.length, data, corruptFrom: ipHeaderLength(data), ref: { queue: q.queue, id: q.id, family } satisfies Ref });
+    // Copied out of the receive buffer (which the next read overwrites) only when a stage may
+    // change or copy the bytes; otherwise the verdict alone releases the kernel's packet.
+    const data = pipe.needsData ? Buffer.from(q.payload) : null;
+    const family = q.hwProtocol === 0x86dd || q.payload[0]! >> 4 === 6 ? 6 : 4;
+    pipe.input({ size: q.payload.length, data, corruptFrom: ipHeaderLength(q.payload), ref: { queue: q.queue, id: q.id, family } satisfies Ref });
   };
 
   private deliver(pkt: Packet): void {
