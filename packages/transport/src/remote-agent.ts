@@ -41,15 +41,23 @@ export interface HostFacts {
 
 export const MIN_NODE_MAJOR = 20;
 
-/** A fixed script (no argument is interpolated into it): facts about the host, one per line. */
-const FACTS_SCRIPT = [
+/**
+ * One round trip in the common case (agent cached): host facts, the cached agent's sums,
+ * and, when they match, the agent started. A fixed script: the cache dir, bundle id and
+ * expected sums come in as positional parameters ($1..$4), never spliced into the text.
+ */
+const OPEN_SCRIPT = [
   'printf "node=%s\\n" "$(node --version 2>/dev/null)"',
   'printf "arch=%s\\n" "$(uname -m)"',
   'printf "kernel=%s\\n" "$(uname -r)"',
   'printf "uid=%s\\n" "$(id -u)"',
   'printf "ip=%s\\n" "$(ip -V 2>/dev/null)"',
   'printf "sha256sum=%s\\n" "$(command -v sha256sum)"',
-].join('; ');
+  'a=$(sha256sum < "$1/dune-agent.mjs" 2>/dev/null | cut -c1-64)',
+  'b=$(sha256sum < "$1/dune_native.node" 2>/dev/null | cut -c1-64)',
+  'printf "sums=%s %s\\n" "$a" "$b"',
+  'if [ "$a" = "$3" ] && [ "$b" = "$4" ] && [ "$(id -u)" = 0 ]; then printf "hello=%s\\n" "$(node "$1/dune-agent.mjs" start --version "$2" 2>&1 | tail -n 1)"; fi',
+].join('\n');
 
 const ARCH: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', arm: 'armv7l', ia32: 'i686', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
 
@@ -99,12 +107,7 @@ export class RemoteAgent implements HostAgent {
     return this.ssh;
   }
 
-  /** Connects and checks the host, without deploying anything. */
-  async checkHost(): Promise<HostFacts> {
-    const ssh = await this.connection();
-    if (this.facts) return this.facts;
-    const out = await ssh.run(['sh', '-c', FACTS_SCRIPT], { timeoutMs: 20_000 });
-    const kv = Object.fromEntries(out.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  private checkFacts(kv: Record<string, string>): HostFacts {
     const facts: HostFacts = { node: kv['node'] ?? '', arch: kv['arch'] ?? '', uid: Number(kv['uid']), iproute2: kv['ip'] ?? '', kernel: kv['kernel'] ?? '' };
     const problems: string[] = [];
     const major = Number(/^v(\d+)\./.exec(facts.node)?.[1] ?? 0);
@@ -120,25 +123,38 @@ export class RemoteAgent implements HostAgent {
         hint: 'install what is missing there (Debian: apt-get install nodejs iproute2 coreutils), then run `dune check` again',
       });
     }
-    this.facts = facts;
     return facts;
+  }
+
+  private parseHello(text: string, stderr = ''): HelloResult {
+    const line = text.trim();
+    if (line.startsWith('{') && !line.startsWith('{"ok":false')) return JSON.parse(line) as HelloResult;
+    const err = /\{.*\}/.exec(`${line}\n${stderr}`)?.[0];
+    let msg = err ?? `${line} ${stderr}`.trim();
+    try {
+      if (err) msg = (JSON.parse(err) as { error?: { message?: string } }).error?.message ?? err;
+    } catch {
+      // not JSON: shown as it is
+    }
+    throw new DuneError('agent-start-failed', `${this.who()}: the agent did not start: ${msg || 'no output'}`, { hint: 'see /run/dune/agent.log there' });
   }
 
   private async doOpen(): Promise<AgentClient> {
     this.rpc = undefined;
     const ssh = await this.connection();
-    await this.checkHost();
     const bundle = this.opts.bundle ?? agentBundle();
     const root = this.opts.cacheRoot ?? agentCacheRoot();
     this.dir = join(root, bundle.id);
     const files = BUNDLE_FILES.map((f) => join(this.dir, f));
-    const sums = async (): Promise<boolean> => {
-      const r = await ssh.exec(['sha256sum', '--', ...files], { timeoutMs: 30_000 });
-      const got = new Map(r.stdout.split('\n').filter(Boolean).map((l) => [l.slice(66), l.slice(0, 64)]));
-      return BUNDLE_FILES.every((f, i) => got.get(files[i] as string) === bundle.sha256[f]);
-    };
+    this.step('agent');
+    const first = await ssh.run(['sh', '-c', OPEN_SCRIPT, 'sh', this.dir, bundle.id, bundle.sha256['dune-agent.mjs'], bundle.sha256['dune_native.node']], { timeoutMs: 30_000 });
+    const kv: Record<string, string> = {};
+    for (const l of first.split('\n')) if (l.includes('=')) kv[l.slice(0, l.indexOf('='))] = l.slice(l.indexOf('=') + 1);
+    this.facts = this.checkFacts(kv);
     this.copied = false;
-    if (!(await sums())) {
+    if (kv['hello'] !== undefined) {
+      this.hello = this.parseHello(kv['hello']);
+    } else {
       this.step('copy agent');
       await ssh.run(['mkdir', '-p', '-m', '0700', '--', this.dir], { timeoutMs: 20_000 });
       const tag = randomBytes(4).toString('hex');
@@ -146,18 +162,16 @@ export class RemoteAgent implements HostAgent {
       // Renamed into place: a concurrent controller never runs a half-copied file.
       await ssh.run(['sh', '-c', 'mv -f -- "$1" "$2" && mv -f -- "$3" "$4"', 'sh',
         join(this.dir, `.${BUNDLE_FILES[0]}.${tag}`), files[0] as string, join(this.dir, `.${BUNDLE_FILES[1]}.${tag}`), files[1] as string], { timeoutMs: 20_000 });
-      if (!(await sums())) throw new DuneError('agent-copy-failed', `${this.who()}: the agent copied to ${this.dir} does not match its checksum`, { hint: 'check the disk there, then run the command again' });
+      const sums = await ssh.exec(['sha256sum', '--', ...files], { timeoutMs: 30_000 });
+      const got = new Map(sums.stdout.split('\n').filter(Boolean).map((l) => [l.slice(66), l.slice(0, 64)]));
+      if (!BUNDLE_FILES.every((f, i) => got.get(files[i] as string) === bundle.sha256[f])) {
+        throw new DuneError('agent-copy-failed', `${this.who()}: the agent copied to ${this.dir} does not match its checksum`, { hint: 'check the disk there, then run the command again' });
+      }
       this.copied = true;
+      this.step('start agent');
+      const r = await ssh.exec(['node', files[0] as string, 'start', '--version', bundle.id], { timeoutMs: 30_000 });
+      this.hello = this.parseHello(r.stdout.trim().split('\n').pop() ?? '', r.stderr);
     }
-    this.step('start agent');
-    const r = await ssh.exec(['node', files[0] as string, 'start', '--version', bundle.id], { timeoutMs: 30_000 });
-    const last = r.stdout.trim().split('\n').pop() ?? '';
-    if (r.code !== 0 || !last.startsWith('{')) {
-      const err = /\{.*\}/.exec(r.stderr)?.[0];
-      const msg = err ? ((JSON.parse(err) as { error?: { message?: string } }).error?.message ?? err) : r.stderr.trim();
-      throw new DuneError('agent-start-failed', `${this.who()}: the agent did not start: ${msg || `exit ${r.code}`}`, { hint: 'see /run/dune/agent.log there' });
-    }
-    this.hello = JSON.parse(last) as HelloResult;
     let stream: Duplex;
     try {
       stream = await ssh.streamLocal(this.hello.socket);

@@ -31,7 +31,7 @@ export class AgentClient {
   private readonly who: string;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
-  private buf = '';
+  private parts: string[] = [];
   private gone: Error | undefined;
 
   constructor(stream: Duplex, who: string) {
@@ -60,10 +60,12 @@ export class AgentClient {
   }
 
   private onData(d: string): void {
-    this.buf += d;
-    for (let nl = this.buf.indexOf('\n'); nl >= 0; nl = this.buf.indexOf('\n')) {
-      const line = this.buf.slice(0, nl);
-      this.buf = this.buf.slice(nl + 1);
+    // Only the new chunk is searched for a newline: a status reply can be megabytes long.
+    for (let nl = d.indexOf('\n'); nl >= 0; nl = d.indexOf('\n')) {
+      this.parts.push(d.slice(0, nl));
+      const line = this.parts.join('');
+      this.parts = [];
+      d = d.slice(nl + 1);
       if (line.trim() === '') continue;
       let msg: AgentReply;
       try {
@@ -85,6 +87,7 @@ export class AgentClient {
       if (msg.ok) p.resolve(msg.result);
       else p.reject(new DuneError(msg.error.code, msg.error.message, msg.error.hint !== undefined ? { hint: msg.error.hint } : {}));
     }
+    if (d !== '') this.parts.push(d);
   }
 
   call<M extends AgentMethod>(method: M, params: AgentMethods[M][0], o: CallOptions = {}): Promise<AgentMethods[M][1]> {

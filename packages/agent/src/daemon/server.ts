@@ -133,15 +133,18 @@ export class AgentServer {
   private accept(s: Socket): void {
     this.clients.add(s);
     s.setEncoding('utf8');
-    let buf = '';
+    // A plan is one line of tens of MB: keep the pieces and look for the newline only in
+    // what just arrived (rescanning the whole buffer per chunk is quadratic).
+    let parts: string[] = [];
     s.on('data', (d: string) => {
-      buf += d;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
+      for (let nl = d.indexOf('\n'); nl >= 0; nl = d.indexOf('\n')) {
+        parts.push(d.slice(0, nl));
+        const line = parts.join('');
+        parts = [];
+        d = d.slice(nl + 1);
         if (line.trim() !== '') void this.handle(s, line);
       }
+      if (d !== '') parts.push(d);
     });
     s.on('error', () => undefined);
     s.on('close', () => this.clients.delete(s));
