@@ -247,15 +247,21 @@ export function registerLabCommands(program: Command, o: Output): void {
       process.exitCode = exitCodeOf(r);
     });
 
-  program
+  remote.addSshOptions(program
     .command('capture')
     .description('capture packets on a node interface (tcpdump)')
     .option('--lab <name>', 'lab name (default: the only lab)')
+    .option('-f, --file <file>', 'the topology file the lab was built from (finds a lab on other hosts)')
     .option('-w, --write <file>', 'write a pcap file instead of printing')
     .option('-c, --count <n>', 'stop after n packets')
     .argument('<target>', 'NODE:IFACE')
-    .argument('[filter...]', 'a pcap filter, e.g. icmp or "tcp port 80"')
-    .action((target: string, filter: string[], flags: LabFlags & { write?: string; count?: string }) => {
+    .argument('[filter...]', 'a pcap filter, e.g. icmp or "tcp port 80"'))
+    .action(async (target: string, filter: string[], flags: LabFlags & remote.SshFlags & { file?: string; write?: string; count?: string }) => {
+      const loc = remote.locateLab(flags);
+      if (loc) {
+        process.exitCode = await remote.captureRemote(loc, parseTarget(target), filter, flags, o);
+        return;
+      }
       agent.requireRoot('capture');
       const { node, iface } = parseTarget(target);
       const lab = agent.resolveLab(flags.lab);

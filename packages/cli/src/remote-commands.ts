@@ -7,6 +7,7 @@
  * `--lab NAME` with the controller's record of it (~/.local/state/dune/labs), else the only
  * lab there is (on this machine or recorded).
  */
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
 import { DuneError, formatDiagnostic, quoteWord } from '@dune/topology';
 import type { Plan } from '@dune/compiler';
@@ -173,6 +174,19 @@ export async function execRemote(loc: transport.LabLocation, node: string, argv:
     if (raw) stdin.setRawMode(false);
     stdin.pause();
     stdin.unref?.();
+  }
+}
+
+/** tcpdump on a node of another host; with --write the pcap streams back into a local file. */
+export async function captureRemote(loc: transport.LabLocation, t: { node: string; iface: string }, filter: string[], flags: SshFlags & { write?: string; count?: string }, o: Output): Promise<number> {
+  const argv = ['tcpdump', '-i', t.iface, '-n', ...(flags.write ? ['-U', '-w', '-'] : ['-l'])];
+  if (flags.count) argv.push('-c', String(Number(flags.count)));
+  argv.push(...filter);
+  const out = flags.write ? createWriteStream(flags.write) : process.stdout;
+  try {
+    return await transport.execNode(loc, t.node, argv, { stdout: out, stderr: process.stderr }, sshOptions(flags, o));
+  } finally {
+    if (flags.write) await new Promise<void>((r) => (out as WriteStream).end(() => r()));
   }
 }
 
