@@ -230,6 +230,21 @@ describe.skipIf(!isRoot || !built)(`dune across three phynodes over SSH (${REASO
     expect(dune(['set', '--lab', 'mh3', 'r1:eth1', 'bw=40mbit', 'loss=none']).code).toBe(0);
   });
 
+  it('captures on a node of another host into a local pcap file', async () => {
+    const pcap = join(tb.dir, 'r2.pcap');
+    const child = spawn(process.execPath, [CLI, 'capture', '--lab', 'mh3', 'r2:eth1', '-c', '2', '-w', pcap, 'icmp'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const done = new Promise<number>((res) => child.on('close', (c) => res(c ?? -1)));
+    const r2 = plan.nodes.find((n) => n.node === 'r2')?.v4 as string;
+    for (let i = 0; i < 40 && child.exitCode === null; i++) {
+      inNode(ph(1), ns('r1'), ['ping', '-c1', '-W1', r2]);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(await done).toBe(0);
+    const head = readFileSync(pcap);
+    expect(head.readUInt32LE(0)).toBe(0xa1b2c3d4);
+    expect(head.length).toBeGreaterThan(24 + 2 * 16);
+  });
+
   it('finds the lab from the topology file alone (another controller, no record)', () => {
     const elsewhere = { DUNE_CONTROLLER_STATE: join(tb.dir, 'other-controller') };
     const s = dune(['status', file, '--json'], elsewhere);
@@ -274,6 +289,70 @@ describe.skipIf(!isRoot || !built)(`dune across three phynodes over SSH (${REASO
     const again = dune(['down', '--lab', 'mh3']);
     expect(again.code).toBe(0);
     expect(existsSync(join(env['DUNE_CONTROLLER_STATE'] as string, 'mh3.json'))).toBe(false);
+  });
+
+  it('runs pinned processes on their host, on the cores placement gave them; pre-flight refuses missing cores', () => {
+    const body = [
+      '[topology]', 'lab = "pin"',
+      '[topology.nodes.a]', 'phynode = "ph1"', '[[topology.nodes.a.pinned]]', 'cmd = "sleep 600"',
+      '[topology.nodes.b]', 'phynode = "ph2"', '[[topology.nodes.b.pinned]]', 'cmd = "sleep 600"', 'environ = { SECOND_CORE = "{{core_1}}" }',
+      '[[topology.links]]', 'endpoints = ["a:eth0", "b:eth0"]', '',
+    ].join('\n');
+    const cores: Record<string, string> = { ph1: 'cores = [[1]]', ph2: 'cores = [[0, 1]]', ph3: '' };
+    const f = writeTopology('pinned.toml', body, tb.infrastructureToml((p) => cores[p.name] ?? ''));
+    const r = dune(['up', f]);
+    expect(r.code).toBe(0);
+    try {
+      const st = JSON.parse(dune(['status', '--lab', 'pin', '--json']).out) as { processes: { name: string; node: string; pid: number; alive: boolean; cpus: number[] }[] };
+      const byNode = Object.fromEntries(st.processes.map((p) => [p.node, p]));
+      expect(byNode['a']?.cpus).toEqual([1]);
+      expect(byNode['b']?.cpus).toEqual([0, 1]);
+      expect(st.processes.every((p) => p.alive)).toBe(true);
+      // One kernel: the pids are this machine's too. Affinity and namespace are as planned.
+      const allowed = (pid: number): string => /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '';
+      expect(allowed(byNode['a']?.pid as number)).toBe('1');
+      expect(allowed(byNode['b']?.pid as number)).toBe('0-1');
+      expect(tb.processes(ph(2))).toContain(byNode['b']?.pid);
+      expect(tb.processes(ph(1))).not.toContain(byNode['b']?.pid);
+      // The environment carries the second core's id, rendered.
+      expect(readFileSync(`/proc/${byNode['b']?.pid}/environ`, 'utf8').split('\0')).toContain('SECOND_CORE=1');
+    } finally {
+      expect(dune(['down', '--lab', 'pin']).code).toBe(0);
+    }
+    // A core the host does not have: refused before anything is built.
+    const bad = writeTopology('badcores.toml', body.replace('lab = "pin"', 'lab = "pinbad"'), tb.infrastructureToml((p) => (p.name === 'ph1' ? 'cores = [[7]]' : cores[p.name] ?? '')));
+    const c = dune(['up', bad]);
+    expect(c.code).toBe(1);
+    expect(c.err).toMatch(/error\[preflight-failed\]: the pre-flight check failed on 1 of 3 hosts; nothing was built:\n {2}ph1 \(root@198\.51\.100\.11:22\): processes are pinned to cpu 7, but this host has 2 \(0-1\)/);
+    expect(leftovers(ph(2), 'pinbad')).toEqual([]);
+  });
+
+  it('checks the underlay MTU for VXLAN over IPv6 (70 bytes), and carries full-size packets once the links fit', () => {
+    const body = (lab: string, mtu: string) => [
+      '[topology]', `lab = "${lab}"`,
+      '[topology.nodes.a]', 'phynode = "ph1"', '[topology.nodes.b]', 'phynode = "ph2"',
+      '[[topology.links]]', 'endpoints = ["a:eth0", "b:eth0"]', mtu, '',
+    ].join('\n');
+    const v6 = (text: string): string => tb.phynodes.reduce((t, p) => t.replace(`underlay = "${p.underlay}"`, `underlay = "${p.underlay6}"`), text);
+    const tooBig = writeTopology('v6-1450.toml', body('v6a', ''), v6(tb.infrastructureToml()));
+    const c = dune(['check', tooBig]);
+    expect(c.code).toBe(1);
+    expect(c.out).toContain(`✗ error[underlay-mtu]: VXLAN to ${ph(2).underlay6} leaves through eth0 with MTU 1500, but the cross-host links' MTU 1450 needs 1520 (70 bytes of VXLAN overhead): full-size packets would be dropped`);
+    expect(c.out).toContain('hint: set mtu = 1430 on the links between phynodes, or raise the underlay MTU to 1520');
+    expect(dune(['up', tooBig]).code).toBe(1);
+    expect(leftovers(ph(1), 'v6a')).toEqual([]);
+
+    const fits = writeTopology('v6-1430.toml', body('v6b', 'mtu = 1430'), v6(tb.infrastructureToml()));
+    const up = dune(['up', fits]);
+    expect(up.code).toBe(0);
+    try {
+      const p = planOf(fits);
+      const nsA = p.nodes.find((n) => n.node === 'a')?.ns as string;
+      const b = p.links[0]?.b.v4?.split('/')[0] as string;
+      expect(inNode(ph(1), nsA, ['ping', '-c2', '-W3', '-M', 'do', '-s', String(1430 - 28), b]).code).toBe(0);
+    } finally {
+      expect(dune(['down', fits]).code).toBe(0);
+    }
   });
 
   describe('faults', () => {

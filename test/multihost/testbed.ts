@@ -56,6 +56,8 @@ export interface TestPhynode {
   ns: string;
   /** Underlay address; also where sshd listens. */
   underlay: string;
+  /** An IPv6 underlay address too (a ULA, only inside the bed): for IPv6-underlay VXLAN. */
+  underlay6: string;
   sshPort: number;
   /** `ssh-ed25519 AAAA...` */
   hostKey: string;
@@ -260,11 +262,13 @@ export class Testbed {
       const name = `ph${i}`;
       const ns = `${TESTBED_PREFIX}-${name}`;
       const underlay = `${subnet}.${10 + i}`;
+      const underlay6 = `fd51:dbe::${10 + i}`;
       must(['ip', 'netns', 'add', ns]);
       this.made.ns.push(ns);
       must(['ip', '-n', UNDERLAY_NS, 'link', 'add', name, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
       must(['ip', '-n', UNDERLAY_NS, 'link', 'set', name, 'master', 'br0', 'up']);
       must(['ip', '-n', ns, 'addr', 'add', `${underlay}/24`, 'dev', 'eth0']);
+      must(['ip', '-n', ns, 'addr', 'add', `${underlay6}/64`, 'dev', 'eth0', 'nodad']);
       must(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
       must(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
       // The phynode's way back to the controller is the underlay itself: no default route.
@@ -274,7 +278,7 @@ export class Testbed {
       must(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `dunetest-${name}`, '-f', key]);
       const hostKey = readFileSync(`${key}.pub`, 'utf8').trim().split(' ').slice(0, 2).join(' ');
       writeFileSync(join(dir, 'sshd_config'), this.sshdConfig(dir, underlay), { mode: 0o600 });
-      this.phynodes.push({ name, ns, underlay, sshPort: this.opts.sshPort, hostKey, sshdPid: -1, dir });
+      this.phynodes.push({ name, ns, underlay, underlay6, sshPort: this.opts.sshPort, hostKey, sshdPid: -1, dir });
     }
     // Before any packet: the underlay must be reached through our veth, not eth0.
     for (const ph of this.phynodes) {
@@ -322,7 +326,7 @@ export class Testbed {
     // nsenter and unshare exec (no --fork), then sh execs sshd: the pid is sshd's own.
     const script = [
       'set -e',
-      'mount -t tmpfs -o mode=0755,size=64m dunetest-run /run',
+      'mount -t tmpfs -o mode=0755,size=4g dunetest-run /run', // a 900-node plan journal is ~200 MB
       'mkdir -p /run/netns /run/dune /run/sshd',
       'mount -t sysfs dunetest-sys /sys',
       'mount -t tmpfs -o mode=0700,size=256m dunetest-cache "$1"',
