@@ -55,7 +55,8 @@ function snapshot(ns) {
       .replace(/ link-netns \S+/g, '')
       .replace(/NO-CARRIER,/g, '')
       .replace(/ state (UP|DOWN|LOWERLAYERDOWN) /g, ' ')
-      .replace(/(\S+\s+)(UP|DOWN|LOWERLAYERDOWN)(\s+)/g, '$1$3');
+      .replace(/^(\S+)\s+(UP|DOWN|LOWERLAYERDOWN|UNKNOWN)\s+/gm, '$1 ')
+      .replace(/[ \t]+/g, ' ');
   return { addr: ip('addr'), rule: ip('rule'), routes: ip('route', 'show', 'table', 'all'), links: ip('-br', 'link') };
 }
 
@@ -220,9 +221,16 @@ try {
     if (opt('--rtt') && p.ok) {
       // Never below the configured delay; above it by at most what each netem qdisc on the
       // way costs: timer granularity, 0.2-0.35 ms per traversal measured in the one-CPU UML
-      // guest (more when the host is loaded), each hop being crossed twice.
-      const over = (p.minMs ?? 0) - p.expectedRttMs;
+      // guest, each hop being crossed twice. A loaded host only ever adds delay (the guest's
+      // timers fire late), so a round above the bound is measured again, twice at most, and
+      // the smallest minimum counts.
       const slack = 0.4 * 2 * hops + 0.5;
+      for (let round = 1; round < 3 && (p.minMs ?? 0) - p.expectedRttMs > slack; round++) {
+        const again = ping(E[se], ips[se][si], ips[de][di]);
+        if (again.ok && (again.minMs ?? Infinity) < (p.minMs ?? Infinity)) p.minMs = again.minMs;
+        p.rounds = round + 1;
+      }
+      const over = (p.minMs ?? 0) - p.expectedRttMs;
       check(`rtt ${p.path} = ${p.expectedRttMs} ms (+${slack} ms)`, over >= -0.05 && over <= slack, { minMs: p.minMs, avgMs: p.avgMs, expected: p.expectedRttMs, hops });
     }
   }

@@ -260,6 +260,8 @@ export async function buildCore(o: BuildOptions): Promise<BuildResult> {
   for (const d of nm.diagnostics) log(d.severity === 'note' ? 'info' : 'warning', d.message);
   const host = nm.plan.hosts[0];
   if (host === undefined) throw new Error('internal: no host plan');
+  // A kernel without IPv6 (a module not loaded) has no IPv6 to disable.
+  if (!existsSync('/proc/sys/net/ipv6')) host.ops = host.ops.filter((op) => !(op.op === 'sysctl' && op.key.startsWith('net.ipv6.')));
   const caps = await probeCapabilities();
   checkImpairments(host.ops, caps);
   if (rootNs !== null && listNamespaces().includes(rootNs)) {
