@@ -1,8 +1,8 @@
 /** netmirage-core and netmirage-edge front ends: flags, setup files, precedence. No root needed. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { appAddresses, coreMain, parseEdgeNode, parseIni, validateEdgeArgs, EDGE_DEFAULTS, type Io } from '@dune/netmirage';
 import { DuneError } from '@dune/topology';
 
@@ -23,8 +23,14 @@ async function core(args: string[]): Promise<{ code: number; stdout: string; std
   return { code, stdout: io.stdout, stderr: io.stderr };
 }
 
+const made: string[] = [];
+afterAll(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+
 function setup(text: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'nm-setup-'));
+  made.push(dir);
   const f = join(dir, 'setup.cfg');
   writeFileSync(f, text);
   return f;

@@ -62,7 +62,7 @@ import {
 import { DuneError, type Topology } from '@dune/topology';
 import { ovsDestroy, ovsStart, ovsConfigure, type OvsOptions } from './ovs.js';
 import { configureSshEdge, removeSshEdge, type SshEdge, type SshEdgeOptions } from './ssh-edges.js';
-import type { Log } from './util.js';
+import { removeIfEmpty, type Log } from './util.js';
 
 export const CORE_STATE_DIR = '/run/netmirage';
 
@@ -516,6 +516,7 @@ export async function destroyCore(prefix: string, o: { ovs: OvsOptions; log: Log
     throw new DuneError('destroy-incomplete', `could not remove everything of ${prefix}:\n  ${res.errors.join('\n  ')}`, { hint: `the state is kept in ${coreStatePath(prefix, dir)}; fix the cause and run netmirage-core -d -p ${prefix} again` });
   }
   rmSync(coreStatePath(prefix, dir), { force: true });
+  removeIfEmpty(dir);
   return res;
 }
 

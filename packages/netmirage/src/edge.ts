@@ -34,7 +34,7 @@ import {
 } from '@dune/agent';
 import { cidr } from '@dune/compiler';
 import { DuneError } from '@dune/topology';
-import { bitsFor } from './util.js';
+import { bitsFor, removeIfEmpty } from './util.js';
 
 export const EDGE_STATE_DIR = '/run/netmirage-edge';
 /** More addresses than this from `max` is surely a mistake (a /8 would be 16 M addresses). */
@@ -301,6 +301,7 @@ export function edgeRemove(iface: string, opts: { stateDir?: string; args?: Edge
     throw new DuneError('edge-remove-incomplete', `could not undo everything on ${iface}:\n  ${errors.join('\n  ')}`, { hint: `the state is kept in ${statePath(iface, dir)}; fix the cause and run --remove again` });
   }
   rmSync(statePath(iface, dir), { force: true });
+  removeIfEmpty(dir);
   return state;
 }
 

@@ -1,5 +1,5 @@
 /** Small helpers shared by the core and the edge. */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, rmdirSync } from 'node:fs';
 
 /** ⌈log2 n⌉ for n ≥ 1. */
 export function bitsFor(n: number): number {
@@ -22,4 +22,13 @@ export function makeLog(min: LogLevel, file: string | undefined, stderr: (s: str
     if (file === undefined) stderr(line);
     else appendFileSync(file, `${new Date().toISOString()} ${line}\n`);
   };
+}
+
+/** A state directory goes when its last file does. */
+export function removeIfEmpty(dir: string): void {
+  try {
+    if (existsSync(dir) && readdirSync(dir).length === 0) rmdirSync(dir);
+  } catch {
+    // another run wrote into it meanwhile: keep it
+  }
 }
