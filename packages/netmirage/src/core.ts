@@ -260,6 +260,7 @@ export async function buildCore(o: BuildOptions): Promise<BuildResult> {
   for (const d of nm.diagnostics) log(d.severity === 'note' ? 'info' : 'warning', d.message);
   const host = nm.plan.hosts[0];
   if (host === undefined) throw new Error('internal: no host plan');
+  warnNeighbours(nm, log);
   // A kernel without IPv6 (a module not loaded) has no IPv6 to disable.
   if (!existsSync('/proc/sys/net/ipv6')) host.ops = host.ops.filter((op) => !(op.op === 'sysctl' && op.key.startsWith('net.ipv6.')));
   const caps = await probeCapabilities();
@@ -328,6 +329,23 @@ export async function buildCore(o: BuildOptions): Promise<BuildResult> {
     throw e;
   }
   return { nm, edgeLines, elapsedMs: performance.now() - t0 };
+}
+
+/**
+ * The kernel's ARP table is one for all namespaces, capped by gc_thresh3 (1024 by default).
+ * NetMirage raises the thresholds when 2·links + 3·clients + 100 exceeds gc_thresh2; they
+ * are global settings of the host, so here they are named rather than changed.
+ */
+function warnNeighbours(nm: NetmiragePlan, log: Log): void {
+  const need = 2 * (nm.plan.stats['links'] ?? 0) + 3 * nm.clients.length + 100;
+  let thresh2: number | undefined;
+  try {
+    thresh2 = Number(readFileSync('/proc/sys/net/ipv4/neigh/default/gc_thresh2', 'utf8'));
+  } catch {
+    return; // not visible from this namespace
+  }
+  if (thresh2 === undefined || need <= thresh2) return;
+  log('warning', `this network may need ${need} ARP entries, more than net.ipv4.neigh.default.gc_thresh2 = ${thresh2}: under load the kernel may drop neighbours ("neighbour table overflow"); raise them on the host, e.g. sysctl -w net.ipv4.neigh.default.gc_thresh1=${need} net.ipv4.neigh.default.gc_thresh2=${2 * need} net.ipv4.neigh.default.gc_thresh3=${4 * need}`);
 }
 
 /**
