@@ -146,6 +146,15 @@ describe.skipIf(!built)(`the built commands${built ? '' : ' (skipped: run `npm r
     expect(s.output()).toMatch(/SIGTERM: removing what was set up/);
   });
 
+  it('impaired-network-shell reads commands from stdin and quits on .exit', async () => {
+    const s = startBin('impaired-network-shell', ['-l', 'user', '-t', 'udp', '-p', '9', '-x', '0']);
+    await s.waitFor(/Type help\./);
+    s.child.stdin!.write("p.up.delay = '7ms'\np.up.delay\nm.up.received\n.exit\n");
+    expect(await s.exit).toBe(0);
+    expect(s.output()).toContain("'7ms'");
+    expect(s.output()).toContain('{ packets: 0, bytes: 0 }');
+  });
+
   it('--help, and a usage error exits 2', async () => {
     expect(execFileSync(process.execPath, [BIN('impaired-network-shell'), '--help'], { encoding: 'utf8' })).toContain('Usage: impaired-network-shell -p PORT');
     const s = startBin('impaired-network-server', ['-p', 'x']);
