@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Plan } from '@dune/compiler';
-import { RemoteAgent } from '@dune/transport';
+import { RemoteAgent, hostView } from '@dune/transport';
 import { Testbed, type TestPhynode } from './testbed.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -197,6 +197,21 @@ describe.skipIf(!isRoot || !built)(`dune across three phynodes over SSH (${REASO
     } finally {
       srv.kill();
     }
+    // The other direction is impaired on r2's side, on another host: the same figure.
+    const back = spawn('nsenter', ['-t', String(ph(2).sshdPid), '-m', '-n', '--', 'ip', 'netns', 'exec', ns('r2'), 'iperf3', '-s', '-1', '-B', server], { stdio: 'ignore' });
+    try {
+      let r = { code: 1, out: '', err: '' };
+      for (let i = 0; i < 20 && r.code !== 0; i++) {
+        await new Promise((res) => setTimeout(res, 150));
+        r = inNode(ph(1), ns('r1'), ['iperf3', '-c', server, '-t', '4', '-O', '1', '-R', '-J']);
+      }
+      expect(r.code).toBe(0);
+      const got = (JSON.parse(r.out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
+      console.log(`iperf3 -R (r2 -> r1, shaped on ph2): ${(got / 1e6).toFixed(2)} Mbit/s`);
+      expect(Math.abs(got / (40e6 * (1398 / 1464)) - 1)).toBeLessThan(0.05);
+    } finally {
+      back.kill();
+    }
   });
 
   it('answers status, exec and set from fresh CLI processes', () => {
@@ -352,6 +367,31 @@ describe.skipIf(!isRoot || !built)(`dune across three phynodes over SSH (${REASO
       expect(inNode(ph(1), nsA, ['ping', '-c2', '-W3', '-M', 'do', '-s', String(1430 - 28), b]).code).toBe(0);
     } finally {
       expect(dune(['down', fits]).code).toBe(0);
+    }
+  });
+
+  it('carries traffic over a cross-host link once both ends exist, each created on its own', async () => {
+    const f = writeTopology('halves.toml', [
+      '[topology]', 'lab = "half"',
+      '[topology.nodes.a]', 'phynode = "ph1"', '[topology.nodes.b]', 'phynode = "ph2"',
+      '[[topology.links]]', 'endpoints = ["a:eth0", "b:eth0"]', '',
+    ].join('\n'));
+    const p = planOf(f);
+    const opts = { knownHostsFile: tb.knownHosts, sshConfigFile: null, agentSocket: null, cacheRoot: tb.cacheDir };
+    const agents = [1, 2].map((i) => new RemoteAgent({ phynode: `ph${i}`, host: ph(i).underlay, user: 'root', identity: tb.clientKey }, opts));
+    const [a1, a2] = agents as [RemoteAgent, RemoteAgent];
+    const nsA = p.nodes.find((n) => n.node === 'a')?.ns as string;
+    const b = p.links[0]?.b.v4?.split('/')[0] as string;
+    try {
+      await a1.up(hostView(p, ['ph1']), () => undefined);
+      // a's VXLAN end exists and is up; nothing answers on the other side yet.
+      expect(inNode(ph(1), nsA, ['ip', '-br', 'link', 'show', 'eth0']).out).toMatch(/UP|UNKNOWN/);
+      expect(inNode(ph(1), nsA, ['ping', '-c1', '-W1', b]).code).not.toBe(0);
+      await a2.up(hostView(p, ['ph2']), () => undefined);
+      expect(inNode(ph(1), nsA, ['ping', '-c2', '-W3', b]).code).toBe(0);
+    } finally {
+      for (const a of agents) await a.down('half', () => undefined);
+      for (const a of agents) a.close();
     }
   });
 
