@@ -63,7 +63,11 @@ describe.skipIf(skip !== '')(`kernel mode (NFQUEUE) ${skip}`, () => {
   afterAll(async () => {
     for (const n of NS) {
       await removeRules({ netns: n }).catch(() => {});
-      execFileSync('ip', ['netns', 'del', n]);
+      try {
+        execFileSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
+      } catch {
+        // already gone
+      }
     }
   });
 
