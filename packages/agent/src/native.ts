@@ -21,7 +21,7 @@ export interface NativeApi {
    * Per name: [errno, netlink fd, namespace fd] (the fds are -1 when protocol < 0). `init`:
    * [path, value] pairs written inside each new namespace first (best effort).
    */
-  netnsCreateMany(names: string[], threads: number, protocol: number, init?: [string, string][]): Int32Array;
+  netnsCreateMany(names: string[], threads: number, protocol: number, init?: [string, string][], loAliases?: string[]): Int32Array;
   /** Per name: errno (0 = deleted or already absent). */
   netnsDeleteMany(names: string[]): Int32Array;
 }

@@ -37,10 +37,14 @@ export const NETNS_INIT_SYSCTLS: [string, string][] = [['/proc/sys/net/ipv6/conf
  * scales with cores), each returned with a routing socket opened inside it while the thread
  * was there. Names that already exist fail with EEXIST: a namespace is never adopted.
  */
-export function createNamespaces(names: string[], threads = 2, init: [string, string][] = NETNS_INIT_SYSCTLS): CreateResult {
+/**
+ * Creates the namespaces; with `loAliases` (one per name), lo of each carries its mark before
+ * the namespace gets its name, so no kill -9 can leave a named but unmarked lab namespace.
+ */
+export function createNamespaces(names: string[], threads = 2, init: [string, string][] = NETNS_INIT_SYSCTLS, loAliases?: string[]): CreateResult {
   const out: CreateResult = { created: [], failed: [] };
   if (names.length === 0) return out;
-  const r = native().netnsCreateMany(names, threads, NETLINK_ROUTE, init);
+  const r = loAliases ? native().netnsCreateMany(names, threads, NETLINK_ROUTE, init, loAliases) : native().netnsCreateMany(names, threads, NETLINK_ROUTE, init);
   names.forEach((name, i) => {
     const errno = r[3 * i] ?? 0;
     const nlFd = r[3 * i + 1] ?? -1;

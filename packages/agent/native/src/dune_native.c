@@ -20,6 +20,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/netlink.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -463,7 +465,52 @@ struct ns_job {
   char **init_paths; /* /proc/sys files written inside each new namespace */
   char **init_values;
   uint32_t n_init;
+  char **aliases; /* per name, lo's alias, set before the namespace gets its name; or NULL */
 };
+
+/*
+ * Sets the alias (IFLA_IFALIAS) of lo, ifindex 1, in the namespace this thread is in. It is
+ * the mark teardown trusts, so it must be there before /run/netns/<name> points at the
+ * namespace: a kill -9 at any moment then leaves either an empty file (not a namespace yet,
+ * removed as stale) or a marked namespace, never an unmarked one with the lab's name.
+ */
+static int set_lo_alias(const char *alias) {
+  struct {
+    struct nlmsghdr nh;
+    struct ifinfomsg ifi;
+    char attrs[RTA_SPACE(256)];
+  } req;
+  size_t len = strlen(alias);
+  if (len > 255) return ENAMETOOLONG;
+  memset(&req, 0, sizeof req);
+  req.nh.nlmsg_type = RTM_NEWLINK;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  req.nh.nlmsg_seq = 1;
+  req.ifi.ifi_family = AF_UNSPEC;
+  req.ifi.ifi_index = 1;
+  struct rtattr *rta = (struct rtattr *)req.attrs;
+  rta->rta_type = IFLA_IFALIAS;
+  rta->rta_len = RTA_LENGTH(len);
+  memcpy(RTA_DATA(rta), alias, len);
+  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof req.ifi) + RTA_ALIGN(rta->rta_len);
+  int fd = nl_socket(NETLINK_ROUTE);
+  if (fd < 0) return errno;
+  int err = 0;
+  if (send(fd, &req, req.nh.nlmsg_len, 0) < 0) {
+    err = errno;
+  } else {
+    char buf[4096];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n < 0) {
+      err = errno;
+    } else if ((size_t)n >= NLMSG_LENGTH(sizeof(struct nlmsgerr))) {
+      struct nlmsghdr *h = (struct nlmsghdr *)buf;
+      if (h->nlmsg_type == NLMSG_ERROR) err = -((struct nlmsgerr *)NLMSG_DATA(h))->error;
+    }
+  }
+  close(fd);
+  return err;
+}
 
 static int create_one(const char *name, int protocol, int32_t *res, const struct ns_job *job) {
   char path[PATH_MAX];
@@ -481,6 +528,14 @@ static int create_one(const char *name, int protocol, int32_t *res, const struct
   }
   char self[64];
   snprintf(self, sizeof self, "/proc/self/task/%ld/ns/net", (long)syscall(SYS_gettid));
+  const char *alias = job->aliases ? job->aliases[(res - job->results) / 3] : NULL;
+  if (alias && alias[0]) {
+    int e = set_lo_alias(alias);
+    if (e) {
+      unlink(path);
+      return e;
+    }
+  }
   if (mount(self, path, "none", MS_BIND, NULL) < 0) {
     int e = errno;
     unlink(path);
@@ -518,6 +573,31 @@ static void free_names(char **names, uint32_t n) {
   if (!names) return;
   for (uint32_t i = 0; i < n; i++) free(names[i]);
   free(names);
+}
+
+/* An array of strings, any content (aliases). */
+static int read_names_any(napi_env env, napi_value arr, char ***out, uint32_t *n) {
+  bool is_array = false;
+  *out = NULL;
+  *n = 0;
+  napi_is_array(env, arr, &is_array);
+  if (!is_array) {
+    napi_throw_type_error(env, "EINVAL", "dune_native: expected an array of strings");
+    return -1;
+  }
+  napi_get_array_length(env, arr, n);
+  char **v = calloc(*n ? *n : 1, sizeof(char *));
+  if (!v) return -1;
+  for (uint32_t i = 0; i < *n; i++) {
+    napi_value e;
+    napi_get_element(env, arr, i, &e);
+    if (get_string(env, e, &v[i], 0) < 0) {
+      free_names(v, *n);
+      return -1;
+    }
+  }
+  *out = v;
+  return 0;
 }
 
 static int read_names(napi_env env, napi_value arr, char ***out, uint32_t *n) {
@@ -559,8 +639,8 @@ static int read_names(napi_env env, napi_value arr, char ***out, uint32_t *n) {
  * is created in it, e.g. net.ipv6.conf.default.* that new interfaces inherit.
  */
 static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char **names;
   uint32_t n;
@@ -595,8 +675,24 @@ static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
       }
     }
   }
+  /* Optional: one alias per name for lo, written before the namespace gets its name. */
+  char **aliases = NULL;
+  napi_valuetype t5 = napi_undefined;
+  if (argc >= 5) napi_typeof(env, argv[4], &t5);
+  if (t5 == napi_object) {
+    uint32_t na = 0;
+    if (read_names_any(env, argv[4], &aliases, &na) < 0 || na != n) {
+      free_names(aliases, na);
+      free_names(names, n);
+      free_names(init_paths, n_init);
+      free_names(init_values, n_init);
+      if (na != n) napi_throw_error(env, "EINVAL", "dune_native: netnsCreateMany needs one alias per name");
+      return NULL;
+    }
+  }
   const char *failed = NULL;
   if (prepare_run_dir(&failed) < 0) {
+    free_names(aliases, n);
     free_names(names, n);
     free_names(init_paths, n_init);
     free_names(init_values, n_init);
@@ -616,7 +712,7 @@ static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
   pthread_t tids[64];
   int started = 0;
   for (int t = 0; t < threads; t++) {
-    jobs[t] = (struct ns_job){names, (int)n, threads, t, protocol, results, init_paths, init_values, n_init};
+    jobs[t] = (struct ns_job){names, (int)n, threads, t, protocol, results, init_paths, init_values, n_init, aliases};
     if (pthread_create(&tids[t], NULL, create_worker, &jobs[t]) == 0) {
       started++;
     } else {
@@ -632,6 +728,7 @@ static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
   }
   for (int t = 0; t < threads; t++)
     if (tids[t]) pthread_join(tids[t], NULL);
+  free_names(aliases, n);
   free_names(names, n);
   free_names(init_paths, n_init);
   free_names(init_values, n_init);
