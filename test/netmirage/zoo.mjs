@@ -64,6 +64,8 @@ try {
   const e = run(inNs(EDGE, ['node', EDGE_BIN, ...line.split(' ').slice(1), '-I', ipFile]), true);
   check('edge configured', e.status === 0, e.stderr);
   const ips = readFileSync(ipFile, 'utf8').trim().split('\n');
+  // --settle S: wait before measuring (a userspace OVS datapath is still taking its ports).
+  if (args.includes('--settle')) await new Promise((r) => setTimeout(r, 1000 * Number(args[args.indexOf('--settle') + 1])));
   const p = run(inNs(EDGE, ['ping', '-n', '-q', '-c', '3', '-i', '0.2', '-W', '3', '-I', ips[0], ips[ips.length - 1]]), true);
   result.ping = { src: ips[0], dst: ips[ips.length - 1], out: /rtt.*|100% packet loss/.exec(p.stdout)?.[0] };
   check('the first and the last client reach each other', p.status === 0, p.stdout);

@@ -143,10 +143,12 @@ export async function ovsConfigure(o: OvsOptions, nm: NetmiragePlan, nics: Saved
     port.set(c.rootDev, 1000 + 2 * c.index);
     port.set(c.selfDev, 1001 + 2 * c.index);
   }
-  const args: string[] = [];
-  for (const [dev, n] of port) args.push('--', 'add-port', OVS_BRIDGE, dev, '--', 'set', 'Interface', dev, `ofport_request=${n}`);
-  // One transaction per few hundred ports: ovs-vsctl's command line stays short.
-  for (let i = 0; i < args.length; i += 2400) await vsctl(o, args.slice(i, i + 2400).slice(1), 'add-port');
+  // One transaction per 200 ports: ovs-vsctl's command line stays short.
+  const ports = [...port];
+  for (let i = 0; i < ports.length; i += 200) {
+    const args = ports.slice(i, i + 200).flatMap(([dev, n]) => ['--', 'add-port', OVS_BRIDGE, dev, '--', 'set', 'Interface', dev, `ofport_request=${n}`]);
+    await vsctl(o, args.slice(1), 'add-port');
+  }
 
   const flows: string[] = [];
   for (const n of nics) {
