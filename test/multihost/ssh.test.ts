@@ -97,6 +97,37 @@ describe.skipIf(!isRoot)(`SSH transport on the test bed (${REASON})`, () => {
     }
   });
 
+  it('follows a ~/.ssh/config alias: HostName, User, IdentityFile', async () => {
+    const ph = tb.phynodes[1] as TestPhynode;
+    const cfg = join(scratch, 'ssh_config');
+    writeFileSync(cfg, `Host lab-ph2\n  HostName ${ph.underlay}\n  User root\n  IdentityFile ${tb.clientKey}\n`);
+    const h = await SshHost.connect({ phynode: 'ph2', host: 'lab-ph2' }, { ...opts(), sshConfigFile: cfg });
+    try {
+      expect(h.target.label).toBe(`root@${ph.underlay}:22`);
+      expect((await h.run(['hostname', '-I'])).trim()).toContain(ph.underlay);
+    } finally {
+      h.close();
+    }
+  });
+
+  it('authenticates with a key held by ssh-agent (SSH_AUTH_SOCK), no key file named', async () => {
+    const ph = tb.phynodes[0] as TestPhynode;
+    const sock = join(scratch, 'agent.sock');
+    const { spawnSync } = await import('node:child_process');
+    const started = spawnSync('ssh-agent', ['-a', sock, '-s'], { encoding: 'utf8' });
+    const pid = Number(/SSH_AGENT_PID=(\d+)/.exec(started.stdout)?.[1]);
+    expect(pid).toBeGreaterThan(0);
+    try {
+      expect(spawnSync('ssh-add', [tb.clientKey], { env: { ...process.env, SSH_AUTH_SOCK: sock }, encoding: 'utf8' }).status).toBe(0);
+      // No identity and no config: the usual ~/.ssh/id_* files (if any) are refused, the agent's key is taken.
+      const h = await SshHost.connect({ phynode: ph.name, host: ph.underlay, user: 'root' }, { ...opts(), agentSocket: sock });
+      expect((await h.run(['id', '-u'])).trim()).toBe('0');
+      h.close();
+    } finally {
+      process.kill(pid, 'SIGTERM');
+    }
+  });
+
   it('refuses an unknown host key, with its fingerprint and how to accept it', async () => {
     const ph = tb.phynodes[0] as TestPhynode;
     const kh = join(scratch, 'empty_known_hosts');
