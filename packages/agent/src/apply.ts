@@ -29,7 +29,7 @@ import { planImpairment, type ImpairPlan } from './impair/backends.js';
 import { applyNftLoss, nftTableName, type NftLossEntry } from './impair/nft.js';
 import { queueTcPlan } from './impair/tc-apply.js';
 import { isNativeError, native } from './native.js';
-import { getLink, newBridge, newVeth, newVxlan, parseLink, setLink, type LinkSpec } from './netlink/link.js';
+import { getLink, newBridge, newVeth, newVxlan, parseLink, setLink, type BridgeSpec, type LinkSpec } from './netlink/link.js';
 import { newAddr, newRoute } from './netlink/addr-route.js';
 import { NlSocket } from './netlink/socket.js';
 import { createNamespaces, NETNS_INIT_SYSCTLS, nsPath, openNsFd } from './netns.js';
@@ -356,7 +356,15 @@ class Applier {
       } else {
         const b: BridgeOp = op;
         const [c, idx] = this.allocIndex(b.ns, op, b.name);
-        const s: LinkSpec = { name: b.name, index: idx, ...(b.mtu ? { mtu: b.mtu } : {}) };
+        // nemu's Switch: STP off and no forward delay, so ports forward as soon as they are up.
+        const s: BridgeSpec = {
+          name: b.name,
+          index: idx,
+          ...(b.mtu ? { mtu: b.mtu } : {}),
+          stpState: 0,
+          forwardDelayCs: 0,
+          ...(b.ageingTimeCs !== undefined ? { ageingTimeCs: b.ageingTimeCs } : {}),
+        };
         c.sock.queue(ref, (w, seq) => newBridge(w, seq, s));
         creators.add(c);
         aliases.push({ c, index: idx, alias: b.alias, opIndex: i, up: this.aliasAndUp(c, b.name, ups) });

@@ -7,10 +7,15 @@
  * - Every node gets a /32 and a /128 from the node pools, in node order. The pool's first
  *   address (and for IPv4 its last) is never handed out: `10.0.0.0` and the IPv6
  *   subnet-router anycast address are poor loopbacks.
+ * - Every L2 segment (segments.ts) with routers on it gets one IPv4 and one IPv6 subnet from
+ *   the segment pools, just wide enough for its members (IPv4: members + network + broadcast;
+ *   IPv6: a /64 unless the pool is narrower), largest first; member i takes address i + 1. A
+ *   switch's own ends get no address, and segment links take nothing from the link pools.
  * - The user's `addrs` are added to their interfaces as written, and nothing generated
  *   overlaps any of them (the whole prefix, not just the address, is kept free).
  */
 import type { Diagnostics, Topology } from '@dune/topology';
+import { DEFAULT_SEGMENT_POOLS } from '@dune/topology';
 import {
   blockSize,
   carve,
@@ -25,6 +30,7 @@ import {
   type Prefix,
 } from './cidr.js';
 import type { Interfaces } from './interfaces.js';
+import type { Segments } from './segments.js';
 
 export interface Addressing {
   /** Per link: the a and b ends' addresses, without prefix length. */
@@ -34,6 +40,12 @@ export interface Addressing {
   v6b: string[];
   linkV4Len: number;
   linkV6Len: number;
+  /** Per link: the prefix length its ends' addresses carry (a segment's, or linkV4Len/linkV6Len). */
+  v4Len: number[];
+  v6Len: number[];
+  /** Per segment: its subnets (`10.64.0.0/24`), '' when it has no routers. */
+  segV4: string[];
+  segV6: string[];
   /** Per node: its loopback addresses, without prefix length. */
   nodeV4: string[];
   nodeV6: string[];
@@ -51,7 +63,7 @@ interface Owned {
 
 const POOL_HINT = 'set a larger pool or a longer prefix length under [topology.addressing]';
 
-export function assignAddresses(topo: Topology, ifs: Interfaces, diags: Diagnostics): Addressing {
+export function assignAddresses(topo: Topology, ifs: Interfaces, segs: Segments, diags: Diagnostics): Addressing {
   const nNodes = topo.nodes.length;
   const nLinks = topo.links.length;
   const pools = topo.lab.pools;
@@ -63,6 +75,10 @@ export function assignAddresses(topo: Topology, ifs: Interfaces, diags: Diagnost
     v6b: new Array<string>(nLinks).fill(''),
     linkV4Len: pools.linkV4Len,
     linkV6Len: pools.linkV6Len,
+    v4Len: new Array<number>(nLinks).fill(pools.linkV4Len),
+    v6Len: new Array<number>(nLinks).fill(pools.linkV6Len),
+    segV4: new Array<string>(segs.list.length).fill(''),
+    segV6: new Array<string>(segs.list.length).fill(''),
     nodeV4: new Array<string>(nNodes).fill(''),
     nodeV6: new Array<string>(nNodes).fill(''),
     user: Array.from({ length: nNodes }, () => new Map<string, string[]>()),
@@ -115,8 +131,8 @@ export function assignAddresses(topo: Topology, ifs: Interfaces, diags: Diagnost
   });
 
   // Pools.
-  const pool = (field: 'linkV4' | 'linkV6' | 'nodeV4' | 'nodeV6', family: Family): Prefix | undefined => {
-    const text = pools[field];
+  const pool = (field: 'linkV4' | 'linkV6' | 'nodeV4' | 'nodeV6' | 'segmentV4' | 'segmentV6', family: Family): Prefix | undefined => {
+    const text = pools[field] ?? (field === 'segmentV4' || field === 'segmentV6' ? DEFAULT_SEGMENT_POOLS[field] : '');
     const p = parsePrefix(text);
     if (typeof p === 'string') {
       diags.error('invalid-pool', `address pool ${field}: ${p}`, undefined, POOL_HINT);
@@ -136,9 +152,16 @@ export function assignAddresses(topo: Topology, ifs: Interfaces, diags: Diagnost
   const linkV6 = pool('linkV6', 6);
   const nodeV4 = pool('nodeV4', 4);
   const nodeV6 = pool('nodeV6', 6);
-  for (const [name, a, b] of [['IPv4', linkV4, nodeV4], ['IPv6', linkV6, nodeV6]] as const) {
+  const hasSegments = segs.list.some((sg) => sg.members.length > 0);
+  const segV4 = hasSegments ? pool('segmentV4', 4) : undefined;
+  const segV6 = hasSegments ? pool('segmentV6', 6) : undefined;
+  for (const [name, a, b, other] of [
+    ['IPv4 link', linkV4, nodeV4, 'node'], ['IPv6 link', linkV6, nodeV6, 'node'],
+    ['IPv4 segment', segV4, linkV4, 'link'], ['IPv4 segment', segV4, nodeV4, 'node'],
+    ['IPv6 segment', segV6, linkV6, 'link'], ['IPv6 segment', segV6, nodeV6, 'node'],
+  ] as const) {
     if (a && b && overlaps(a, b)) {
-      diags.error('overlapping-pools', `the ${name} link pool ${formatPrefix(a)} and node pool ${formatPrefix(b)} overlap`, undefined, 'give links and nodes disjoint pools under [topology.addressing]');
+      diags.error('overlapping-pools', `the ${name} pool ${formatPrefix(a)} and ${other} pool ${formatPrefix(b)} overlap`, undefined, 'give links, segments and nodes disjoint pools under [topology.addressing]');
     }
   }
   const checkLen = (field: 'linkV4Len' | 'linkV6Len', p: Prefix | undefined, max: number): boolean => {
@@ -155,9 +178,9 @@ export function assignAddresses(topo: Topology, ifs: Interfaces, diags: Diagnost
 
   const reserved = (family: Family) => owned.filter((o) => o.prefix.family === family);
 
-  const allocate = (what: 'node' | 'link', p: Prefix, len: number, count: number, hostSkip: boolean): bigint[] | undefined => {
+  const allocate = (what: 'node' | 'link' | 'segment', p: Prefix, len: number, count: number, hostSkip: boolean, taken: [bigint, bigint][] = []): bigint[] | undefined => {
     const users = reserved(p.family);
-    const ranges = users.map((o) => rangeOf(o.prefix));
+    const ranges = [...users.map((o) => rangeOf(o.prefix)), ...taken];
     if (hostSkip) {
       const [first, last] = rangeOf(p);
       if (last - first > 1n) {
@@ -187,16 +210,59 @@ export function assignAddresses(topo: Topology, ifs: Interfaces, diags: Diagnost
     const s = allocate('node', nodeV6, 128, nNodes, true);
     if (s) s.forEach((a, i) => (out.nodeV6[i] = formatAddr(6, a)));
   }
+  const p2p: number[] = [];
+  for (let li = 0; li < nLinks; li++) if (segs.ofLink[li] === -1) p2p.push(li);
   const linkEnds = (p: Prefix, len: number, aOut: string[], bOut: string[]) => {
-    const s = allocate('link', p, len, nLinks, false);
+    const s = allocate('link', p, len, p2p.length, false);
     if (!s) return;
     const hostBits = (p.family === 4 ? 32 : 128) - len;
     const off = hostBits <= 1 ? 0n : 1n;
     s.forEach((start, i) => {
-      aOut[i] = formatAddr(p.family, start + off);
-      bOut[i] = formatAddr(p.family, start + off + 1n);
+      const li = p2p[i] as number;
+      aOut[li] = formatAddr(p.family, start + off);
+      bOut[li] = formatAddr(p.family, start + off + 1n);
     });
   };
+  const segmentEnds = (p: Prefix) => {
+    const fam = p.family;
+    const bits = fam === 4 ? 32 : 128;
+    const lenOf = (members: number): number => {
+      // Room for the members plus the network address (and IPv4's broadcast).
+      let host = 2;
+      while (2n ** BigInt(host) < BigInt(members + 2)) host++;
+      return fam === 4 ? bits - host : Math.max(Math.min(64, bits - host), p.len);
+    };
+    const byLen = new Map<number, number[]>();
+    segs.list.forEach((sg, s) => {
+      if (sg.members.length === 0) return;
+      const len = lenOf(sg.members.length);
+      byLen.set(len, [...(byLen.get(len) ?? []), s]);
+    });
+    const taken: [bigint, bigint][] = [];
+    for (const len of [...byLen.keys()].sort((x, y) => x - y)) {
+      const list = byLen.get(len) as number[];
+      if (len < p.len) {
+        diags.error('pool-exhausted', `the IPv${fam} segment pool ${formatPrefix(p)} is too small for a segment of ${segs.list[list[0] as number]?.members.length} routers (a /${len})`, undefined,
+          `set a larger segment_v${fam} under [topology.addressing]`);
+        return;
+      }
+      const starts = allocate('segment', p, len, list.length, false, taken);
+      if (!starts) return;
+      starts.forEach((start, i) => {
+        const s = list[i] as number;
+        taken.push(rangeOf({ family: fam, addr: start, len }));
+        (fam === 4 ? out.segV4 : out.segV6)[s] = formatNetwork({ family: fam, addr: start, len });
+        segs.list[s]?.members.forEach((m, k) => {
+          const a = formatAddr(fam, start + 1n + BigInt(k));
+          const aOut = fam === 4 ? (m.end === 'a' ? out.v4a : out.v4b) : m.end === 'a' ? out.v6a : out.v6b;
+          aOut[m.link] = a;
+          (fam === 4 ? out.v4Len : out.v6Len)[m.link] = len;
+        });
+      });
+    }
+  };
+  if (segV4) segmentEnds(segV4);
+  if (segV6) segmentEnds(segV6);
   if (linkV4 && v4LenOk) linkEnds(linkV4, pools.linkV4Len, out.v4a, out.v4b);
   if (linkV6 && v6LenOk) linkEnds(linkV6, pools.linkV6Len, out.v6a, out.v6b);
   return out;

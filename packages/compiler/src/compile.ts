@@ -1,7 +1,7 @@
 /**
  * Topology → Plan, as a pipeline of small pure stages:
  *
- *   check ends ─► interfaces ─► addresses ─► graph ─► weights ─► placement ─► carriers
+ *   check ends ─► interfaces ─► graph ─► L2 segments ─► addresses ─► weights ─► placement ─► carriers
  *     ─► source files ─► (errors so far) ─► templates ─► (errors) ─► routes ─► ops ─► Plan
  *
  * Each stage adds its problems to one Diagnostics, so a run reports every error it can
@@ -20,6 +20,7 @@ import { assemble } from './ops.js';
 import { place } from './placement.js';
 import { canonicalJson, PLAN_FORMAT, type Plan } from './plan.js';
 import { chooseWeights, computeRoutes } from './routing.js';
+import { findSegments } from './segments.js';
 import { checkSources, renderNodes, Sources } from './template.js';
 
 export interface CompileOptions {
@@ -69,8 +70,9 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
   const ns = keys.map((k) => (opts.nsPrefix === undefined ? nsName(lab, k) : `${opts.nsPrefix}${k}`));
 
   const ifs = assignInterfaces(topo, nodeIndex, diags);
-  const addr = assignAddresses(topo, ifs, diags);
   const net = buildNetworkGraph(topo, nodeIndex);
+  const segs = findSegments(topo, net, diags);
+  const addr = assignAddresses(topo, ifs, segs, diags);
   const weights = topo.lab.routing === 'static' ? chooseWeights(topo, diags) : undefined;
   if (!opts.clientShapingApplied) warnShaping(topo, diags);
   const placement = place(topo, net, diags);
@@ -82,8 +84,8 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
   const rendered = renderNodes({ topo, lab, keys, ns, ifs, addr, placement, mtu: carriers.mtu }, sources, diags);
   diags.throwIfErrors();
 
-  const routes = weights ? computeRoutes({ topo, net, ifs, addr, ns }, weights, diags) : undefined;
-  const assembled = assemble({ topo, lab, keys, ns, ifs, addr, net, placement, carriers, routes, rendered });
+  const routes = weights ? computeRoutes({ topo, net, ifs, addr, ns, segs }, weights, diags) : undefined;
+  const assembled = assemble({ topo, lab, keys, ns, ifs, addr, net, placement, carriers, routes, rendered, segs });
   const diagnostics = sortDiagnostics([...diags.items]);
   assembled.stats['warnings'] = diagnostics.filter((d) => d.severity === 'warning').length;
 

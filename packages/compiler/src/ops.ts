@@ -2,14 +2,17 @@
  * Stage 7: the per-phynode operation lists.
  *
  * Order (each kind needs the ones before it):
- *   netns → veth/vxlan → addr → up (lo, then links) → sysctl → impair → route → file → exec → process
+ *   netns → veth/vxlan → bridge → addr → enslave → up (lo, then bridge, then links) → sysctl
+ *     → impair → route → file → exec → process
+ * A switch or hub (node-kinds.ts) gets a bridge with every link end enslaved, and no
+ * addresses, forwarding sysctls or routes.
  * Within a kind: node order, then the node's interfaces in link order (links: link order).
  *
  * Route ops are the bulk (Kdl, all nodes: ~1.1 M). They are made here, straight into the
  * host's list, from routing's compact next-hop tables; their strings are shared, not copied.
  */
 import type { Impairment, Topology } from '@dune/topology';
-import { IMPAIRMENT_KEYS } from '@dune/topology';
+import { bridgeAgeingTimeCs, IMPAIRMENT_KEYS } from '@dune/topology';
 import type { Addressing } from './addressing.js';
 import type { NetworkGraph } from './graph.js';
 import type { Interfaces } from './interfaces.js';
@@ -19,6 +22,7 @@ import type { Placement } from './placement.js';
 import type { HostPlan, HostTarget, LinkInfo, NodeInfo, Op, RouteOp, SysctlOp } from './plan.js';
 import type { Rendered } from './template.js';
 import type { Routes } from './routing.js';
+import type { Segments } from './segments.js';
 
 export interface Assembly {
   topo: Topology;
@@ -33,6 +37,15 @@ export interface Assembly {
   /** Undefined with routing `none`. */
   routes: Routes | undefined;
   rendered: Rendered;
+  segs: Segments;
+}
+
+/** The bridge of an L2 node: `br0`, or the first `br<N>` none of its links is named. */
+export function bridgeName(ifs: Interfaces, v: number): string {
+  const used = new Set((ifs.byNode[v] ?? []).map((i) => i.name));
+  let k = 0;
+  while (used.has(`br${k}`)) k++;
+  return `br${k}`;
 }
 
 /** What every node gets so it forwards, and so asymmetric paths are not dropped. */
@@ -81,7 +94,8 @@ export interface Assembled {
 }
 
 export function assemble(a: Assembly): Assembled {
-  const { topo, lab, keys, ns, ifs, addr, net, placement, carriers, routes, rendered } = a;
+  const { topo, lab, keys, ns, ifs, addr, net, placement, carriers, routes, rendered, segs } = a;
+  const bridges = topo.nodes.map((_, v) => (segs.isL2[v] ? bridgeName(ifs, v) : ''));
   const H = placement.phynodes.length;
   const nodesOn: number[][] = Array.from({ length: H }, () => []);
   topo.nodes.forEach((_, v) => nodesOn[placement.hostOf[v] as number]?.push(v));
@@ -173,6 +187,14 @@ export function assemble(a: Assembly): Assembled {
     }
 
     for (const v of on) {
+      if (!segs.isL2[v]) continue;
+      const ageing = bridgeAgeingTimeCs(topo.nodes[v]?.kind);
+      const br = bridges[v] as string;
+      ops.push({ op: 'bridge', ns: ns[v] as string, name: br, alias: ifAlias(lab, keys[v] as string, br), ...(ageing !== undefined ? { ageingTimeCs: ageing } : {}) });
+    }
+
+    for (const v of on) {
+      if (segs.isL2[v]) continue;
       const nsv = ns[v] as string;
       const user = addr.user[v] as Map<string, string[]>;
       const addrOp = (dev: string, cidr: string) => {
@@ -185,15 +207,21 @@ export function assemble(a: Assembly): Assembled {
       for (const c of user.get('lo') ?? []) addrOp('lo', c);
       for (const i of ifs.byNode[v] ?? []) {
         const isA = i.end === 'a';
-        addrOp(i.name, `${isA ? addr.v4a[i.link] : addr.v4b[i.link]}/${addr.linkV4Len}`);
-        addrOp(i.name, `${isA ? addr.v6a[i.link] : addr.v6b[i.link]}/${addr.linkV6Len}`);
+        addrOp(i.name, `${isA ? addr.v4a[i.link] : addr.v4b[i.link]}/${addr.v4Len[i.link]}`);
+        addrOp(i.name, `${isA ? addr.v6a[i.link] : addr.v6b[i.link]}/${addr.v6Len[i.link]}`);
         for (const c of user.get(i.name) ?? []) addrOp(i.name, c);
       }
     }
 
     for (const v of on) {
+      if (!segs.isL2[v]) continue;
+      for (const i of ifs.byNode[v] ?? []) ops.push({ op: 'enslave', ns: ns[v] as string, dev: i.name, master: bridges[v] as string });
+    }
+
+    for (const v of on) {
       const nsv = ns[v] as string;
       ops.push({ dev: 'lo', ns: nsv, op: 'up' });
+      if (segs.isL2[v]) ops.push({ dev: bridges[v] as string, ns: nsv, op: 'up' });
       for (const i of ifs.byNode[v] ?? []) ops.push({ dev: i.name, ns: nsv, op: 'up' });
     }
 
@@ -206,8 +234,9 @@ export function assemble(a: Assembly): Assembled {
         ops.push({ key, ns: nsv, op: 'sysctl', value } satisfies SysctlOp);
         stats.sysctls++;
       };
-      for (const [key, value] of ROUTER_SYSCTLS) if (!userKeys.has(key)) sys(key, value);
-      for (const i of ifs.byNode[v] ?? []) {
+      // A switch forwards frames in its bridge, not packets: it needs none of the router's.
+      if (!segs.isL2[v]) for (const [key, value] of ROUTER_SYSCTLS) if (!userKeys.has(key)) sys(key, value);
+      for (const i of segs.isL2[v] ? [] : (ifs.byNode[v] ?? [])) {
         const key = ifaceRpFilterKey(i.name);
         if (!userKeys.has(key)) sys(key, '0');
       }
@@ -249,8 +278,8 @@ export function assemble(a: Assembly): Assembled {
     node: node.id,
     ns: ns[v] as string,
     phynode: placement.phynodes[placement.hostOf[v] as number]?.name as string,
-    v4: addr.nodeV4[v] as string,
-    v6: addr.nodeV6[v] as string,
+    v4: segs.isL2[v] ? '' : (addr.nodeV4[v] as string),
+    v6: segs.isL2[v] ? '' : (addr.nodeV6[v] as string),
     cpus: nodeCpus[v] as number[],
   }));
 

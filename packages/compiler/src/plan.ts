@@ -51,12 +51,15 @@ export interface VxlanOp {
   alias: string;
 }
 
+/** A Linux bridge, always with STP off and forward delay 0 (nemu's Switch): ports forward at once. */
 export interface BridgeOp {
   op: 'bridge';
   ns: string;
   name: string;
   alias: string;
   mtu?: number;
+  /** IFLA_BR_AGEING_TIME in centiseconds; 0 forgets every MAC at once, so the bridge floods (a hub). Absent: the kernel's 300 s. */
+  ageingTimeCs?: number;
 }
 
 /** Attach `dev` (in `ns`) to bridge `master` (same namespace). */

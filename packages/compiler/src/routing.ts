@@ -14,6 +14,12 @@
  * multigraph it reads past its data; and a route only ever uses the best of parallel links
  * anyway (lowest weight, then lowest link index).
  *
+ * An L2 segment (segments.ts) is a multi-access link: every pair of its routers is adjacent,
+ * as if joined by a link whose weight is 1 hop, or, for any other weight, the sum of that
+ * weight along the (unique: switch loops are refused) switch path between them, access links
+ * included. The next hop is the neighbour's address on the segment, the route's dev the
+ * router's own interface into it. Switches and hubs neither get nor are routes.
+ *
  * Ties between equal-cost paths are broken by the search order, which is fixed by node and
  * link order: same input, same routes.
  */
@@ -25,6 +31,7 @@ import { components, type NetworkGraph } from './graph.js';
 import type { Interfaces } from './interfaces.js';
 import { describeLink } from './interfaces.js';
 import type { RouteOp } from './plan.js';
+import type { Segments } from './segments.js';
 
 /** Shortest paths by hop count, or by a numeric link weight (one value per link). */
 export type Weights = { kind: 'hops' } | { kind: 'weight'; name: string; perLink: Float64Array };
@@ -99,13 +106,19 @@ export interface RouteInputs {
   addr: Addressing;
   /** Per node: its namespace name. */
   ns: string[];
+  segs: Segments;
 }
 
 export interface Routes {
   /** Destination nodes, in node order. */
   dests: number[];
-  /** Per destination (same order): per node, the link its route leaves by; -1 for none. */
+  /**
+   * Per destination (same order): per node, the link its route leaves by; -1 for none. A
+   * value ≥ the link count is a segment adjacency: `segmentHop` says which.
+   */
   nextLink: Int32Array[];
+  /** `nextLink` value → [the router's link into the segment, the neighbour's link into it]. */
+  segmentHop(node: number, value: number): [number, number];
   v4: number;
   v6: number;
   /** (node, destination) pairs with no path: different components. */
@@ -119,13 +132,23 @@ export interface Routes {
 }
 
 export function computeRoutes(input: RouteInputs, weights: Weights, diags: Diagnostics): Routes {
-  const { topo, net, ifs, addr, ns } = input;
+  const { topo, net, ifs, addr, ns, segs } = input;
   const n = topo.nodes.length;
+  const L = topo.links.length;
   const comps = components(n, net);
   const dests: number[] = [];
   topo.nodes.forEach((node, i) => {
+    if (segs.isL2[i]) return;
     if (topo.lab.routeTo === 'all-nodes' || node.client) dests.push(i);
   });
+  // Segment adjacencies, after the links in the adjacency numbering: pairs of member links.
+  const segPairs: number[] = [];
+  const segmentHop = (v: number, value: number): [number, number] => {
+    const x = segPairs[2 * (value - L)] as number;
+    const y = segPairs[2 * (value - L) + 1] as number;
+    const routerOf = (li: number) => (segs.isL2[net.aNode[li] as number] ? net.bNode[li] : net.aNode[li]);
+    return routerOf(x) === v ? [x, y] : [y, x];
+  };
   const isDest = new Uint8Array(n);
   for (const d of dests) isDest[d] = 1;
   const nextLink: Int32Array[] = [];
@@ -146,6 +169,7 @@ export function computeRoutes(input: RouteInputs, weights: Weights, diags: Diagn
     v6: 0,
     unroutedPairs: 0,
     components: comps.length,
+    segmentHop,
     emit(v, out) {
       const nsv = ns[v] as string;
       // Only a node others can route to gets its loopback as source (NetMirage mode routes
@@ -157,10 +181,21 @@ export function computeRoutes(input: RouteInputs, weights: Weights, diags: Diagn
         const li = (nextLink[k] as Int32Array)[v] as number;
         if (li < 0) continue;
         const d = dests[k] as number;
-        const isA = aNode[li] === v;
-        const dev = (isA ? aName[li] : bName[li]) as string;
-        const via4 = (isA ? v4b[li] : v4a[li]) as string;
-        const via6 = (isA ? v6b[li] : v6a[li]) as string;
+        let dev: string;
+        let via4: string;
+        let via6: string;
+        if (li < L) {
+          const isA = aNode[li] === v;
+          dev = (isA ? aName[li] : bName[li]) as string;
+          via4 = (isA ? v4b[li] : v4a[li]) as string;
+          via6 = (isA ? v6b[li] : v6a[li]) as string;
+        } else {
+          const [own, peer] = segmentHop(v, li);
+          dev = (segs.isL2[aNode[own] as number] ? bName[own] : aName[own]) as string;
+          const peerA = !segs.isL2[aNode[peer] as number];
+          via4 = (peerA ? v4a[peer] : v4b[peer]) as string;
+          via6 = (peerA ? v6a[peer] : v6b[peer]) as string;
+        }
         if (routed) {
           for (const dst of dstV4[d] as string[]) out.push({ dev, dst, ns: nsv, op: 'route', src: src4, via: via4 });
           for (const dst of dstV6[d] as string[]) out.push({ dev, dst, ns: nsv, op: 'route', src: src6, via: via6 });
@@ -183,18 +218,55 @@ export function computeRoutes(input: RouteInputs, weights: Weights, diags: Diagn
   const bestWeight = new Map<number, number>();
   const pairOrder: number[] = [];
   const weightOf = (li: number) => (weights.kind === 'hops' ? 1 : (weights.perLink[li] as number));
-  net.graph.forEachEdge((_e, attrs) => {
-    const li = attrs.link;
-    const a = net.aNode[li] as number;
-    const b = net.bNode[li] as number;
-    if (a === b) return;
+  const offer = (a: number, b: number, w: number, adj: number) => {
     const key = a < b ? a * n + b : b * n + a;
-    const w = weightOf(li);
     const prev = bestWeight.get(key);
     if (prev === undefined) pairOrder.push(key);
     if (prev === undefined || w < prev) {
       bestWeight.set(key, w);
-      bestLink.set(key, li);
+      bestLink.set(key, adj);
+    }
+  };
+  net.graph.forEachEdge((_e, attrs) => {
+    const li = attrs.link;
+    const a = net.aNode[li] as number;
+    const b = net.bNode[li] as number;
+    if (a === b || segs.isL2[a] || segs.isL2[b]) return;
+    offer(a, b, weightOf(li), li);
+  });
+  segs.list.forEach((sg) => {
+    if (sg.members.length < 2) return;
+    // Per switch a member hangs off: distances to every switch of the segment along its tree.
+    const l2Of = (li: number) => (segs.isL2[aNode[li] as number] ? aNode[li] : net.bNode[li]) as number;
+    const dist = new Map<number, Map<number, number>>();
+    const from = (root: number): Map<number, number> => {
+      let m = dist.get(root);
+      if (m) return m;
+      m = new Map([[root, 0]]);
+      const queue = [root];
+      for (let i = 0; i < queue.length; i++) {
+        const u = queue[i] as number;
+        const du = m.get(u) as number;
+        net.graph.forEachEdge(String(u), (_e, attrs) => {
+          const li = attrs.link;
+          const w = (aNode[li] === u ? net.bNode[li] : aNode[li]) as number;
+          if (!segs.isL2[w] || (m as Map<number, number>).has(w)) return;
+          (m as Map<number, number>).set(w, du + weightOf(li));
+          queue.push(w);
+        });
+      }
+      dist.set(root, m);
+      return m;
+    };
+    for (let i = 0; i < sg.members.length; i++) {
+      const mi = sg.members[i] as { node: number; link: number };
+      const di = from(l2Of(mi.link));
+      for (let j = i + 1; j < sg.members.length; j++) {
+        const mj = sg.members[j] as { node: number; link: number };
+        const w = weights.kind === 'hops' ? 1 : weightOf(mi.link) + (di.get(l2Of(mj.link)) ?? 0) + weightOf(mj.link);
+        segPairs.push(mi.link, mj.link);
+        offer(mi.node, mj.node, w, L + segPairs.length / 2 - 1);
+      }
     }
   });
   const simple = new UndirectedGraph<Record<string, never>, { w: number }>();
@@ -213,7 +285,7 @@ export function computeRoutes(input: RouteInputs, weights: Weights, diags: Diagn
     const per4 = (dstV4[d] as string[]).length;
     const per6 = (dstV6[d] as string[]).length;
     for (let v = 0; v < n; v++) {
-      if (v === d) continue;
+      if (v === d || segs.isL2[v]) continue;
       const pv = parents[v] as number[];
       if (pv.length === 0) {
         result.unroutedPairs++;

@@ -418,7 +418,7 @@ export function nodeContext(input: RenderInputs, v: number): NodeContext {
     const peerName = (iface.end === 'a' ? ifs.bName[li] : ifs.aName[li]) as string;
     const v4 = (iface.end === 'a' ? addr.v4a[li] : addr.v4b[li]) as string;
     const v6 = (iface.end === 'a' ? addr.v6a[li] : addr.v6b[li]) as string;
-    const addrs = [`${v4}/${addr.linkV4Len}`, `${v6}/${addr.linkV6Len}`, ...(addr.user[v]?.get(iface.name) ?? [])];
+    const addrs = [...(v4 === '' ? [] : [`${v4}/${addr.v4Len[li]}`, `${v6}/${addr.v6Len[li]}`]), ...(addr.user[v]?.get(iface.name) ?? [])];
     ifaces[iface.name] = {
       name: iface.name,
       latency: own.impairment.delayUs === undefined ? null : own.impairment.delayUs / 1000,

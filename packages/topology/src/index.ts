@@ -5,3 +5,4 @@ export * from './toml.js';
 export * from './graphml.js';
 export * from './read.js';
 export * from './assignments.js';
+export * from './node-kinds.js';

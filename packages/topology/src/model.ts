@@ -5,6 +5,7 @@
  * Nothing after resolution sees a raw type.
  */
 import type { SourceLoc } from './errors.js';
+import type { NodeKind } from './node-kinds.js';
 
 export type TopologyFormat = 'dune-toml' | 'netmirage-graphml' | 'zoo-graphml';
 
@@ -124,6 +125,8 @@ export interface ClientShaping {
 
 export interface Node {
   id: string;
+  /** See node-kinds.ts; absent: `router`. */
+  kind?: NodeKind;
   /** The phynode the user pinned this node to, if any. */
   phynode?: string;
   sysctls: Record<string, string>;
@@ -193,6 +196,9 @@ export interface AddressPools {
   /** Prefix lengths carved from the pools. */
   linkV4Len: number;
   linkV6Len: number;
+  /** L2 segments (routers joined by switches): one subnet each, sized by its member count. Absent: DEFAULT_SEGMENT_POOLS. */
+  segmentV4?: string;
+  segmentV6?: string;
 }
 
 export const DEFAULT_POOLS: AddressPools = {
@@ -203,6 +209,9 @@ export const DEFAULT_POOLS: AddressPools = {
   linkV4Len: 31,
   linkV6Len: 127,
 };
+
+/** Disjoint from DEFAULT_POOLS (nodes 10.0/10, links 10.128/9). */
+export const DEFAULT_SEGMENT_POOLS = { segmentV4: '10.64.0.0/10', segmentV6: 'fd7a:5e00::/32' } as const;
 
 export interface Topology {
   format: TopologyFormat;

@@ -5,6 +5,8 @@
  */
 import type { Diagnostics, SourceLoc } from './errors.js';
 import type { Bind, Command, Node, Pinned, Template } from './model.js';
+import { choicesHint } from './errors.js';
+import { isNodeKind, NODE_KIND_NAMES, type NodeKind } from './node-kinds.js';
 import { joinCommand, splitCommand, CommandSyntaxError } from './command.js';
 import type { TomlLocator } from './toml-locate.js';
 import type { RawBind, RawMap, RawNode, RawNodeBody, RawPinned } from './toml-raw.js';
@@ -15,6 +17,7 @@ import {
 
 /** A node's settings before defaults and node are combined. */
 export interface NodeParts {
+  kind?: NodeKind;
   sysctls: Map<string, string>;
   templates: Map<string, Template>;
   binds: Bind[];
@@ -38,6 +41,14 @@ export class NodeResolver {
   parts(body: RawNodeBody | undefined): NodeParts {
     const parts: NodeParts = { sysctls: new Map(), templates: new Map(), binds: [], exec: [], pinned: [], ctx: {} };
     if (!body) return parts;
+    if (body.kind) {
+      const k = asString(this.d, body.kind, `write kind = "${NODE_KIND_NAMES[0]}"`);
+      if (k !== undefined && isNodeKind(k)) parts.kind = k;
+      else if (k !== undefined) {
+        this.d.error('unknown-kind', `node kind "${k}" (${pathText(body.kind.path)}) is not supported; the kinds are ${NODE_KIND_NAMES.join(', ')}`,
+          body.kind.loc, choicesHint(k, NODE_KIND_NAMES));
+      }
+    }
     for (const e of body.sysctls?.entries ?? []) {
       if (!SYSCTL_KEY.test(e.key)) {
         this.d.error('bad-sysctl', `"${e.key}" in ${pathText(e.path.slice(0, -1))} is not a sysctl name`, e.keyLoc,
@@ -84,6 +95,7 @@ export class NodeResolver {
   private fromParts(id: string, p: NodeParts, loc: SourceLoc): Node {
     return {
       id,
+      ...(p.kind !== undefined ? { kind: p.kind } : {}),
       sysctls: recordOf(p.sysctls),
       templates: [...p.templates.values()],
       binds: p.binds,
@@ -215,7 +227,9 @@ function mergeParts(base: NodeParts, own: NodeParts | undefined): NodeParts {
   if (!own) return b;
   for (const [k, v] of own.sysctls) b.sysctls.set(k, v);
   for (const [k, v] of own.templates) b.templates.set(k, v);
+  const kind = own.kind ?? b.kind;
   return {
+    ...(kind !== undefined ? { kind } : {}),
     sysctls: b.sysctls,
     templates: b.templates,
     binds: [...b.binds, ...own.binds],

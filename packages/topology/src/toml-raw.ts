@@ -21,7 +21,7 @@ export const TOPOLOGY_KEYS = [
 ] as const;
 export type TopologySettingKey = Exclude<(typeof TOPOLOGY_KEYS)[number], 'defaults' | 'nodes' | 'links' | 'addressing'>;
 
-export const ADDRESSING_KEYS = ['link_v4', 'link_v6', 'node_v4', 'node_v6', 'link_v4_len', 'link_v6_len'] as const;
+export const ADDRESSING_KEYS = ['link_v4', 'link_v6', 'node_v4', 'node_v6', 'link_v4_len', 'link_v6_len', 'segment_v4', 'segment_v6'] as const;
 export type AddressingKey = (typeof ADDRESSING_KEYS)[number];
 
 export const DEFAULTS_KEYS = ['links', 'nodes'] as const;
@@ -51,7 +51,7 @@ export type LinkLevel = 'defaults' | 'link' | 'endpoint';
 export const LOSS_MODEL_KEYS = ['p', 'r', 'one_minus_h', 'one_minus_k'] as const;
 export type LossModelKey = (typeof LOSS_MODEL_KEYS)[number];
 
-export const NODE_KEYS = ['sysctls', 'templates', 'binds', 'exec', 'pinned', 'addrs', 'phynode'] as const;
+export const NODE_KEYS = ['kind', 'sysctls', 'templates', 'binds', 'exec', 'pinned', 'addrs', 'phynode'] as const;
 /** Keys only a node (not `topology.defaults.nodes`) may have. */
 const NODE_ONLY_KEYS = ['addrs', 'phynode'] as const;
 
@@ -123,6 +123,8 @@ export interface RawPinned {
 
 export interface RawNodeBody {
   loc: SourceLoc;
+  /** `router` (default), `switch`, `hub`: node-kinds.ts. */
+  kind?: Located;
   sysctls?: RawMap;
   templates?: RawMap;
   binds?: RawBind[];
@@ -333,6 +335,9 @@ class RawReader {
         continue;
       }
       switch (key) {
+        case 'kind':
+          body.kind = this.leaf(t, kpath);
+          break;
         case 'sysctls':
           body.sysctls = this.map(t, kpath, true);
           break;
@@ -355,8 +360,10 @@ class RawReader {
           body.pinned = this.pinned(t, kpath);
           break;
         default:
-          this.maybeTypo(key, kpath, isDefaults ? NODE_KEYS.filter((k) => !(NODE_ONLY_KEYS as readonly string[]).includes(k)) : NODE_KEYS,
-            'kept as template context, ctx');
+          // `kind` is two edits from DUNE's own `rid`: only one edit away counts as its typo.
+          this.maybeTypo(key, kpath, editDistance(key.toLowerCase(), 'kind') === 1 ? ['kind']
+            : NODE_KEYS.filter((k) => k !== 'kind' && !(isDefaults && (NODE_ONLY_KEYS as readonly string[]).includes(k))),
+          'kept as template context, ctx');
           body.ctx.push({ key, ...this.leaf(t, kpath) });
       }
     }

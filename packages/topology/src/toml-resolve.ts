@@ -115,6 +115,10 @@ function pools(raw: RawDuneFile, d: Diagnostics): AddressPools {
   out.linkV6 = pool(a.link_v6, 6) ?? out.linkV6;
   out.nodeV4 = pool(a.node_v4, 4) ?? out.nodeV4;
   out.nodeV6 = pool(a.node_v6, 6) ?? out.nodeV6;
+  const segV4 = pool(a.segment_v4, 4);
+  if (segV4 !== undefined) out.segmentV4 = segV4;
+  const segV6 = pool(a.segment_v6, 6);
+  if (segV6 !== undefined) out.segmentV6 = segV6;
   const len = (l: Located | undefined, poolCidr: string, max: number): number | undefined => {
     if (!l) return undefined;
     const min = Number(poolCidr.split('/')[1]);

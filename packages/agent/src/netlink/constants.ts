@@ -86,6 +86,10 @@ export const IFLA_INFO_DATA = 2;
 
 export const VETH_INFO_PEER = 1;
 
+// IFLA_BR_* (linux/if_link.h): bridge options inside IFLA_INFO_DATA, times in clock_t (1/100 s).
+export const IFLA_BR_FORWARD_DELAY = 1;
+export const IFLA_BR_AGEING_TIME = 4;
+export const IFLA_BR_STP_STATE = 5;
 export const IFLA_VXLAN_ID = 1;
 export const IFLA_VXLAN_GROUP = 2;
 export const IFLA_VXLAN_LINK = 3;

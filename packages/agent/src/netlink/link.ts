@@ -7,6 +7,9 @@ import {
   AF_UNSPEC,
   IFF_UP,
   IFLA_ADDRESS,
+  IFLA_BR_AGEING_TIME,
+  IFLA_BR_FORWARD_DELAY,
+  IFLA_BR_STP_STATE,
   IFLA_IFALIAS,
   IFLA_IFNAME,
   IFLA_INFO_DATA,
@@ -136,10 +139,26 @@ export function newVxlan(w: NlWriter, seq: number, s: VxlanSpec): void {
   w.endMsg(start);
 }
 
-export function newBridge(w: NlWriter, seq: number, s: LinkSpec): void {
+export interface BridgeSpec extends LinkSpec {
+  /** IFLA_BR_STP_STATE: 0 off. */
+  stpState?: number;
+  /** IFLA_BR_FORWARD_DELAY in centiseconds; 0 only allowed with STP off (sent first). */
+  forwardDelayCs?: number;
+  /** IFLA_BR_AGEING_TIME in centiseconds; 0: learn nothing, flood everything (a hub). */
+  ageingTimeCs?: number;
+}
+
+export function newBridge(w: NlWriter, seq: number, s: BridgeSpec): void {
   const start = beginNew(w, seq, s);
   const info = w.beginNest(IFLA_LINKINFO);
   w.attrStr(IFLA_INFO_KIND, 'bridge');
+  if (s.stpState !== undefined || s.forwardDelayCs !== undefined || s.ageingTimeCs !== undefined) {
+    const data = w.beginNest(IFLA_INFO_DATA);
+    if (s.stpState !== undefined) w.attrU32(IFLA_BR_STP_STATE, s.stpState);
+    if (s.forwardDelayCs !== undefined) w.attrU32(IFLA_BR_FORWARD_DELAY, s.forwardDelayCs);
+    if (s.ageingTimeCs !== undefined) w.attrU32(IFLA_BR_AGEING_TIME, s.ageingTimeCs);
+    w.endNest(data);
+  }
   w.endNest(info);
   w.endMsg(start);
 }
