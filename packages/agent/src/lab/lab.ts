@@ -12,7 +12,7 @@ import {
   STATE_ROOT, journalLabs, labDir, logDir, newState, readPlan, readPlanText, readState, removeJournal, writePlan, writeState,
   type LabState, type ProcessRecord,
 } from './journal.js';
-import { isAlive, pidsInNamespaces, runInNs, startProcess, terminate } from './processes.js';
+import { isAlive, isRunning, pidsInNamespaces, runInNs, startProcess, terminate } from './processes.js';
 import { converge, opKey } from './diff.js';
 import { applyOps } from '../apply.js';
 import { changeImpairment } from '../impair/index.js';
@@ -105,15 +105,8 @@ function withLock<T>(lab: string, fn: () => Promise<T>): Promise<T> {
     writeFileSync(p, String(process.pid), { flag: 'wx' });
   } catch {
     const holder = Number(readFileSync(p, 'utf8'));
-    let alive = false;
-    try {
-      if (holder > 0) {
-        process.kill(holder, 0);
-        alive = true;
-      }
-    } catch {
-      alive = false;
-    }
+    // A zombie (killed, not yet reaped) holds nothing: kill(pid, 0) alone would say it lives.
+    const alive = holder > 0 && isRunning(holder);
     if (alive && holder !== process.pid) {
       throw new DuneError('lab-busy', `lab ${lab} is being changed by process ${holder}`, { hint: 'wait for it to finish' });
     }

@@ -46,6 +46,17 @@ export function procStartTicks(pid: number): number | undefined {
   }
 }
 
+/** Whether a process exists and is not a zombie. */
+export function isRunning(pid: number): boolean {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = s.slice(s.lastIndexOf(')') + 2).split(' ')[0];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
 export function isAlive(pid: number, startTicks: number): boolean {
   const t = procStartTicks(pid);
   if (t === undefined || t !== startTicks) return false;
