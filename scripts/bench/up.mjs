@@ -23,7 +23,7 @@ import { deleteBatch, deletePerNs, describeOps, renameNs, runBatched, runPerOp }
 import { cleanMininet, mininetLinks, mininetMissing, mininetVersion, runMininetLinear } from './lib/mininet.mjs';
 import { loadavg, namespaces, settle } from './lib/proc.mjs';
 import { goal, ratio, s2, table } from './lib/report.mjs';
-import { linearToml, ringToml, zooAsToml } from './lib/topologies.mjs';
+import { linearSwitchToml, linearToml, ringToml, zooAsToml } from './lib/topologies.mjs';
 import { summarizeProfile } from './lib/cpuprofile.mjs';
 import { verifyLab } from './lib/verify.mjs';
 
@@ -257,17 +257,22 @@ async function partC() {
   writeFileSync(file, linearToml(K));
   const plainFile = join(tmp, `linear-${K}-none.toml`);
   writeFileSync(plainFile, linearToml(K, 'none'));
+  const swFile = join(tmp, `linear-${K}-switch.toml`);
+  writeFileSync(swFile, linearSwitchToml(K));
   const plan = dune.plan(file, lab);
   const ops = opsOf(plan);
   console.log(`Mininet ${mininetVersion()}: ${K} LinuxBridge switches (bridges in the host namespace, no STP), ${K} hosts (a shell in its`);
   console.log(`own namespace each, not ip netns), ${2 * K - 1} veth links, host addresses 10.0.0.x/8 set with ifconfig through the host shells.`);
-  console.log('dune has no switch (bridge) node yet, so each switch is a router node with its host attached:');
-  console.log(`${K * 2} namespaces, ${2 * K - 1} links, static routes to every node: ${describeOps(ops)}.`);
-  console.log(`So dune builds more here (twice the namespaces, addresses on every end, ${(ops.filter((o) => o.op === 'route').length).toLocaleString('en')} routes vs plain L2`);
-  console.log('bridging). The same file with routing = "none" is timed too: no routes, closer to Mininet\'s lab.');
+  const swPlan = dune.plan(swFile, lab);
+  const swOps = opsOf(swPlan);
+  console.log(`Like for like, dune with \`kind = "switch"\` nodes: ${K} switches (a bridge each, STP off, in its own namespace), ${K} hosts`);
+  console.log(`on the one L2 segment they form (one /24 and one /64), no routes: ${describeOps(swOps)}.`);
+  console.log('Beside it, as before, each switch as a router node with its host attached:');
+  console.log(`${K * 2} namespaces, ${2 * K - 1} links, static routes to every node: ${describeOps(ops)}`);
+  console.log(`(twice the namespaces that get addresses, ${(ops.filter((o) => o.op === 'route').length).toLocaleString('en')} routes); and that file with routing = "none".`);
   console.log('Mininet runs through its Python API (what `mn --topo linear,200 --switch lxbr --controller none --test none`');
   console.log('does) so build and stop are timed apart; its up includes Python\'s start and imports, as ours includes Node\'s.');
-  console.log(`Both labs are pinged end to end after the timing (ours with TTL 255 both ways: ${K} routers in the path).\n`);
+  console.log(`Every lab is pinged end to end after the timing (the router one with TTL 255 both ways: ${K} routers in the path).\n`);
   const before = mininetLinks();
   if (before.length) console.log(`  note: ${before.length} Mininet-like links were already in the host namespace: removed first (${cleanMininet().links})`);
   let mn;
@@ -294,6 +299,18 @@ async function partC() {
     if (ping.status !== 0) throw new Error('the dune lab does not route end to end');
     await settle();
 
+    // Like for like: switches as bridges, the hosts on one segment, no routes.
+    const upSw = dune.up(swFile, lab);
+    mustVerify('dune lab, switches', verifyLab(swOps, nsOf(lab)));
+    const segAddr = (n) => swPlan.links.find((l) => l.a.node === n)?.a.v4;
+    const swPing = spawnSync('ip', ['netns', 'exec', swPlan.nodes.find((n) => n.node === 'h1').ns, 'ping', '-c1', '-W10', segAddr(`h${K}`)], { encoding: 'utf8' });
+    console.log(`  ping h1 → h${K} (${segAddr(`h${K}`)}, across ${K} bridges) in the dune switch lab: ${swPing.status === 0 ? 'ok' : `FAILED (${swPing.stdout.trim().split('\n').pop()})`}`);
+    await settle();
+    const dnSw = dune.down(lab);
+    mustBeGone('dune down', nsOf(lab));
+    if (swPing.status !== 0) throw new Error('the dune switch lab does not reach end to end');
+    await settle();
+
     // The same without routes: closer to what Mininet builds (no L3 state at all).
     const plainOps = opsOf(dune.plan(plainFile, lab));
     const upPlain = dune.up(plainFile, lab);
@@ -302,15 +319,18 @@ async function partC() {
     const dnPlain = dune.down(lab);
     mustBeGone('dune down', nsOf(lab));
     console.log('');
-    const row = (name, m, a, b) => [name, s2(m), s2(a), ratio(m, a), s2(b), ratio(m, b)];
-    table(['', 'Mininet', 'dune, static', 'dune faster', 'dune, routing none', 'dune faster'], [
-      row('up (build + start)', mn.upMs, up.wallMs, upPlain.wallMs),
-      row('down (stop)', mn.downMs, dn.wallMs, dnPlain.wallMs),
-      row('up + down', mn.upMs + mn.downMs, up.wallMs + dn.wallMs, upPlain.wallMs + dnPlain.wallMs),
-      row('CPU, whole run (Mininet: with its check)', mn.cpuMs, up.cpuMs + dn.cpuMs, upPlain.cpuMs + dnPlain.cpuMs),
+    const row = (name, m, w, a, b) => [name, s2(m), s2(w), ratio(m, w), s2(a), ratio(m, a), s2(b), ratio(m, b)];
+    table(['', 'Mininet', 'dune, switches', 'dune faster', 'dune, routers static', 'dune faster', 'dune, routers none', 'dune faster'], [
+      row('up (build + start)', mn.upMs, upSw.wallMs, up.wallMs, upPlain.wallMs),
+      row('down (stop)', mn.downMs, dnSw.wallMs, dn.wallMs, dnPlain.wallMs),
+      row('up + down', mn.upMs + mn.downMs, upSw.wallMs + dnSw.wallMs, up.wallMs + dn.wallMs, upPlain.wallMs + dnPlain.wallMs),
+      row('CPU, whole run (Mininet: with its check)', mn.cpuMs, upSw.cpuMs + dnSw.cpuMs, up.cpuMs + dn.cpuMs, upPlain.cpuMs + dnPlain.cpuMs),
     ]);
+    console.log(`  dune up steps, switches: ${upSw.steps.map((s) => `${s.name} ${s2(s.ms)}`).join(' · ')}`);
     console.log(`  Mininet: Python start + imports ${s2(mn.importMs)}; dune up steps: ${up.steps.map((s) => `${s.name} ${s2(s.ms)}`).join(' · ')}`);
     console.log('');
+    goal('like for like (switches): up ≥ 10× faster than Mininet', mn.upMs / upSw.wallMs >= 10, ratio(mn.upMs, upSw.wallMs));
+    goal('like for like (switches): down ≥ 10× faster than Mininet', mn.downMs / dnSw.wallMs >= 10, ratio(mn.downMs, dnSw.wallMs));
     goal('≥ 10× faster than Mininet (up + down, static routes)', (mn.upMs + mn.downMs) / (up.wallMs + dn.wallMs) >= 10, ratio(mn.upMs + mn.downMs, up.wallMs + dn.wallMs));
   } finally {
     await dune.downQuietly(lab);

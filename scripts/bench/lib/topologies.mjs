@@ -52,12 +52,16 @@ export function ringToml(nNodes, nLinks) {
  * namespace), statically routed unless `routing` says otherwise.
  */
 export function linearToml(k, routing = 'static') {
+  return toToml(linearLinks(k), { routing });
+}
+
+function linearLinks(k) {
   const links = [];
   for (let i = 1; i <= k; i++) {
     links.push({ a: `h${i}`, b: `s${i}` });
     if (i > 1) links.push({ a: `s${i}`, b: `s${i - 1}` });
   }
-  return toToml(links, { routing });
+  return links;
 }
 
 /**
@@ -73,4 +77,15 @@ export async function zooAsToml(file) {
   const linked = new Set(links.flatMap((l) => [l.a, l.b]));
   const isolated = topo.nodes.filter((n) => !linked.has(n.id)).length;
   return { toml: toToml(links, { routing: 'static', routing_weight: 'metric' }), nodes: topo.nodes.length, links: links.length, isolated };
+}
+
+/**
+ * Mininet's `--topo linear,K` like for like: the same links, s1…sK are `switch` nodes (a
+ * bridge each, STP off), h1…hK routers on the one L2 segment they form, and no routes: like
+ * Mininet's hosts, each reaches the others on its segment subnet only.
+ */
+export function linearSwitchToml(k) {
+  let s = toToml(linearLinks(k), { routing: 'none' });
+  for (let i = 1; i <= k; i++) s += `\n[topology.nodes.h${i}]\n[topology.nodes.s${i}]\nkind = "switch"\n`;
+  return s;
 }

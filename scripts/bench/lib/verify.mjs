@@ -29,7 +29,7 @@ export function verifyLab(ops, prefix, { sample = 8, aliases = true } = {}) {
     const mine = ops.filter((o) => o.ns === ns || (o.op === 'veth' && o.peerNs === ns));
     const exp = {
       up: mine.filter((o) => o.op === 'up' && o.ns === ns).length,
-      alias: aliases ? mine.filter((o) => o.op === 'netns').length + mine.filter((o) => o.op === 'veth').reduce((s, o) => s + Number(o.ns === ns) + Number(o.peerNs === ns), 0) : 0,
+      alias: aliases ? mine.filter((o) => o.op === 'netns' || o.op === 'bridge').length + mine.filter((o) => o.op === 'veth').reduce((s, o) => s + Number(o.ns === ns) + Number(o.peerNs === ns), 0) : 0,
       addr: mine.filter((o) => o.op === 'addr').length,
       route: mine.filter((o) => o.op === 'route').length,
     };
