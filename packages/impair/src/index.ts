@@ -7,6 +7,7 @@
  *   kernel/   iptables NFQUEUE rules + nfnetlink_queue spoken over a netlink socket (root)
  *   server/   REST API, Prometheus metrics and the live page
  *   cli/      the impaired-network-* commands
+ *   lab/      a lab's engine process: many namespaces, one queue per link direction, a control socket
  */
 export * from './engine/clock.js';
 export * from './engine/counters.js';
@@ -26,3 +27,8 @@ export * from './server/views.js';
 export * from './shell.js';
 export * from './cli/options.js';
 export * from './cli/main.js';
+export * from './lab/protocol.js';
+export * from './lab/rules.js';
+export * from './lab/lab-engine.js';
+export * from './lab/control.js';
+export * from './lab/main.js';

@@ -307,6 +307,18 @@ export class Engine {
     return p;
   }
 
+  /**
+   * Takes a pipe out (a lab link that is no longer impaired here). What it holds is dropped
+   * from the schedule undelivered: a frontend that holds kernel packets takes them first
+   * (takeHeld) and decides their fate.
+   */
+  removePipe(name: string): void {
+    const p = this.pipes.get(name);
+    if (p === undefined) return;
+    this.takeHeld([p]);
+    this.pipes.delete(name);
+  }
+
   pipe(name: string): Pipe {
     const p = this.pipes.get(name);
     if (p === undefined) throw new Error(`no pipe named "${name}" (pipes: ${[...this.pipes.keys()].join(', ')})`);

@@ -21,16 +21,21 @@ export interface IoNative {
   rawSend(fd: number, packet: Buffer): number;
 }
 
-const CANDIDATES = [
-  process.env.DUNE_NATIVE_ADDON,
-  // packages/impair/{src,dist}/kernel → packages/agent/native
-  fileURLToPath(new URL('../../../agent/native/build/Release/dune_native.node', import.meta.url)),
-].filter((p): p is string => typeof p === 'string' && p !== '');
+/** Read when first needed: a lab's engine, run from the agent's bundle, sets the variable first. */
+function candidates(): string[] {
+  return [
+    process.env.DUNE_NATIVE_ADDON,
+    process.env.DUNE_AGENT_NATIVE,
+    // packages/impair/{src,dist}/kernel → packages/agent/native
+    fileURLToPath(new URL('../../../agent/native/build/Release/dune_native.node', import.meta.url)),
+  ].filter((p): p is string => typeof p === 'string' && p !== '');
+}
 
 let cached: IoNative | undefined;
 
 export function ioNative(): IoNative {
   if (cached) return cached;
+  const CANDIDATES = candidates();
   const path = CANDIDATES.find((p) => existsSync(p));
   if (path === undefined) {
     throw new Error(

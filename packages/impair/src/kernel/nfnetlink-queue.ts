@@ -45,8 +45,13 @@ const align4 = (n: number) => (n + 3) & ~3;
 
 /** Writes netlink messages back to back into one growing buffer (one sendto for many). */
 export class NfqWriter {
-  private buf = Buffer.alloc(64 * 1024);
+  private buf: Buffer;
   length = 0;
+
+  /** A lab's engine has one writer per namespace: small ones that grow stay cheap by the hundred. */
+  constructor(initialBytes = 64 * 1024) {
+    this.buf = Buffer.alloc(initialBytes);
+  }
 
   private ensure(n: number): void {
     if (this.length + n <= this.buf.length) return;

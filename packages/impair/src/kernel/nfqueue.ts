@@ -27,6 +27,13 @@ export interface NfqueueOptions {
   queues: { queue: number; pipe: Pipe }[];
   /** Packets the kernel keeps per queue waiting for a verdict (its default, 1024, is small). */
   maxQueueLen?: number;
+  /**
+   * The buffer datagrams are read into. Packets are handled before the next read, so every
+   * front end of one process can share one (a lab's engine has one per namespace).
+   */
+  recvBuffer?: Buffer;
+  /** Initial size of the verdict buffer (it grows as needed). */
+  writerBytes?: number;
 }
 
 interface Ref {
@@ -41,8 +48,8 @@ export class NfqueueFrontend {
   private readonly io: IoNative;
   private fd = -1;
   private watch = -1;
-  private readonly recvBuf = Buffer.allocUnsafe(RECV_BUFFER_BYTES);
-  private readonly out = new NfqWriter();
+  private readonly recvBuf: Buffer;
+  private readonly out: NfqWriter;
   private flushScheduled = false;
   private readonly raw: { 4: number; 6: number } = { 4: -1, 6: -1 };
   private readonly byQueue = new Map<number, Pipe>();
@@ -51,6 +58,8 @@ export class NfqueueFrontend {
 
   constructor(private readonly opts: NfqueueOptions) {
     this.io = ioNative();
+    this.recvBuf = opts.recvBuffer ?? Buffer.allocUnsafe(RECV_BUFFER_BYTES);
+    this.out = new NfqWriter(opts.writerBytes);
     const seen = new Set<number>();
     for (const { queue } of opts.queues) {
       if (seen.has(queue)) throw new Error(`queue ${queue} is given twice`);
@@ -67,8 +76,6 @@ export class NfqueueFrontend {
     this.fd = this.io.nlOpen(this.nsPath, NETLINK_NETFILTER);
     try {
       this.bind(this.opts.queues);
-      this.raw[4] = this.io.rawOpen(this.nsPath, 4, ENGINE_MARK | 0);
-      this.raw[6] = this.io.rawOpen(this.nsPath, 6, ENGINE_MARK | 0);
       this.watch = this.io.fdWatch(this.fd, this.onReadable);
     } catch (e) {
       this.closeFds();
@@ -102,7 +109,7 @@ export class NfqueueFrontend {
       if (!pkt.copy) this.queueVerdict(ref.queue, ref.id, NF_ACCEPT);
     }
     this.flush();
-    const w = new NfqWriter();
+    const w = new NfqWriter(256);
     const s = this.seq++;
     configCmd(w, s, queue, NFQNL_CFG_CMD.UNBIND);
     this.byQueue.delete(queue);
@@ -114,7 +121,7 @@ export class NfqueueFrontend {
     for (const { queue } of queues) {
       if (this.byQueue.has(queue)) throw new Error(`queue ${queue} is already bound by this engine`);
     }
-    const w = new NfqWriter();
+    const w = new NfqWriter(Math.max(256, queues.length * 128));
     const seqs: number[] = [];
     for (const { queue } of queues) {
       const s1 = this.seq++;
@@ -127,7 +134,7 @@ export class NfqueueFrontend {
       this.call(w, seqs, `binding queue${queues.length === 1 ? '' : 's'} ${queues.map((q) => q.queue).join(', ')}`);
     } catch (e) {
       // Some may have been bound before one failed: unbind them all (an unbound one is no error).
-      const u = new NfqWriter();
+      const u = new NfqWriter(Math.max(256, queues.length * 64));
       for (const { queue } of queues) configCmd(u, this.seq++, queue, NFQNL_CFG_CMD.UNBIND);
       try {
         this.io.nlSend(this.fd, u.bytes());
@@ -208,7 +215,8 @@ export class NfqueueFrontend {
     const ref = pkt.ref as Ref;
     if (pkt.copy) {
       if (pkt.data === null) return;
-      const r = this.io.rawSend(this.raw[ref.family], pkt.data);
+      const fd = this.rawFd(ref.family);
+      const r = fd < 0 ? -9 : this.io.rawSend(fd, pkt.data);
       if (r < 0) {
         this.stats.sendErrors += 1;
         this.opts.engine.countFrontendError('nfqueue-inject-error');
@@ -218,6 +226,22 @@ export class NfqueueFrontend {
       return;
     }
     this.queueVerdict(ref.queue, ref.id, NF_ACCEPT, pkt.corrupted && pkt.data ? pkt.data : undefined);
+  }
+
+  /**
+   * The raw socket duplicates are sent through, opened on the first duplicate: most links
+   * never duplicate, and a lab's engine with hundreds of namespaces would otherwise hold two
+   * idle sockets in each. -1 when it cannot be opened (counted as an inject error).
+   */
+  private rawFd(family: 4 | 6): number {
+    if (this.raw[family] < 0 && this.fd >= 0) {
+      try {
+        this.raw[family] = this.io.rawOpen(this.nsPath, family, ENGINE_MARK | 0);
+      } catch {
+        return -1;
+      }
+    }
+    return this.raw[family];
   }
 
   private drop(pkt: Packet): void {
@@ -268,7 +292,7 @@ export class NfqueueFrontend {
     }
     this.flush();
     try {
-      const w = new NfqWriter();
+      const w = new NfqWriter(Math.max(256, this.byQueue.size * 64));
       const seqs: number[] = [];
       for (const queue of this.byQueue.keys()) {
         const s = this.seq++;

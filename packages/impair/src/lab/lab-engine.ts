@@ -1,0 +1,437 @@
+/**
+ * A lab's engine: one process per host and lab, in the host namespace, serving NFQUEUE for
+ * every link direction whose impairment the kernel cannot apply.
+ *
+ *   node namespace ns1 ── one NETLINK_NETFILTER socket ── queues 1000, 1001 ─┐
+ *   node namespace ns2 ── one NETLINK_NETFILTER socket ── queue 1000 ────────┼─> pipes `ns/dev` ─> one Engine, one heap, one clock
+ *   ...                                                                      ┘
+ *
+ * Each pipe is one direction of one link: its queue is bound before the rule that feeds it
+ * exists, and its rule is gone before the queue is unbound, so no packet ever meets a queue
+ * nobody listens on (the kernel would drop it). Queue numbers are per namespace (the
+ * kernel's queues are), the lowest free from QUEUE_BASE.
+ *
+ * A namespace deleted and created again under the same name (a converging `up` that
+ * re-creates a node) is noticed by its inode: the old socket is closed and the pipes are
+ * bound again in the new one.
+ */
+import { statSync } from 'node:fs';
+import type { Impairment } from '@dune/topology';
+import { RealClock, type Clock } from '../engine/clock.js';
+import { Engine, type Pipe } from '../engine/engine.js';
+import { NfqueueFrontend } from '../kernel/nfqueue.js';
+import { mergeParams, ParamsError } from '../params.js';
+import {
+  LAB_ENGINE_PROTOCOL, LabEngineError, pipeName, type HelloResult, type LabEngineStatus, type LabPipeSpec, type LabPipeStatus, type SyncResult,
+} from './protocol.js';
+import { removeScript, removeStaleJumps, restoreInNs, rulesScript, type QueueRule } from './rules.js';
+
+/** Lab queues start here: tools a user runs inside a node (impaired-network-*) default to 1 and 2. */
+export const QUEUE_BASE = 1000;
+const QUEUE_MAX = 65535;
+/** Rule writes (one nsenter + restore per family each) run this many at a time. */
+const RULE_CONCURRENCY = 6;
+const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
+
+interface LabPipe {
+  ns: string;
+  dev: string;
+  link: string;
+  nfqueue: number;
+  pipe: Pipe;
+}
+
+interface NsState {
+  ns: string;
+  /** The namespace's identity: its nsfs inode. */
+  ino: number;
+  frontend: NfqueueFrontend;
+  pipes: Map<string, LabPipe>;
+  /** Whether this process has put the jump from POSTROUTING in place. */
+  jump: boolean;
+  /** Opened in a recovering sync: a dead engine's jump may be there. */
+  stale: boolean;
+}
+
+/** The kernel side, replaceable in tests. */
+export interface LabKernel {
+  /** The namespace's inode, or undefined when it does not exist. */
+  nsIno(ns: string): number | undefined;
+  openFrontend(engine: Engine, ns: string, recvBuffer: Buffer): NfqueueFrontend;
+  writeRules(ns: string, lab: string, rules: readonly QueueRule[], addJump: boolean): Promise<void>;
+  removeRules(ns: string, lab: string): Promise<void>;
+  removeStaleJumps(ns: string, lab: string): Promise<number>;
+}
+
+export const realKernel: LabKernel = {
+  nsIno(ns) {
+    try {
+      return statSync(`/run/netns/${ns}`).ino;
+    } catch {
+      return undefined;
+    }
+  },
+  openFrontend(engine, ns, recvBuffer) {
+    const f = new NfqueueFrontend({ engine, netns: ns, queues: [], recvBuffer, writerBytes: 4096 });
+    f.start();
+    return f;
+  },
+  writeRules: (ns, lab, rules, addJump) => restoreInNs(ns, rulesScript(lab, rules, addJump)),
+  removeRules: (ns, lab) => restoreInNs(ns, removeScript(lab)),
+  removeStaleJumps,
+};
+
+export interface LabEngineOptions {
+  lab: string;
+  seed?: number;
+  clock?: Clock;
+  kernel?: LabKernel;
+}
+
+async function mapLimit<T>(items: readonly T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      try {
+        await fn(items[i] as T);
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (errors.length > 0) {
+    const first = errors[0] as Error;
+    throw new LabEngineError('rules-failed', `${first.message}${errors.length > 1 ? ` (and ${errors.length - 1} more namespaces failed)` : ''}`,
+      'is iptables installed (apt-get install iptables) and the kernel built with the NFQUEUE target (`dune-agent probe` shows nfqueue)?');
+  }
+}
+
+export class LabEngine {
+  readonly lab: string;
+  readonly engine: Engine;
+  readonly clock: Clock;
+  readonly startedAt = new Date().toISOString();
+  private readonly kernel: LabKernel;
+  private readonly nss = new Map<string, NsState>();
+  private readonly recvBuffer = Buffer.allocUnsafe(RECV_BUFFER_BYTES);
+  private closed = false;
+
+  constructor(opts: LabEngineOptions) {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(opts.lab)) throw new LabEngineError('bad-lab-name', `"${opts.lab}" is not a lab name (letters, digits, "_" and "-")`);
+    this.lab = opts.lab;
+    this.clock = opts.clock ?? new RealClock();
+    this.kernel = opts.kernel ?? realKernel;
+    // No per-second series (that is the live page's): with a thousand pipes it would cost memory for nothing.
+    this.engine = new Engine({ clock: this.clock, seed: opts.seed, eventCapacity: 1000, seriesSeconds: 1 });
+  }
+
+  get pipeCount(): number {
+    let n = 0;
+    for (const s of this.nss.values()) n += s.pipes.size;
+    return n;
+  }
+
+  hello(): HelloResult {
+    return { protocol: LAB_ENGINE_PROTOCOL, lab: this.lab, pid: process.pid, seed: this.engine.seed, startedAt: this.startedAt, pipes: this.pipeCount, namespaces: this.nss.size };
+  }
+
+  /** Validated parameters for one pipe, or every problem (nothing is applied then). */
+  private validate(specs: readonly { ns: string; dev: string; params: unknown }[]): Impairment[] {
+    const problems: { path: string; message: string; valid?: string }[] = [];
+    const seen = new Set<string>();
+    const out: Impairment[] = [];
+    for (const s of specs) {
+      if (typeof s !== 'object' || s === null || typeof s.ns !== 'string' || typeof s.dev !== 'string' || s.ns === '' || s.dev === '' || s.ns.includes('/')) {
+        problems.push({ path: '(pipe)', message: `a pipe needs "ns" (a namespace name) and "dev" (an interface), got ${JSON.stringify(s).slice(0, 120)}` });
+        out.push({});
+        continue;
+      }
+      const name = pipeName(s.ns, s.dev);
+      if (seen.has(name)) problems.push({ path: name, message: 'given twice' });
+      seen.add(name);
+      try {
+        out.push(mergeParams({ [name]: {} }, { [name]: s.params ?? {} })[name] ?? {});
+      } catch (e) {
+        if (!(e instanceof ParamsError)) throw e;
+        problems.push(...e.problems);
+        out.push({});
+      }
+    }
+    if (problems.length > 0) {
+      throw new LabEngineError('invalid-parameters', problems.map((p) => `${p.path}: ${p.message}`).join('; '), 'nothing was changed', problems);
+    }
+    return out;
+  }
+
+  private requireOpen(): void {
+    if (this.closed) throw new LabEngineError('shutting-down', 'the engine is shutting down');
+  }
+
+  /** Makes the pipes exactly `specs`: adds, removes and changes; rules written where needed. */
+  async sync(specs: readonly LabPipeSpec[], recover = false): Promise<SyncResult> {
+    this.requireOpen();
+    const t0 = performance.now();
+    const params = this.validate(specs);
+    const want = new Map<string, Map<string, { link: string; params: Impairment }>>();
+    specs.forEach((s, i) => {
+      const m = want.get(s.ns) ?? new Map<string, { link: string; params: Impairment }>();
+      m.set(s.dev, { link: String(s.link ?? ''), params: params[i] as Impairment });
+      want.set(s.ns, m);
+    });
+    const res: SyncResult = { added: 0, removed: 0, changed: 0, unchanged: 0, namespaces: want.size, rulesWritten: 0, ms: 0 };
+
+    // Namespaces gone or re-created: their rules went with them; close our sockets there.
+    for (const st of [...this.nss.values()]) {
+      if (this.kernel.nsIno(st.ns) !== st.ino) {
+        res.removed += want.has(st.ns) ? 0 : st.pipes.size;
+        this.dropNs(st);
+      }
+    }
+    // Namespaces we serve no more: rules out, then queues unbound.
+    const leaving = [...this.nss.values()].filter((st) => !want.has(st.ns));
+    await mapLimit(leaving, RULE_CONCURRENCY, async (st) => {
+      await this.kernel.removeRules(st.ns, this.lab);
+      st.jump = false;
+    });
+    for (const st of leaving) {
+      res.removed += st.pipes.size;
+      this.dropNs(st);
+    }
+
+    // Per namespace: new queues bound now, rules rewritten, old queues unbound after.
+    const dirty: NsState[] = [];
+    const unbind: [NsState, LabPipe][] = [];
+    for (const [ns, devs] of want) {
+      let st = this.nss.get(ns);
+      let changedSet = false;
+      if (st === undefined) {
+        st = this.openNs(ns, recover);
+        changedSet = true;
+      }
+      for (const [dev, p] of st.pipes) {
+        if (!devs.has(dev)) {
+          unbind.push([st, p]);
+          changedSet = true;
+        }
+      }
+      for (const [dev, w] of devs) {
+        const p = st.pipes.get(dev);
+        if (p === undefined) {
+          this.addPipe(st, dev, w.link, w.params, unbind.filter(([s]) => s === st).map(([, x]) => x.nfqueue));
+          res.added++;
+          changedSet = true;
+        } else {
+          if (w.link !== '') p.link = w.link;
+          if (JSON.stringify(p.pipe.parameters) === JSON.stringify(w.params)) res.unchanged++;
+          else {
+            this.engine.setParams({ [p.pipe.name]: w.params }, 'lab');
+            res.changed++;
+          }
+        }
+      }
+      if (changedSet) dirty.push(st);
+    }
+    await mapLimit(dirty, RULE_CONCURRENCY, (st) => this.writeRules(st, unbind.filter(([s]) => s === st).map(([, p]) => p.dev)));
+    res.rulesWritten = dirty.length;
+    for (const [st, p] of unbind) {
+      this.unbindPipe(st, p);
+      res.removed++;
+    }
+    res.ms = Math.round(performance.now() - t0);
+    return res;
+  }
+
+  /** Adds one pipe (its rules rewritten); fails if it exists. */
+  async add(spec: LabPipeSpec): Promise<{ nfqueue: number }> {
+    this.requireOpen();
+    const [params] = this.validate([spec]);
+    const existing = this.nss.get(spec.ns)?.pipes.get(spec.dev);
+    if (existing !== undefined) throw new LabEngineError('pipe-exists', `pipe ${pipeName(spec.ns, spec.dev)} exists (queue ${existing.nfqueue})`, 'use set to change its parameters');
+    return this.addOne(spec.ns, spec.dev, String(spec.link ?? ''), params as Impairment);
+  }
+
+  private async addOne(ns: string, dev: string, link: string, params: Impairment): Promise<{ nfqueue: number }> {
+    if (this.kernel.nsIno(ns) === undefined) throw new LabEngineError('no-such-namespace', `there is no namespace ${ns} (/run/netns/${ns})`);
+    let st = this.nss.get(ns);
+    const fresh = st === undefined || this.kernel.nsIno(ns) !== st.ino;
+    if (st !== undefined && fresh) this.dropNs(st);
+    if (fresh) st = this.openNs(ns, false);
+    const s = st as NsState;
+    const p = this.addPipe(s, dev, link, params, []);
+    try {
+      await this.writeRules(s, []);
+    } catch (e) {
+      this.unbindPipe(s, p);
+      if (s.pipes.size === 0) this.dropNs(s);
+      throw e;
+    }
+    return { nfqueue: p.nfqueue };
+  }
+
+  /** Removes one pipe: its rule first, then its queue. Idempotent. */
+  async remove(ns: string, dev: string): Promise<{ removed: boolean }> {
+    this.requireOpen();
+    const st = this.nss.get(ns);
+    const p = st?.pipes.get(dev);
+    if (st === undefined || p === undefined) return { removed: false };
+    if (this.kernel.nsIno(ns) !== st.ino) {
+      this.dropNs(st);
+      return { removed: true };
+    }
+    if (st.pipes.size === 1) {
+      await this.kernel.removeRules(ns, this.lab);
+      this.dropNs(st);
+    } else {
+      await this.writeRules(st, [dev]);
+      this.unbindPipe(st, p);
+    }
+    return { removed: true };
+  }
+
+  /** Replaces one pipe's parameters (with `create`, adds it when missing). */
+  async set(ns: string, dev: string, params: unknown, opts: { link?: string; create?: boolean } = {}): Promise<{ nfqueue: number; created: boolean }> {
+    this.requireOpen();
+    const [valid] = this.validate([{ ns, dev, params }]);
+    const st = this.nss.get(ns);
+    const p = st?.pipes.get(dev);
+    if (st !== undefined && p !== undefined && this.kernel.nsIno(ns) === st.ino) {
+      this.engine.setParams({ [p.pipe.name]: valid as Impairment }, 'lab');
+      if (opts.link) p.link = opts.link;
+      return { nfqueue: p.nfqueue, created: false };
+    }
+    if (!opts.create) {
+      throw new LabEngineError('no-such-pipe', `no pipe ${pipeName(ns, dev)} in lab ${this.lab}`, 'add it first, or pass "create": true');
+    }
+    const r = await this.addOne(ns, dev, opts.link ?? '', valid as Impairment);
+    return { nfqueue: r.nfqueue, created: true };
+  }
+
+  status(): LabEngineStatus {
+    const pipes: LabPipeStatus[] = [];
+    const now = this.clock.now();
+    for (const st of this.nss.values()) {
+      for (const p of st.pipes.values()) {
+        const c = p.pipe.counters;
+        const q = p.pipe.queueDepth(now);
+        pipes.push({
+          ns: p.ns,
+          dev: p.dev,
+          link: p.link,
+          nfqueue: p.nfqueue,
+          params: p.pipe.parameters,
+          received: { ...c.received },
+          delivered: { ...c.delivered },
+          dropped: { loss: { ...c.dropped.loss }, queue: { ...c.dropped.queue }, overflow: { ...c.dropped.overflow } },
+          duplicated: c.duplicated,
+          corrupted: c.corrupted,
+          reordered: c.reordered,
+          held: { ...p.pipe.held },
+          queued: q,
+          latencyUs: { p50: Math.round(c.latency.quantile(0.5)), p99: Math.round(c.latency.quantile(0.99)), max: Math.round(c.latency.max) },
+        });
+      }
+    }
+    pipes.sort((a, b) => (a.ns === b.ns ? (a.dev < b.dev ? -1 : 1) : a.ns < b.ns ? -1 : 1));
+    const late = this.clock instanceof RealClock ? this.clock.lateness : undefined;
+    const cpu = process.cpuUsage();
+    return {
+      protocol: LAB_ENGINE_PROTOCOL,
+      lab: this.lab,
+      pid: process.pid,
+      seed: this.engine.seed,
+      startedAt: this.startedAt,
+      namespaces: this.nss.size,
+      pipes,
+      held: { ...this.engine.held },
+      frontendErrors: Object.fromEntries(this.engine.frontendErrors),
+      schedulerLatenessUs: late ? { p50: Math.round(late.quantile(0.5)), p99: Math.round(late.quantile(0.99)), max: Math.round(late.max) } : { p50: 0, p99: 0, max: 0 },
+      cpuSeconds: { user: cpu.user / 1e6, system: cpu.system / 1e6 },
+      rssBytes: process.memoryUsage.rss(),
+    };
+  }
+
+  /**
+   * Stops: held packets are accepted (they were on their way), queues unbound, sockets
+   * closed; the rules removed first unless `keepRules` (the namespaces are about to go).
+   */
+  async close(opts: { keepRules?: boolean } = {}): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const all = [...this.nss.values()];
+    if (!opts.keepRules) {
+      await mapLimit(all.filter((st) => this.kernel.nsIno(st.ns) === st.ino), RULE_CONCURRENCY, (st) => this.kernel.removeRules(st.ns, this.lab)).catch(() => undefined);
+    }
+    for (const st of all) this.dropNs(st);
+    this.engine.close();
+  }
+
+  private openNs(ns: string, stale: boolean): NsState {
+    const ino = this.kernel.nsIno(ns);
+    if (ino === undefined) throw new LabEngineError('no-such-namespace', `there is no namespace ${ns} (/run/netns/${ns})`);
+    let frontend: NfqueueFrontend;
+    try {
+      frontend = this.kernel.openFrontend(this.engine, ns, this.recvBuffer);
+    } catch (e) {
+      throw new LabEngineError('nfqueue-failed', `cannot open nfnetlink_queue in ${ns}: ${(e as Error).message}`, 'the kernel needs nfnetlink_queue (CONFIG_NETFILTER_NETLINK_QUEUE)');
+    }
+    const st: NsState = { ns, ino, frontend, pipes: new Map(), jump: false, stale };
+    this.nss.set(ns, st);
+    return st;
+  }
+
+  /** Binds a queue (the lowest free one, not one still draining in `busy`) to a new pipe. */
+  private addPipe(st: NsState, dev: string, link: string, params: Impairment, busy: readonly number[]): LabPipe {
+    const used = new Set([...[...st.pipes.values()].map((p) => p.nfqueue), ...busy]);
+    let q = QUEUE_BASE;
+    while (used.has(q)) q++;
+    if (q > QUEUE_MAX) throw new LabEngineError('no-free-queue', `namespace ${st.ns} has no free NFQUEUE queue number`);
+    const name = pipeName(st.ns, dev);
+    this.engine.removePipe(name);
+    const pipe = this.engine.addPipe(name, params);
+    try {
+      st.frontend.addQueue(q, pipe);
+    } catch (e) {
+      this.engine.removePipe(name);
+      throw new LabEngineError('nfqueue-failed', `binding queue ${q} in ${st.ns} for ${dev}: ${(e as Error).message}`);
+    }
+    const p: LabPipe = { ns: st.ns, dev, link, nfqueue: q, pipe };
+    st.pipes.set(dev, p);
+    return p;
+  }
+
+  /** Writes the namespace's rule set: every pipe it has but those in `without`. */
+  private async writeRules(st: NsState, without: readonly string[]): Promise<void> {
+    if (st.stale) {
+      await this.kernel.removeStaleJumps(st.ns, this.lab);
+      st.stale = false;
+    }
+    const rules = [...st.pipes.values()].filter((p) => !without.includes(p.dev)).map((p) => ({ dev: p.dev, nfqueue: p.nfqueue }));
+    await this.kernel.writeRules(st.ns, this.lab, rules, !st.jump);
+    st.jump = true;
+  }
+
+  private unbindPipe(st: NsState, p: LabPipe): void {
+    try {
+      st.frontend.removeQueue(p.nfqueue);
+    } catch {
+      // the socket's close unbinds too
+    }
+    this.engine.removePipe(p.pipe.name);
+    st.pipes.delete(p.dev);
+  }
+
+  /** Closes a namespace's socket (its held packets accepted) and forgets its pipes. */
+  private dropNs(st: NsState): void {
+    try {
+      st.frontend.close();
+    } catch {
+      // a namespace already gone
+    }
+    for (const p of st.pipes.values()) this.engine.removePipe(p.pipe.name);
+    st.pipes.clear();
+    if (this.nss.get(st.ns) === st) this.nss.delete(st.ns);
+  }
+}
