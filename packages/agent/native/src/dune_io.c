@@ -27,7 +27,10 @@
 #include <node_api.h>
 #include <uv.h>
 
-#define MAX_WATCHES 256
+/* A lab's engine watches one socket per node namespace: hundreds. The table grows by
+ * doubling; entries are allocated one by one, so a poll handle's pointer to its entry stays
+ * valid when the table moves. */
+#define MAX_WATCHES 65536
 
 struct watch {
   int used;
@@ -38,7 +41,30 @@ struct watch {
   napi_async_context ctx;
 };
 
-static struct watch watches[MAX_WATCHES];
+static struct watch **watches;
+static int n_watches;
+
+/* A free slot's index, growing the table when all are taken; -1 at MAX_WATCHES or out of memory. */
+static int free_slot(void) {
+  for (int i = 0; i < n_watches; i++)
+    if (!watches[i]->used) return i;
+  if (n_watches >= MAX_WATCHES) return -1;
+  int grown = n_watches == 0 ? 64 : n_watches * 2;
+  if (grown > MAX_WATCHES) grown = MAX_WATCHES;
+  struct watch **t = realloc(watches, sizeof *t * grown);
+  if (!t) return -1;
+  watches = t;
+  int first = n_watches;
+  for (int i = n_watches; i < grown; i++) {
+    watches[i] = calloc(1, sizeof **watches);
+    if (!watches[i]) {
+      n_watches = i;
+      return i > first ? first : -1;
+    }
+  }
+  n_watches = grown;
+  return first;
+}
 
 static napi_value io_throw(napi_env env, int e, const char *what) {
   char msg[256];
@@ -82,13 +108,11 @@ static napi_value FdWatch(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "EINVAL", "fdWatch(fd, cb)");
     return NULL;
   }
-  int id = -1;
-  for (int i = 0; i < MAX_WATCHES; i++)
-    if (!watches[i].used) { id = i; break; }
+  int id = free_slot();
   if (id < 0) return io_throw(env, EMFILE, "fdWatch");
   uv_loop_t *loop;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) return io_throw(env, EINVAL, "napi_get_uv_event_loop");
-  struct watch *w = &watches[id];
+  struct watch *w = watches[id];
   memset(w, 0, sizeof *w);
   w->poll = malloc(sizeof(uv_poll_t));
   if (!w->poll) return io_throw(env, ENOMEM, "fdWatch");
@@ -124,11 +148,11 @@ static napi_value FdUnwatch(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t id;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &id) != napi_ok || id < 0 || id >= MAX_WATCHES) {
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &id) != napi_ok || id < 0 || id >= n_watches) {
     napi_throw_type_error(env, "EINVAL", "fdUnwatch(id)");
     return NULL;
   }
-  struct watch *w = &watches[id];
+  struct watch *w = watches[id];
   if (w->used) {
     w->used = 0;
     uv_poll_stop(w->poll);
