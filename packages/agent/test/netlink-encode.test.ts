@@ -265,7 +265,7 @@ describe('addresses', () => {
 });
 
 const cap = (ok: boolean, error?: string) => (ok ? { ok } : { ok, error: error ?? 'missing' });
-function caps(netem: boolean): Caps {
+function caps(netem: boolean, nfqueue = true): Caps {
   return {
     veth: cap(true),
     netem: cap(netem, 'Specified qdisc kind is unknown'),
@@ -276,7 +276,7 @@ function caps(netem: boolean): Caps {
     vxlan: cap(true),
     bridge: cap(true),
     nft: cap(true),
-    nfqueue: cap(true),
+    nfqueue: cap(nfqueue, "iptables v1.8.9 (nf_tables): Couldn't load target `NFQUEUE'"),
     kernel: 'test',
     probeMs: 0,
   };
@@ -290,18 +290,55 @@ describe('planImpairment', () => {
     expect(p.nftLossPpm).toBe(25_000);
   });
 
-  it('without netem: refuses delay, names it, and says what to do', () => {
+  it('without netem nor NFQUEUE: refuses delay, names it and what is missing, and says what to do', () => {
     let err: unknown;
     try {
-      planImpairment({ delayUs: 10_000, jitterUs: 1000, rateBitsPerSec: 1e6, lossPct: 1, lossCorrelationPct: 25 }, caps(false), { mtu: 1500, where: 'dune.l.a/eth0' });
+      planImpairment({ delayUs: 10_000, jitterUs: 1000, rateBitsPerSec: 1e6, lossPct: 1, lossCorrelationPct: 25 }, caps(false, false), { mtu: 1500, where: 'dune.l.a/eth0' });
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(ImpairmentUnsupportedError);
     expect((err as Error).message).toMatchInlineSnapshot(
-      `"dune.l.a/eth0: cannot apply delayUs, jitterUs, lossPct, lossCorrelationPct on this kernel (no sch_netem (CONFIG_NET_SCH_NETEM): Specified qdisc kind is unknown; nftables drops each packet independently: loss correlation needs netem)"`,
+      `"dune.l.a/eth0: cannot apply delayUs, jitterUs, lossPct, lossCorrelationPct on this kernel (no sch_netem (CONFIG_NET_SCH_NETEM): Specified qdisc kind is unknown; no iptables' NFQUEUE target (xt_NFQUEUE, nfnetlink_queue) for the userspace engine: iptables v1.8.9 (nf_tables): Couldn't load target \`NFQUEUE'; nftables drops each packet independently: loss correlation needs netem or the userspace engine)"`,
     );
-    expect((err as ImpairmentUnsupportedError).hint).toMatch(/userspace/);
+    expect((err as ImpairmentUnsupportedError).hint).toMatch(/NFQUEUE/);
+  });
+
+  it('without netem (auto): the userspace engine takes delay, jitter, correlated loss; htb keeps the rate', () => {
+    const p = planImpairment({ delayUs: 10_000, jitterUs: 1000, rateBitsPerSec: 1e6, lossPct: 1, lossCorrelationPct: 25 }, caps(false), { mtu: 1500 });
+    expect(p.assignments).toEqual({ delayUs: 'userspace', jitterUs: 'userspace', rateBitsPerSec: 'htb', lossPct: 'userspace', lossCorrelationPct: 'userspace' });
+    expect(p.userspace).toEqual({ delayUs: 10_000, jitterUs: 1000, lossPct: 1, lossCorrelationPct: 25 });
+    expect(p.tc.map((n) => n.options.kind)).toEqual(['htb', 'htb-class']);
+    expect(p.nftLossPpm).toBeUndefined();
+  });
+
+  it('userspace: Bernoulli loss stays with nftables, Gilbert-Elliott goes to the engine; netem is not used even where present', () => {
+    const a = planImpairment({ delayUs: 5000, lossPct: 3 }, caps(true), { mtu: 1500, prefer: 'userspace' });
+    expect(a.assignments).toEqual({ delayUs: 'userspace', lossPct: 'nftables-loss' });
+    expect(a.userspace).toEqual({ delayUs: 5000 });
+    expect(a.nftLossPpm).toBe(30_000);
+    expect(a.tc).toEqual([]);
+    const ge = { pPct: 1, rPct: 10, oneMinusHPct: 100, oneMinusKPct: 0 };
+    const b = planImpairment({ lossGilbertElliott: ge }, caps(true), { mtu: 1500, prefer: 'userspace' });
+    expect(b.assignments).toEqual({ lossGilbertElliott: 'userspace' });
+    expect(b.userspace).toEqual({ lossGilbertElliott: ge });
+  });
+
+  it('userspace: a queue limit goes with the rate to htb, or, without a rate, to the engine that holds the delayed packets', () => {
+    const a = planImpairment({ delayUs: 5000, rateBitsPerSec: 1e6, queuePackets: 50 }, caps(false), { mtu: 1500 });
+    expect(a.assignments).toEqual({ delayUs: 'userspace', rateBitsPerSec: 'htb', queuePackets: 'htb' });
+    const b = planImpairment({ delayUs: 5000, queuePackets: 50 }, caps(false), { mtu: 1500 });
+    expect(b.assignments).toEqual({ delayUs: 'userspace', queuePackets: 'userspace' });
+    expect(b.userspace).toEqual({ delayUs: 5000, queuePackets: 50 });
+    expect(b.tc).toEqual([]);
+    // Without a delay there is nothing for the engine to hold: a plain fifo on the egress.
+    expect(planImpairment({ queuePackets: 50 }, caps(false), { mtu: 1500 }).assignments).toEqual({ queuePackets: 'htb' });
+  });
+
+  it('netem: an error without it, whatever else the kernel has', () => {
+    expect(() => planImpairment({ delayUs: 1000 }, caps(false), { mtu: 1500, prefer: 'netem', where: 'x/eth0' })).toThrow(
+      'x/eth0: cannot apply delayUs on this kernel (sch_netem (CONFIG_NET_SCH_NETEM): Specified qdisc kind is unknown)',
+    );
   });
 
   it('with netem: one netem qdisc carries everything, its limit sized from rate × delay', () => {

@@ -1,12 +1,21 @@
 /**
  * Impairment backends, one table keyed by name. Planning one direction of a link:
  *
- *   Impairment → (netem if the kernel has it, else htb + nftables-loss) → ImpairPlan
+ *   Impairment → netem, if the kernel has it and the lab does not ask for `userspace`
+ *              → else, key by key, the first of htb (rate, queue), nftables-loss (Bernoulli
+ *                loss), userspace (the impair engine behind NFQUEUE: everything else, and
+ *                whatever the two before cannot take here) that can → ImpairPlan
  *                └─ anything no available backend can do → ImpairmentUnsupportedError
  *
  * A backend says which parameters it can carry and whether this kernel has what it needs;
- * its `build` adds qdiscs (or an nftables loss rule) to the plan. Nothing is ever dropped
- * silently: a parameter nobody here can apply is an error that names it and the way out.
+ * its `build` adds qdiscs (or an nftables loss rule, or the engine's part) to the plan.
+ * Nothing is ever dropped silently: a parameter nobody here can apply is an error that names
+ * it and the way out.
+ *
+ * Where the userspace engine and the kernel share a direction, the order on the wire is the
+ * netfilter hooks' then the qdisc's: the engine (iptables mangle POSTROUTING, priority -150:
+ * delay, jitter, reorder, duplicate, corrupt, correlated or Gilbert-Elliott loss), then the
+ * nftables loss chain (postrouting, priority 0), then htb's rate and queue on the egress.
  *
  * To add a backend: one entry here (keys, available, build), its tests, a line in the docs.
  */
@@ -32,6 +41,8 @@ export interface ImpairPlan {
   tc: TcNode[];
   /** Bernoulli loss by nftables, in parts per million; absent: no rule. */
   nftLossPpm?: number;
+  /** What the lab's userspace engine applies to this direction; absent: no engine pipe. */
+  userspace?: Impairment;
 }
 
 export interface PlanContext {
@@ -51,6 +62,15 @@ interface Backend {
 
 const RATE_KEYS = ['rateBitsPerSec', 'queuePackets', 'queueBytes'] as const satisfies readonly ImpairKey[];
 
+/** Keys only netem or the userspace engine can carry (given a loss that nftables cannot draw). */
+function needsEngine(imp: Impairment): boolean {
+  return (
+    imp.delayUs !== undefined || imp.jitterUs !== undefined || imp.jitterDistribution !== undefined || imp.jitterCorrelationPct !== undefined ||
+    imp.duplicatePct !== undefined || imp.corruptPct !== undefined || imp.reorderPct !== undefined || imp.reorderGap !== undefined ||
+    imp.lossGilbertElliott !== undefined || imp.lossCorrelationPct !== undefined
+  );
+}
+
 /** With no rate set, netem's queue is sized for what a veth can push: about 10 Gbit/s. */
 const ASSUMED_LINE_RATE_BITS = 10e9;
 const NETEM_MIN_LIMIT = 1000;
@@ -66,6 +86,12 @@ export const impairBackends = {
   htb: {
     keys: RATE_KEYS,
     available: (c) => ({ ok: c.htb.ok && c.pfifo.ok, missing: `sch_htb: ${c.htb.error ?? c.pfifo.error ?? 'not found'}` }),
+    // A queue limit without a rate is netem's `limit`: it bounds what the delay holds, which
+    // only the engine sees (a fifo on the egress, after the delay, would never fill).
+    accepts: (imp) =>
+      imp.rateBitsPerSec === undefined && (imp.queuePackets !== undefined || imp.queueBytes !== undefined) && needsEngine(imp)
+        ? 'a queue limit without a rate bounds the packets a delay holds: the userspace engine keeps it'
+        : undefined,
     build(imp, ctx, plan) {
       const leaf = fifoFor(imp, ctx);
       if (imp.rateBitsPerSec === undefined) {
@@ -93,9 +119,26 @@ export const impairBackends = {
     keys: ['lossPct', 'lossCorrelationPct'],
     available: (c) => ({ ok: c.nft.ok, missing: `nftables: ${c.nft.error ?? 'not found'}` }),
     accepts: (imp) =>
-      imp.lossCorrelationPct ? 'nftables drops each packet independently: loss correlation needs netem' : undefined,
+      imp.lossCorrelationPct
+        ? 'nftables drops each packet independently: loss correlation needs netem or the userspace engine'
+        : imp.lossGilbertElliott !== undefined
+          ? 'a Gilbert-Elliott model replaces the Bernoulli loss: both go to netem or the userspace engine'
+          : undefined,
     build(imp, _ctx, plan) {
       if (imp.lossPct !== undefined && imp.lossPct > 0) plan.nftLossPpm = Math.round(imp.lossPct * 10_000);
+    },
+  },
+  // Last: it can carry anything, and takes what the kernel's own tools cannot.
+  userspace: {
+    keys: IMPAIRMENT_KEYS,
+    available: (c) => ({
+      ok: c.nfqueue.ok,
+      missing: `iptables' NFQUEUE target (xt_NFQUEUE, nfnetlink_queue) for the userspace engine: ${c.nfqueue.error ?? 'not found'}`,
+    }),
+    build(imp, _ctx, plan) {
+      const mine: Record<string, unknown> = {};
+      for (const k of setKeys(imp)) if (plan.assignments[k] === 'userspace') mine[k] = imp[k];
+      plan.userspace = structuredClone(mine) as Impairment;
     },
   },
 } as const satisfies Record<string, Backend>;
@@ -136,7 +179,8 @@ export class ImpairmentUnsupportedError extends DuneError {
       {
         hint:
           'use a kernel with sch_netem (CONFIG_NET_SCH_NETEM, e.g. any distribution kernel, or the UML kernel lab), ' +
-          'or impairmentBackend = "userspace" once the userspace backend exists; or remove these parameters',
+          'or one with the iptables NFQUEUE target and nfnetlink_queue for the userspace engine (and `apt-get install iptables`); ' +
+          'or remove these parameters',
       },
     );
     this.name = 'ImpairmentUnsupportedError';
@@ -147,9 +191,15 @@ export class ImpairmentUnsupportedError extends DuneError {
 export interface PlanOptions extends PlanContext {
   /** For messages: `dune.lab.a/eth0`. */
   where?: string;
-  /** Force one backend set: `netem` (error if missing) or the non-netem ones. */
-  prefer?: 'auto' | 'netem' | 'no-netem';
+  /**
+   * The lab's `impairment_backend`: `auto` (netem where the kernel has it, else htb,
+   * nftables and the userspace engine), `netem` (an error when missing), `userspace` (htb,
+   * nftables and the engine even where netem exists). `no-netem` is `userspace`'s old name.
+   */
+  prefer?: ImpairmentBackendSetting | 'no-netem';
 }
+
+export type ImpairmentBackendSetting = 'auto' | 'netem' | 'userspace';
 
 /** Which backend does what on one direction of one link, or an error naming what cannot be done. */
 export function planImpairment(imp: Impairment, caps: Caps, opts: PlanOptions): ImpairPlan {
@@ -160,7 +210,7 @@ export function planImpairment(imp: Impairment, caps: Caps, opts: PlanOptions): 
   const prefer = opts.prefer ?? 'auto';
   const netem = impairBackends.netem.available(caps);
   if (prefer === 'netem' && !netem.ok) throw new ImpairmentUnsupportedError(where, keys, [netem.missing]);
-  if (netem.ok && prefer !== 'no-netem') {
+  if (netem.ok && prefer !== 'no-netem' && prefer !== 'userspace') {
     for (const k of keys) plan.assignments[k] = 'netem';
     impairBackends.netem.build(imp, opts, plan);
     return plan;
