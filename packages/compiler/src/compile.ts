@@ -98,6 +98,7 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
     links: assembled.links,
     hosts: assembled.hosts,
     stats: assembled.stats,
+    ...(topo.lab.impairmentBackend !== 'auto' ? { impairmentBackend: topo.lab.impairmentBackend } : {}),
   };
   return { plan, diagnostics };
 }

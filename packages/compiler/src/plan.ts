@@ -218,6 +218,11 @@ export interface Plan {
   hosts: HostPlan[];
   /** Counts, for summaries: routes per family, etc. */
   stats: Record<string, number>;
+  /**
+   * The topology's `impairment_backend` when it is not `auto`: which backends the agents
+   * may use for the impair ops (the ops themselves do not change). Absent: `auto`.
+   */
+  impairmentBackend?: 'netem' | 'userspace';
 }
 
 /** Canonical JSON: object keys sorted, so equal plans serialise to identical bytes. */
