@@ -25,7 +25,7 @@ import type {
   VxlanOp,
 } from '@dune/compiler';
 import { ApplyError, describeErrno, describeOp, emptyJournal, type Journal } from './errors.js';
-import { planImpairment, type ImpairPlan } from './impair/backends.js';
+import { planImpairment, type ImpairmentBackendSetting, type ImpairPlan } from './impair/backends.js';
 import { applyNftLoss, nftTableName, type NftLossEntry } from './impair/nft.js';
 import { queueTcPlan } from './impair/tc-apply.js';
 import { isNativeError, native } from './native.js';
@@ -52,6 +52,8 @@ export interface ApplyOptions {
   caps?: Caps;
   /** The lab name, for nftables table names; derived from `dune.<lab>.` namespace names if absent. */
   lab?: string;
+  /** The lab's `impairment_backend` (default `auto`); the userspace engine's parts are in the result's `impairments`. */
+  impairmentBackend?: ImpairmentBackendSetting;
   /** Threads creating namespaces (default: 2). */
   threads?: number;
 }
@@ -503,7 +505,7 @@ class Applier {
 
   private planImpair(op: ImpairOp, caps: Caps): ImpairPlan {
     try {
-      return planImpairment(op.impairment, caps, { mtu: op.mtu, where: `${op.ns}/${op.dev} (link ${op.link})` });
+      return planImpairment(op.impairment, caps, { mtu: op.mtu, where: `${op.ns}/${op.dev} (link ${op.link})`, prefer: this.opts.impairmentBackend ?? 'auto' });
     } catch (e) {
       // Unsupported is a plan-level problem; keep its message and hint, add the journal.
       const err = e as ApplyError;

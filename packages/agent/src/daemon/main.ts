@@ -8,6 +8,9 @@
  *   dune-agent connect                stdio ↔ the daemon's socket (for sshd without streamlocal)
  *   dune-agent stop                   asks the daemon to exit
  *   dune-agent probe                  the capability probe, as JSON
+ *   dune-agent impair-engine --lab L --socket PATH
+ *                                     a lab's userspace impairment engine (started by `up`
+ *                                     when the lab needs one; see impair/userspace.ts)
  *
  * The native addon is looked for beside this file first (the bundle the controller ships),
  * then in the package's build directory.
@@ -22,7 +25,7 @@ import { STATE_ROOT } from '../lab/journal.js';
 import { AgentServer, socketAlive } from './server.js';
 import { AGENT_PROTOCOL, agentLogPath, agentSocketPath, type AgentReply, type HelloResult } from './protocol.js';
 
-export const AGENT_USAGE = 'usage: dune-agent start|daemon|connect|stop|probe [--version ID] [--stay]';
+export const AGENT_USAGE = 'usage: dune-agent start|daemon|connect|stop|probe [--version ID] [--stay] | dune-agent impair-engine --lab NAME --socket PATH';
 
 function flag(argv: string[], name: string): string | undefined {
   const i = argv.indexOf(name);
@@ -149,6 +152,11 @@ export async function agentMain(argv: string[], script: string): Promise<number>
       case 'probe':
         process.stdout.write(`${JSON.stringify(await probeCapabilities())}\n`);
         return 0;
+      case 'impair-engine': {
+        // Loaded only here: the agent's other commands never need the engine.
+        const { labEngineMain } = await import('@dune/impair');
+        return await labEngineMain(argv.slice(1));
+      }
       default:
         process.stderr.write(`${AGENT_USAGE}\n`);
         return 2;

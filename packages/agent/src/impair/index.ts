@@ -2,6 +2,7 @@
  * Live impairment changes and read-back, for `dune set` and `dune status`.
  *
  *   changeImpairment: plan → replace the qdisc tree (delete root + add, one batch) → nft rule
+ *                     → the userspace engine's part, handed to the caller's `userspace`
  *   readImpairment:   qdisc + class dump → model values; nft chain → loss
  */
 import type { Impairment } from '@dune/topology';
@@ -12,19 +13,27 @@ import { nsPath } from '../netns.js';
 import { probeCapabilities } from '../probe.js';
 import type { Caps } from '../probe-types.js';
 import { dumpTc, linkByName } from '../status.js';
-import { planImpairment, type ImpairPlan } from './backends.js';
+import { planImpairment, type ImpairmentBackendSetting, type ImpairPlan } from './backends.js';
 import { applyNftLoss, NFT_LOSS_SCALE, readNftLoss } from './nft.js';
 import { queueTcPlan } from './tc-apply.js';
 import { ApplyError, emptyJournal } from '../errors.js';
 import { describeAck } from '../netlink/socket.js';
 
 export * from './backends.js';
+export * from './userspace.js';
 export { nftLossScript, nftTableName, lossChainName } from './nft.js';
 
 export interface ImpairOptions {
   caps?: Caps;
   /** For the nftables table name; derived from a `dune.<lab>.` namespace name if absent. */
   lab?: string;
+  /** The lab's `impairment_backend` (default `auto`). */
+  prefer?: ImpairmentBackendSetting;
+  /**
+   * Hands the userspace engine its part of the direction (null: none any more), after the
+   * kernel's part is in place. Required when the plan gives the engine a part.
+   */
+  userspace?: (part: Impairment | null) => Promise<void>;
 }
 
 function requireLab(ns: string | null, lab: string | undefined): string {
@@ -40,7 +49,13 @@ export async function changeImpairment(ns: string | null, dev: string, imp: Impa
   let plan: ImpairPlan;
   try {
     const link = linkByName(s as unknown as NlSocket, dev);
-    plan = planImpairment(imp, caps, { mtu: link.mtu ?? 1500, where: `${ns ?? 'host'}/${dev}` });
+    plan = planImpairment(imp, caps, { mtu: link.mtu ?? 1500, where: `${ns ?? 'host'}/${dev}`, ...(opts.prefer ? { prefer: opts.prefer } : {}) });
+    if (plan.userspace !== undefined && opts.userspace === undefined) {
+      throw new ApplyError(`change impairment on ${ns ?? 'host'}/${dev}: the userspace engine's part (${Object.keys(plan.userspace).join(', ')}) has nowhere to go`, {
+        journal: emptyJournal(),
+        hint: 'change it through the lab (`dune set`), which runs the engine',
+      });
+    }
     queueTcPlan(s, 'add', link.index, plan, true, 'del');
     s.drain();
     // Deleting a root qdisc that is not there fails; that is the "nothing to replace" case.
@@ -58,6 +73,7 @@ export async function changeImpairment(ns: string | null, dev: string, imp: Impa
   if (plan.nftLossPpm !== undefined || caps.nft.ok) {
     await applyNftLoss(ns, requireLab(ns, opts.lab), [{ dev, ppm: plan.nftLossPpm ?? null }]);
   }
+  await opts.userspace?.(plan.userspace ?? null);
   return plan;
 }
 

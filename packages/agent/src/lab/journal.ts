@@ -4,7 +4,8 @@
  *
  *   plan.json      the plan last applied (canonical JSON)
  *   state.json     phase, processes (pid + start time, to survive pid reuse), host objects
- *   logs/          one log per process
+ *   logs/          one log per process (impair-engine.log: the userspace impairment engine)
+ *   impair.sock    the userspace impairment engine's control socket, when the lab has one
  *
  * Writes are atomic (write to a temp file, rename), so a kill -9 at any point leaves either
  * the old or the new file, never half of one.
@@ -29,6 +30,17 @@ export interface ProcessRecord {
   down?: string[];
 }
 
+/** The lab's userspace impairment engine on this host (see impair/userspace.ts). */
+export interface EngineRecord {
+  pid: number;
+  startTicks: number;
+  /** Its control socket: /run/dune/<lab>/impair.sock. */
+  socket: string;
+  log: string;
+  argv: string[];
+  startedAt: string;
+}
+
 export interface LabState {
   lab: string;
   /** `applying` while up runs: a journal left in this phase means up was interrupted. */
@@ -50,6 +62,8 @@ export interface LabState {
   /** Directories created to hold those files, for down to remove when they are empty again. */
   dirs?: string[];
   backend: Record<string, string>;
+  /** The userspace impairment engine serving this lab's NFQUEUE rules, when it has one. */
+  impairEngine?: EngineRecord;
 }
 
 export function labDir(lab: string): string {

@@ -16,7 +16,10 @@ import { isAlive, isRunning, pidsInNamespaces, runInNs, startProcess, terminate 
 import { converge, opKey } from './diff.js';
 import { applyOps } from '../apply.js';
 import { changeImpairment } from '../impair/index.js';
-import { planImpairment } from '../impair/backends.js';
+import { planImpairment, type ImpairmentBackendSetting } from '../impair/backends.js';
+import {
+  backendSwitch, enginePipes, engineAlive, engineReport, labBackendSetting, setEnginePipe, stopEngine, syncEngine, type EngineLinkCounters, type EngineSummary,
+} from '../impair/userspace.js';
 import { probeCapabilities, type Caps } from '../probe.js';
 import { removeKernelOps } from '../remove.js';
 import { deleteNamespaces } from '../netns.js';
@@ -144,9 +147,13 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
     const oldHost = fresh ? undefined : localHost(oldPlan as Plan);
     const conv = converge(oldHost, host);
 
+    // A changed impairment_backend re-applies every impairment that stays.
+    const prefer = labBackendSetting(plan);
+    if (!fresh) conv.change.push(...backendSwitch(oldPlan, plan, host.ops, conv.apply.concat(conv.change)));
+
     emit({ type: 'phase', phase: 'probe' });
     const caps = await probeCapabilities();
-    const backend = checkImpairments(conv.apply.concat(conv.change), caps);
+    const backend = checkImpairments(conv.apply.concat(conv.change), caps, prefer);
 
     const state: LabState = fresh ? newState(lab) : (oldState as LabState);
     state.phase = 'applying';
@@ -162,15 +169,20 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
       await applyOps(kernelOps, {
         caps,
         lab,
+        impairmentBackend: prefer,
         onEvent: (e) => {
           if (e.type === 'progress') emit({ type: 'progress', kind: e.kind, done: e.done, total: e.total });
         },
       });
-      for (const op of conv.change) if (op.op === 'impair') await changeImpairment(op.ns, op.dev, op.impairment, { caps, lab });
+      // The userspace engine's parts go to it below, all at once.
+      for (const op of conv.change) if (op.op === 'impair') await changeImpairment(op.ns, op.dev, op.impairment, { caps, lab, prefer, userspace: async () => undefined });
       for (const op of conv.apply) if (op.op === 'netns') state.namespaces.push(op.ns);
       // Every namespace now carries its mark on lo.
       delete state.pendingNamespaces;
       writeState(state);
+      const pipes = enginePipes(host.ops, caps, prefer);
+      if (pipes.length > 0 || state.impairEngine !== undefined) emit({ type: 'phase', phase: 'impair engine', total: pipes.length });
+      await syncEngine(lab, state, pipes);
       await applyHostOps(lab, state, conv.apply, emit);
       state.phase = 'up';
       writeState(state);
@@ -202,6 +214,7 @@ function hasNamespaces(lab: string): boolean {
 
 function labIntact(plan: Plan, state: LabState): boolean {
   for (const n of plan.nodes) if (!existsSync(`/run/netns/${n.ns}`)) return false;
+  if (state.impairEngine !== undefined && !engineAlive(state.impairEngine)) return false;
   return state.processes.every((p) => isAlive(p.pid, p.startTicks));
 }
 
@@ -210,14 +223,14 @@ function labIntact(plan: Plan, state: LabState): boolean {
  * is planned against the probed capabilities first (the backend table decides), and every
  * refusal is reported at once. Returns which backend carries what, for status.
  */
-function checkImpairments(ops: readonly Op[], caps: Caps): Record<string, string> {
+function checkImpairments(ops: readonly Op[], caps: Caps, prefer: ImpairmentBackendSetting): Record<string, string> {
   const used: Record<string, string> = {};
   const refused: string[] = [];
   let hint = '';
   for (const op of ops) {
     if (op.op !== 'impair') continue;
     try {
-      const p = planImpairment(op.impairment, caps, { mtu: op.mtu, where: `${op.ns}/${op.dev}` });
+      const p = planImpairment(op.impairment, caps, { mtu: op.mtu, where: `${op.ns}/${op.dev}`, prefer });
       for (const [k, b] of Object.entries(p.assignments)) used[k] = b as string;
     } catch (e) {
       if (!(e instanceof DuneError)) throw e;
@@ -400,6 +413,9 @@ export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void;
     emit({ type: 'phase', phase: 'stop processes' });
     const recs = state?.processes ?? [];
     await stopProcesses(recs);
+    // The userspace impairment engine holds sockets inside the namespaces: it goes first. Its
+    // rules go with the namespaces.
+    const engines = await stopEngine(lab, state, { keepRules: true });
     // Anything else still running inside the lab's namespaces (started by exec, by a user's
     // `dune exec ... &`, or recorded by an up that was killed before writing its journal).
     // Only in namespaces that are the lab's: a process in a foreign namespace that merely
@@ -423,7 +439,7 @@ export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void;
     return {
       lab,
       namespaces: t.deletedNamespaces.length + unmarkedGone.size,
-      processes: recs.length + stray.length,
+      processes: recs.length + stray.length + engines,
       files: state?.files.length ?? 0,
       foreign: t.foreign.filter((f) => !unmarkedGone.has(f.ns)).map((f) => `${f.ns} (${f.reason})`),
       elapsedMs: performance.now() - t0,
@@ -491,6 +507,8 @@ export interface LinkStatus {
   rxPackets: number | null;
   txPackets: number | null;
   txDropped: number | null;
+  /** The userspace engine's counters for this direction, when it carries a part of it. */
+  engine?: EngineLinkCounters;
 }
 
 export interface LabStatus {
@@ -500,6 +518,8 @@ export interface LabStatus {
   links: LinkStatus[];
   processes: { name: string; node: string; pid: number; alive: boolean; cpus: number[]; argv: string[]; log: string }[];
   backend: Record<string, string>;
+  /** The userspace impairment engine, when the lab has one on this host. */
+  impairEngine?: EngineSummary;
 }
 
 function num(v: bigint | undefined): number | null {
@@ -524,6 +544,7 @@ export async function status(lab: string): Promise<LabStatus> {
     if (!n.present) continue;
     byNs.set(n.ns, new Map(readLinks(n.ns).map((l) => [l.name, l])));
   }
+  const engine = await engineReport(state);
   const links: LinkStatus[] = [];
   for (const l of plan.links) {
     for (const [me, peer, side] of [[l.a, l.b, 'a'], [l.b, l.a, 'b']] as const) {
@@ -541,11 +562,12 @@ export async function status(lab: string): Promise<LabStatus> {
         rxPackets: num(k?.stats?.rxPackets),
         txPackets: num(k?.stats?.txPackets),
         txDropped: num(k?.stats?.txDropped),
+        ...(engine.byPipe.has(`${me.ns}/${me.dev}`) ? { engine: engine.byPipe.get(`${me.ns}/${me.dev}`) as EngineLinkCounters } : {}),
       });
     }
   }
   const processes = (state?.processes ?? []).map((p) => ({ name: p.name, node: p.node, pid: p.pid, alive: isAlive(p.pid, p.startTicks), cpus: p.cpus, argv: p.argv, log: p.log }));
-  return { lab, phase: state?.phase ?? 'unknown', nodes, links, processes, backend: state?.backend ?? {} };
+  return { lab, phase: state?.phase ?? 'unknown', nodes, links, processes, backend: state?.backend ?? {}, ...(engine.summary ? { impairEngine: engine.summary } : {}) };
 }
 
 /** Changes one link direction's impairment live; keys not given keep their value. */
@@ -577,9 +599,17 @@ export async function set(lab: string, node: string, dev: string, changes: Parti
     const caps = await probeCapabilities();
     const prevOp = host?.ops[at];
     const mtu = prevOp?.op === 'impair' ? prevOp.mtu : link.kind === 'vxlan' ? 1450 : 1500;
-    checkImpairments([{ op: 'impair', ns, dev, link: `${link.index}:${side}`, impairment: next, mtu }], caps);
-    await changeImpairment(ns, dev, next, { caps, lab });
+    const prefer = labBackendSetting(plan);
+    checkImpairments([{ op: 'impair', ns, dev, link: `${link.index}:${side}`, impairment: next, mtu }], caps, prefer);
     const newOp: Op = { op: 'impair', ns, dev, link: `${link.index}:${side}`, impairment: next, mtu };
+    const state = readState(lab);
+    // The engine's part of the direction, live (an engine that is not running is started with every part the lab has).
+    const userspace = async (part: Impairment | null): Promise<void> => {
+      if (state === undefined) return;
+      const all = () => enginePipes(plan.hosts.flatMap((h) => h.ops).map((o) => (o.op === 'impair' && o.ns === ns && o.dev === dev ? newOp : o)).concat(at < 0 ? [newOp] : []), caps, prefer);
+      await setEnginePipe(lab, state, { ns, dev, link: newOp.link, params: part }, all);
+    };
+    await changeImpairment(ns, dev, next, { caps, lab, prefer, userspace });
     if (host !== undefined && at >= 0) host.ops[at] = newOp;
     else plan.hosts.find((h) => h.nodes.some((n) => n.ns === ns))?.ops.push(newOp);
     writePlan(lab, serializePlan(plan));

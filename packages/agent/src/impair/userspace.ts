@@ -1,0 +1,315 @@
+/**
+ * The `userspace` impairment backend's process side: one engine per host and lab
+ * (`dune-agent impair-engine`, the @dune/impair lab engine), started detached by `up` like a
+ * lab process, recorded in the journal (state.impairEngine), logging to
+ * /run/dune/<lab>/logs/impair-engine.log, driven over /run/dune/<lab>/impair.sock:
+ *
+ *   up      every impair op planned → the parts the userspace backend carries → `sync`
+ *           (the engine binds the queues, writes the rules, drops what is no longer wanted)
+ *   set     the direction's new part → `set` (or `remove`), live
+ *   status  `counters`: per link direction delivered, dropped by cause, held, queued
+ *   down    `shutdown` (rules left to the namespaces' deletion), then SIGTERM/SIGKILL if
+ *           need be; an engine of the lab found by its command line is stopped too, so a
+ *           lost journal leaves no engine behind
+ *
+ * The engine runs in the host namespace and opens one netlink socket inside each node
+ * namespace it serves: one process whatever the number of nodes.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Op } from '@dune/compiler';
+import type { HelloResult, LabEngineStatus, LabPipeSpec, LabReply, SyncResult } from '@dune/impair';
+import { DuneError, type Impairment } from '@dune/topology';
+import { labDir, logDir, writeState, type EngineRecord, type LabState } from '../lab/journal.js';
+import { isAlive, procStartTicks, terminate } from '../lab/processes.js';
+import type { Caps } from '../probe-types.js';
+import { planImpairment, type ImpairmentBackendSetting } from './backends.js';
+
+export const ENGINE_SUBCOMMAND = 'impair-engine';
+
+export const engineSocketPath = (lab: string): string => join(labDir(lab), 'impair.sock');
+export const engineLogPath = (lab: string): string => join(logDir(lab), 'impair-engine.log');
+
+/**
+ * The `dune-agent` script to run the engine with: this file itself inside the agent's bundle
+ * (what remote hosts run), else the built one beside the package's sources.
+ */
+export function agentScript(): string {
+  const self = fileURLToPath(import.meta.url);
+  const candidates = [
+    process.env['DUNE_AGENT_SCRIPT'],
+    basename(self) === 'dune-agent.mjs' ? self : undefined,
+    fileURLToPath(new URL('../bin/dune-agent.js', import.meta.url)),
+    // Run from the sources (tests): the built agent.
+    fileURLToPath(new URL('../../dist/bin/dune-agent.js', import.meta.url)),
+  ];
+  const found = candidates.find((c): c is string => c !== undefined && /\.m?js$/.test(c) && existsSync(c));
+  if (found === undefined) {
+    throw new DuneError('agent-not-built', 'the userspace impairment engine runs from the built agent, which is missing', { hint: 'run `npm run build` in the checkout' });
+  }
+  return found;
+}
+
+/** Every direction's part for the engine, from the host's impair ops. */
+export function enginePipes(ops: readonly Op[], caps: Caps, prefer: ImpairmentBackendSetting): LabPipeSpec[] {
+  const pipes: LabPipeSpec[] = [];
+  for (const op of ops) {
+    if (op.op !== 'impair') continue;
+    const p = planImpairment(op.impairment, caps, { mtu: op.mtu, where: `${op.ns}/${op.dev}`, prefer });
+    if (p.userspace !== undefined) pipes.push({ ns: op.ns, dev: op.dev, link: op.link, params: p.userspace });
+  }
+  return pipes;
+}
+
+export class EngineCallError extends DuneError {
+  constructor(method: string, code: string, message: string, hint?: string) {
+    super(`impair-engine-${code}`, `userspace impairment engine, ${method}: ${message}`, hint !== undefined ? { hint } : {});
+    this.name = 'EngineCallError';
+  }
+}
+
+/** One request to the engine and its answer. */
+export function engineCall<T>(socket: string, method: string, params: unknown = {}, timeoutMs = 30_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const s = createConnection(socket);
+    let buf = '';
+    let done = false;
+    const finish = (f: () => void): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      s.destroy();
+      f();
+    };
+    const timer = setTimeout(() => finish(() => reject(new EngineCallError(method, 'timeout', `no answer on ${socket} within ${timeoutMs} ms`))), timeoutMs);
+    s.setEncoding('utf8');
+    s.on('connect', () => s.write(`${JSON.stringify({ id: 1, method, params })}\n`));
+    s.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      const msg = JSON.parse(buf.slice(0, nl)) as LabReply;
+      finish(() => {
+        if (msg.ok) resolve(msg.result as T);
+        else reject(new EngineCallError(method, msg.error.code, msg.error.message, msg.error.hint));
+      });
+    });
+    s.on('error', (e) => finish(() => reject(new EngineCallError(method, 'unreachable', `${socket}: ${e.message}`, 'see `dune status`; `dune up` starts the engine again'))));
+    s.on('close', () => finish(() => reject(new EngineCallError(method, 'closed', `${socket} closed the connection without an answer`))));
+  });
+}
+
+export function engineAlive(rec: EngineRecord | undefined): boolean {
+  return rec !== undefined && isAlive(rec.pid, rec.startTicks);
+}
+
+/** Engines of `lab` on this host, by their command line (`... impair-engine --lab LAB ...`). */
+export function findEnginePids(lab: string): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    const i = argv.indexOf(ENGINE_SUBCOMMAND);
+    const l = argv.indexOf('--lab', i);
+    if (i >= 0 && l > i && argv[l + 1] === lab) pids.push(Number(d));
+  }
+  return pids;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * The lab's engine, started if it is not running. `recover` is true when an engine of this
+ * lab ran before and did not stop cleanly: its rules may still be in the namespaces.
+ */
+export async function ensureEngine(lab: string, state: LabState): Promise<{ started: boolean; recover: boolean }> {
+  const rec = state.impairEngine;
+  if (engineAlive(rec)) {
+    try {
+      await engineCall<HelloResult>((rec as EngineRecord).socket, 'hello', {}, 5000);
+      return { started: false, recover: false };
+    } catch {
+      // alive but not answering: replaced below
+    }
+  }
+  const strays = findEnginePids(lab);
+  if (strays.length > 0) await terminate(strays, 3000);
+  const recover = rec !== undefined || strays.length > 0;
+  const socket = engineSocketPath(lab);
+  const log = engineLogPath(lab);
+  const argv = [agentScript(), ENGINE_SUBCOMMAND, '--lab', lab, '--socket', socket];
+  mkdirSync(logDir(lab), { recursive: true, mode: 0o700 });
+  const out = openSync(log, 'a', 0o600);
+  let pid: number;
+  let exited: number | null = null;
+  try {
+    // Detached (own session): the lab outlives the command that built it.
+    const child = spawn(process.execPath, argv, { detached: true, stdio: ['ignore', out, out], cwd: '/', env: process.env });
+    pid = await new Promise<number>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('spawn', () => resolve(child.pid ?? -1));
+    });
+    child.once('exit', (c) => (exited = c ?? 1));
+    child.unref();
+  } finally {
+    closeSync(out);
+  }
+  const startTicks = procStartTicks(pid);
+  for (let i = 0; i < 200 && exited === null; i++) {
+    try {
+      const h = await engineCall<HelloResult>(socket, 'hello', {}, 2000);
+      if (h.pid === pid) {
+        state.impairEngine = { pid, startTicks: startTicks ?? 0, socket, log, argv: [process.execPath, ...argv], startedAt: new Date().toISOString() };
+        writeState(state);
+        return { started: true, recover };
+      }
+    } catch {
+      // not listening yet
+    }
+    await sleep(50);
+  }
+  const tail = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').slice(-8).join('\n') : '';
+  if (exited === null) await terminate([pid], 1000);
+  throw new DuneError('impair-engine-start', `the userspace impairment engine of lab ${lab} did not come up${tail ? `:\n${tail}` : ''}`, { hint: `see its log: ${log}` });
+}
+
+/**
+ * Makes the engine serve exactly `pipes`: started when there are some and it is not
+ * running, stopped (its rules removed) when there are none.
+ */
+export async function syncEngine(lab: string, state: LabState, pipes: readonly LabPipeSpec[]): Promise<SyncResult | undefined> {
+  if (pipes.length === 0) {
+    if (state.impairEngine !== undefined || findEnginePids(lab).length > 0) await stopEngine(lab, state, { keepRules: false });
+    return undefined;
+  }
+  const { recover } = await ensureEngine(lab, state);
+  const rec = state.impairEngine as EngineRecord;
+  // Big labs: a thousand namespaces' rules are written by a few iptables-restore at a time.
+  return engineCall<SyncResult>(rec.socket, 'sync', { pipes, recover }, 30_000 + pipes.length * 100);
+}
+
+/** One direction's engine part changed live (`params` null: the engine no longer has a part in it). */
+export async function setEnginePipe(lab: string, state: LabState, spec: Omit<LabPipeSpec, 'params'> & { params: Impairment | null }, all: () => LabPipeSpec[]): Promise<void> {
+  const rec = state.impairEngine;
+  if (!engineAlive(rec)) {
+    // No engine (or a dead one): start one with everything the lab wants, this one included.
+    if (spec.params !== null || rec !== undefined) await syncEngine(lab, state, all());
+    return;
+  }
+  const socket = (rec as EngineRecord).socket;
+  if (spec.params === null) await engineCall(socket, 'remove', { ns: spec.ns, dev: spec.dev });
+  else await engineCall(socket, 'set', { ns: spec.ns, dev: spec.dev, link: spec.link, params: spec.params, create: true });
+}
+
+/**
+ * Stops the lab's engine (the journal's, and any other found by its command line). With
+ * `keepRules` its rules are left for the namespaces' deletion to take away.
+ */
+export async function stopEngine(lab: string, state: LabState | undefined, opts: { keepRules: boolean }): Promise<number> {
+  const rec = state?.impairEngine;
+  let stopped = 0;
+  if (engineAlive(rec)) {
+    const r = rec as EngineRecord;
+    try {
+      await engineCall(r.socket, 'shutdown', { keepRules: opts.keepRules }, 10_000);
+      for (let i = 0; i < 300 && isAlive(r.pid, r.startTicks); i++) await sleep(20);
+    } catch {
+      // not answering: signals below
+    }
+    if (isAlive(r.pid, r.startTicks)) await terminate([r.pid], 5000);
+    stopped++;
+  }
+  const strays = findEnginePids(lab);
+  if (strays.length > 0) {
+    await terminate(strays, 3000);
+    stopped += strays.length;
+  }
+  if (state !== undefined && state.impairEngine !== undefined) {
+    delete state.impairEngine;
+    if (existsSync(labDir(lab))) writeState(state);
+  }
+  return stopped;
+}
+
+/** The engine's counters, or why there are none. */
+export async function engineStatus(state: LabState | undefined): Promise<{ status?: LabEngineStatus; error?: string }> {
+  const rec = state?.impairEngine;
+  if (rec === undefined) return {};
+  if (!engineAlive(rec)) return { error: `the engine (pid ${rec.pid}) is not running: links it served carry no traffic; \`dune up\` starts it again` };
+  try {
+    return { status: await engineCall<LabEngineStatus>(rec.socket, 'counters', {}, 10_000) };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
+/** What `dune status` shows of the engine. */
+export interface EngineSummary {
+  pid: number;
+  running: boolean;
+  socket: string;
+  log: string;
+  startedAt: string;
+  /** From the engine itself, when it answered. */
+  namespaces?: number;
+  pipes?: number;
+  cpuSeconds?: number;
+  rssBytes?: number;
+  held?: { packets: number; bytes: number };
+  frontendErrors?: Record<string, number>;
+  schedulerLatenessUs?: { p50: number; p99: number; max: number };
+  /** Why there are no counters. */
+  error?: string;
+}
+
+/** One link direction's counters in the engine, for `dune status`. */
+export type EngineLinkCounters = Omit<LabEngineStatus['pipes'][number], 'ns' | 'dev' | 'link'>;
+
+/** The engine's summary and its counters by `ns/dev`; nothing when the lab has no engine. */
+export async function engineReport(state: LabState | undefined): Promise<{ summary?: EngineSummary; byPipe: Map<string, EngineLinkCounters> }> {
+  const rec = state?.impairEngine;
+  const byPipe = new Map<string, EngineLinkCounters>();
+  if (rec === undefined) return { byPipe };
+  const { status, error } = await engineStatus(state);
+  const summary: EngineSummary = { pid: rec.pid, running: engineAlive(rec), socket: rec.socket, log: rec.log, startedAt: rec.startedAt };
+  if (error !== undefined) summary.error = error;
+  if (status !== undefined) {
+    summary.namespaces = status.namespaces;
+    summary.pipes = status.pipes.length;
+    summary.cpuSeconds = Math.round((status.cpuSeconds.user + status.cpuSeconds.system) * 1000) / 1000;
+    summary.rssBytes = status.rssBytes;
+    summary.held = status.held;
+    summary.frontendErrors = status.frontendErrors;
+    summary.schedulerLatenessUs = status.schedulerLatenessUs;
+    for (const p of status.pipes) {
+      const { ns, dev, link: _link, ...counters } = p;
+      byPipe.set(`${ns}/${dev}`, counters);
+    }
+  }
+  return { summary, byPipe };
+}
+
+/** The lab's setting, as the plan carries it (absent: auto). */
+export function labBackendSetting(plan: { impairmentBackend?: 'netem' | 'userspace' }): ImpairmentBackendSetting {
+  return plan.impairmentBackend ?? 'auto';
+}
+
+/**
+ * When a converging `up` changes the lab's `impairment_backend`, every impairment that stays
+ * is re-applied (changed live) under the new one.
+ */
+export function backendSwitch(oldPlan: { impairmentBackend?: string } | undefined, plan: { impairmentBackend?: string }, ops: readonly Op[], already: readonly Op[]): Op[] {
+  if (oldPlan === undefined || oldPlan.impairmentBackend === plan.impairmentBackend) return [];
+  const seen = new Set(already.filter((o) => o.op === 'impair').map((o) => (o.op === 'impair' ? `${o.ns}/${o.dev}` : '')));
+  return ops.filter((o) => o.op === 'impair' && !seen.has(`${o.ns}/${o.dev}`));
+}
