@@ -82,6 +82,28 @@ function exitCodeOf(r: ReturnType<typeof spawnSync>): number {
   return 128 + sig;
 }
 
+/** Which backend carries what, and the userspace engine with its counters per link direction. */
+function printEngine(o: Output, s: agent.LabStatus): void {
+  const byBackend = new Map<string, string[]>();
+  for (const [k, b] of Object.entries(s.backend)) byBackend.set(b, [...(byBackend.get(b) ?? []), k]);
+  if (byBackend.size > 0) o.out(`\nimpairment backends: ${[...byBackend].map(([b, ks]) => `${b} (${ks.join(', ')})`).join('; ')}`);
+  const e = s.impairEngine;
+  if (e === undefined) return;
+  const mib = e.rssBytes !== undefined ? `, ${(e.rssBytes / 2 ** 20).toFixed(0)} MiB` : '';
+  const cpu = e.cpuSeconds !== undefined ? `, ${e.cpuSeconds.toFixed(2)} s CPU` : '';
+  o.out(`userspace engine: pid ${e.pid} ${e.running ? 'running' : 'NOT RUNNING'}${e.pipes !== undefined ? `, ${e.pipes} link directions in ${e.namespaces} namespaces` : ''}${cpu}${mib}; log ${e.log}`);
+  if (e.error) o.err(`warning: ${e.error}`);
+  const rows = s.links.filter((l) => l.engine !== undefined);
+  if (rows.length === 0) return;
+  o.out('\nENGINE'.padEnd(8) + 'END'.padEnd(22) + 'QUEUE'.padStart(6) + 'received'.padStart(10) + 'delivered'.padStart(10) + 'loss'.padStart(7) + 'qdrop'.padStart(7) + 'overfl'.padStart(7) + 'held'.padStart(6) + '  p50/p99 in engine');
+  for (const l of rows) {
+    const c = l.engine as NonNullable<typeof l.engine>;
+    o.out(
+      `${l.link.padEnd(7)}${cell(`${l.node}:${l.dev}`, 21).padEnd(22)}${String(c.nfqueue).padStart(6)}${String(c.received.packets).padStart(10)}${String(c.delivered.packets).padStart(10)}${String(c.dropped.loss.packets).padStart(7)}${String(c.dropped.queue.packets).padStart(7)}${String(c.dropped.overflow.packets).padStart(7)}${String(c.held.packets).padStart(6)}  ${formatDurationUs(c.latencyUs.p50)}/${formatDurationUs(c.latencyUs.p99)}`,
+    );
+  }
+}
+
 export function registerLabCommands(program: Command, o: Output): void {
   remote.addSshOptions(addReaderOptions(
     program
@@ -195,6 +217,7 @@ export function registerLabCommands(program: Command, o: Output): void {
           `${l.link.padEnd(7)}${cell(`${l.node}:${l.dev}`, 21).padEnd(22)}${cell(l.peer, 21).padEnd(22)}${(l.up === null ? '?' : l.up ? 'up' : 'down').padEnd(6)}${String(l.txPackets ?? '-').padStart(10)}${String(l.rxPackets ?? '-').padStart(10)}${String(l.txDropped ?? '-').padStart(7)}  ${describeImpairment(l.impairment)}`,
         );
       }
+      printEngine(o, s);
       if (s.processes.length) {
         o.out('\nPROCESS'.padEnd(22) + 'PID'.padEnd(8) + 'STATE'.padEnd(9) + 'CPUS'.padEnd(8) + 'COMMAND');
         for (const p of s.processes) o.out(`${cell(p.name, 20).padEnd(21)}${String(p.pid).padEnd(8)}${(p.alive ? 'running' : 'exited').padEnd(9)}${(p.cpus.join(',') || '-').padEnd(8)}${joinCommand(p.argv)}`);
