@@ -52,8 +52,13 @@ export interface ApplyOptions {
   caps?: Caps;
   /** The lab name, for nftables table names; derived from `dune.<lab>.` namespace names if absent. */
   lab?: string;
-  /** The lab's `impairment_backend` (default `auto`); the userspace engine's parts are in the result's `impairments`. */
+  /** The lab's `impairment_backend` (default `auto`). */
   impairmentBackend?: ImpairmentBackendSetting;
+  /**
+   * The caller runs the lab's userspace engine: parts the userspace backend carries are
+   * left to it (in the result's `impairments`) instead of refused. See PlanOptions.
+   */
+  userspaceEngine?: boolean;
   /** Threads creating namespaces (default: 2). */
   threads?: number;
 }
@@ -505,7 +510,7 @@ class Applier {
 
   private planImpair(op: ImpairOp, caps: Caps): ImpairPlan {
     try {
-      return planImpairment(op.impairment, caps, { mtu: op.mtu, where: `${op.ns}/${op.dev} (link ${op.link})`, prefer: this.opts.impairmentBackend ?? 'auto' });
+      return planImpairment(op.impairment, caps, { mtu: op.mtu, where: `${op.ns}/${op.dev} (link ${op.link})`, prefer: this.opts.impairmentBackend ?? 'auto', userspaceEngine: this.opts.userspaceEngine === true });
     } catch (e) {
       // Unsupported is a plan-level problem; keep its message and hint, add the journal.
       const err = e as ApplyError;

@@ -293,7 +293,7 @@ describe('planImpairment', () => {
   it('without netem nor NFQUEUE: refuses delay, names it and what is missing, and says what to do', () => {
     let err: unknown;
     try {
-      planImpairment({ delayUs: 10_000, jitterUs: 1000, rateBitsPerSec: 1e6, lossPct: 1, lossCorrelationPct: 25 }, caps(false, false), { mtu: 1500, where: 'dune.l.a/eth0' });
+      planImpairment({ delayUs: 10_000, jitterUs: 1000, rateBitsPerSec: 1e6, lossPct: 1, lossCorrelationPct: 25 }, caps(false, false), { mtu: 1500, where: 'dune.l.a/eth0', userspaceEngine: true });
     } catch (e) {
       err = e;
     }
@@ -305,7 +305,7 @@ describe('planImpairment', () => {
   });
 
   it('without netem (auto): the userspace engine takes delay, jitter, correlated loss; htb keeps the rate', () => {
-    const p = planImpairment({ delayUs: 10_000, jitterUs: 1000, rateBitsPerSec: 1e6, lossPct: 1, lossCorrelationPct: 25 }, caps(false), { mtu: 1500 });
+    const p = planImpairment({ delayUs: 10_000, jitterUs: 1000, rateBitsPerSec: 1e6, lossPct: 1, lossCorrelationPct: 25 }, caps(false), { mtu: 1500, userspaceEngine: true });
     expect(p.assignments).toEqual({ delayUs: 'userspace', jitterUs: 'userspace', rateBitsPerSec: 'htb', lossPct: 'userspace', lossCorrelationPct: 'userspace' });
     expect(p.userspace).toEqual({ delayUs: 10_000, jitterUs: 1000, lossPct: 1, lossCorrelationPct: 25 });
     expect(p.tc.map((n) => n.options.kind)).toEqual(['htb', 'htb-class']);
@@ -313,26 +313,33 @@ describe('planImpairment', () => {
   });
 
   it('userspace: Bernoulli loss stays with nftables, Gilbert-Elliott goes to the engine; netem is not used even where present', () => {
-    const a = planImpairment({ delayUs: 5000, lossPct: 3 }, caps(true), { mtu: 1500, prefer: 'userspace' });
+    const a = planImpairment({ delayUs: 5000, lossPct: 3 }, caps(true), { mtu: 1500, prefer: 'userspace', userspaceEngine: true });
     expect(a.assignments).toEqual({ delayUs: 'userspace', lossPct: 'nftables-loss' });
     expect(a.userspace).toEqual({ delayUs: 5000 });
     expect(a.nftLossPpm).toBe(30_000);
     expect(a.tc).toEqual([]);
     const ge = { pPct: 1, rPct: 10, oneMinusHPct: 100, oneMinusKPct: 0 };
-    const b = planImpairment({ lossGilbertElliott: ge }, caps(true), { mtu: 1500, prefer: 'userspace' });
+    const b = planImpairment({ lossGilbertElliott: ge }, caps(true), { mtu: 1500, prefer: 'userspace', userspaceEngine: true });
     expect(b.assignments).toEqual({ lossGilbertElliott: 'userspace' });
     expect(b.userspace).toEqual({ lossGilbertElliott: ge });
   });
 
   it('userspace: a queue limit goes with the rate to htb, or, without a rate, to the engine that holds the delayed packets', () => {
-    const a = planImpairment({ delayUs: 5000, rateBitsPerSec: 1e6, queuePackets: 50 }, caps(false), { mtu: 1500 });
+    const u = { mtu: 1500, userspaceEngine: true };
+    const a = planImpairment({ delayUs: 5000, rateBitsPerSec: 1e6, queuePackets: 50 }, caps(false), u);
     expect(a.assignments).toEqual({ delayUs: 'userspace', rateBitsPerSec: 'htb', queuePackets: 'htb' });
-    const b = planImpairment({ delayUs: 5000, queuePackets: 50 }, caps(false), { mtu: 1500 });
+    const b = planImpairment({ delayUs: 5000, queuePackets: 50 }, caps(false), u);
     expect(b.assignments).toEqual({ delayUs: 'userspace', queuePackets: 'userspace' });
     expect(b.userspace).toEqual({ delayUs: 5000, queuePackets: 50 });
     expect(b.tc).toEqual([]);
     // Without a delay there is nothing for the engine to hold: a plain fifo on the egress.
-    expect(planImpairment({ queuePackets: 50 }, caps(false), { mtu: 1500 }).assignments).toEqual({ queuePackets: 'htb' });
+    expect(planImpairment({ queuePackets: 50 }, caps(false), u).assignments).toEqual({ queuePackets: 'htb' });
+  });
+
+  it('a caller that runs no userspace engine (NetMirage, applyOps alone) is refused what only the engine could do', () => {
+    expect(() => planImpairment({ delayUs: 1000 }, caps(false), { mtu: 1500, where: 'x/eth0' })).toThrow(
+      'x/eth0: cannot apply delayUs on this kernel (no sch_netem (CONFIG_NET_SCH_NETEM): Specified qdisc kind is unknown)',
+    );
   });
 
   it('netem: an error without it, whatever else the kernel has', () => {

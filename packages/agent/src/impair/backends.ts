@@ -172,14 +172,14 @@ export function setKeys(imp: Impairment): ImpairKey[] {
 
 export class ImpairmentUnsupportedError extends DuneError {
   readonly keys: ImpairKey[];
-  constructor(where: string, keys: ImpairKey[], reasons: string[]) {
+  constructor(where: string, keys: ImpairKey[], reasons: string[], engine = false) {
     super(
       'impairment-unsupported',
       `${where}: cannot apply ${keys.join(', ')} on this kernel (${reasons.join('; ')})`,
       {
         hint:
           'use a kernel with sch_netem (CONFIG_NET_SCH_NETEM, e.g. any distribution kernel, or the UML kernel lab), ' +
-          'or one with the iptables NFQUEUE target and nfnetlink_queue for the userspace engine (and `apt-get install iptables`); ' +
+          (engine ? 'or one with the iptables NFQUEUE target and nfnetlink_queue for the userspace engine (and `apt-get install iptables`); ' : '') +
           'or remove these parameters',
       },
     );
@@ -197,6 +197,12 @@ export interface PlanOptions extends PlanContext {
    * nftables and the engine even where netem exists). `no-netem` is `userspace`'s old name.
    */
   prefer?: ImpairmentBackendSetting | 'no-netem';
+  /**
+   * The caller runs the lab's userspace engine and hands it `ImpairPlan.userspace` (dune's
+   * labs do). Without it the userspace backend is never chosen: a caller that would not
+   * apply that part gets an error instead of an impairment silently missing.
+   */
+  userspaceEngine?: boolean;
 }
 
 export type ImpairmentBackendSetting = 'auto' | 'netem' | 'userspace';
@@ -209,7 +215,8 @@ export function planImpairment(imp: Impairment, caps: Caps, opts: PlanOptions): 
   const where = opts.where ?? 'impairment';
   const prefer = opts.prefer ?? 'auto';
   const netem = impairBackends.netem.available(caps);
-  if (prefer === 'netem' && !netem.ok) throw new ImpairmentUnsupportedError(where, keys, [netem.missing]);
+  const engine = opts.userspaceEngine === true;
+  if (prefer === 'netem' && !netem.ok) throw new ImpairmentUnsupportedError(where, keys, [netem.missing], engine);
   if (netem.ok && prefer !== 'no-netem' && prefer !== 'userspace') {
     for (const k of keys) plan.assignments[k] = 'netem';
     impairBackends.netem.build(imp, opts, plan);
@@ -222,7 +229,7 @@ export function planImpairment(imp: Impairment, caps: Caps, opts: PlanOptions): 
   for (const k of keys) {
     let chosen: BackendName | undefined;
     for (const name of BACKEND_NAMES) {
-      if (name === 'netem') continue;
+      if (name === 'netem' || (name === 'userspace' && !engine)) continue;
       const b: Backend = impairBackends[name];
       if (!b.keys.includes(k)) continue;
       const av = b.available(caps);
@@ -244,7 +251,7 @@ export function planImpairment(imp: Impairment, caps: Caps, opts: PlanOptions): 
       used.add(chosen);
     }
   }
-  if (unsupported.length > 0) throw new ImpairmentUnsupportedError(where, unsupported, [...reasons]);
+  if (unsupported.length > 0) throw new ImpairmentUnsupportedError(where, unsupported, [...reasons], engine);
   for (const name of used) impairBackends[name].build(imp, opts, plan);
   return plan;
 }

@@ -31,7 +31,8 @@ export interface ImpairOptions {
   prefer?: ImpairmentBackendSetting;
   /**
    * Hands the userspace engine its part of the direction (null: none any more), after the
-   * kernel's part is in place. Required when the plan gives the engine a part.
+   * kernel's part is in place. Without it the userspace backend is not used (see
+   * PlanOptions.userspaceEngine).
    */
   userspace?: (part: Impairment | null) => Promise<void>;
 }
@@ -49,13 +50,12 @@ export async function changeImpairment(ns: string | null, dev: string, imp: Impa
   let plan: ImpairPlan;
   try {
     const link = linkByName(s as unknown as NlSocket, dev);
-    plan = planImpairment(imp, caps, { mtu: link.mtu ?? 1500, where: `${ns ?? 'host'}/${dev}`, ...(opts.prefer ? { prefer: opts.prefer } : {}) });
-    if (plan.userspace !== undefined && opts.userspace === undefined) {
-      throw new ApplyError(`change impairment on ${ns ?? 'host'}/${dev}: the userspace engine's part (${Object.keys(plan.userspace).join(', ')}) has nowhere to go`, {
-        journal: emptyJournal(),
-        hint: 'change it through the lab (`dune set`), which runs the engine',
-      });
-    }
+    plan = planImpairment(imp, caps, {
+      mtu: link.mtu ?? 1500,
+      where: `${ns ?? 'host'}/${dev}`,
+      ...(opts.prefer ? { prefer: opts.prefer } : {}),
+      userspaceEngine: opts.userspace !== undefined,
+    });
     queueTcPlan(s, 'add', link.index, plan, true, 'del');
     s.drain();
     // Deleting a root qdisc that is not there fails; that is the "nothing to replace" case.

@@ -58,7 +58,7 @@ export function enginePipes(ops: readonly Op[], caps: Caps, prefer: ImpairmentBa
   const pipes: LabPipeSpec[] = [];
   for (const op of ops) {
     if (op.op !== 'impair') continue;
-    const p = planImpairment(op.impairment, caps, { mtu: op.mtu, where: `${op.ns}/${op.dev}`, prefer });
+    const p = planImpairment(op.impairment, caps, { mtu: op.mtu, where: `${op.ns}/${op.dev}`, prefer, userspaceEngine: true });
     if (p.userspace !== undefined) pipes.push({ ns: op.ns, dev: op.dev, link: op.link, params: p.userspace });
   }
   return pipes;

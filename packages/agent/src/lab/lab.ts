@@ -170,6 +170,7 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
         caps,
         lab,
         impairmentBackend: prefer,
+        userspaceEngine: true,
         onEvent: (e) => {
           if (e.type === 'progress') emit({ type: 'progress', kind: e.kind, done: e.done, total: e.total });
         },
@@ -230,7 +231,7 @@ function checkImpairments(ops: readonly Op[], caps: Caps, prefer: ImpairmentBack
   for (const op of ops) {
     if (op.op !== 'impair') continue;
     try {
-      const p = planImpairment(op.impairment, caps, { mtu: op.mtu, where: `${op.ns}/${op.dev}`, prefer });
+      const p = planImpairment(op.impairment, caps, { mtu: op.mtu, where: `${op.ns}/${op.dev}`, prefer, userspaceEngine: true });
       for (const [k, b] of Object.entries(p.assignments)) used[k] = b as string;
     } catch (e) {
       if (!(e instanceof DuneError)) throw e;
@@ -605,7 +606,7 @@ export async function set(lab: string, node: string, dev: string, changes: Parti
     const state = readState(lab);
     // The engine's part of the direction, live (an engine that is not running is started with every part the lab has).
     const userspace = async (part: Impairment | null): Promise<void> => {
-      if (state === undefined) return;
+      if (state === undefined) throw new DuneError('no-journal', `lab ${lab} has no state (/run/dune/${lab}/state.json) to run its userspace engine from`, { hint: `bring it up again with \`dune up\`` });
       const all = () => enginePipes(plan.hosts.flatMap((h) => h.ops).map((o) => (o.op === 'impair' && o.ns === ns && o.dev === dev ? newOp : o)).concat(at < 0 ? [newOp] : []), caps, prefer);
       await setEnginePipe(lab, state, { ns, dev, link: newOp.link, params: part }, all);
     };
