@@ -10,6 +10,11 @@
  * The plan's path is read from `dune plan --json` (route ops, next hop by next hop) and is
  * itself checked to be a shortest path of the topology (by hops for the line, by latency,
  * Dijkstra, for the Zoo network).
+ *
+ * The Zoo network is built from its file unchanged, with its derived delays: by netem where
+ * the kernel has it, by the userspace engine (NFQUEUE) where it does not (ours). The round
+ * trip of its longest pair is then 2 × the sum of the path's delays. Only a kernel with
+ * neither refuses it, and then the same network is checked without the delays.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +23,14 @@ import {
   addressOwners, dune, duneOk, downAndCheck, isRoot, leftovers, parsePing, planJson, planPath, pool, probeFrom, removeTemp, REPO, requireBuilt, ROOT_REASON, status, tempDir,
   type PlanJson,
 } from '../helpers.js';
+
+/**
+ * What a round trip may take beyond its configured delays, per pass through a delaying
+ * link end: the kernel's forwarding (tens of µs) and, with the userspace engine, one
+ * NFQUEUE round trip and the engine's wake-up (about 100-150 µs measured on a busy 2-core
+ * VM; see test/e2e/userspace). netem needs less.
+ */
+const PER_PASS_MS = 0.3;
 
 const LINE = 'e2ereach';
 const ZOO = 'e2ezoo';
@@ -152,7 +165,7 @@ describe.skipIf(!isRoot)(`e2e: every node reaches every loopback along the plann
     expect(r.failures).toEqual([]);
   }, 180_000);
 
-  it('Topology Zoo Abilene (11 nodes): all 110 ordered pairs × IPv4/IPv6, along latency-shortest paths', async () => {
+  it('Topology Zoo Abilene (11 nodes), its file unchanged: all 110 ordered pairs × IPv4/IPv6, along latency-shortest paths; the longest pair\'s RTT = 2 × its path\'s delays', async () => {
     const original = await planJson([ABILENE, '--lab', ZOO]);
     expect(original.nodes).toHaveLength(11);
     expect(original.links).toHaveLength(14);
@@ -166,12 +179,40 @@ describe.skipIf(!isRoot)(`e2e: every node reaches every loopback along the plann
 
     let plan = original;
     const up = await dune(['up', ABILENE, '--lab', ZOO], { timeoutMs: 120_000 });
-    if (up.code !== 0) {
-      // A kernel without sch_netem (ours) cannot delay packets, and dune says so before
-      // building anything. That refusal is part of what is proven here.
+    if (up.code === 0) {
+      // netem where the kernel has it, else the userspace engine (ours): the delays are real.
+      const st = JSON.parse((await duneOk(['status', '--lab', ZOO, '--json'])).stdout) as { backend: Record<string, string>; impairEngine?: { running: boolean; pipes?: number } };
+      expect(['netem', 'userspace']).toContain(st.backend['delayUs']);
+      if (st.backend['delayUs'] === 'userspace') expect(st.impairEngine).toMatchObject({ running: true, pipes: 28 });
+      // The pair with the most hops: its round trip crosses every link of its path twice.
+      const nodes = plan.nodes.map((n) => n.node);
+      const pairs = nodes.flatMap((a) => nodes.filter((b) => b !== a).map((b) => [a, b] as const));
+      const [src, dst] = pairs.reduce((best, p) => (planPath(plan, p[0], p[1], 4).length > planPath(plan, best[0], best[1], 4).length ? p : best));
+      const there = planPath(plan, src, dst, 4);
+      const back = planPath(plan, dst, src, 4);
+      const delaysMs = (path: string[]) => pathWeight(plan, path, (i) => delayUs.get(i) as number) / 1000;
+      const wantMs = delaysMs(there) + delaysMs(back);
+      const passes = there.length - 1 + back.length - 1;
+      const addr = plan.nodes.find((n) => n.node === dst)?.v4 as string;
+      let got = NaN;
+      const seen: number[] = [];
+      // On a host busy with other work a run measures the scheduler: up to 3 tries.
+      for (let i = 0; i < 3; i++) {
+        const r = await duneOk(['exec', '--lab', ZOO, src, '--', 'ping', '-n', '-q', '-i', '0.05', '-c', '20', addr]);
+        got = Number(/rtt min\/avg\/max\/mdev = ([\d.]+)\//.exec(r.stdout)?.[1]);
+        seen.push(got);
+        if (got >= wantMs && got <= wantMs + passes * PER_PASS_MS) break;
+      }
+      console.log(`Abilene ${src} → ${dst} (${there.join(' → ')}; back ${back.join(' → ')}), by ${st.backend['delayUs']}: min RTT ${seen.join(', ')} ms for 2 × the path's delays ${wantMs.toFixed(3)} ms (${passes} passes, tolerance ${(passes * PER_PASS_MS).toFixed(1)} ms)`);
+      expect(got).toBeGreaterThanOrEqual(wantMs);
+      expect(got).toBeLessThanOrEqual(wantMs + passes * PER_PASS_MS);
+    } else {
+      // A kernel with neither sch_netem nor the iptables NFQUEUE target cannot delay packets,
+      // and dune says so before building anything. That refusal is part of what is proven here.
       expect(up.code).toBe(1);
       expect(up.stderr).toMatch(/^error\[impairment-unsupported\]: this kernel cannot apply 28 link impairments; nothing was changed:$/m);
       expect(up.stderr).toMatch(/no sch_netem/);
+      expect(up.stderr).toMatch(/no iptables' NFQUEUE target/);
       expect(up.stderr).not.toMatch(/^\s+at /m);
       expect(leftovers(ZOO)).toEqual([]);
       // The same network without the delays: every edge gets latency 0 (no impairment) and
@@ -188,7 +229,7 @@ describe.skipIf(!isRoot)(`e2e: every node reaches every loopback along the plann
       plan = await planJson([copy, '--weight', 'geo', '--lab', ZOO]);
       expect(plan.hosts.flatMap((h) => h.ops).filter((o) => o.op === 'impair')).toEqual([]);
       expect(routeOps(plan)).toEqual(routeOps(original));
-      console.log('Abilene: this kernel has no netem; built with the derived delays as routing weights only');
+      console.log('Abilene: this kernel has neither netem nor NFQUEUE; built with the derived delays as routing weights only');
       await duneOk(['up', copy, '--weight', 'geo', '--lab', ZOO], { timeoutMs: 120_000 });
     }
     // The plan's paths are shortest by latency (ties allowed: any shortest path will do).
