@@ -303,6 +303,29 @@ describe.skipIf(skip !== '')(`e2e: the userspace impairment backend ${skip}`, ()
     expect(last.min - base.min).toBeLessThanOrEqual(want + TOL_MS);
   }, 90_000);
 
+  it('an engine killed with -9: status says so, the next up starts another that takes over the rules (none doubled)', async () => {
+    const pid = (await fullStatus()).impairEngine?.pid as number;
+    process.kill(pid, 'SIGKILL');
+    for (let i = 0; i < 100 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(pidAlive(pid)).toBe(false);
+    const text = await duneOk(['status', '--lab', LAB]);
+    expect(text.stdout).toMatch(new RegExp(`^userspace engine: pid ${pid} NOT RUNNING; log `, 'm'));
+    expect(text.stderr).toMatch(/^warning: the engine \(pid \d+\) is not running: links it served carry no traffic; `dune up` starts it again$/m);
+    // Its rules are still there, and with nobody on the queues the kernel drops what they catch.
+    expect((await dune(['exec', '--lab', LAB, 'a', '--', 'ping', '-c', '1', '-W', '1', addr['b']?.v4 as string])).code).not.toBe(0);
+    const up = await duneOk(['up', join(tmp, 'line3-40ms.toml'), '--lab', LAB]);
+    expect(up.stdout).toMatch(/^• impair engine \(8\)$/m);
+    const st = await fullStatus();
+    expect(st.impairEngine?.running).toBe(true);
+    expect(st.impairEngine?.pid).not.toBe(pid);
+    for (const n of ['a', 'b', 'c', 'd', 'e']) {
+      const jumps = ourRules(`dune.${LAB}.${n}`, LAB).filter((l) => l.includes('-A POSTROUTING'));
+      expect(jumps, n).toHaveLength(2); // one for IPv4, one for IPv6
+    }
+    const r = await ping(LAB, 'a', addr['d']?.v4 as string, 5);
+    expect(r.min - base.min).toBeGreaterThanOrEqual(2 * (10 + 20 + 40));
+  }, 90_000);
+
   it('impairment_backend = "netem" on a kernel without netem fails before building, naming what is missing', async () => {
     if (caps.netem) return; // a kernel with netem builds it: nothing to refuse
     const f = join(tmp, 'netem.toml');
