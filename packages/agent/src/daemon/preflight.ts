@@ -75,7 +75,8 @@ export async function preflight(p: PreflightParams): Promise<PreflightResult> {
     if (op.op !== 'impair') continue;
     impairs++;
     try {
-      planImpairment(op.impairment, caps, { mtu: op.mtu, where: `${op.ns}/${op.dev}` });
+      // As `up` will: the lab's impairment_backend, with this host's userspace engine.
+      planImpairment(op.impairment, caps, { mtu: op.mtu, where: `${op.ns}/${op.dev}`, prefer: p.plan.impairmentBackend ?? 'auto', userspaceEngine: true });
     } catch (e) {
       if (!(e instanceof DuneError)) throw e;
       const key = e.message.replace(/^.*?: /, '');

@@ -16,7 +16,7 @@
  * namespace it serves: one process whatever the number of nodes.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,9 +106,24 @@ export function engineAlive(rec: EngineRecord | undefined): boolean {
   return rec !== undefined && isAlive(rec.pid, rec.startTicks);
 }
 
-/** Engines of `lab` on this host, by their command line (`... impair-engine --lab LAB ...`). */
+function nsOf(pid: number | 'self', kind: 'net' | 'mnt'): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/${kind}`);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Engines of `lab` on this host, by their command line (`... impair-engine --lab LAB ...`),
+ * in this agent's own network and mount namespaces: where the agent starts them. (Several
+ * "phynodes" on one machine are namespaces with agents of their own: their engines of a
+ * lab of the same name are theirs.)
+ */
 export function findEnginePids(lab: string): number[] {
   const pids: number[] = [];
+  const net = nsOf('self', 'net');
+  const mnt = nsOf('self', 'mnt');
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
     let argv: string[];
@@ -119,7 +134,9 @@ export function findEnginePids(lab: string): number[] {
     }
     const i = argv.indexOf(ENGINE_SUBCOMMAND);
     const l = argv.indexOf('--lab', i);
-    if (i >= 0 && l > i && argv[l + 1] === lab) pids.push(Number(d));
+    if (i < 0 || l <= i || argv[l + 1] !== lab) continue;
+    if (nsOf(Number(d), 'net') !== net || nsOf(Number(d), 'mnt') !== mnt) continue;
+    pids.push(Number(d));
   }
   return pids;
 }
@@ -151,7 +168,7 @@ export async function ensureEngine(lab: string, state: LabState): Promise<{ star
   mkdirSync(logDir(lab), { recursive: true, mode: 0o700 });
   const out = openSync(log, 'a', 0o600);
   let pid: number;
-  let exited: number | null = null;
+  let exited: number | string | null = null;
   try {
     // Detached (own session): the lab outlives the command that built it.
     const child = spawn(process.execPath, argv, { detached: true, stdio: ['ignore', out, out], cwd: '/', env: process.env });
@@ -159,7 +176,7 @@ export async function ensureEngine(lab: string, state: LabState): Promise<{ star
       child.once('error', reject);
       child.once('spawn', () => resolve(child.pid ?? -1));
     });
-    child.once('exit', (c) => (exited = c ?? 1));
+    child.once('exit', (c, sig) => (exited = c ?? (sig ? `signal ${sig}` : 1)));
     child.unref();
   } finally {
     closeSync(out);
@@ -180,7 +197,8 @@ export async function ensureEngine(lab: string, state: LabState): Promise<{ star
   }
   const tail = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').slice(-8).join('\n') : '';
   if (exited === null) await terminate([pid], 1000);
-  throw new DuneError('impair-engine-start', `the userspace impairment engine of lab ${lab} did not come up${tail ? `:\n${tail}` : ''}`, { hint: `see its log: ${log}` });
+  const how = exited === null ? `no answer on ${socket} within 10 s` : `it exited (${typeof exited === 'number' ? `status ${exited}` : exited})`;
+  throw new DuneError('impair-engine-start', `the userspace impairment engine of lab ${lab} did not come up: ${how}${tail ? `:\n${tail}` : ''}`, { hint: `see its log: ${log}` });
 }
 
 /**
