@@ -157,7 +157,11 @@ export function statusRemote(loc: transport.LabLocation, flags: SshFlags, o: Out
 /** The per-host lines after the status tables. */
 export function printHosts(o: Output, s: transport.MultiStatus): void {
   o.out('\nHOST'.padEnd(14) + 'ADDRESS'.padEnd(28) + 'NODES'.padEnd(7) + 'STATE');
-  for (const h of s.hosts) o.out(`${h.phynode.padEnd(13)}${h.label.padEnd(28)}${String(h.nodes).padEnd(7)}${h.phase}${h.error ? `: ${h.error}` : ''}`);
+  for (const h of s.hosts) {
+    const e = h.impairEngine;
+    const engine = e ? `; userspace engine pid ${e.pid} ${e.running ? 'running' : 'NOT RUNNING'}${e.pipes !== undefined ? ` (${e.pipes} link directions)` : ''}` : '';
+    o.out(`${h.phynode.padEnd(13)}${h.label.padEnd(28)}${String(h.nodes).padEnd(7)}${h.phase}${h.error ? `: ${h.error}` : ''}${engine}`);
+  }
 }
 
 export function isMultiStatus(s: agent.LabStatus): s is transport.MultiStatus {

@@ -292,7 +292,7 @@ export async function downLab(loc: LabLocation, opts: OrchestrateOptions = {}): 
 }
 
 export interface MultiStatus extends LabStatus {
-  hosts: { phynode: string; label: string; phase: string; nodes: number; error?: string }[];
+  hosts: { phynode: string; label: string; phase: string; nodes: number; error?: string; impairEngine?: LabStatus['impairEngine'] }[];
 }
 
 /** Every host's status of its part, merged: each link end is reported by the host it is on. */
@@ -314,7 +314,7 @@ export async function statusLab(loc: LabLocation, opts: OrchestrateOptions = {})
       out.links.push(...ok.links.filter((l) => mine.has(l.node)));
       out.processes.push(...ok.processes);
       for (const [k, v] of Object.entries(ok.backend)) out.backend[`${m.agent.phynode}:${k}`] = v;
-      out.hosts.push({ phynode: m.agent.phynode, label: m.agent.label, phase: ok.phase, nodes: ok.nodes.length });
+      out.hosts.push({ phynode: m.agent.phynode, label: m.agent.label, phase: ok.phase, nodes: ok.nodes.length, ...(ok.impairEngine ? { impairEngine: ok.impairEngine } : {}) });
     }
     const linkKey = (s: string): [number, string] => [Number(s.split(':')[0]), s.split(':')[1] ?? ''];
     out.links.sort((a, b) => linkKey(a.link)[0] - linkKey(b.link)[0] || linkKey(a.link)[1].localeCompare(linkKey(b.link)[1]));
