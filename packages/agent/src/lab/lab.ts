@@ -153,11 +153,12 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
 
     emit({ type: 'phase', phase: 'probe' });
     const caps = await probeCapabilities();
-    const backend = checkImpairments(conv.apply.concat(conv.change), caps, prefer);
+    // Every impairment of the lab, not only the new ones: which backend carries what is the whole lab's.
+    const backend = checkImpairments(host.ops, caps, prefer);
 
     const state: LabState = fresh ? newState(lab) : (oldState as LabState);
     state.phase = 'applying';
-    state.backend = { ...state.backend, ...backend };
+    state.backend = backend;
     state.pendingNamespaces = conv.apply.flatMap((o) => (o.op === 'netns' && !existsSync(`/run/netns/${o.ns}`) ? [o.ns] : []));
     writePlan(lab, text);
     writeState(state);
@@ -614,6 +615,10 @@ export async function set(lab: string, node: string, dev: string, changes: Parti
     if (host !== undefined && at >= 0) host.ops[at] = newOp;
     else plan.hosts.find((h) => h.nodes.some((n) => n.ns === ns))?.ops.push(newOp);
     writePlan(lab, serializePlan(plan));
+    if (state !== undefined) {
+      state.backend = checkImpairments(plan.hosts.flatMap((h) => h.ops), caps, prefer);
+      writeState(state);
+    }
     return next;
   });
 }
