@@ -91,7 +91,13 @@ export function engineCall<T>(socket: string, method: string, params: unknown = 
       buf += d;
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
-      const msg = JSON.parse(buf.slice(0, nl)) as LabReply;
+      let msg: LabReply;
+      try {
+        msg = JSON.parse(buf.slice(0, nl)) as LabReply;
+      } catch {
+        finish(() => reject(new EngineCallError(method, 'bad-reply', `${socket} answered something that is not JSON: ${buf.slice(0, 200)}`)));
+        return;
+      }
       finish(() => {
         if (msg.ok) resolve(msg.result as T);
         else reject(new EngineCallError(method, msg.error.code, msg.error.message, msg.error.hint));
