@@ -145,8 +145,10 @@ export function registerLabCommands(program: Command, o: Output): void {
     if (rm) o.out(`  removed: ${rm}`);
     if (r.changedImpairments) o.out(`  impairments changed live: ${r.changedImpairments}`);
     if (r.unchanged) o.out(`  unchanged: ${r.unchanged} operations`);
-    const first = plan.nodes[0];
-    const last = plan.nodes[plan.nodes.length - 1];
+    // Suggest a ping between nodes that have addresses (a switch has none).
+    const addressed = plan.nodes.filter((n) => Boolean(n.v4));
+    const first = addressed[0] ?? plan.nodes[0];
+    const last = addressed[addressed.length - 1];
     const labFlag = `--lab ${quoteWord(plan.lab)}`;
     o.out(`  ${plan.nodes.length} nodes, ${plan.links.length} links. Reach them with:`);
     if (first) o.out(`    dune exec ${labFlag} ${quoteWord(first.node)} -- ip addr`);
