@@ -4,7 +4,7 @@
  * has no netem), the refusal to build delay on a kernel without netem, and real builds of
  * the shipped GraphML files. Root only; each script cleans up and checks that it did.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
@@ -22,8 +22,21 @@ interface Scenario {
   pings: { path: string; minMs?: number; expectedRttMs: number }[];
 }
 
-function script(argv: string[], timeoutMs = 600_000): { status: number | null; json: Scenario; stderr: string } {
-  const r = spawnSync('node', argv, { cwd: root, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20 });
+/**
+ * Runs a command without blocking this worker's event loop: a scenario takes minutes, and a
+ * blocked worker misses vitest's RPC deadlines ("Timeout calling onTaskUpdate").
+ */
+function runAsync(cmd: string, argv: string[], opts: { timeout: number; env?: NodeJS.ProcessEnv }): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, argv, { cwd: root, encoding: 'utf8', timeout: opts.timeout, maxBuffer: 64 << 20, env: opts.env ?? process.env }, (err, stdout, stderr) => {
+      const code = err && typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : err ? null : 0;
+      resolve({ status: code, stdout: stdout ?? '', stderr: stderr ?? '' });
+    });
+  });
+}
+
+async function script(argv: string[], timeoutMs = 600_000): Promise<{ status: number | null; json: Scenario; stderr: string }> {
+  const r = await runAsync('node', argv, { timeout: timeoutMs });
   let json: Scenario;
   try {
     json = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as Scenario;
@@ -34,27 +47,27 @@ function script(argv: string[], timeoutMs = 600_000): { status: number | null; j
 }
 
 describe.skipIf(why !== undefined)('netmirage on this kernel', () => {
-  it('linux switch: twelve clients on two edges, iperf3 through a limited client, nothing left', () => {
-    const r = script(['test/netmirage/scenario.mjs', '--without-delay', '--iperf']);
+  it('linux switch: twelve clients on two edges, iperf3 through a limited client, nothing left', async () => {
+    const r = await script(['test/netmirage/scenario.mjs', '--without-delay', '--iperf']);
     expect(r.json.failures).toEqual([]);
     expect(r.json.checks.length).toBeGreaterThan(20);
     // TCP goodput over htb: rate × 1448/1514, within ±5 %.
     expect(Math.abs((r.json.iperf?.ratio ?? 0) - 1)).toBeLessThanOrEqual(0.05);
   }, 600_000);
 
-  it.skipIf(!has('ovs-vswitchd'))('ovs switch: the same through a private Open vSwitch (netdev datapath), iperf3 included', () => {
-    const r = script(['test/netmirage/scenario.mjs', '--without-delay', '--switch', 'ovs', '--iperf']);
+  it.skipIf(!has('ovs-vswitchd'))('ovs switch: the same through a private Open vSwitch (netdev datapath), iperf3 included', async () => {
+    const r = await script(['test/netmirage/scenario.mjs', '--without-delay', '--switch', 'ovs', '--iperf']);
     expect(r.json.failures).toEqual([]);
     expect(Math.abs((r.json.iperf?.ratio ?? 0) - 1)).toBeLessThanOrEqual(0.05);
   }, 600_000);
 
-  it('--root-ns init: the root switch in the core host\'s own namespace, restored exactly', () => {
-    const r = script(['test/netmirage/scenario.mjs', '--without-delay', '--root-ns', 'init']);
+  it('--root-ns init: the root switch in the core host\'s own namespace, restored exactly', async () => {
+    const r = await script(['test/netmirage/scenario.mjs', '--without-delay', '--root-ns', 'init']);
     expect(r.json.failures).toEqual([]);
   }, 600_000);
 
-  it.skipIf(!has('sshd') && !existsSync('/usr/sbin/sshd'))('configures an edge over SSH and restores it on --destroy', () => {
-    const r = script(['test/netmirage/scenario.mjs', '--without-delay', '--ssh']);
+  it.skipIf(!has('sshd') && !existsSync('/usr/sbin/sshd'))('configures an edge over SSH and restores it on --destroy', async () => {
+    const r = await script(['test/netmirage/scenario.mjs', '--without-delay', '--ssh']);
     expect(r.json.failures).toEqual([]);
     expect(r.json.checks.some((c) => c.name === 'edge 1 configured over SSH' && c.ok)).toBe(true);
   }, 600_000);
@@ -104,9 +117,9 @@ describe.skipIf(why !== undefined)('netmirage on this kernel', () => {
 
   const files = ['topologies/shadow-example.graphml', ...readdirSync(`${root}topologies/zoo`).filter((f) => f.endsWith('.graphml')).map((f) => `topologies/zoo/${f}`)];
   for (const file of files) {
-    it(`builds ${file} for real (every node a client, no delay) and removes it`, () => {
+    it(`builds ${file} for real (every node a client, no delay) and removes it`, async () => {
       // Kdl: 754 namespaces, 567,762 routes; 10-20 s here.
-      const r = script(['test/netmirage/zoo.mjs', file, '--without-delay'], 1_200_000);
+      const r = await script(['test/netmirage/zoo.mjs', file, '--without-delay'], 1_200_000);
       expect(r.json.failures).toEqual([]);
     }, 1_200_000);
   }
@@ -116,15 +129,15 @@ describe.skipIf(why !== undefined)('netmirage on this kernel', () => {
 const uml = `${root}test/kernel-lab/uml-run`;
 const umlWhy = why ?? (!existsSync(uml) ? 'no test/kernel-lab/uml-run' : !has('linux.uml') ? 'needs user-mode-linux (linux.uml)' : undefined);
 describe.skipIf(umlWhy !== undefined)('netmirage delay in the UML kernel lab', () => {
-  it('ping RTT is twice the sum of the path latencies', () => {
-    const r = spawnSync(uml, ['node test/netmirage/scenario.mjs --rtt'], { cwd: root, encoding: 'utf8', timeout: 900_000, env: { ...process.env, UML_TIMEOUT: '840' } });
+  it('ping RTT is twice the sum of the path latencies', async () => {
+    const r = await runAsync(uml, ['node test/netmirage/scenario.mjs --rtt'], { timeout: 900_000, env: { ...process.env, UML_TIMEOUT: '840' } });
     const json = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as Scenario;
     expect(json.failures).toEqual([]);
     expect(json.pings.filter((p) => p.expectedRttMs > 0).length).toBeGreaterThanOrEqual(5);
   }, 900_000);
 
-  it('builds the Shadow example with its 50 ms self-loop: an application reaching itself waits 100 ms', () => {
-    const r = spawnSync(uml, ['node test/netmirage/zoo.mjs topologies/shadow-example.graphml'], { cwd: root, encoding: 'utf8', timeout: 600_000, env: { ...process.env, UML_TIMEOUT: '540' } });
+  it('builds the Shadow example with its 50 ms self-loop: an application reaching itself waits 100 ms', async () => {
+    const r = await runAsync(uml, ['node test/netmirage/zoo.mjs topologies/shadow-example.graphml'], { timeout: 600_000, env: { ...process.env, UML_TIMEOUT: '540' } });
     const json = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as { failures: string[]; ping?: { out?: string } };
     expect(json.failures).toEqual([]);
     const min = Number(/= ([\d.]+)\//.exec(json.ping?.out ?? '')?.[1]);
