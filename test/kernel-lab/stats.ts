@@ -3,6 +3,7 @@
  * (loss, duplication, corruption, early packets) and a Monte Carlo model of netem's
  * reordering for the UDP probe's actual send times. Pure functions, tested without root.
  */
+import { seededRandom } from '@dune/topology';
 
 /** The q-quantile of a sample, linear between order statistics (like numpy's default). */
 export function quantile(xs: readonly number[], q: number): number {
@@ -42,17 +43,8 @@ export function binomialInterval(n: number, p: number, conf = 0.99): { lo: numbe
   return { lo, hi };
 }
 
-/** A small seeded PRNG (mulberry32), so the simulated intervals are the same on every run. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG, so the simulated intervals are the same on every run. */
+export const prng = seededRandom;
 
 /** RFC 4737 reordered packets: arrivals whose sequence number is below one already seen. */
 export function reorderedCount(arrivalSeqs: readonly number[]): number {

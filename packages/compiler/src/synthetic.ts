@@ -5,7 +5,7 @@
  * nodes as NetMirage-style clients (the "edge" of the network).
  */
 import type { Link, Node, Topology } from '@dune/topology';
-import { DEFAULT_POOLS } from '@dune/topology';
+import { DEFAULT_POOLS, seededRandom } from '@dune/topology';
 
 export interface SyntheticOptions {
   nodes: number;
@@ -19,17 +19,8 @@ export interface SyntheticOptions {
   maxLatencyMs?: number;
 }
 
-/** mulberry32: small, fast, good enough for test data. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded PRNG synthetic topologies are drawn with. */
+export const prng = seededRandom;
 
 export function syntheticInternet(opts: SyntheticOptions): Topology {
   const n = opts.nodes;

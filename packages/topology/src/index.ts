@@ -6,3 +6,4 @@ export * from './graphml.js';
 export * from './read.js';
 export * from './assignments.js';
 export * from './node-kinds.js';
+export * from './random.js';

@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { DuneError, formatDiagnostics, parseGraphml, TopologyError, type GraphmlOptions, type Link, type Topology } from '../src/index.js';
+import { DuneError, formatDiagnostics, parseGraphml, seededRandom, TopologyError, type GraphmlOptions, type Link, type Topology } from '../src/index.js';
 import { fibreDelayUs, greatCircleKm } from '../src/geo.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -544,17 +544,8 @@ describe('XML details', () => {
 });
 
 describe('robustness', () => {
-  /** mulberry32: a small seeded PRNG, so a failing case can be replayed. */
-  function rng(seed: number): () => number {
-    let s = seed >>> 0;
-    return () => {
-      s = (s + 0x6d2b79f5) >>> 0;
-      let t = s;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
+  /** Seeded, so a failing case can be replayed. */
+  const rng = seededRandom;
   const NOISE = ['<', '>', '/', '"', "'", '=', '&', ';', ' ', '\n', '-', '.', '0', '9', 'e', 'x', '!', '?', '[', ']', '#', '\u00e9', '\uD83D'];
 
   function survives(source: string, file: string, cases: () => string[]): void {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'smol-toml';
 import { describe, expect, it } from 'vitest';
-import { DuneError, formatDiagnostics, parseDuneToml, TopologyError, type Topology } from '@dune/topology';
+import { DuneError, formatDiagnostics, parseDuneToml, seededRandom, TopologyError, type Topology } from '@dune/topology';
 import { CommandSyntaxError, joinCommand, splitCommand } from '../src/command.js';
 import { locateToml } from '../src/toml-locate.js';
 
@@ -506,17 +506,8 @@ k.l.m = 3
 });
 
 describe('robustness', () => {
-  /** Deterministic PRNG (mulberry32). */
-  function prng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
+  /** Deterministic, so a failing case can be replayed. */
+  const prng = seededRandom;
   const sources: [string, string][] = [
     ['dune-example.toml', readFileSync(DUNE_EXAMPLE, 'utf8')],
     ...FIXTURES.map((f): [string, string] => [f, readFileSync(here(f), 'utf8')]),
