@@ -145,16 +145,18 @@ describe.skipIf(!isRoot)(`applyOps on the host kernel (${ROOT_REASON})`, () => {
     expect(Math.abs(got - expected) / expected).toBeLessThan(0.05);
   });
 
-  it('drops 30 % with nftables (binomial 99 % interval on 400 pings), then removes it live', async () => {
+  it('drops 30 % with nftables (binomial 99.9 % interval on 400 pings), then removes it live', async () => {
     await changeImpairment(A, 'eth0', { lossPct: 30 }, { caps });
     expect((await readImpairment(A, 'eth0')).impairment).toEqual({ lossPct: 30 });
     const r = sh(['ip', 'netns', 'exec', A, 'ping', '-i', '0.002', '-c', '400', '-q', '-W', '1', '10.1.0.3']);
     const m = /(\d+) packets transmitted, (\d+) received/.exec(r.out);
     const lost = Number(m?.[1]) - Number(m?.[2]);
-    // n = 400, p = 0.3: mean 120, sd 9.17; 99 % (±2.576 sd): 96..144.
+    // n = 400, p = 0.3: mean 120, sd 9.17; 99.9 % (±3.29 sd): 90..150. Not 99 %: the suite
+    // runs a dozen statistical checks, and at 1 % each a correct build would fail CI too
+    // often (this one saw 92). 20 % or 40 % loss (mean 80 or 160) is still > 4 sd outside.
     console.log(`nftables 30 % loss: ${lost}/400 lost`);
-    expect(lost).toBeGreaterThanOrEqual(96);
-    expect(lost).toBeLessThanOrEqual(144);
+    expect(lost).toBeGreaterThanOrEqual(90);
+    expect(lost).toBeLessThanOrEqual(150);
     await changeImpairment(A, 'eth0', {}, { caps });
     expect((await readImpairment(A, 'eth0')).impairment).toEqual({});
     expect(ping(A, '10.1.0.3', ['-c', '5', '-i', '0.01']).code).toBe(0);
