@@ -15,7 +15,7 @@
  *    asserted only where noise cannot reach them (trimmed to what netem can produce).
  *    uml-run runs the guest at nice −10 as root, which keeps most of that noise away.
  *  - counts (loss, duplicates, corruption, early packets) are exact; they are checked
- *    against the exact binomial 99 % interval of their configured probability.
+ *    against the exact binomial 99.9 % interval of their configured probability.
  *  - reordering depends on when the probe really sent each packet; the expected count comes
  *    from a Monte Carlo model of netem's rule over the probe's own send times (stats.ts).
  *  - base RTT (~0.1 ms) is measured in the same guest on plain links and subtracted.
@@ -137,8 +137,8 @@ const rttRow = (s: Json): string =>
 
 describe('kernel-lab statistics (pure)', () => {
   it('binomial intervals match the normal approximation where it is good', () => {
-    // n = 1000, p = 0.1: mean 100, sd 9.49; ±2.576 sd ≈ [75.6, 124.4].
-    const b = binomialInterval(1000, 0.1);
+    // n = 1000, p = 0.1: mean 100, sd 9.49; 99 % (±2.576 sd) ≈ [75.6, 124.4].
+    const b = binomialInterval(1000, 0.1, 0.99);
     within('lo', b.lo, 75, 77);
     within('hi', b.hi, 123, 125);
   });
@@ -255,7 +255,7 @@ describe.skipIf(skipRoot)('netem in a UML guest (root only: the guest uses the h
         'uniform 20±5 ms (RTT - base)': { ...U, trimmedStdev: r3(stdev(uniTrim)), trimmed: uni.length - uniTrim.length },
         'normal 20 ms σ 5 ms (RTT - base)': { ...N, trimmedStdev: r3(stdev(norTrim)), trimmed: nor.length - norTrim.length },
         'reorder ping': `${j.reorderPing.early}/${j.reorderPing.received} early (RTT < 5 ms); ${rttRow(j.reorderPing)}`,
-        'reorder UDP': `${udp.reordered}/${udp.received} reordered (RFC 4737), ${udp.inversions} adjacent inversions; model for these send times: mean ${r3(model.mean)}, 99 % [${model.lo}, ${model.hi}]`,
+        'reorder UDP': `${udp.reordered}/${udp.received} reordered (RFC 4737), ${udp.inversions} adjacent inversions; model for these send times: mean ${r3(model.mean)}, 99.9 % [${model.lo}, ${model.hi}]`,
         qdiscs: j.qdisc,
         'guest time': `${run.totalMs} ms ${JSON.stringify(run.timings)}`,
       });
@@ -286,13 +286,13 @@ describe.skipIf(skipRoot)('netem in a UML guest (root only: the guest uses the h
       within('normal trimmed stdev', r3(stdev(norTrim)), 3.5, 7);
 
       // Reordering, ping: each echo request skips the 10 ms with p = 0.25, so the count of
-      // RTTs near the base is Binomial(n, 0.25); its exact 99 % interval.
+      // RTTs near the base is Binomial(n, 0.25); its exact 99.9 % interval.
       const rp = j.reorderPing;
       expect(rp.received).toBe(rp.transmitted);
       const bi = binomialInterval(rp.received, 0.25);
       within('reorder: early pings', rp.early, bi.lo, bi.hi);
       // Reordering, UDP: nothing lost or duplicated, and the reordered count within the
-      // model's 99 % interval for the probe's real send times, widened by 2 % of the packets
+      // model's 99.9 % interval for the probe's real send times, widened by 2 % of the packets
       // for timing noise at the decision boundary (a packet sent ~10 ms after a delayed one
       // ties with it; which arrives first is then up to timer latency).
       expect(udp.lost).toBe(0);
@@ -316,10 +316,10 @@ describe.skipIf(skipRoot)('netem in a UML guest (root only: the guest uses the h
       const corrBad = l.corrupt.lost + l.corrupt.corrupted;
       report('loss', {
         kernel: run.kernel,
-        'loss 10 % (UDP a→r)': `${l.loss.lost}/${l.loss.sent} = ${l.loss.lossPct} %, binomial 99 % [${lossBi.lo}, ${lossBi.hi}]; netem: ${l.lossQdisc.a.text.split('\n')[1]?.trim()}`,
-        'loss 10 % (ping a→r)': `${l.pingLoss.transmitted - l.pingLoss.received}/${l.pingLoss.transmitted}, 99 % [${pingBi.lo}, ${pingBi.hi}]`,
-        'duplicate 5 % (UDP r→b)': `${l.dup.duplicates}/${l.dup.sent} = ${l.dup.duplicatePct} %, 99 % [${dupBi.lo}, ${dupBi.hi}], lost ${l.dup.lost}`,
-        'corrupt 5 % (UDP b→r)': `${l.corrupt.lost} dropped + ${l.corrupt.corrupted} delivered corrupted /${l.corrupt.sent}, 99 % [${corrLo}, ${corrHi}]`,
+        'loss 10 % (UDP a→r)': `${l.loss.lost}/${l.loss.sent} = ${l.loss.lossPct} %, binomial 99.9 % [${lossBi.lo}, ${lossBi.hi}]; netem: ${l.lossQdisc.a.text.split('\n')[1]?.trim()}`,
+        'loss 10 % (ping a→r)': `${l.pingLoss.transmitted - l.pingLoss.received}/${l.pingLoss.transmitted}, 99.9 % [${pingBi.lo}, ${pingBi.hi}]`,
+        'duplicate 5 % (UDP r→b)': `${l.dup.duplicates}/${l.dup.sent} = ${l.dup.duplicatePct} %, 99.9 % [${dupBi.lo}, ${dupBi.hi}], lost ${l.dup.lost}`,
+        'corrupt 5 % (UDP b→r)': `${l.corrupt.lost} dropped + ${l.corrupt.corrupted} delivered corrupted /${l.corrupt.sent}, 99.9 % [${corrLo}, ${corrHi}]`,
         'rate 1 Mbit/s + 20 ms (UDP b→c, 2.08 Mbit/s offered)': `${r3(mbit)} Mbit/s at layer 2 (${l.tput.received} × 1042 B over ${l.tput.rxSpanMs} ms), lost ${l.tput.lost}; ${l.tputQdisc.text.replace(/\n/g, ' | ')}`,
         'limit, 10 Mbit/s + 2 s (sized)': `burst of ${l.sized.sent}: lost ${l.sized.lost}; ${l.sizedQdisc.text.replace(/\n/g, ' | ')}`,
         'limit 1000 by hand (control)': `burst of ${l.control.sent}: lost ${l.control.lost}; ${l.controlQdisc.text.replace(/\n/g, ' | ')}`,
@@ -333,7 +333,7 @@ describe.skipIf(skipRoot)('netem in a UML guest (root only: the guest uses the h
       expectReadback('b:eth1', l.readback['b:eth1'], { rateBitsPerSec: 1e6, delayUs: 20_000 });
       expectReadback('c:eth0', l.readback['c:eth0'], { rateBitsPerSec: 10e6, delayUs: 2_000_000 });
 
-      // Loss: Bernoulli 10 % per packet, Binomial(n, 0.1), exact 99 % interval. Nothing else
+      // Loss: Bernoulli 10 % per packet, Binomial(n, 0.1), exact 99.9 % interval. Nothing else
       // may drop (socket buffers and the input backlog are raised in the guest).
       within('UDP loss count', l.loss.lost, lossBi.lo, lossBi.hi);
       expect(l.loss.duplicates + l.loss.corrupted).toBe(0);
