@@ -11,7 +11,7 @@ import { buildCore, destroyCore } from './core.js';
 import { OVS_DEFAULTS } from './ovs.js';
 import { iniBool, readSetupFile, type IniFile } from './setup-file.js';
 import { LOG_LEVELS, makeLog, type LogLevel } from './util.js';
-import { type Io, stdio, reportError } from './io.js';
+import { type Io, stdio, runProgram } from './io.js';
 
 /** Every long option (the names [emulator] accepts), with its default. */
 const CORE_OPTIONS = {
@@ -228,15 +228,6 @@ Examples:
   return p;
 }
 
-export async function coreMain(argv: string[], io: Io = stdio): Promise<number> {
-  const program = buildCoreProgram(io);
-  program.exitOverride();
-  try {
-    await program.parseAsync(argv, { from: 'user' });
-    return 0;
-  } catch (e) {
-    const ce = e as { code?: string; exitCode?: number };
-    if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) return ce.exitCode ?? 1;
-    return reportError(io, e);
-  }
+export function coreMain(argv: string[], io: Io = stdio): Promise<number> {
+  return runProgram(buildCoreProgram(io), argv, io);
 }

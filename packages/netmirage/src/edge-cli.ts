@@ -9,7 +9,7 @@ import { requireRoot } from '@dune/agent';
 import { EDGE_DEFAULTS, edgeAdd, edgeRemove, readEdgeState, type EdgeArgs } from './edge.js';
 import { readSetupFile } from './setup-file.js';
 import { LOG_LEVELS, makeLog, type LogLevel } from './util.js';
-import { type Io, stdio, reportError } from './io.js';
+import { type Io, stdio, runProgram } from './io.js';
 
 const EDGE_KEYS = ['iface', 'core-ip', 'vsubnet', 'applications', 'other-edges', 'clients', 'remove', 'ip-file', 'verbosity', 'log-file', 'rule-in', 'rule-out', 'rule-other', 'table-id'] as const;
 type EdgeKey = (typeof EDGE_KEYS)[number];
@@ -111,15 +111,6 @@ Examples:
   return p;
 }
 
-export async function edgeMain(argv: string[], io: Io = stdio): Promise<number> {
-  const program = buildEdgeProgram(io);
-  program.exitOverride();
-  try {
-    await program.parseAsync(argv, { from: 'user' });
-    return 0;
-  } catch (e) {
-    const ce = e as { code?: string; exitCode?: number };
-    if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) return ce.exitCode ?? 1;
-    return reportError(io, e);
-  }
+export function edgeMain(argv: string[], io: Io = stdio): Promise<number> {
+  return runProgram(buildEdgeProgram(io), argv, io);
 }

@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 /** The only place that prints: known failures briefly with their hint, anything else with its stack. */
 import { DuneError, TopologyError, formatDiagnostic } from '@dune/topology';
 
@@ -28,4 +29,17 @@ export function reportError(io: Io, e: unknown): number {
   const err = e as Error;
   io.err(`internal error (a bug; please report it with this output):\n${err?.stack ?? String(e)}`);
   return 70;
+}
+
+/** Runs a commander program: usage errors exit with commander's code, failures are reported. */
+export async function runProgram(program: Command, argv: string[], io: Io): Promise<number> {
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    const ce = e as { code?: string; exitCode?: number };
+    if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) return ce.exitCode ?? 1;
+    return reportError(io, e);
+  }
 }
