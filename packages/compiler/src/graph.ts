@@ -33,10 +33,10 @@ export function buildNetworkGraph(topo: Topology, nodeIndex: Map<string, number>
   return { graph, aNode, bNode };
 }
 
-/** Connected components, each a sorted list of node positions, ordered by their first node. */
-export function components(nodeCount: number, net: NetworkGraph): number[][] {
-  const parent = new Int32Array(nodeCount);
-  for (let i = 0; i < nodeCount; i++) parent[i] = i;
+/** Union-find over `n` elements (path halving); `parent` is exposed for callers that join roots. */
+export function unionFind(n: number): { parent: Int32Array; find: (x: number) => number } {
+  const parent = new Int32Array(n);
+  for (let i = 0; i < n; i++) parent[i] = i;
   const find = (x: number): number => {
     while (parent[x] !== x) {
       const p = parent[x] as number;
@@ -45,6 +45,12 @@ export function components(nodeCount: number, net: NetworkGraph): number[][] {
     }
     return x;
   };
+  return { parent, find };
+}
+
+/** Connected components, each a sorted list of node positions, ordered by their first node. */
+export function components(nodeCount: number, net: NetworkGraph): number[][] {
+  const { parent, find } = unionFind(nodeCount);
   for (let li = 0; li < net.aNode.length; li++) {
     const a = net.aNode[li] as number;
     const b = net.bNode[li] as number;

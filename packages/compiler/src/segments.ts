@@ -10,7 +10,7 @@
  */
 import type { Diagnostics, Link, Topology } from '@dune/topology';
 import { isL2Kind } from '@dune/topology';
-import type { NetworkGraph } from './graph.js';
+import { unionFind, type NetworkGraph } from './graph.js';
 import { describeLink } from './interfaces.js';
 
 export interface SegmentMember {
@@ -54,16 +54,7 @@ export function findSegments(topo: Topology, net: NetworkGraph, diags: Diagnosti
   });
 
   // Union-find over L2–L2 links; the forest kept as adjacency to name a loop's members.
-  const parent = new Int32Array(n);
-  for (let i = 0; i < n; i++) parent[i] = i;
-  const find = (x: number): number => {
-    while (parent[x] !== x) {
-      const p = parent[x] as number;
-      parent[x] = parent[p] as number;
-      x = p;
-    }
-    return x;
-  };
+  const { parent, find } = unionFind(n);
   const forest = new Map<number, number[]>();
   topo.links.forEach((link, li) => {
     const a = net.aNode[li] as number;

@@ -60,13 +60,7 @@ export function isRunning(pid: number): boolean {
 export function isAlive(pid: number, startTicks: number): boolean {
   const t = procStartTicks(pid);
   if (t === undefined || t !== startTicks) return false;
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = s.slice(s.lastIndexOf(')') + 2).split(' ')[0];
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
+  return isRunning(pid);
 }
 
 export interface Started {
