@@ -11,6 +11,7 @@ export default defineConfig({
       '@dune/agent': pkg('agent'),
       '@dune/transport': pkg('transport'),
       '@dune/impair': pkg('impair'),
+      '@dune/lab': pkg('lab'),
       '@dune/cli': pkg('cli'),
       '@dune/netmirage': pkg('netmirage'),
     },

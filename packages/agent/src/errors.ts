@@ -52,8 +52,8 @@ const HINTS: Record<number, string> = {
   17: 'an object of that name already exists: a previous run of this lab may still be up (`dune down <lab>` removes it), or the plan repeats a name',
   19: 'the interface does not exist in that namespace: check the op order of the plan',
   1: 'the agent needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)',
-  95: 'this kernel lacks the feature: run `dune probe` to see what it supports',
-  2: 'a kernel module or object is missing: run `dune probe` to see what this kernel supports',
+  95: 'this kernel lacks the feature: `dune check FILE` lists what it supports',
+  2: 'a kernel module or object is missing: `dune check FILE` lists what this kernel supports',
 };
 
 /** An op the kernel refused. Carries the journal so the caller can roll back. */

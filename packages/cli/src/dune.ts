@@ -8,7 +8,7 @@
 import { Command } from 'commander';
 import { TopologyError } from '@dune/topology';
 import { serializePlanChunks, summarizePlan } from '@dune/compiler';
-import { compileLoaded, loadTopology } from './load.js';
+import { compileLoaded, loadTopology } from '@dune/lab';
 import { printDiagnostics, reportError, stdio, type Output } from './output.js';
 import { registerLabCommands } from './lab-commands.js';
 import { addReaderOptions, readerOptions, type ReaderFlags } from './reader-options.js';

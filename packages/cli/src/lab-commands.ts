@@ -1,14 +1,13 @@
 /**
  * Lab commands: up, down, status, exec, shell, capture, set. Parsing and printing only;
- * the work is the agent's.
+ * the work is the lab engine's (@dune/lab), which reaches every host, this one included,
+ * through the same door.
  */
-import { spawnSync } from 'node:child_process';
-import { constants } from 'node:os';
 import { Command } from 'commander';
 import { DuneError, formatDurationUs, formatRate, joinCommand, parseImpairmentAssignments, quoteWord, type Impairment } from '@dune/topology';
 import { serializePlan, summarizePlan } from '@dune/compiler';
-import * as agent from '@dune/agent';
-import { compileLoaded, loadTopology } from './load.js';
+import * as lab from '@dune/lab';
+import { compileLoaded, loadTopology } from '@dune/lab';
 import { printDiagnostics, type Output } from './output.js';
 import { addReaderOptions, readerOptions, type ReaderFlags } from './reader-options.js';
 import * as remote from './remote-commands.js';
@@ -18,11 +17,14 @@ interface LabFlags {
   json?: boolean;
 }
 
-function progressPrinter(o: Output, json: boolean): { onEvent: (e: agent.LabEvent) => void; done: () => void } {
+function progressPrinter(o: Output, json: boolean): { onEvent: (e: lab.HostEvent) => void; done: () => void } {
   let line = '';
   const tty = o.isTTY && !json;
   return {
-    onEvent: (e) => {
+    onEvent: (he) => {
+      // One host (this machine): its agent's events as they are, without the host's.
+      if (he.type === 'step' || he.type === 'host-done' || he.type === 'host-failed') return;
+      const { phynode: _host, ...e } = he;
       if (json) {
         o.out(JSON.stringify({ ...e, t: new Date().toISOString() }));
         return;
@@ -75,15 +77,8 @@ function parseTarget(spec: string): { node: string; iface: string } {
   return { node: spec.slice(0, i), iface: spec.slice(i + 1) };
 }
 
-function exitCodeOf(r: ReturnType<typeof spawnSync>): number {
-  if (r.error) throw new DuneError('spawn-failed', `could not run the command: ${r.error.message}`);
-  if (r.status !== null) return r.status;
-  const sig = r.signal ? (constants.signals[r.signal] ?? 1) : 1;
-  return 128 + sig;
-}
-
 /** Which backend carries what, and the userspace engine with its counters per link direction. */
-function printEngine(o: Output, s: agent.LabStatus): void {
+function printEngine(o: Output, s: lab.LabStatus): void {
   const byBackend = new Map<string, string[]>();
   for (const [k, b] of Object.entries(s.backend)) byBackend.set(b, [...(byBackend.get(b) ?? []), k]);
   if (byBackend.size > 0) o.out(`\nimpairment backends: ${[...byBackend].map(([b, ks]) => `${b} (${ks.join(', ')})`).join('; ')}`);
@@ -104,6 +99,12 @@ function printEngine(o: Output, s: agent.LabStatus): void {
   }
 }
 
+/** What names the lab a command means: --lab, the topology file (-f or the argument). */
+function labRef(flags: { lab?: string; file?: string }, file?: string): lab.LabRef {
+  const f = file ?? flags.file;
+  return { ...(flags.lab !== undefined ? { lab: flags.lab } : {}), ...(f !== undefined ? { file: f } : {}) };
+}
+
 export function registerLabCommands(program: Command, o: Output): void {
   remote.addSshOptions(addReaderOptions(
     program
@@ -118,8 +119,8 @@ export function registerLabCommands(program: Command, o: Output): void {
     const { plan, diagnostics } = compileLoaded(loaded, flags.lab);
     // Before printing: a user without root gets one message, not the topology's notes first.
     // A lab wholly on other hosts (phynodes with `host`) needs no root here.
-    const multiHost = remote.hasRemoteHosts(plan);
-    if (!flags.dryRun && !multiHost) agent.requireRoot('up');
+    const multiHost = lab.hasRemoteHosts(plan);
+    if (!flags.dryRun && !multiHost) lab.requireRoot('up');
     // The default phynode is what `up` on one machine means; saying so every time is noise.
     if (!flags.json) printDiagnostics(o, diagnostics.filter((d) => d.code !== 'default-phynode'));
     if (flags.dryRun) {
@@ -128,7 +129,7 @@ export function registerLabCommands(program: Command, o: Output): void {
     }
     if (multiHost) return remote.upRemote(plan, loaded.file, flags, o);
     const p = progressPrinter(o, Boolean(flags.json));
-    const r = await agent.up(plan, { onEvent: p.onEvent }).finally(p.done);
+    const r = (await lab.upLab(plan, { file: loaded.file, onEvent: p.onEvent }).finally(p.done)).hosts[0]?.result as lab.UpResult;
     if (flags.json) {
       o.out(JSON.stringify({ type: 'done', ...r }));
       return;
@@ -165,26 +166,25 @@ export function registerLabCommands(program: Command, o: Output): void {
     .option('--json', 'JSON summary')
     .addHelpText('after', '\nWorks from the journal in /run/dune/<lab>/, or from the kernel marks alone when it is gone.\n\nExamples:\n  dune down\n  dune down topo.toml\n  dune down --all'))
     .action(async (file: string | undefined, flags: LabFlags & remote.SshFlags & { all?: boolean }) => {
-      const loc = flags.all ? undefined : remote.locateLab(flags, file);
+      const loc = flags.all ? undefined : lab.locateRemote({ ...(flags.lab !== undefined ? { lab: flags.lab } : {}), ...(file !== undefined ? { file } : {}) });
       if (loc) return remote.downRemote(loc, flags, o);
-      agent.requireRoot('down');
+      lab.requireRoot('down');
       let labs: string[];
-      if (flags.all) labs = agent.listLabs();
+      if (flags.all) labs = await lab.localLabs();
       else if (flags.lab !== undefined) labs = [flags.lab];
-      else if (file !== undefined) labs = [compileLoaded(loadTopology(file)).plan.lab];
-      else labs = [agent.resolveLab(undefined)];
+      else labs = [lab.localLabName(file !== undefined ? { file } : {})];
       if (labs.length === 0) {
         o.out(flags.json ? JSON.stringify({ labs: [] }) : 'no labs on this machine');
         return;
       }
       const results = [];
-      for (const lab of labs) {
-        const r = await agent.down(lab);
+      for (const name of labs) {
+        const r = (await lab.downLocal(name)).hosts[0]?.result as lab.DownResult;
         results.push(r);
         if (!flags.json) {
           // Only a namespace that looks like the lab's (or nothing at all): no lab was removed.
-          if (!r.journal && r.namespaces === 0 && r.processes === 0) o.out(`lab ${lab}: nothing of it here`);
-          else o.out(`lab ${lab} removed in ${(r.elapsedMs / 1000).toFixed(2)}s: ${r.namespaces} namespaces, ${r.processes} processes, ${r.files} files${r.journal ? '' : ' (no journal: found by its marks)'}`);
+          if (!r.journal && r.namespaces === 0 && r.processes === 0) o.out(`lab ${name}: nothing of it here`);
+          else o.out(`lab ${name} removed in ${(r.elapsedMs / 1000).toFixed(2)}s: ${r.namespaces} namespaces, ${r.processes} processes, ${r.files} files${r.journal ? '' : ' (no journal: found by its marks)'}`);
           for (const f of r.foreign) o.err(`note: namespace ${f}`);
         }
       }
@@ -198,13 +198,8 @@ export function registerLabCommands(program: Command, o: Output): void {
     .option('--lab <name>', 'lab name (default: the only lab)')
     .option('--json', 'as JSON'))
     .action(async (file: string | undefined, flags: LabFlags & remote.SshFlags) => {
-      const loc = remote.locateLab(flags, file);
-      let s: agent.LabStatus;
-      if (loc) s = await remote.statusRemote(loc, flags, o);
-      else {
-        agent.requireRoot('status');
-        s = await agent.status(agent.resolveLab(flags.lab));
-      }
+      const loc = await lab.locateLab(labRef(flags, file), 'status');
+      const s = await lab.labStatus(loc, remote.sshOptions(flags, o));
       if (flags.json) {
         o.out(JSON.stringify(s, null, 2));
         return;
@@ -224,7 +219,7 @@ export function registerLabCommands(program: Command, o: Output): void {
         o.out('\nPROCESS'.padEnd(22) + 'PID'.padEnd(8) + 'STATE'.padEnd(9) + 'CPUS'.padEnd(8) + 'COMMAND');
         for (const p of s.processes) o.out(`${cell(p.name, 20).padEnd(21)}${String(p.pid).padEnd(8)}${(p.alive ? 'running' : 'exited').padEnd(9)}${(p.cpus.join(',') || '-').padEnd(8)}${joinCommand(p.argv)}`);
       }
-      if (remote.isMultiStatus(s)) remote.printHosts(o, s);
+      if (lab.isMultiStatus(s)) remote.printHosts(o, s);
     });
 
   remote.addSshOptions(program
@@ -236,16 +231,8 @@ export function registerLabCommands(program: Command, o: Output): void {
     .argument('<cmd...>', 'the command and its arguments (after --)')
     .addHelpText('after', '\nExample:\n  dune exec r1 -- ping -c3 10.0.0.6'))
     .action(async (node: string, cmd: string[], flags: LabFlags & remote.SshFlags & { file?: string }) => {
-      const loc = remote.locateLab(flags);
-      if (loc) {
-        process.exitCode = await remote.execRemote(loc, node, cmd, flags, o);
-        return;
-      }
-      agent.requireRoot('exec');
-      const lab = agent.resolveLab(flags.lab);
-      const ns = agent.nodeNs(agent.labPlan(lab), node);
-      const r = spawnSync('ip', ['netns', 'exec', ns, ...cmd], { stdio: 'inherit' });
-      process.exitCode = exitCodeOf(r);
+      const loc = await lab.locateLab(labRef(flags), 'exec');
+      process.exitCode = await remote.execAttached(loc, node, cmd, flags, o);
     });
 
   remote.addSshOptions(program
@@ -255,21 +242,14 @@ export function registerLabCommands(program: Command, o: Output): void {
     .option('-f, --file <file>', 'the topology file the lab was built from (finds a lab on other hosts)')
     .argument('<node>', 'node id'))
     .action(async (node: string, flags: LabFlags & remote.SshFlags & { file?: string }) => {
-      const loc = remote.locateLab(flags);
-      if (loc) {
-        process.exitCode = await remote.execRemote(loc, node, ['sh', '-c', 'exec "${SHELL:-/bin/sh}" -i'], flags, o, true);
-        return;
-      }
-      agent.requireRoot('shell');
-      const lab = agent.resolveLab(flags.lab);
-      const ns = agent.nodeNs(agent.labPlan(lab), node);
-      const shell = process.env['SHELL'] ?? '/bin/bash';
-      o.err(`entering node ${node} of lab ${lab} (namespace ${ns}); exit to leave`);
-      const r = spawnSync('ip', ['netns', 'exec', ns, shell, '-i'], {
-        stdio: 'inherit',
-        env: { ...process.env, DUNE_LAB: lab, DUNE_NODE: node, PS1: `[${node}] \\w\\$ ` },
-      });
-      process.exitCode = exitCodeOf(r);
+      const loc = await lab.locateLab(labRef(flags), 'shell');
+      const at = loc.nodes[node];
+      if (at !== undefined && lab.isLocal(loc)) o.err(`entering node ${node} of lab ${loc.lab} (namespace ${at[1]}); exit to leave`);
+      // The shell gets the lab and node in its environment and its prompt, wherever it runs;
+      // on this machine it is the user's own $SHELL, elsewhere the remote user's.
+      const script = 'export DUNE_LAB="$1" DUNE_NODE="$2" PS1="[$2] "\'\\w\\$ \'; exec "${3:-${SHELL:-/bin/sh}}" -i';
+      const shell = lab.isLocal(loc) ? (process.env['SHELL'] ?? '/bin/bash') : '';
+      process.exitCode = await remote.execAttached(loc, node, ['sh', '-c', script, 'sh', loc.lab, node, shell], flags, o, true);
     });
 
   remote.addSshOptions(program
@@ -282,22 +262,9 @@ export function registerLabCommands(program: Command, o: Output): void {
     .argument('<target>', 'NODE:IFACE')
     .argument('[filter...]', 'a pcap filter, e.g. icmp or "tcp port 80"'))
     .action(async (target: string, filter: string[], flags: LabFlags & remote.SshFlags & { file?: string; write?: string; count?: string }) => {
-      const loc = remote.locateLab(flags);
-      if (loc) {
-        process.exitCode = await remote.captureRemote(loc, parseTarget(target), filter, flags, o);
-        return;
-      }
-      agent.requireRoot('capture');
-      const { node, iface } = parseTarget(target);
-      const lab = agent.resolveLab(flags.lab);
-      const ns = agent.nodeNs(agent.labPlan(lab), node);
-      const args = ['netns', 'exec', ns, 'tcpdump', '-i', iface, '-n'];
-      if (flags.write) args.push('-w', flags.write);
-      else args.push('-l');
-      if (flags.count) args.push('-c', String(Number(flags.count)));
-      args.push(...filter);
-      const r = spawnSync('ip', args, { stdio: 'inherit' });
-      process.exitCode = exitCodeOf(r);
+      const t = parseTarget(target);
+      const loc = await lab.locateLab(labRef(flags), 'capture');
+      process.exitCode = await remote.capture(loc, t, filter, flags, o);
     });
 
   remote.addSshOptions(program
@@ -310,11 +277,10 @@ export function registerLabCommands(program: Command, o: Output): void {
     .argument('<settings...>', 'key=value: latency, jitter, loss, duplicate, corrupt, reorder, bw, queue, ...; key=none removes one')
     .addHelpText('after', '\nExamples:\n  dune set r1:eth1 bw=10mbit loss=2%\n  dune set r1:eth1 loss=none'))
     .action(async (target: string, settings: string[], flags: LabFlags & remote.SshFlags & { file?: string }) => {
-      const loc = remote.locateLab(flags);
-      if (!loc) agent.requireRoot('set');
+      const loc = await lab.locateLab(labRef(flags), 'set');
       const { node, iface } = parseTarget(target);
       const { set, removed } = parseImpairmentAssignments(settings);
-      const result = loc ? await remote.setRemote(loc, node, iface, set, removed, flags, o) : await agent.set(agent.resolveLab(flags.lab), node, iface, set, removed);
+      const result = await lab.setImpairment(loc, node, iface, set, removed, remote.sshOptions(flags, o));
       o.out(flags.json ? JSON.stringify(result) : `${node}:${iface} → ${describeImpairment(result)}`);
     });
   remote.registerRemoteCommands(program, o);

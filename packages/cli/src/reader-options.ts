@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { GRAPHML_UNITS, type GraphmlUnits } from '@dune/topology';
-import type { LoadOptions } from './load.js';
+import type { LoadOptions } from '@dune/lab';
 
 export interface ReaderFlags {
   units?: GraphmlUnits;

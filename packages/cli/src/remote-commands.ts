@@ -11,9 +11,8 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
 import { DuneError, formatDiagnostic, quoteWord } from '@dune/topology';
 import type { Plan } from '@dune/compiler';
-import * as agent from '@dune/agent';
-import * as transport from '@dune/transport';
-import { compileLoaded, loadTopology } from './load.js';
+import * as lab from '@dune/lab';
+import { compileLoaded, loadTopology } from '@dune/lab';
 import { printDiagnostics, type Output } from './output.js';
 import { addReaderOptions, readerOptions, type ReaderFlags } from './reader-options.js';
 
@@ -31,7 +30,7 @@ export function addSshOptions(cmd: Command): Command {
     .addOption(new Option('--connect-timeout <seconds>', 'give up on a host that does not answer within this').default('10'));
 }
 
-export function sshOptions(flags: SshFlags, o: Output): transport.OrchestrateOptions {
+export function sshOptions(flags: SshFlags, o: Output): lab.OrchestrateOptions {
   const secs = Number(flags.connectTimeout ?? '10');
   if (!(secs > 0 && secs <= 600)) {
     throw new DuneError('bad-timeout', `--connect-timeout ${flags.connectTimeout} is not a number of seconds within 0..600`, { hint: 'for example --connect-timeout 5' });
@@ -44,26 +43,8 @@ export function sshOptions(flags: SshFlags, o: Output): transport.OrchestrateOpt
   };
 }
 
-export const hasRemoteHosts = transport.hasRemoteHosts;
-
-/**
- * The multi-host lab a command means, or undefined for a lab on this machine (the
- * single-host path then runs exactly as before).
- */
-export function locateLab(flags: { lab?: string; file?: string }, file?: string): transport.LabLocation | undefined {
-  const f = file ?? flags.file;
-  if (f !== undefined) {
-    const { plan } = compileLoaded(loadTopology(f), flags.lab);
-    return transport.hasRemoteHosts(plan) ? transport.locationOfPlan(plan) : undefined;
-  }
-  if (flags.lab !== undefined) return transport.recordedLocation(flags.lab);
-  const recorded = transport.recordedLabs();
-  if (recorded.length === 1 && agent.listLabs().length === 0) return transport.recordedLocation(recorded[0] as string);
-  return undefined;
-}
-
 /** One display for every host: a line per host, redrawn in place on a terminal. */
-function hostProgress(o: Output, json: boolean, phynodes: string[]): { onEvent: (e: transport.HostEvent) => void; done: () => void } {
+function hostProgress(o: Output, json: boolean, phynodes: string[]): { onEvent: (e: lab.HostEvent) => void; done: () => void } {
   const tty = o.isTTY && !json;
   const width = Math.max(...phynodes.map((p) => p.length), 4);
   const rows = new Map(phynodes.map((p) => [p, 'waiting']));
@@ -115,7 +96,7 @@ function hostProgress(o: Output, json: boolean, phynodes: string[]): { onEvent: 
 export async function upRemote(plan: Plan, file: string, flags: SshFlags & { json?: boolean }, o: Output): Promise<void> {
   const p = hostProgress(o, Boolean(flags.json), plan.hosts.map((h) => h.phynode));
   if (!flags.json) o.out(`lab ${plan.lab}: ${plan.nodes.length} nodes on ${plan.hosts.length} hosts`);
-  const r = await transport.upLab(plan, { ...sshOptions(flags, o), file, onEvent: p.onEvent }).finally(p.done);
+  const r = await lab.upLab(plan, { ...sshOptions(flags, o), file, onEvent: p.onEvent }).finally(p.done);
   if (flags.json) {
     o.out(JSON.stringify({ type: 'done', ...r }));
     return;
@@ -139,8 +120,8 @@ export async function upRemote(plan: Plan, file: string, flags: SshFlags & { jso
   o.out(`    dune status ${labFlag}    dune down ${labFlag}`);
 }
 
-export async function downRemote(loc: transport.LabLocation, flags: SshFlags & { json?: boolean }, o: Output): Promise<void> {
-  const r = await transport.downLab(loc, sshOptions(flags, o));
+export async function downRemote(loc: lab.LabLocation, flags: SshFlags & { json?: boolean }, o: Output): Promise<void> {
+  const r = await lab.downLab(loc, sshOptions(flags, o));
   if (flags.json) {
     o.out(JSON.stringify({ labs: [{ lab: r.lab, hosts: r.hosts, elapsedMs: r.elapsedMs }] }));
     return;
@@ -150,12 +131,8 @@ export async function downRemote(loc: transport.LabLocation, flags: SshFlags & {
   for (const h of r.hosts) for (const f of h.result.foreign) o.err(`note: ${h.phynode}: ${f} looks like the lab's by name but carries no mark: left alone`);
 }
 
-export function statusRemote(loc: transport.LabLocation, flags: SshFlags, o: Output): Promise<transport.MultiStatus> {
-  return transport.statusLab(loc, sshOptions(flags, o));
-}
-
 /** The per-host lines after the status tables. */
-export function printHosts(o: Output, s: transport.MultiStatus): void {
+export function printHosts(o: Output, s: lab.MultiStatus): void {
   o.out('\nHOST'.padEnd(14) + 'ADDRESS'.padEnd(28) + 'NODES'.padEnd(7) + 'STATE');
   for (const h of s.hosts) {
     const e = h.impairEngine;
@@ -164,16 +141,16 @@ export function printHosts(o: Output, s: transport.MultiStatus): void {
   }
 }
 
-export function isMultiStatus(s: agent.LabStatus): s is transport.MultiStatus {
-  return Array.isArray((s as Partial<transport.MultiStatus>).hosts);
-}
-
-export async function execRemote(loc: transport.LabLocation, node: string, argv: string[], flags: SshFlags, o: Output, pty = false): Promise<number> {
+/** Runs argv in a node with this terminal; on another host a pty when asked for (a shell). */
+export async function execAttached(loc: lab.LabLocation, node: string, argv: string[], flags: SshFlags, o: Output, pty = false): Promise<number> {
+  const io = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
+  // On this machine the command gets this terminal as it is (lab.execInNode hands it over).
+  if (lab.isLocal(loc)) return lab.execInNode(loc, node, argv, io, sshOptions(flags, o));
   const stdin = process.stdin;
   const raw = pty && stdin.isTTY;
   if (raw) stdin.setRawMode(true);
   try {
-    return await transport.execNode(loc, node, argv, { stdin, stdout: process.stdout, stderr: process.stderr, pty }, sshOptions(flags, o));
+    return await lab.execInNode(loc, node, argv, { ...io, pty }, sshOptions(flags, o));
   } finally {
     if (raw) stdin.setRawMode(false);
     stdin.pause();
@@ -181,24 +158,21 @@ export async function execRemote(loc: transport.LabLocation, node: string, argv:
   }
 }
 
-/** tcpdump on a node of another host; with --write the pcap streams back into a local file. */
-export async function captureRemote(loc: transport.LabLocation, t: { node: string; iface: string }, filter: string[], flags: SshFlags & { write?: string; count?: string }, o: Output): Promise<number> {
+/** tcpdump on a node, wherever it is; with --write the pcap streams back into a local file. */
+export async function capture(loc: lab.LabLocation, t: { node: string; iface: string }, filter: string[], flags: SshFlags & { write?: string; count?: string }, o: Output): Promise<number> {
   const argv = ['tcpdump', '-i', t.iface, '-n', ...(flags.write ? ['-U', '-w', '-'] : ['-l'])];
   if (flags.count) argv.push('-c', String(Number(flags.count)));
   argv.push(...filter);
-  const out = flags.write ? createWriteStream(flags.write) : process.stdout;
+  if (!flags.write) return execAttached(loc, t.node, argv, flags, o);
+  const out = createWriteStream(flags.write);
   try {
-    return await transport.execNode(loc, t.node, argv, { stdout: out, stderr: process.stderr }, sshOptions(flags, o));
+    return await lab.execInNode(loc, t.node, argv, { stdout: out, stderr: process.stderr }, sshOptions(flags, o));
   } finally {
-    if (flags.write) await new Promise<void>((r) => (out as WriteStream).end(() => r()));
+    await new Promise<void>((r) => (out as WriteStream).end(() => r()));
   }
 }
 
-export function setRemote(loc: transport.LabLocation, node: string, dev: string, changes: Parameters<typeof transport.setLab>[3], removed: Parameters<typeof transport.setLab>[4], flags: SshFlags, o: Output): ReturnType<typeof transport.setLab> {
-  return transport.setLab(loc, node, dev, changes, removed, sshOptions(flags, o));
-}
-
-function printCheck(o: Output, checks: transport.HostCheck[]): boolean {
+function printCheck(o: Output, checks: lab.HostCheck[]): boolean {
   let ok = true;
   for (const c of checks) {
     const problems = c.preflight?.problems ?? [];
@@ -233,8 +207,8 @@ export function registerRemoteCommands(program: Command, o: Output): void {
     const loaded = loadTopology(file, { ...readerOptions(flags), allowDefault: true });
     const { plan, diagnostics } = compileLoaded(loaded, flags.lab);
     if (!flags.json) printDiagnostics(o, diagnostics.filter((d) => d.code !== 'default-phynode'));
-    if (!transport.hasRemoteHosts(plan)) agent.requireRoot('check');
-    const checks = await transport.checkLab(plan, { ...sshOptions(flags, o), file: loaded.file });
+    if (!lab.hasRemoteHosts(plan)) lab.requireRoot('check');
+    const checks = await lab.checkLab(plan, { ...sshOptions(flags, o), file: loaded.file });
     if (flags.json) {
       o.out(JSON.stringify({ lab: plan.lab, hosts: checks }, null, 2));
       if (checks.some((c) => c.error !== undefined || (c.preflight?.problems.length ?? 0) > 0)) process.exitCode = 1;

@@ -7,3 +7,4 @@ export * from './read.js';
 export * from './assignments.js';
 export * from './node-kinds.js';
 export * from './random.js';
+export { parseCidr, ifnameProblem } from './toml-values.js';

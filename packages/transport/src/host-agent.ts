@@ -5,13 +5,45 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Impairment } from '@dune/topology';
 import type { Plan } from '@dune/compiler';
-import type { DownResult, LabEvent, LabStatus, PreflightParams, PreflightResult, SetParams, UpResult } from '@dune/agent';
+import type { ChangeParams, ChangeResult, DownResult, LabEvent, LabStatus, PreflightParams, PreflightResult, SetParams, UpResult } from '@dune/agent';
 
 export interface AttachedIo {
   stdin?: Readable;
   stdout: Writable;
   stderr: Writable;
   pty?: boolean;
+}
+
+/** A program to start inside a node's namespace. */
+export interface SpawnSpec {
+  ns: string;
+  argv: readonly string[];
+  /** The whole environment of the program (nothing else is passed). */
+  env: Readonly<Record<string, string>>;
+  /** Working directory; absent: `/`. */
+  cwd?: string;
+  /** Run as this user (name or uid) with its primary group and supplementary groups. */
+  user?: string;
+}
+
+export interface ExitStatus {
+  /** The exit code, or null when a signal ended it. */
+  code: number | null;
+  /** The signal's name (`SIGTERM`), or null. */
+  signal: string | null;
+}
+
+/** A program running in a node, wherever the node is. */
+export interface HostProcess {
+  /** Its pid on the node's host. */
+  readonly pid: number;
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Resolves when it has ended and its output streams are closed. */
+  readonly exited: Promise<ExitStatus>;
+  /** Sends a signal (default SIGTERM). A process that is gone is not an error. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
 export interface HostAgent {
@@ -24,8 +56,33 @@ export interface HostAgent {
   down(lab: string, onEvent: (e: LabEvent) => void): Promise<DownResult>;
   status(lab: string): Promise<LabStatus>;
   set(p: SetParams): Promise<Impairment>;
+  /** The lab's journaled plan: this host's part. */
+  plan(lab: string): Promise<Plan>;
+  /** A runtime change (addresses, routes, link state), applied and journaled. */
+  change(p: ChangeParams): Promise<ChangeResult>;
   labs(): Promise<string[]>;
   /** Runs argv inside a lab namespace with the caller's streams; resolves with its exit code. */
   exec(ns: string, argv: readonly string[], io: AttachedIo): Promise<number>;
+  /** Starts a program inside a lab namespace, its streams piped back to the caller. */
+  spawn(spec: SpawnSpec): Promise<HostProcess>;
   close(): void;
+}
+
+/**
+ * The command that starts a SpawnSpec on its host: `ip netns exec` (which also bind-mounts
+ * /etc/netns/<ns>/* over /etc, e.g. the node's hosts file), `env -i` with exactly the given
+ * environment and directory, and for another user `setpriv` with that user's groups. Each
+ * of them execs the next, so the pid of the first is the program's. User strings are argv
+ * words only: the one shell script here is fixed text and takes the user as "$1".
+ */
+export function spawnArgv(spec: SpawnSpec): string[] {
+  if (spec.argv.length === 0) throw new TypeError('an empty command');
+  const env = Object.entries(spec.env).map(([k, v]) => `${k}=${v}`);
+  const head = ['ip', 'netns', 'exec', spec.ns, '/usr/bin/env', '-i', '-C', spec.cwd ?? '/', ...env];
+  if (spec.user === undefined) return [...head, ...spec.argv];
+  return [
+    ...head, '/bin/sh', '-c',
+    'u=$1; shift; g=$(id -g -- "$u" 2>/dev/null) || { echo "dune: no user $u on this host" >&2; exit 127; }; exec /usr/bin/setpriv --reuid="$u" --regid="$g" --init-groups -- "$@"',
+    'sh', spec.user, ...spec.argv,
+  ];
 }

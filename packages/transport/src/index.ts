@@ -9,12 +9,12 @@ export { resolveSshConfig, defaultSshConfigFile, type SshConfigEntry } from './s
 export { SshHost, withTimeout, type RemoteTarget, type SshOptions, type ExecResult, type ResolvedTarget } from './ssh.js';
 export { AgentClient, type CallOptions } from './rpc.js';
 export { agentBundle, agentCacheRoot, DEFAULT_AGENT_CACHE, BUNDLE_FILES, type AgentBundle } from './bundle.js';
-export type { HostAgent, AttachedIo } from './host-agent.js';
+export { spawnArgv, type HostAgent, type AttachedIo, type SpawnSpec, type HostProcess, type ExitStatus } from './host-agent.js';
 export { RemoteAgent, MIN_NODE_MAJOR, type HostFacts, type RemoteAgentOptions } from './remote-agent.js';
-export { LocalAgent } from './local-agent.js';
+export { LocalAgent, exitCode } from './local-agent.js';
 export { readRecord, writeRecord, removeRecord, recordedLabs, recordFromPlan, recordDir, type LabRecord, type LabRecordHost } from './lab-record.js';
 export {
-  upLab, downLab, statusLab, setLab, execNode, checkLab, hostView, hasRemoteHosts, isRemoteTarget,
-  locationOfPlan, locationOfRecord, recordedLocation, MultiHostError,
+  upLab, downLab, statusLab, setLab, execNode, checkLab, hostView, hasRemoteHosts, isRemoteTarget, planOfLab, mergePlans, LabHosts,
+  locationOfPlan, locationOfRecord, recordedLocation, MultiHostError, type Member,
   type HostEvent, type OrchestrateOptions, type LabHost, type LabLocation, type HostCheck, type MultiUpResult, type MultiStatus, type HostFailure,
 } from './orchestrate.js';

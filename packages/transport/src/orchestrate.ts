@@ -36,6 +36,11 @@ export interface OrchestrateOptions extends RemoteAgentOptions {
   onEvent?: (e: HostEvent) => void;
   /** The topology file, for the controller's lab record. */
   file?: string;
+  /**
+   * Connections to the lab's hosts held open by the caller (a Lab object making many calls):
+   * used instead of opening new ones, and left open.
+   */
+  hosts?: LabHosts;
 }
 
 /** A host the lab is on: where, and (when known) which nodes. */
@@ -87,9 +92,41 @@ export function hostView(plan: Plan, phynodes: readonly string[]): Plan {
   };
 }
 
-interface Member {
+export interface Member {
   agent: HostAgent;
   phynodes: string[];
+}
+
+/**
+ * The agents of a lab's hosts: one door to every host, this machine included (the agent in
+ * this process). Opened lazily by each call; close() ends every connection.
+ */
+export class LabHosts {
+  readonly members: Member[];
+  constructor(hosts: readonly LabHost[], opts: OrchestrateOptions = {}) {
+    this.members = members(hosts, opts);
+  }
+
+  /** The member holding a phynode. */
+  of(phynode: string): Member | undefined {
+    return this.members.find((m) => m.phynodes.includes(phynode));
+  }
+
+  /** The member and namespace of a node. */
+  node(loc: LabLocation, node: string): { m: Member; ns: string } {
+    return memberOfNode(loc, this.members, node);
+  }
+
+  close(): void {
+    for (const m of this.members) m.agent.close();
+  }
+}
+
+/** The members to use: the caller's open ones, or new ones closed by `done`. */
+function using(hosts: readonly LabHost[], opts: OrchestrateOptions): { ms: Member[]; done: () => void } {
+  if (opts.hosts) return { ms: opts.hosts.members, done: () => undefined };
+  const ms = members(hosts, opts);
+  return { ms, done: () => { for (const m of ms) m.agent.close(); } };
 }
 
 /** One agent per remote phynode; every local phynode shares one in-process agent. */
@@ -223,11 +260,14 @@ export interface MultiUpResult {
 export async function upLab(plan: Plan, opts: OrchestrateOptions = {}): Promise<MultiUpResult> {
   const t0 = performance.now();
   const emit = opts.onEvent ?? (() => undefined);
-  const ms = members(locationOfPlan(plan).hosts, opts);
+  const { ms, done } = using(locationOfPlan(plan).hosts, opts);
+  // A lab wholly on this machine: its up checks the kernel itself and rolls back on its own,
+  // and `dune` finds it by its journal; no pre-flight round and no controller record.
+  const localOnly = !hasRemoteHosts(plan) && ms.length === 1;
   try {
     await openAll(ms);
-    const views = new Map(ms.map((m) => [m, hostView(plan, m.phynodes)]));
-    const pre = await settle(ms, (m) => {
+    const views = new Map(ms.map((m) => [m, localOnly ? plan : hostView(plan, m.phynodes)]));
+    const pre = localOnly ? { ok: [], failed: [] } : await settle(ms, (m) => {
       emit({ phynode: m.agent.phynode, type: 'step', step: 'pre-flight' });
       const view = views.get(m) as Plan;
       return m.agent.preflight({ plan: view, peers: peersOf(view) });
@@ -237,7 +277,7 @@ export async function upLab(plan: Plan, opts: OrchestrateOptions = {}): Promise<
       throw new MultiHostError('preflight-failed', `the pre-flight check failed on ${problems.length} of ${ms.length} host${ms.length === 1 ? '' : 's'}; nothing was built`, problems, 'fix what is listed, then `dune check FILE` until it passes');
     }
     // Before anything exists: a CLI killed from here on leaves a record `down` can use.
-    writeRecord(recordFromPlan(plan, opts.file));
+    if (!localOnly) writeRecord(recordFromPlan(plan, opts.file));
     const built = await settle(ms, async (m) => {
       const t = performance.now();
       try {
@@ -250,6 +290,8 @@ export async function upLab(plan: Plan, opts: OrchestrateOptions = {}): Promise<
       }
     });
     if (built.failed.length > 0) {
+      // This machine's agent rolled its own part back already.
+      if (localOnly) throw (built.failed[0] as HostFailure).error;
       const rb = await settle(ms, (m) => {
         emit({ phynode: m.agent.phynode, type: 'step', step: 'rollback' });
         return m.agent.down(plan.lab, (e) => emit({ phynode: m.agent.phynode, ...e }));
@@ -264,7 +306,7 @@ export async function upLab(plan: Plan, opts: OrchestrateOptions = {}): Promise<
     }
     return { lab: plan.lab, hosts: built.ok.map(({ m, v }) => ({ phynode: m.agent.phynode, label: m.agent.label, result: v })), elapsedMs: performance.now() - t0 };
   } finally {
-    for (const m of ms) m.agent.close();
+    done();
   }
 }
 
@@ -277,7 +319,7 @@ export interface HostDown {
 export async function downLab(loc: LabLocation, opts: OrchestrateOptions = {}): Promise<{ lab: string; hosts: HostDown[]; elapsedMs: number }> {
   const t0 = performance.now();
   const emit = opts.onEvent ?? (() => undefined);
-  const ms = members(loc.hosts, opts);
+  const { ms, done } = using(loc.hosts, opts);
   try {
     const r = await settle(ms, (m) => m.agent.down(loc.lab, (e) => emit({ phynode: m.agent.phynode, ...e })));
     if (r.failed.length > 0) {
@@ -287,7 +329,7 @@ export async function downLab(loc: LabLocation, opts: OrchestrateOptions = {}): 
     removeRecord(loc.lab);
     return { lab: loc.lab, hosts: r.ok.map(({ m, v }) => ({ phynode: m.agent.phynode, label: m.agent.label, result: v })), elapsedMs: performance.now() - t0 };
   } finally {
-    for (const m of ms) m.agent.close();
+    done();
   }
 }
 
@@ -297,7 +339,7 @@ export interface MultiStatus extends LabStatus {
 
 /** Every host's status of its part, merged: each link end is reported by the host it is on. */
 export async function statusLab(loc: LabLocation, opts: OrchestrateOptions = {}): Promise<MultiStatus> {
-  const ms = members(loc.hosts, opts);
+  const { ms, done } = using(loc.hosts, opts);
   try {
     const rs = await settle(ms, (m) => m.agent.status(loc.lab));
     const out: MultiStatus = { lab: loc.lab, phase: '', nodes: [], links: [], processes: [], backend: {}, hosts: [] };
@@ -322,7 +364,7 @@ export async function statusLab(loc: LabLocation, opts: OrchestrateOptions = {})
     out.phase = phases.length === 1 ? (phases[0] as string) : out.hosts.map((h) => `${h.phynode}: ${h.phase}`).join(', ');
     return out;
   } finally {
-    for (const m of ms) m.agent.close();
+    done();
   }
 }
 
@@ -338,22 +380,52 @@ function memberOfNode(loc: LabLocation, ms: Member[], node: string): { m: Member
 }
 
 export async function setLab(loc: LabLocation, node: string, dev: string, changes: Partial<Record<keyof Impairment, unknown>>, removed: (keyof Impairment)[], opts: OrchestrateOptions = {}): Promise<Impairment> {
-  const ms = members(loc.hosts, opts);
+  const { ms, done } = using(loc.hosts, opts);
   try {
     const { m } = memberOfNode(loc, ms, node);
     return await m.agent.set({ lab: loc.lab, node, dev, changes, removed });
   } finally {
-    for (const m of ms) m.agent.close();
+    done();
   }
 }
 
 /** Runs argv inside a node, wherever it is; resolves with the command's exit code. */
 export async function execNode(loc: LabLocation, node: string, argv: readonly string[], io: AttachedIo, opts: OrchestrateOptions = {}): Promise<number> {
-  const all = members(loc.hosts, opts);
-  const { m, ns } = memberOfNode(loc, all, node);
+  const { ms, done } = using(loc.hosts, opts);
   try {
+    const { m, ns } = memberOfNode(loc, ms, node);
     return await m.agent.exec(ns, argv, io);
   } finally {
-    for (const x of all) x.agent.close();
+    done();
   }
+}
+
+/** The lab's plan as its hosts journaled it: every host's part, merged (runtime changes included). */
+export async function planOfLab(loc: LabLocation, opts: OrchestrateOptions = {}): Promise<Plan> {
+  const { ms, done } = using(loc.hosts, opts);
+  try {
+    const r = await settle(ms, (m) => m.agent.plan(loc.lab));
+    if (r.failed.length > 0) {
+      throw new MultiHostError('plan-unreadable', `the plan of lab ${loc.lab} could not be read from ${r.failed.length} of ${ms.length} host${ms.length === 1 ? '' : 's'}`, r.failed);
+    }
+    const parts = ms.map((m) => (r.ok.find((o) => o.m === m) as { v: Plan }).v);
+    return mergePlans(parts);
+  } finally {
+    done();
+  }
+}
+
+/** Host views (each host's part of one plan) back into one plan: hosts and nodes joined, links once. */
+export function mergePlans(parts: readonly Plan[]): Plan {
+  const first = parts[0];
+  if (first === undefined) throw new DuneError('no-plan', 'no host holds a plan of this lab');
+  if (parts.length === 1) return first;
+  const links = new Map<number, Plan['links'][number]>();
+  for (const p of parts) for (const l of p.links) links.set(l.index, l);
+  return {
+    ...first,
+    hosts: parts.flatMap((p) => p.hosts),
+    nodes: parts.flatMap((p) => p.nodes),
+    links: [...links.values()].sort((a, b) => a.index - b.index),
+  };
 }

@@ -10,14 +10,14 @@
  *
  * A dropped connection or a dead daemon is re-established on the next call.
  */
-import type { Duplex } from 'node:stream';
+import { PassThrough, type Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { DuneError, type Impairment } from '@dune/topology';
 import type { Plan } from '@dune/compiler';
-import type { DownResult, HelloResult, LabEvent, LabStatus, PreflightParams, PreflightResult, SetParams, UpResult } from '@dune/agent';
+import type { ChangeParams, ChangeResult, DownResult, HelloResult, LabEvent, LabStatus, PreflightParams, PreflightResult, SetParams, UpResult } from '@dune/agent';
 import { agentBundle, agentCacheRoot, BUNDLE_FILES, type AgentBundle } from './bundle.js';
-import type { AttachedIo, HostAgent } from './host-agent.js';
+import { spawnArgv, type AttachedIo, type ExitStatus, type HostAgent, type HostProcess, type SpawnSpec } from './host-agent.js';
 import { AgentClient } from './rpc.js';
 import { SshHost, type RemoteTarget, type SshOptions } from './ssh.js';
 
@@ -210,6 +210,65 @@ export class RemoteAgent implements HostAgent {
 
   labs(): Promise<string[]> {
     return this.call((c) => c.call('labs', {}, { timeoutMs: 20_000 }));
+  }
+
+  plan(lab: string): Promise<Plan> {
+    return this.call((c) => c.call('plan', { lab }, { timeoutMs: 60_000 }));
+  }
+
+  change(p: ChangeParams): Promise<ChangeResult> {
+    return this.call((c) => c.call('change', p, { timeoutMs: 60_000 }));
+  }
+
+  /**
+   * An SSH exec channel per process. The remote shell runs a fixed script that prints its
+   * pid on the first line of stdout and then execs the command (every later exec keeps
+   * that pid); the line is taken off the stream before the caller sees it.
+   */
+  async spawn(spec: SpawnSpec): Promise<HostProcess> {
+    const ssh = await this.connection();
+    const ch = await ssh.channel(['/bin/sh', '-c', 'echo "dune-pid $$"; exec "$@"', 'sh', ...spawnArgv(spec)]);
+    const stdout = new PassThrough();
+    const exited = new Promise<ExitStatus>((resolve) => {
+      let status: ExitStatus = { code: 255, signal: null };
+      ch.on('exit', (code: number | null, signal?: string) => {
+        status = signal ? { code: null, signal: signal.startsWith('SIG') ? signal : `SIG${signal}` } : { code, signal: null };
+      });
+      ch.on('close', () => resolve(status));
+    });
+    const pid = await new Promise<number>((resolve, reject) => {
+      let head = '';
+      const onData = (d: Buffer): void => {
+        head += d.toString('latin1');
+        const nl = head.indexOf('\n');
+        if (nl < 0) return;
+        ch.off('data', onData);
+        const m = /^dune-pid (\d+)$/.exec(head.slice(0, nl));
+        if (!m) {
+          reject(new DuneError('spawn-failed', `${this.who()}: the process did not start (${head.slice(0, 200)})`));
+          return;
+        }
+        const rest = Buffer.from(head.slice(nl + 1), 'latin1');
+        if (rest.length > 0) stdout.write(rest);
+        ch.pipe(stdout);
+        resolve(Number(m[1]));
+      };
+      ch.on('data', onData);
+      void exited.then(() => reject(new DuneError('spawn-failed', `${this.who()}: the process ended before it started`)));
+    });
+    let done = false;
+    void exited.then(() => (done = true));
+    return {
+      pid,
+      stdin: ch,
+      stdout,
+      stderr: ch.stderr,
+      exited,
+      kill: async (signal: NodeJS.Signals = 'SIGTERM') => {
+        if (done) return;
+        await ssh.exec(['kill', '-s', signal.replace(/^SIG/, ''), String(pid)], { timeoutMs: 20_000 });
+      },
+    };
   }
 
   async exec(ns: string, argv: readonly string[], io: AttachedIo): Promise<number> {

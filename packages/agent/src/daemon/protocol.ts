@@ -75,6 +75,9 @@ export interface AgentMethods {
   down: [{ lab: string }, import('../lab/lab.js').DownResult];
   status: [{ lab: string }, import('../lab/lab.js').LabStatus];
   set: [SetParams, Impairment];
+  /** The lab's journaled plan (this host's part). */
+  plan: [{ lab: string }, Plan];
+  change: [import('../lab/lab.js').ChangeParams, import('../lab/lab.js').ChangeResult];
   shutdown: [Record<string, never>, { pid: number }];
 }
 
@@ -97,4 +100,4 @@ export type AgentReply =
   | { id: number; ok: false; error: AgentErrorBody }
   | { id: number; event: import('../lab/lab.js').LabEvent };
 
-export const AGENT_METHODS: readonly AgentMethod[] = ['hello', 'labs', 'preflight', 'up', 'down', 'status', 'set', 'shutdown'];
+export const AGENT_METHODS: readonly AgentMethod[] = ['hello', 'labs', 'preflight', 'up', 'down', 'status', 'set', 'plan', 'change', 'shutdown'];

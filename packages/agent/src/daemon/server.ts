@@ -10,7 +10,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { DuneError } from '@dune/topology';
-import { down, listLabs, set, status, up } from '../lab/lab.js';
+import { change, down, labPlan, listLabs, set, status, up, type ChangeParams } from '../lab/lab.js';
 import { STATE_ROOT } from '../lab/journal.js';
 import { preflight } from './preflight.js';
 import {
@@ -224,6 +224,12 @@ export class AgentServer {
       case 'set': {
         const q = params as import('./protocol.js').SetParams;
         return this.serial(q.lab, () => set(q.lab, q.node, q.dev, q.changes, q.removed));
+      }
+      case 'plan':
+        return labPlan(String(p['lab']));
+      case 'change': {
+        const q = params as ChangeParams;
+        return this.serial(q.lab, () => change(q));
       }
       case 'shutdown':
         return { pid: process.pid };

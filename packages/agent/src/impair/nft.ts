@@ -10,6 +10,7 @@
  * (a no-op if it is there), flush it, add the new rule. Everything for one namespace goes in
  * one nft invocation, run through nsenter with argv only.
  */
+import { DuneError } from '@dune/topology';
 import { inNs, run } from '../run.js';
 
 export const NFT_LOSS_SCALE = 1_000_000;
@@ -47,7 +48,13 @@ export function nftLossScript(lab: string, entries: readonly NftLossEntry[]): st
 export async function applyNftLoss(ns: string | null, lab: string, entries: readonly NftLossEntry[]): Promise<void> {
   const r = await run(inNs(ns, ['nft', '-f', '-']), nftLossScript(lab, entries));
   if (r.code !== 0) {
-    throw new Error(`nft -f - in ${ns ?? 'the host namespace'} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+    const why = r.stderr.trim() || r.stdout.trim();
+    const missing = r.code === 127 || /ENOENT|not found/i.test(why);
+    throw new DuneError('nft-failed', `nft -f - in ${ns ?? 'the host namespace'} failed (exit ${r.code}): ${why || 'no output'}`, {
+      hint: missing
+        ? 'nftables applies packet loss here: install it (Debian: apt-get install nftables), or set impairment_backend = "userspace"'
+        : 'the kernel refused the loss rule: check that nf_tables is available (`nft list tables` as root), or set impairment_backend = "userspace"',
+    });
   }
 }
 

@@ -22,7 +22,9 @@ import {
 } from '../impair/userspace.js';
 import { probeCapabilities, type Caps } from '../probe.js';
 import { removeKernelOps } from '../remove.js';
-import { deleteNamespaces } from '../netns.js';
+import { deleteNamespaces, nsPath } from '../netns.js';
+import { NlSocket, describeAck } from '../netlink/socket.js';
+import { setLink } from '../netlink/link.js';
 import { readLinks } from '../status.js';
 import { teardownLab } from '../teardown.js';
 
@@ -624,3 +626,75 @@ export async function set(lab: string, node: string, dev: string, changes: Parti
 }
 
 export { opKey };
+
+/** Ops a running lab accepts as a runtime change (the API's addresses, routes and link state). */
+const RUNTIME_OPS = new Set<Op['op']>(['addr', 'route', 'up', 'sysctl']);
+
+export interface ChangeParams {
+  lab: string;
+  /** Ops to apply and add to the journaled plan. */
+  apply: Op[];
+  /**
+   * Ops to undo and drop from the journaled plan. An `up` op undone sets its device down
+   * (a link failure): the device stays, without carrier, until an `up` op is applied again.
+   */
+  remove: Op[];
+}
+
+export interface ChangeResult {
+  lab: string;
+  applied: number;
+  removed: number;
+}
+
+/**
+ * A runtime change: addresses, routes, link state and sysctls changed while the lab runs,
+ * applied here and written into the journaled plan, so `status` shows them, a second
+ * change sees them and `down` removes them with everything else.
+ */
+export async function change(p: ChangeParams): Promise<ChangeResult> {
+  requireRoot('change');
+  return withLock(p.lab, async () => {
+    const plan = labPlan(p.lab);
+    const ours = new Set(plan.nodes.map((n) => n.ns));
+    for (const op of [...p.apply, ...p.remove]) {
+      if (!RUNTIME_OPS.has(op.op)) {
+        throw new DuneError('bad-change', `a running lab cannot ${p.apply.includes(op) ? 'apply' : 'remove'} a ${op.op} op`, { hint: `runtime changes are ${[...RUNTIME_OPS].join(', ')} ops; change the topology and run up for the rest` });
+      }
+      if (!('ns' in op) || !ours.has(op.ns as string)) {
+        throw new DuneError('bad-change', `namespace ${'ns' in op ? String(op.ns) : '?'} is not a node of lab ${p.lab} on this host`, { hint: `nodes here: ${plan.nodes.map((n) => n.node).slice(0, 20).join(', ')}` });
+      }
+    }
+    const hostOf = (ns: string): HostPlan => plan.hosts.find((h) => h.nodes.some((n) => n.ns === ns)) ?? (plan.hosts[0] as HostPlan);
+    const downs = p.remove.filter((o) => o.op === 'up');
+    const undo = p.remove.filter((o) => o.op !== 'up' && o.op !== 'sysctl');
+    if (undo.length > 0) await removeKernelOps(undo, { lab: p.lab });
+    for (const op of downs) if (op.op === 'up') setLinkState(op.ns, op.dev, false);
+    if (p.apply.length > 0) await applyOps(p.apply, { lab: p.lab });
+    const drop = new Set(p.remove.map(opKey));
+    for (const h of plan.hosts) h.ops = h.ops.filter((o) => !drop.has(opKey(o)));
+    for (const op of p.apply) {
+      const h = hostOf((op as { ns: string }).ns);
+      const k = opKey(op);
+      const i = h.ops.findIndex((o) => opKey(o) === k);
+      if (i >= 0) h.ops[i] = op;
+      else h.ops.push(op);
+    }
+    writePlan(p.lab, serializePlan(plan));
+    return { lab: p.lab, applied: p.apply.length, removed: p.remove.length };
+  });
+}
+
+function setLinkState(ns: string, dev: string, up: boolean): void {
+  const s = NlSocket.open<string>(nsPath(ns), ns);
+  try {
+    s.queue(dev, (w, seq) => setLink(w, seq, { name: dev, up }));
+    s.drain();
+    const f = s.takeFailures()[0];
+    if (f !== undefined) {
+      throw new DuneError('link-state', `cannot set ${dev} ${up ? 'up' : 'down'} in ${ns}: ${describeAck(f.ack)}`, { hint: 'check the interface name with `dune status`' });
+    }
+  } finally {
+    s.close();
+  }
+}
