@@ -17,3 +17,4 @@ export { DEFAULT_TOPOLOGY, DEFAULT_TOPOLOGY_FILE } from './default-topology.js';
 export type { LabStatus, LabLinkStatus, DownResult, UpResult, LabEvent as HostLabEvent, PreflightResult } from '@dune/agent';
 export { requireRoot } from '@dune/agent';
 export type { ExitStatus } from '@dune/transport';
+export { DuneError, TopologyError, type Diagnostic } from '@dune/topology';

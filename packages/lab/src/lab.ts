@@ -63,7 +63,7 @@ export interface LabOptions {
   /** `[topology.addressing]` keys: node_v4, link_v4, segment_v4, ... */
   addressing?: Record<string, string | number>;
   /** `[topology.defaults.links]` and `[topology.defaults.nodes]`. */
-  defaults?: { links?: LinkSettings; nodes?: Record<string, TomlLike> };
+  defaults?: { links?: Record<string, TomlLike>; nodes?: Record<string, TomlLike> };
   /** Keep the lab when this process exits (default: a lab this process brought up is torn down). */
   keep?: boolean;
   ssh?: SshSettings;
@@ -72,7 +72,7 @@ export interface LabOptions {
 }
 
 /** Link settings with TOML's keys and units: `{ latency: '5ms', bw: '10mbit', loss: '1%' }`. */
-export type LinkSettings = Record<string, TomlLike | undefined>;
+export type LinkSettings = Record<string, TomlLike | null | undefined>;
 
 export interface NodeOptions {
   kind?: 'router' | 'switch' | 'hub' | string;
@@ -249,7 +249,9 @@ export class Lab {
   link(a: LabNode | string, b: LabNode | string, settings: LinkSettings = {}): LabLink {
     this.mustDefine('add a link');
     const ends: [string, string] = [nodeName(a), nodeName(b)];
-    this.linkDecls.push({ endpoints: ends, keys: settings, site: callSite() });
+    const keys: Record<string, TomlLike | undefined> = {};
+    for (const [k, v] of Object.entries(settings)) if (v !== null && v !== undefined) keys[k] = v;
+    this.linkDecls.push({ endpoints: ends, keys, site: callSite() });
     const l = new LabLink(this, this.links.length + (this.base?.topology.links.length ?? 0), ends);
     this.links.push(l);
     return l;
@@ -438,7 +440,7 @@ export class LabNode {
   address(family: 4 | 6 = 4): string {
     const n = this.info();
     const a = family === 4 ? n.v4 : n.v6;
-    if (a === undefined) throw labError('no-address', `node ${this.name} has no IPv${family} address of its own`, this.lab.plan.nodes.length ? 'switches and hubs have none; ask a router' : '');
+    if (a === undefined || a === '') throw labError('no-address', `node ${this.name} has no IPv${family} address of its own`, this.lab.plan.nodes.length ? 'switches and hubs have none; ask a router' : '');
     return a;
   }
 
@@ -576,6 +578,18 @@ export class LabInterface {
     this.name = name;
   }
 
+  /** The address the plan gave this end of its link (without prefix length), if any. */
+  address(family: 4 | 6 = 4): string {
+    for (const l of this.lab.plan.links) {
+      for (const e of [l.a, l.b]) {
+        if (e.node !== this.node.name || e.dev !== this.name) continue;
+        const a = family === 4 ? e.v4 : e.v6;
+        if (a !== undefined) return a.replace(/\/\d+$/, '');
+      }
+    }
+    throw labError('no-address', `${this.node.name}:${this.name} has no planned IPv${family} address`, 'switch ports and unaddressed links have none; see `addresses()` for what the kernel has');
+  }
+
   private addrOp(text: string): Op {
     const p = parseCidr(text, false);
     if ('problem' in p) throw labError('bad-address', `${this.node.name}:${this.name}: ${p.problem}`, 'give an address with its prefix length, e.g. 192.0.2.1/24 or 2001:db8::1/64');
@@ -669,4 +683,4 @@ export function absolute(file: string): string {
   return resolvePath(file);
 }
 
-export { TopologyError, isLocal };
+export { isLocal };

@@ -37,11 +37,19 @@ export class LabProcess {
     // A program that exits before its input is written would fail the write: not the caller's error.
     this.stdin.on('error', () => undefined);
     void p.exited.then((s) => (this.status = s));
+    // A program left running does not keep the script alive: when the script ends, its lab
+    // (and the program with it) is torn down. Waiting for it holds the script (wait()).
+    p.unref();
   }
 
   /** Waits for the end: { code, signal }. */
   async wait(): Promise<ExitStatus> {
-    return this.p.exited;
+    this.p.ref();
+    try {
+      return await this.p.exited;
+    } finally {
+      this.p.unref();
+    }
   }
 
   /** The exit status if it has ended, else undefined (nemu's poll()). */
@@ -76,6 +84,7 @@ export class LabProcess {
     this.stderr.on('data', (d: Buffer) => err.push(Buffer.from(d)));
     if (input !== undefined) this.stdin.write(input);
     this.stdin.end();
+    this.p.ref();
     const s = await this.wait();
     return { code: s.code, signal: s.signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
   }

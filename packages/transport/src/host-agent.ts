@@ -20,7 +20,7 @@ export interface SpawnSpec {
   argv: readonly string[];
   /** The whole environment of the program (nothing else is passed). */
   env: Readonly<Record<string, string>>;
-  /** Working directory; absent: `/`. */
+  /** Working directory (the spawner changes to it before `ip netns exec`); absent: `/`. */
   cwd?: string;
   /** Run as this user (name or uid) with its primary group and supplementary groups. */
   user?: string;
@@ -44,6 +44,9 @@ export interface HostProcess {
   readonly exited: Promise<ExitStatus>;
   /** Sends a signal (default SIGTERM). A process that is gone is not an error. */
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Whether it keeps the caller's event loop alive (as a child process does by default). */
+  ref(): void;
+  unref(): void;
 }
 
 export interface HostAgent {
@@ -78,11 +81,14 @@ export interface HostAgent {
 export function spawnArgv(spec: SpawnSpec): string[] {
   if (spec.argv.length === 0) throw new TypeError('an empty command');
   const env = Object.entries(spec.env).map(([k, v]) => `${k}=${v}`);
-  const head = ['ip', 'netns', 'exec', spec.ns, '/usr/bin/env', '-i', '-C', spec.cwd ?? '/', ...env];
-  if (spec.user === undefined) return [...head, ...spec.argv];
+  // The working directory is the spawner's to set (`env -C` would add PWD to the environment).
+  const program = ['/usr/bin/env', '-i', ...env, ...spec.argv];
+  if (spec.user === undefined) return ['ip', 'netns', 'exec', spec.ns, ...program];
+  // The user switch comes first, so that nothing (not even the shell's PWD) gets between
+  // `env -i` and the program.
   return [
-    ...head, '/bin/sh', '-c',
+    'ip', 'netns', 'exec', spec.ns, '/bin/sh', '-c',
     'u=$1; shift; g=$(id -g -- "$u" 2>/dev/null) || { echo "dune: no user $u on this host" >&2; exit 127; }; exec /usr/bin/setpriv --reuid="$u" --regid="$g" --init-groups -- "$@"',
-    'sh', spec.user, ...spec.argv,
+    'sh', spec.user, ...program,
   ];
 }

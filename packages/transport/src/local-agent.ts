@@ -71,7 +71,7 @@ export class LocalAgent implements HostAgent {
 
   spawn(spec: SpawnSpec): Promise<HostProcess> {
     const [cmd, ...args] = spawnArgv(spec);
-    const c = spawn(cmd as string, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const c = spawn(cmd as string, args, { stdio: ['pipe', 'pipe', 'pipe'], cwd: spec.cwd ?? '/' });
     return new Promise((resolve, reject) => {
       c.once('error', reject);
       c.once('spawn', () => {
@@ -84,6 +84,14 @@ export class LocalAgent implements HostAgent {
           stdout: c.stdout,
           stderr: c.stderr,
           exited,
+          ref: () => {
+            c.ref();
+            for (const st of [c.stdin, c.stdout, c.stderr]) (st as unknown as { ref?: () => void }).ref?.();
+          },
+          unref: () => {
+            c.unref();
+            for (const st of [c.stdin, c.stdout, c.stderr]) (st as unknown as { unref?: () => void }).unref?.();
+          },
           kill: (signal: NodeJS.Signals = 'SIGTERM') => {
             if (!done) {
               try {

@@ -227,7 +227,7 @@ export class RemoteAgent implements HostAgent {
    */
   async spawn(spec: SpawnSpec): Promise<HostProcess> {
     const ssh = await this.connection();
-    const ch = await ssh.channel(['/bin/sh', '-c', 'echo "dune-pid $$"; exec "$@"', 'sh', ...spawnArgv(spec)]);
+    const ch = await ssh.channel(['/bin/sh', '-c', 'cd -- "$1" || exit 126; shift; echo "dune-pid $$"; exec "$@"', 'sh', spec.cwd ?? '/', ...spawnArgv(spec)]);
     const stdout = new PassThrough();
     const exited = new Promise<ExitStatus>((resolve) => {
       let status: ExitStatus = { code: 255, signal: null };
@@ -264,6 +264,9 @@ export class RemoteAgent implements HostAgent {
       stdout,
       stderr: ch.stderr,
       exited,
+      // The SSH connection is the lab's, held open while the Lab is: nothing to do per process.
+      ref: () => undefined,
+      unref: () => undefined,
       kill: async (signal: NodeJS.Signals = 'SIGTERM') => {
         if (done) return;
         await ssh.exec(['kill', '-s', signal.replace(/^SIG/, ''), String(pid)], { timeoutMs: 20_000 });

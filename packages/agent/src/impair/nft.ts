@@ -40,7 +40,9 @@ export function nftLossScript(lab: string, entries: readonly NftLossEntry[]): st
     }
     lines.push(`flush chain ${t} ${chain}`);
     const dev = JSON.stringify(e.dev);
-    lines.push(`add rule ${t} ${chain} oifname ${dev} numgen random mod ${NFT_LOSS_SCALE} < ${Math.round(e.ppm)} counter drop`);
+    // numgen's range is 0..mod-1: total loss is a plain drop (and `< 1000000` would be refused).
+    const pick = Math.round(e.ppm) >= NFT_LOSS_SCALE ? '' : `numgen random mod ${NFT_LOSS_SCALE} < ${Math.round(e.ppm)} `;
+    lines.push(`add rule ${t} ${chain} oifname ${dev} ${pick}counter drop`);
   }
   return lines.join('\n') + '\n';
 }
@@ -63,7 +65,7 @@ export async function readNftLoss(ns: string | null, lab: string, dev: string): 
   const r = await run(inNs(ns, ['nft', 'list', 'chain', 'inet', nftTableName(lab), lossChainName(dev)]));
   if (r.code !== 0) return undefined;
   const m = /numgen random mod (\d+) < (\d+)/.exec(r.stdout);
-  if (!m) return undefined;
+  if (!m) return /oifname .* drop/.test(r.stdout) ? NFT_LOSS_SCALE : undefined;
   return (Number(m[2]) / Number(m[1])) * NFT_LOSS_SCALE;
 }
 

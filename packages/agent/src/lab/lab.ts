@@ -25,7 +25,9 @@ import { removeKernelOps } from '../remove.js';
 import { deleteNamespaces, nsPath } from '../netns.js';
 import { NlSocket, describeAck } from '../netlink/socket.js';
 import { setLink } from '../netlink/link.js';
-import { readLinks } from '../status.js';
+import { newAddr, newRoute } from '../netlink/addr-route.js';
+import { describeOp } from '../errors.js';
+import { dumpLinks, readLinks } from '../status.js';
 import { teardownLab } from '../teardown.js';
 
 export type LabEvent =
@@ -178,6 +180,8 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
           if (e.type === 'progress') emit({ type: 'progress', kind: e.kind, done: e.done, total: e.total });
         },
       });
+      // A link brought back up (set down at runtime) gets back what it lost going down.
+      if (!fresh) for (const op of conv.apply) if (op.op === 'up') restoreDevice(op.ns, op.dev, host.ops);
       // The userspace engine's parts go to it below, all at once.
       for (const op of conv.change) if (op.op === 'impair') await changeImpairment(op.ns, op.dev, op.impairment, { caps, lab, prefer, userspace: async () => undefined });
       for (const op of conv.apply) if (op.op === 'netns') state.namespaces.push(op.ns);
@@ -671,6 +675,10 @@ export async function change(p: ChangeParams): Promise<ChangeResult> {
     if (undo.length > 0) await removeKernelOps(undo, { lab: p.lab });
     for (const op of downs) if (op.op === 'up') setLinkState(op.ns, op.dev, false);
     if (p.apply.length > 0) await applyOps(p.apply, { lab: p.lab });
+    // A device set down lost its routes (both families) and its IPv6 addresses: back up, it
+    // gets again what the plan has on it.
+    const planned = plan.hosts.flatMap((h) => h.ops);
+    for (const op of p.apply) if (op.op === 'up') restoreDevice(op.ns, op.dev, planned);
     const drop = new Set(p.remove.map(opKey));
     for (const h of plan.hosts) h.ops = h.ops.filter((o) => !drop.has(opKey(o)));
     for (const op of p.apply) {
@@ -683,6 +691,34 @@ export async function change(p: ChangeParams): Promise<ChangeResult> {
     writePlan(p.lab, serializePlan(plan));
     return { lab: p.lab, applied: p.apply.length, removed: p.remove.length };
   });
+}
+
+/** EEXIST: what survived the device going down (IPv4 addresses) is fine as it is. */
+const EEXIST = 17;
+
+function restoreDevice(ns: string, dev: string, planned: readonly Op[]): void {
+  const mine = planned.filter((o) => (o.op === 'addr' || o.op === 'route') && o.ns === ns && o.dev === dev);
+  if (mine.length === 0) return;
+  const s = NlSocket.open<Op>(nsPath(ns), ns);
+  try {
+    const index = dumpLinks(s as unknown as NlSocket).find((l) => l.name === dev)?.index;
+    if (index === undefined) return;
+    for (const kind of ['addr', 'route'] as const) {
+      for (const op of mine) {
+        if (op.op === 'addr' && kind === 'addr') s.queue(op, (w, seq) => newAddr(w, seq, index, op.cidr));
+        if (op.op === 'route' && kind === 'route') {
+          s.queue(op, (w, seq) => newRoute(w, seq, { dst: op.dst, oif: index, ...(op.via !== undefined ? { via: op.via } : {}), ...(op.metric !== undefined ? { metric: op.metric } : {}), ...(op.src !== undefined ? { src: op.src } : {}) }));
+        }
+      }
+      s.drain();
+    }
+    const failed = s.takeFailures().filter((f) => Math.abs(f.ack.errno) !== EEXIST);
+    if (failed[0] !== undefined) {
+      throw new DuneError('link-restore', `${dev} in ${ns} is up again, but ${describeOp(failed[0].ref)} could not be restored: ${describeAck(failed[0].ack)}`, { hint: 'run `dune up` with the topology to converge the lab' });
+    }
+  } finally {
+    s.close();
+  }
 }
 
 function setLinkState(ns: string, dev: string, up: boolean): void {
