@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import {
-  DuneError, TopologyError, formatDiagnostic, parseCidr, parseImpairmentAssignments, sortDiagnostics,
+  DuneError, formatDiagnostic, parseCidr, parseImpairmentAssignments, sortDiagnostics,
   type Diagnostic, type Impairment, type Topology,
 } from '@dune/topology';
 import { compileWithDiagnostics, cidr, type Op, type Plan } from '@dune/compiler';
