@@ -5,7 +5,8 @@
  * it ends in every way a script can end.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -273,6 +274,52 @@ describe.skipIf(skip !== '')(`@dune/lab on real namespaces ${skip}`, () => {
       expect(() => a.address(4)).toThrow(/not up/);
       await expect(Lab.attach('apinosuchlab')).rejects.toMatchObject({ code: 'no-such-lab' });
       expect(() => lab.node('a', { kind: 'switch' })).toThrow(/already has a node "a"/);
+    });
+  });
+
+  const hasX = ['Xvfb', 'xdpyinfo', 'xauth', 'mcookie'].every((b) => spawnSync('sh', ['-c', 'command -v "$1"', 'sh', b]).status === 0);
+  describe.skipIf(!hasX)(`x11: a node's programs reach this process's display (nemu's forward_X11)${hasX ? '' : ' (skipped: Xvfb, xdpyinfo, xauth or mcookie missing; scripts/setup installs them)'}`, () => {
+    const DISPLAY = ':57';
+    const dir = mkdtempSync(join(tmpdir(), 'dune-x11-'));
+    const auth = join(dir, 'Xauthority');
+    let xvfb: ReturnType<typeof spawn> | undefined;
+    const saved = { DISPLAY: process.env['DISPLAY'], XAUTHORITY: process.env['XAUTHORITY'] };
+    const lab = new Lab({ name: 'apix11' });
+    const x = lab.node('x', { x11: true });
+    const y = lab.node('y');
+    lab.link(x, y);
+
+    beforeAll(async () => {
+      const cookie = spawnSync('mcookie', { encoding: 'utf8' }).stdout.trim();
+      expect(spawnSync('xauth', ['-f', auth, 'add', DISPLAY, '.', cookie]).status).toBe(0);
+      // With a cookie, the server refuses a client without it: the test shows XAUTHORITY arrives.
+      xvfb = spawn('Xvfb', [DISPLAY, '-auth', auth, '-nolisten', 'tcp'], { stdio: 'ignore' });
+      const deadline = Date.now() + 10_000;
+      while (!existsSync('/tmp/.X11-unix/X57') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      process.env['DISPLAY'] = DISPLAY;
+      process.env['XAUTHORITY'] = auth;
+      await lab.up();
+    }, 60_000);
+    afterAll(async () => {
+      await lab.down();
+      xvfb?.kill('SIGTERM');
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      rmSync(dir, { recursive: true, force: true });
+      expect(await leftovers('apix11')).toEqual([]);
+    });
+
+    it('xdpyinfo in the node, as root and as nobody, describes the display; a node without x11 has none', async () => {
+      const root = await x.run(['xdpyinfo']);
+      expect(root.code, root.stderr).toBe(0);
+      expect(root.stdout).toMatch(/^name of display:\s+:57/m);
+      const nobody = await x.run(['xdpyinfo'], { user: 'nobody' });
+      expect(nobody.code, nobody.stderr).toBe(0);
+      expect(nobody.stdout).toMatch(/^name of display:\s+:57/m);
+      const plain = await y.run(['xdpyinfo']);
+      expect(plain.code).not.toBe(0);
     });
   });
 
