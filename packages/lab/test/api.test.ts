@@ -108,7 +108,7 @@ describe.skipIf(skip !== '')(`@dune/lab on real namespaces ${skip}`, () => {
       expect(c.code).toBe(0);
       const mbps = (JSON.parse(c.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e6;
       // htb at 10 Mbit/s meters whole frames: goodput 10 × 1448/1514 = 9.56 (short test: some slack).
-      expect(mbps).toBeGreaterThan(8.5);
+      expect(mbps).toBeGreaterThan(8.0);
       expect(mbps).toBeLessThan(10.1);
       expect(await srv.wait()).toEqual({ code: 0, signal: null });
       expect(srv.returncode).toBe(0);
@@ -116,11 +116,12 @@ describe.skipIf(skip !== '')(`@dune/lab on real namespaces ${skip}`, () => {
 
     it('tcpdump in a node sees the traffic of another node', async () => {
       const cap = await r.spawn(['tcpdump', '-l', '-n', '-c', '2', '-i', ar.ends[1].name, 'icmp']);
-      await new Promise((res) => setTimeout(res, 800));
+      let out = '';
+      cap.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      await new Promise<void>((res) => cap.stderr.setEncoding('utf8').on('data', (d: string) => d.includes('listening on') && res()));
       await a.run(['ping', '-c', '1', b.address(4)]);
-      const out = await cap.communicate();
-      expect(out.code).toBe(0);
-      expect(out.stdout).toMatch(new RegExp(`${a.address(4).replace(/\./g, '\\.')} > ${b.address(4).replace(/\./g, '\\.')}: ICMP echo request`));
+      expect(await cap.wait()).toEqual({ code: 0, signal: null });
+      expect(out).toMatch(new RegExp(`${a.address(4).replace(/\./g, '\\.')} > ${b.address(4).replace(/\./g, '\\.')}: ICMP echo request`));
     });
 
     it("Popen semantics: exit status, signals, stdin, poll, a string runs through sh, timeouts, another user's id", async () => {

@@ -13,6 +13,10 @@ export function exitCode(code: number | null, signal: NodeJS.Signals | string | 
   return 128 + (n ?? 1);
 }
 
+function handleOf(st: unknown): { ref?: () => void; unref?: () => void } {
+  return st as { ref?: () => void; unref?: () => void };
+}
+
 export class LocalAgent implements HostAgent {
   readonly phynode: string;
   readonly label = 'this machine';
@@ -86,11 +90,23 @@ export class LocalAgent implements HostAgent {
           exited,
           ref: () => {
             c.ref();
-            for (const st of [c.stdin, c.stdout, c.stderr]) (st as unknown as { ref?: () => void }).ref?.();
+            for (const st of [c.stdin, c.stdout, c.stderr]) handleOf(st).ref?.();
           },
+          // The process and its unread pipes stop holding the event loop; a pipe someone
+          // reads (a 'data' or 'readable' listener) still holds it, as Node's would.
           unref: () => {
             c.unref();
-            for (const st of [c.stdin, c.stdout, c.stderr]) (st as unknown as { unref?: () => void }).unref?.();
+            handleOf(c.stdin).unref?.();
+            for (const st of [c.stdout, c.stderr]) {
+              if (st.listenerCount('data') + st.listenerCount('readable') > 0) continue;
+              handleOf(st).unref?.();
+              const hook = (ev: string | symbol): void => {
+                if (ev !== 'data' && ev !== 'readable') return;
+                st.off('newListener', hook);
+                handleOf(st).ref?.();
+              };
+              st.on('newListener', hook);
+            }
           },
           kill: (signal: NodeJS.Signals = 'SIGTERM') => {
             if (!done) {
