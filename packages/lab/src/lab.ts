@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import {
   DuneError, formatDiagnostic, parseCidr, parseImpairmentAssignments, sortDiagnostics,
-  type Diagnostic, type Impairment, type Topology,
+  type Diagnostic, type Impairment, type Phynode, type Topology,
 } from '@dune/topology';
 import { compileWithDiagnostics, cidr, type Op, type Plan } from '@dune/compiler';
 import { opKey, type LabStatus } from '@dune/agent';
@@ -32,15 +32,7 @@ import { forgetOnExit, tearDownOnExit } from './exit.js';
 import { x11Env } from './x11.js';
 
 /** A phynode, as `[infrastructure.nodes.NAME]` in TOML. */
-export interface HostSpec {
-  host?: string;
-  port?: number;
-  user?: string;
-  identity?: string;
-  underlay?: string;
-  iface?: string;
-  cores?: number[][] | number[];
-}
+export type HostSpec = Partial<Pick<Phynode, 'host' | 'port' | 'user' | 'identity' | 'underlay' | 'iface' | 'cores'>>;
 
 export interface SshSettings {
   /** Record the host key of a phynode seen for the first time. */
