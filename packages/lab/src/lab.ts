@@ -29,7 +29,7 @@ import { labStatus, labPlan, locateLab, setImpairment, upLab, downLab, isLocal }
 import { loadTopology, type LoadOptions } from './load.js';
 import { LabProcess, type RunResult } from './process.js';
 import { forgetOnExit, tearDownOnExit } from './exit.js';
-import { x11Env } from './x11.js';
+import { forgetX11, x11Env } from './x11.js';
 
 /** A phynode, as `[infrastructure.nodes.NAME]` in TOML. */
 export type HostSpec = Partial<Pick<Phynode, 'host' | 'port' | 'user' | 'identity' | 'underlay' | 'iface' | 'cores'>>;
@@ -322,6 +322,7 @@ export class Lab {
       this.hostsValue = undefined;
       this.state = 'down';
       forgetOnExit(this);
+      forgetX11(this.name);
     }
   }
 

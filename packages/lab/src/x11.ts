@@ -6,11 +6,12 @@
  * XAUTHORITY they can read (a copy owned by the user they run as).
  */
 import { spawnSync } from 'node:child_process';
-import { chownSync, copyFileSync, existsSync, mkdtempSync } from 'node:fs';
+import { chownSync, copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DuneError } from '@dune/topology';
 
+/** Cookie copies per lab, removed with the lab. */
 const copies = new Map<string, string>();
 
 export function x11Env(lab: string, node: string, remote: boolean, user: string | undefined): Promise<Record<string, string>> {
@@ -29,14 +30,14 @@ export function x11Env(lab: string, node: string, remote: boolean, user: string 
   const auth = process.env['XAUTHORITY'];
   if (auth !== undefined && existsSync(auth)) {
     if (user === undefined) env['XAUTHORITY'] = auth;
-    else env['XAUTHORITY'] = authFor(auth, user);
+    else env['XAUTHORITY'] = authFor(lab, auth, user);
   }
   return Promise.resolve(env);
 }
 
 /** A copy of the cookie file the user can read (their own file, mode 0600). */
-function authFor(auth: string, user: string): string {
-  const key = `${auth}\0${user}`;
+function authFor(lab: string, auth: string, user: string): string {
+  const key = `${lab}\0${auth}\0${user}`;
   const had = copies.get(key);
   if (had !== undefined && existsSync(had)) return had;
   const id = (flag: string): number => Number(spawnSync('id', [flag, '--', user], { encoding: 'utf8' }).stdout.trim());
@@ -50,4 +51,13 @@ function authFor(auth: string, user: string): string {
   chownSync(f, uid, gid);
   copies.set(key, f);
   return f;
+}
+
+/** Removes the cookie copies made for a lab's programs. */
+export function forgetX11(lab: string): void {
+  for (const [k, f] of copies) {
+    if (!k.startsWith(`${lab}\0`)) continue;
+    rmSync(dirname(f), { recursive: true, force: true });
+    copies.delete(k);
+  }
 }
