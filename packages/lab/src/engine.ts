@@ -11,7 +11,7 @@
  */
 import type { Impairment } from '@dune/topology';
 import type { Plan } from '@dune/compiler';
-import { listLabs, requireRoot, resolveLab, type DownResult, type LabStatus } from '@dune/agent';
+import { checkLabName, listLabs, requireRoot, resolveLab, type DownResult, type LabStatus } from '@dune/agent';
 import * as transport from '@dune/transport';
 import { compileLoaded, loadTopology, type LoadOptions } from './load.js';
 
@@ -58,7 +58,11 @@ export function locateRemote(ref: LabRef): transport.LabLocation | undefined {
     const { plan } = compileLoaded(loadTopology(ref.file, ref.read ?? {}), ref.lab);
     return transport.hasRemoteHosts(plan) ? transport.locationOfPlan(plan) : undefined;
   }
-  if (ref.lab !== undefined) return transport.recordedLocation(ref.lab);
+  if (ref.lab !== undefined) {
+    // A name is a path (records, journals): `..` must never reach one.
+    checkLabName(ref.lab);
+    return transport.recordedLocation(ref.lab);
+  }
   const recorded = transport.recordedLabs();
   if (recorded.length === 1 && listLabs().length === 0) return transport.recordedLocation(recorded[0] as string);
   return undefined;
@@ -113,6 +117,7 @@ export function downLab(loc: transport.LabLocation, opts: transport.OrchestrateO
 
 /** Removes a lab from this machine by name alone: from its journal, or from its marks when that is gone. */
 export function downLocal(lab: string, opts: transport.OrchestrateOptions = {}): Promise<LabDown> {
+  checkLabName(lab);
   return transport.downLab({ lab, hosts: THIS_MACHINE, nodes: {} }, opts);
 }
 

@@ -322,6 +322,8 @@ export async function downLab(loc: LabLocation, opts: OrchestrateOptions = {}): 
   const { ms, done } = using(loc.hosts, opts);
   try {
     const r = await settle(ms, (m) => m.agent.down(loc.lab, (e) => emit({ phynode: m.agent.phynode, ...e })));
+    // This machine alone: its own error, as it is.
+    if (r.failed.length > 0 && ms.length === 1 && !ms[0]?.agent.remote) throw (r.failed[0] as HostFailure).error;
     if (r.failed.length > 0) {
       throw new MultiHostError('multihost-down-failed', `down of lab ${loc.lab} failed on ${r.failed.length} of ${ms.length} hosts (${r.ok.map((o) => o.m.agent.phynode).join(', ') || 'none'} done)`, r.failed,
         `run \`dune down --lab ${loc.lab}\` again once the host is reachable`);
