@@ -169,8 +169,10 @@ export function registerLabCommands(program: Command, o: Output): void {
       if (loc) return remote.downRemote(loc, flags, o);
       agent.requireRoot('down');
       let labs: string[];
-      if (flags.all) labs = agent.listLabs();
-      else if (flags.lab !== undefined) labs = [flags.lab];
+      if (flags.all) {
+        agent.reclaimTransients(); // probe namespaces of killed dune processes, lab or none
+        labs = agent.listLabs();
+      } else if (flags.lab !== undefined) labs = [flags.lab];
       else if (file !== undefined) labs = [compileLoaded(loadTopology(file)).plan.lab];
       else labs = [agent.resolveLab(undefined)];
       if (labs.length === 0) {

@@ -25,6 +25,7 @@ import { removeKernelOps } from '../remove.js';
 import { deleteNamespaces } from '../netns.js';
 import { readLinks } from '../status.js';
 import { teardownLab } from '../teardown.js';
+import { reclaimTransients } from '../transient.js';
 
 export type LabEvent =
   | { type: 'phase'; phase: string; total?: number }
@@ -129,6 +130,7 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
   const emit = opts.onEvent ?? (() => undefined);
   const lab = plan.lab;
   return withLock(lab, async () => {
+    reclaimedNote(emit);
     const host = localHost(plan);
     const text = serializePlan(plan);
     const oldText = readPlanText(lab);
@@ -377,6 +379,13 @@ export interface DownResult {
   journal: boolean;
 }
 
+/** Transient objects of killed dune processes (probe namespaces) go first: transient.ts. */
+function reclaimedNote(emit: (e: LabEvent) => void): void {
+  const r = reclaimTransients();
+  if (r.reclaimed.length > 0) emit({ type: 'note', message: `removed ${r.reclaimed.length} leftover${r.reclaimed.length === 1 ? '' : 's'} of killed dune processes: ${r.reclaimed.join(', ')}` });
+  for (const e of r.errors) emit({ type: 'warning', message: e });
+}
+
 /** lo's alias in a namespace: a string, null when lo has none, undefined when it cannot be read. */
 function loAlias(ns: string): string | null | undefined {
   try {
@@ -412,6 +421,7 @@ export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void;
     const t0 = performance.now();
     const state = readState(lab);
     const emit = opts.onEvent ?? (() => undefined);
+    if (!opts.locked) reclaimedNote(emit);
     emit({ type: 'phase', phase: 'stop processes' });
     const recs = state?.processes ?? [];
     await stopProcesses(recs);
