@@ -64,6 +64,8 @@ export interface HelloResult {
   startedAt: string;
   socket: string;
   labs: string[];
+  /** Set when the daemon is not in its host's network namespace (netns-guard.ts): it refuses work. */
+  stale?: string;
 }
 
 /** Method → [params, result]. The result types are the agent's own (UpResult, ...). */
