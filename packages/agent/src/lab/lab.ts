@@ -7,9 +7,9 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, wr
 import { dirname, join } from 'node:path';
 import { DuneError, type Impairment } from '@dune/topology';
 import type { LinkInfoMsg } from '../netlink/link.js';
-import { PLAN_FORMAT, serializePlan, nsPrefix, NS_PREFIX, type HostPlan, type Op, type Plan, type ProcessOp } from '@dune/compiler';
+import { PLAN_FORMAT, allocateVnis, serializePlan, nsPrefix, NS_PREFIX, vniUses, type HostPlan, type Op, type Plan, type ProcessOp } from '@dune/compiler';
 import {
-  STATE_ROOT, journalLabs, labDir, logDir, newState, readPlan, readPlanText, readState, removeJournal, writePlan, writeState,
+  STATE_ROOT, journalLabs, labDir, logDir, newState, readPlan, readPlanText, readState, removeJournal, readVnis, writePlan, writeState, writeVnis,
   type LabState, type ProcessRecord,
 } from './journal.js';
 import { isAlive, isRunning, pidsInNamespaces, runInNs, startProcess, terminate } from './processes.js';
@@ -131,6 +131,13 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
   const lab = plan.lab;
   return withLock(lab, async () => {
     reclaimedNote(emit);
+    // A whole lab on this machine (several local phynodes): its VNIs are allocated here,
+    // against the other labs' journals. A host's part of a multi-host lab comes allocated
+    // by the controller (transport orchestrate.ts).
+    if (plan.links.every((l) => plan.hosts.some((h) => h.phynode === l.a.phynode) && plan.hosts.some((h) => h.phynode === l.b.phynode))) {
+      const uses = readVnis();
+      plan = allocateVnis(plan, new Map(plan.hosts.map((h) => [h.phynode, uses])));
+    }
     const host = localHost(plan);
     const text = serializePlan(plan);
     const oldText = readPlanText(lab);
@@ -163,6 +170,7 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
     state.backend = backend;
     state.pendingNamespaces = conv.apply.flatMap((o) => (o.op === 'netns' && !existsSync(`/run/netns/${o.ns}`) ? [o.ns] : []));
     writePlan(lab, text);
+    writeVnis(lab, vniUses(plan));
     writeState(state);
 
     try {
