@@ -1,7 +1,7 @@
 /**
  * Suite-wide check: whatever the kernel tests created must be gone when the suite ends.
  * Runs once after all test files. Only looks at objects carrying our marks (namespaces with
- * the `dune.` prefix, interfaces with a `dune:` alias, labs' impairment engines by their
+ * the `dune.` or `dune-probe-` prefix, interfaces with a `dune:` alias, labs' impairment engines by their
  * command line), so it never blames foreign objects.
  */
 import { execFileSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 function ourNamespaces(): string[] {
   try {
     const out = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-    return out.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith('dune.') || n.startsWith('dunetest'));
+    return out.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith('dune.') || n.startsWith('dune-probe-') || n.startsWith('dunetest'));
   } catch {
     return [];
   }

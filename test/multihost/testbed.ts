@@ -20,16 +20,25 @@
  * servers through. Its subnet must be on no host interface, and `ip route get` must leave
  * through it before any packet is sent (the host's eth0 is on a real network).
  *
+ * Each phynode also has a user `dunesudo` (uid 4242) of its own, with passwordless sudo:
+ * /etc/passwd, /etc/group, /etc/shadow and /etc/sudoers.d are bind-mounted copies inside
+ * the phynode's mount namespace, so the host's are never touched. `onlyThrough(ph, bastion)`
+ * makes a phynode's sshd unreachable from the controller (an nftables rule in the
+ * phynode's namespace), so it is reached through the bastion's (ProxyJump).
+ *
  * Nothing here goes through a shell with a variable in the script: the one `sh -c` gets its
  * paths as positional parameters.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const TESTBED_PREFIX = 'dunetest';
+/** The login user with passwordless sudo in every phynode. */
+export const SUDO_USER = 'dunesudo';
+const SUDO_UID = 4242;
 /**
  * The bed's own namespace names, exactly: other suites also use the `dunetest` prefix
  * (e.g. `dunetest-impair-*`), and cleanup must never touch theirs.
@@ -212,7 +221,8 @@ export class Testbed {
   private constructor(opts: Required<TestbedOptions>) {
     this.opts = opts;
     this.dir = mkdtempSync(join(tmpdir(), `${TESTBED_PREFIX}-`));
-    chmodSync(this.dir, 0o700);
+    // Traversable (not listable): sshd reads a user's authorized keys as that user.
+    chmodSync(this.dir, 0o711);
     this.controllerAddr = `${opts.subnet}.1`;
     this.clientKey = join(this.dir, 'id_ed25519');
     this.knownHosts = join(this.dir, 'known_hosts');
@@ -243,7 +253,16 @@ export class Testbed {
     if (!existsSync('/usr/sbin/sshd')) throw new Error('testbed: /usr/sbin/sshd is missing (apt-get install openssh-server)');
 
     must(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'dunetest-client', '-f', this.clientKey]);
-    writeFileSync(join(this.dir, 'authorized_keys'), readFileSync(`${this.clientKey}.pub`), { mode: 0o600 });
+    const keys = join(this.dir, 'keys');
+    mkdirSync(keys, { mode: 0o711 });
+    for (const u of ['root', SUDO_USER]) writeFileSync(join(keys, u), readFileSync(`${this.clientKey}.pub`), { mode: 0o600 });
+    chownSync(join(keys, SUDO_USER), SUDO_UID, 65534);
+    // The phynodes' own account files: the host's plus the sudo user.
+    const etc = join(this.dir, 'etc');
+    mkdirSync(join(etc, 'sudoers.d'), { recursive: true, mode: 0o755 });
+    writeFileSync(join(etc, 'passwd'), `${readFileSync('/etc/passwd', 'utf8')}${SUDO_USER}:x:${SUDO_UID}:65534:dune test sudo user:/tmp:/bin/sh\n`, { mode: 0o644 });
+    writeFileSync(join(etc, 'shadow'), `${readFileSync('/etc/shadow', 'utf8')}${SUDO_USER}:*:19000:0:99999:7:::\n`, { mode: 0o640 });
+    writeFileSync(join(etc, 'sudoers.d', 'dunetest'), `${SUDO_USER} ALL=(root) NOPASSWD: ALL\n`, { mode: 0o440 });
     mkdirSync(this.cacheDir, { mode: 0o700 });
 
     must(['ip', 'netns', 'add', UNDERLAY_NS]);
@@ -299,12 +318,13 @@ export class Testbed {
       `ListenAddress ${underlay}`,
       `HostKey ${join(dir, 'ssh_host_ed25519_key')}`,
       `PidFile ${join(dir, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${join(this.dir, 'authorized_keys')}`,
+      `AuthorizedKeysFile ${join(this.dir, 'keys', '%u')}`,
       // The key files live under /tmp (mode 1777), which StrictModes' path check rejects;
       // they are root's and 0600 themselves.
       'StrictModes no',
       'UsePAM no',
       'PermitRootLogin prohibit-password',
+      'AllowTcpForwarding yes',
       'PubkeyAuthentication yes',
       'PasswordAuthentication no',
       'KbdInteractiveAuthentication no',
@@ -330,12 +350,15 @@ export class Testbed {
       'mkdir -p /run/netns /run/dune /run/sshd',
       'mount -t sysfs dunetest-sys /sys',
       'mount -t tmpfs -o mode=0700,size=256m dunetest-cache "$1"',
-      'shift',
+      'mount --bind "$2/passwd" /etc/passwd',
+      'mount --bind "$2/shadow" /etc/shadow',
+      'mount --bind "$2/sudoers.d" /etc/sudoers.d',
+      'shift 2',
       'exec "$@"',
     ].join('\n');
     const child = spawn(
       'nsenter',
-      [`--net=/run/netns/${ph.ns}`, '--', 'unshare', '--mount', '--propagation', 'slave', '--', '/bin/sh', '-c', script, 'sh', this.cacheDir,
+      [`--net=/run/netns/${ph.ns}`, '--', 'unshare', '--mount', '--propagation', 'slave', '--', '/bin/sh', '-c', script, 'sh', this.cacheDir, join(this.dir, 'etc'),
         '/usr/sbin/sshd', '-D', '-e', '-f', join(ph.dir, 'sshd_config')],
       { detached: true, stdio: ['ignore', log, log] },
     );
@@ -385,6 +408,23 @@ export class Testbed {
   inPhynode(ph: TestPhynode, argv: readonly string[]): RunResult {
     if (ph.sshdPid <= 0) throw new Error(`testbed: ${ph.name} has no sshd to enter through`);
     return run(['nsenter', '-t', String(ph.sshdPid), '-m', '-n', '--', ...argv]);
+  }
+
+  /**
+   * Makes `ph`'s sshd unreachable from the controller: an nftables table in ph's own
+   * namespace drops TCP to its SSH port from the controller's address. Other phynodes (a
+   * bastion) still reach it. Gone with the namespace.
+   */
+  onlyThrough(ph: TestPhynode): void {
+    must(['ip', 'netns', 'exec', ph.ns, 'nft', '-f', '-'], [
+      'table inet dunetest_bastion {',
+      '  chain input {',
+      '    type filter hook input priority 0;',
+      `    ip saddr ${this.controllerAddr} tcp dport ${ph.sshPort} drop`,
+      '  }',
+      '}',
+      '',
+    ].join('\n'));
   }
 
   /** Processes of the phynode other than its sshd listener. */

@@ -5,6 +5,7 @@
  */
 export { applyOps, labOf, sysctlPath, type AgentEvent, type ApplyOptions, type ApplyResult } from './apply.js';
 export { teardownLab, teardownAll, type TeardownResult, type TeardownOptions } from './teardown.js';
+export { reclaimTransients, transientNamespace, parseTag, TRANSIENT_TAG, type ReclaimResult, type TransientKind } from './transient.js';
 export { probeCapabilities, CAP_NAMES, type Caps, type CapResult, type CapName } from './probe.js';
 export {
   changeImpairment,

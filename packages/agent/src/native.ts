@@ -15,6 +15,8 @@ export interface NativeApi {
   /** Waits up to timeoutMs, then returns every queued datagram concatenated; null on timeout. */
   nlRecv(fd: number, timeoutMs: number): Buffer | null;
   nlClose(fd: number): void;
+  /** The pid of the process at the other end of a connected unix socket (SO_PEERCRED). */
+  peerPid(fd: number): number;
   /** open(2) of `path` while inside `nsPath`: for /proc/sys/net, which is per namespace. */
   openInNs(nsPath: string | null, path: string, flags: number): number;
   /**

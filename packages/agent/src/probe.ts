@@ -1,6 +1,7 @@
 /**
  * What this kernel and host can do, tried for real in a throwaway namespace
- * (`dune-probe-<pid>`, deleted afterwards): a veth pair, each qdisc kind on it, a VXLAN
+ * (`dune-probe-<pid>`, tagged with its creator on lo and deleted afterwards; one a SIGKILL
+ * left behind is reclaimed by the next probe, `up` or `down`: transient.ts): a veth pair, each qdisc kind on it, a VXLAN
  * device, a bridge, an nftables table, an iptables NFQUEUE rule. The netlink checks run in
  * this process; nft and iptables run concurrently with them.
  */
@@ -12,6 +13,7 @@ import { handle, newQdisc, type TcOptions } from './netlink/tc.js';
 import { TC_H_ROOT } from './netlink/constants.js';
 import { createNamespaces, deleteNamespaces, nsPath } from './netns.js';
 import { inNs, run } from './run.js';
+import { reclaimTransients, transientNamespace } from './transient.js';
 import type { CapResult, Caps } from './probe-types.js';
 
 export type { Caps, CapResult, CapName } from './probe-types.js';
@@ -53,9 +55,10 @@ export function probeCapabilities(opts: { fresh?: boolean } = {}): Promise<Caps>
 
 async function probe(): Promise<Caps> {
   const t0 = performance.now();
-  const ns = `dune-probe-${process.pid}`;
+  const { ns, tag } = transientNamespace('probe');
+  reclaimTransients(); // probes of killed processes
   deleteNamespaces([ns]); // a leftover of a crashed probe with our pid
-  const r = createNamespaces([ns], 1);
+  const r = createNamespaces([ns], 1, undefined, [tag]);
   const made = r.created[0];
   if (!made) throw new Error(`capability probe: cannot create namespace ${ns}: ${r.failed[0]?.message ?? 'unknown error'}`);
   try {

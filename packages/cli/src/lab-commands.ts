@@ -170,7 +170,10 @@ export function registerLabCommands(program: Command, o: Output): void {
       if (loc) return remote.downRemote(loc, flags, o);
       lab.requireRoot('down');
       let labs: string[];
-      if (flags.all) labs = await lab.localLabs();
+      if (flags.all) {
+        lab.reclaimTransients(); // probe namespaces of killed dune processes, lab or none
+        labs = await lab.localLabs();
+      }
       else if (flags.lab !== undefined) labs = [flags.lab];
       else labs = [lab.localLabName(file !== undefined ? { file } : {})];
       if (labs.length === 0) {

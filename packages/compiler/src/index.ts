@@ -6,3 +6,5 @@ export * as cidr from './cidr.js';
 export { serializePlanChunks } from './serialize.js';
 export * from './synthetic.js';
 export * from './netmirage.js';
+export * from './vni.js';
+export { FIRST_VNI } from './links.js';

@@ -41,6 +41,8 @@ export interface VxlanOp {
   ns: string;
   name: string;
   vni: number;
+  /** The compiled VNI, when `up` allocated another (vni.ts: another lab holds it on a host). */
+  vniRequest?: number;
   local: string;
   remote: string;
   port: number;

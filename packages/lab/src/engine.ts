@@ -11,7 +11,7 @@
  */
 import type { Impairment } from '@dune/topology';
 import type { Plan } from '@dune/compiler';
-import { checkLabName, listLabs, requireRoot, resolveLab, type DownResult, type LabStatus } from '@dune/agent';
+import { checkLabName, listLabs, reclaimTransients as agentReclaim, requireRoot, resolveLab, type DownResult, type LabStatus } from '@dune/agent';
 import * as transport from '@dune/transport';
 import { compileLoaded, loadTopology, type LoadOptions } from './load.js';
 
@@ -35,6 +35,11 @@ function localAgent(): transport.HostAgent {
 /** Labs with a journal or namespaces on this machine. */
 export function localLabs(): Promise<string[]> {
   return localAgent().labs();
+}
+
+/** Removes this machine's transient objects (probe namespaces) left by dune processes that died. */
+export function reclaimTransients(): void {
+  agentReclaim();
 }
 
 /** Labs recorded by this controller as running on other hosts. */

@@ -18,7 +18,7 @@
  */
 import type { Impairment } from '@dune/topology';
 import { DuneError } from '@dune/topology';
-import type { HostTarget, Plan } from '@dune/compiler';
+import { allocateVnis, type HostTarget, type Plan, type VniUse } from '@dune/compiler';
 import type { DownResult, LabEvent, LabStatus, PreflightResult, UpResult } from '@dune/agent';
 import type { AttachedIo, HostAgent } from './host-agent.js';
 import { LocalAgent } from './local-agent.js';
@@ -276,6 +276,9 @@ export async function upLab(plan: Plan, opts: OrchestrateOptions = {}): Promise<
     if (problems.length > 0) {
       throw new MultiHostError('preflight-failed', `the pre-flight check failed on ${problems.length} of ${ms.length} host${ms.length === 1 ? '' : 's'}; nothing was built`, problems, 'fix what is listed, then `dune check FILE` until it passes');
     }
+    // VNIs free on both hosts of each cross-host link, given what every lab holds there (compiler vni.ts).
+    plan = allocateVnis(plan, new Map(pre.ok.flatMap(({ m, v }) => m.phynodes.map((ph): [string, VniUse[]] => [ph, v.vnis ?? []]))));
+    for (const m of ms) views.set(m, hostView(plan, m.phynodes));
     // Before anything exists: a CLI killed from here on leaves a record `down` can use.
     if (!localOnly) writeRecord(recordFromPlan(plan, opts.file));
     const built = await settle(ms, async (m) => {

@@ -1,12 +1,12 @@
 /**
  * The part of `~/.ssh/config` a phynode's `host` may rely on: `Host` blocks with patterns
  * (`*`, `?`, `!negation`), and in them `HostName`, `User`, `Port`, `IdentityFile`,
- * `IdentitiesOnly`, `UserKnownHostsFile`, `ConnectTimeout`; `Include` of files (globs in
- * the last path component). As in OpenSSH, the first value obtained for a key wins
- * (`IdentityFile` accumulates), and values the topology gives win over the file's.
+ * `IdentitiesOnly`, `UserKnownHostsFile`, `ConnectTimeout`, `ProxyJump` (`[user@]host[:port]`,
+ * comma-separated for a chain); `Include` of files (globs in the last path component). As in
+ * OpenSSH, the first value obtained for a key wins (`IdentityFile` accumulates), and values
+ * the topology gives win over the file's.
  *
- * Not supported, and said so when a matching block uses them: `Match`, `ProxyJump`,
- * `ProxyCommand` (the host must be reachable directly).
+ * Not supported, and said so when a matching block uses them: `Match`, `ProxyCommand`.
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
@@ -20,8 +20,30 @@ export interface SshConfigEntry {
   identitiesOnly?: boolean;
   userKnownHostsFile?: string;
   connectTimeoutSec?: number;
+  /** `ProxyJump` hosts, in order (the first is reached directly); absent or `none`: direct. */
+  proxyJump?: JumpHost[];
   /** Options of matching blocks this reader does not apply (`ProxyJump`, ...). */
   unsupported: string[];
+}
+
+/** One hop of `ProxyJump`: its own config entry applies to what it leaves out. */
+export interface JumpHost {
+  host: string;
+  user?: string;
+  port?: number;
+}
+
+/** `ProxyJump`'s `[user@]host[:port]` list (also `ssh://[user@]host[:port]`), or undefined when malformed. */
+export function parseProxyJump(value: string): JumpHost[] | undefined {
+  const out: JumpHost[] = [];
+  for (const raw of value.split(',')) {
+    const hop = raw.trim().replace(/^ssh:\/\//, '');
+    const m = /^(?:([^@\s]+)@)?(\[[^\]]+\]|[^:@\s]+)(?::(\d+))?$/.exec(hop);
+    if (!m) return undefined;
+    const host = (m[2] as string).replace(/^\[|\]$/g, '');
+    out.push({ host, ...(m[1] !== undefined ? { user: m[1] } : {}), ...(m[3] !== undefined ? { port: Number(m[3]) } : {}) });
+  }
+  return out;
 }
 
 interface Block {
@@ -32,7 +54,7 @@ interface Block {
   options: [string, string][];
 }
 
-const UNSUPPORTED = new Set(['proxyjump', 'proxycommand', 'localcommand', 'remotecommand']);
+const UNSUPPORTED = new Set(['proxycommand', 'localcommand', 'remotecommand']);
 
 function splitArgs(rest: string): string[] {
   const out: string[] = [];
@@ -132,6 +154,11 @@ export function resolveSshConfig(host: string, opts: { file?: string | null; tex
       else if (k === 'identitiesonly') out.identitiesOnly = /^yes$/i.test(arg);
       else if (k === 'userknownhostsfile') out.userKnownHostsFile = arg;
       else if (k === 'connecttimeout' && /^\d+$/.test(arg)) out.connectTimeoutSec = Number(arg);
+      else if (k === 'proxyjump' && !/^none$/i.test(arg)) {
+        const jumps = parseProxyJump(v);
+        if (jumps) out.proxyJump = jumps;
+        else out.unsupported.push(`proxyjump ${v}`);
+      }
       else if (UNSUPPORTED.has(k) && !/^none$/i.test(arg)) out.unsupported.push(k);
     }
   }

@@ -2,9 +2,16 @@
  * One SSH connection per phynode (ssh2), multiplexed: command channels, SFTP and the
  * agent's unix socket (direct-streamlocal) share it.
  *
- *   target (topology) ─► ~/.ssh/config for what the topology leaves out ─► TCP ─►
- *   host key checked against known_hosts (unknown or changed: refused with the fingerprint) ─►
- *   keys: the phynode's `identity`, IdentityFile lines, ssh-agent, ~/.ssh/id_* ─► ready
+ *   target (topology) ─► ~/.ssh/config for what the topology leaves out ─► TCP, or a
+ *   channel through each `ProxyJump` host in turn (each one an SshHost of its own, host key
+ *   checked the same way) ─► host key checked against known_hosts (unknown or changed:
+ *   refused with the fingerprint) ─► keys: the phynode's `identity`, IdentityFile lines,
+ *   ssh-agent, ~/.ssh/id_* ─► a user other than root: `sudo -n true` must pass ─► ready
+ *
+ * A user other than root works through sudo without a password: every command is run as
+ * `sudo -n -- argv`, files are copied over SFTP to a directory of the user's and moved into
+ * place by sudo, and the agent's socket (root's, 0600) is reached through `dune-agent
+ * connect` instead of direct-streamlocal.
  *
  * Everything has a deadline: the connection (handshake and authentication included), every
  * command, every channel. Passwords are never asked for nor read.
@@ -12,13 +19,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import ssh2 from 'ssh2';
 import type { AnyAuthMethod, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
 import { DuneError } from '@dune/topology';
 import { KnownHosts, fingerprint, keyBlobType, knownHostName } from './known-hosts.js';
 import { shJoin } from './quote.js';
-import { resolveSshConfig, type SshConfigEntry } from './ssh-config.js';
+import { resolveSshConfig, type JumpHost, type SshConfigEntry } from './ssh-config.js';
 
 const { Client, utils } = ssh2;
 
@@ -64,6 +71,9 @@ export interface ResolvedTarget {
   /** `user@host:port` */
   label: string;
 }
+
+/** ProxyJump hops followed through the jump hosts' own configs, at most (a loop in ~/.ssh/config ends here). */
+const MAX_JUMP_DEPTH = 4;
 
 /** OpenSSH's sshd allows 10 sessions per connection by default (MaxSessions); stay under it. */
 const MAX_CHANNELS = 8;
@@ -125,11 +135,17 @@ export class SshHost {
   private sftpP: Promise<SFTPWrapper> | undefined;
   private closedWith: Error | undefined;
   private readonly closeListeners = new Set<(e: Error) => void>();
+  /** Commands go through `sudo -n` (the user is not root). */
+  readonly sudo: boolean;
+  /** The ProxyJump host this connection goes through, closed with it. */
+  private readonly via: SshHost | undefined;
 
-  private constructor(client: InstanceType<typeof Client>, target: ResolvedTarget, opts: SshOptions) {
+  private constructor(client: InstanceType<typeof Client>, target: ResolvedTarget, opts: SshOptions, via?: SshHost) {
     this.client = client;
     this.target = target;
     this.opts = opts;
+    this.sudo = target.user !== 'root';
+    this.via = via;
     const onGone = (e?: Error): void => {
       if (this.closedWith) return;
       this.closedWith = new DuneError('ssh-closed', `the SSH connection to phynode ${target.phynode} (${target.label}) closed${e ? `: ${e.message}` : ''}`, {
@@ -156,7 +172,63 @@ export class SshHost {
   }
 
   static async connect(t: RemoteTarget, opts: SshOptions = {}): Promise<SshHost> {
+    const h = await SshHost.open(t, opts, undefined, 0, false);
+    if (h.sudo) {
+      const r = await h.execRaw(['sudo', '-n', 'true'], 20_000).catch((e: Error) => ({ code: -1, stderr: e.message }));
+      if (r.code !== 0) {
+        h.close();
+        throw new DuneError('sudo-failed', `phynode ${t.phynode} (${h.target.label}): ${h.target.user} cannot run commands as root without a password (sudo -n true: ${r.stderr.trim() || `exit ${r.code}`})`, {
+          hint: `log in as root (user = "root"), or give ${h.target.user} passwordless sudo there, e.g. /etc/sudoers.d/dune: \`${h.target.user} ALL=(root) NOPASSWD: ALL\``,
+        });
+      }
+    }
+    return h;
+  }
+
+  /** Connects the ProxyJump hops in turn, each through the one before; returns the last. */
+  private static async jumpChain(t: RemoteTarget, hops: readonly JumpHost[], opts: SshOptions, depth: number): Promise<SshHost> {
+    if (depth >= MAX_JUMP_DEPTH) {
+      throw new DuneError('ssh-jump-loop', `phynode ${t.phynode}: ProxyJump nests deeper than ${MAX_JUMP_DEPTH} hosts in ~/.ssh/config`, { hint: 'check the ProxyJump lines for a loop (a Host * block giving one to the jump host itself?)' });
+    }
+    let prev: SshHost | undefined;
+    try {
+      for (const [i, hop] of hops.entries()) {
+        const jt: RemoteTarget = { phynode: `${t.phynode} (jump host ${hop.host})`, host: hop.host, ...(hop.port !== undefined ? { port: hop.port } : {}), ...(hop.user !== undefined ? { user: hop.user } : {}), ...(t.identity !== undefined ? { identity: t.identity } : {}) };
+        // The first hop follows its own ProxyJump, if any; later ones are reached through the chain.
+        prev = await SshHost.open(jt, opts, prev, depth + 1, i > 0);
+      }
+    } catch (e) {
+      prev?.close();
+      throw e;
+    }
+    return prev as SshHost;
+  }
+
+  /** A TCP connection from the host to host:port, as a stream (for the next ProxyJump hop). */
+  forwardOut(host: string, port: number, timeoutMs = 10_000): Promise<Duplex> {
+    if (this.closedWith) this.gone();
+    return withTimeout(
+      new Promise<Duplex>((resolve, reject) => {
+        this.client.forwardOut('127.0.0.1', 0, host, port, (err, ch) =>
+          err ? reject(new DuneError('ssh-jump-failed', `jump host ${this.target.label} cannot reach ${host}:${port}: ${err.message}`, { hint: 'check that the jump host reaches that address and allows TCP forwarding (AllowTcpForwarding)', cause: err })) : resolve(ch),
+        );
+      }),
+      timeoutMs,
+      () => new DuneError('remote-timeout', `jump host ${this.target.label}: no channel to ${host}:${port} within ${timeoutMs / 1000} s`),
+    );
+  }
+
+  private static async open(t: RemoteTarget, opts: SshOptions, via: SshHost | undefined, depth: number, noJump: boolean): Promise<SshHost> {
     const cfg = resolveSshConfig(t.host, { file: opts.sshConfigFile === undefined ? undefined : opts.sshConfigFile });
+    if (cfg.proxyJump !== undefined && via === undefined && !noJump) {
+      const jump = await SshHost.jumpChain(t, cfg.proxyJump, opts, depth);
+      try {
+        return await SshHost.open(t, opts, jump, depth, true);
+      } catch (e) {
+        jump.close();
+        throw e;
+      }
+    }
     if (cfg.unsupported.length > 0) {
       throw new DuneError('ssh-config-unsupported', `~/.ssh/config gives host ${t.host} ${cfg.unsupported.join(', ')}, which dune does not follow`, {
         hint: `make phynode ${t.phynode} reachable directly, or give its address as host in the topology`,
@@ -165,7 +237,7 @@ export class SshHost {
     const host = cfg.hostName ?? t.host;
     const port = t.port ?? cfg.port ?? 22;
     const user = t.user ?? cfg.user ?? userInfo().username;
-    const label = `${user}@${host}:${port}`;
+    const label = `${user}@${host}:${port}${via ? ` via ${via.target.label}` : ''}`;
     const target: ResolvedTarget = { phynode: t.phynode, host, port, user, label };
     const timeoutMs = opts.connectTimeoutMs ?? (cfg.connectTimeoutSec !== undefined ? cfg.connectTimeoutSec * 1000 : 10_000);
     const known = new KnownHosts(opts.knownHostsFile ?? cfg.userKnownHostsFile);
@@ -198,9 +270,11 @@ export class SshHost {
     const prefer = known.knownTypes(host, port).flatMap((k) => HOST_KEY_ALGOS[k] ?? []);
     let refusal: DuneError | undefined;
     const client = new Client();
+    const sock = via ? await via.forwardOut(host, port, timeoutMs) : undefined;
     const config: ConnectConfig = {
       host,
       port,
+      ...(sock ? { sock } : {}),
       username: user,
       readyTimeout: timeoutMs,
       keepaliveInterval: 5000,
@@ -278,15 +352,26 @@ export class SshHost {
       client.once('close', () => finish(refusal ?? new DuneError('ssh-failed', `phynode ${t.phynode} (${label}) closed the connection during the handshake`)));
       client.connect(config);
     });
-    return new SshHost(client, target, opts);
+    return new SshHost(client, target, opts, via);
   }
 
   private gone(): never {
     throw this.closedWith ?? new DuneError('ssh-closed', `the SSH connection to ${this.target.phynode} is closed`);
   }
 
-  /** Runs argv (quoted for the remote shell) and collects its output. Rejects only on transport failures and timeouts. */
-  async exec(argv: readonly string[], o: { timeoutMs?: number; stdin?: string | Buffer } = {}): Promise<ExecResult> {
+  /** argv as root: through `sudo -n` when the user is not root. */
+  private asRoot(argv: readonly string[]): readonly string[] {
+    return this.sudo ? ['sudo', '-n', '--', ...argv] : argv;
+  }
+
+  /** Runs argv (as root: see asRoot) and collects its output. Rejects only on transport failures and timeouts. */
+  exec(argv: readonly string[], o: { timeoutMs?: number; stdin?: string | Buffer } = {}): Promise<ExecResult> {
+    return this.execRaw(this.asRoot(argv), o.timeoutMs, o.stdin);
+  }
+
+  /** Runs argv as the login user (quoted for the remote shell). */
+  private async execRaw(argv: readonly string[], timeoutMsArg?: number, stdin?: string | Buffer): Promise<ExecResult> {
+    const o = { timeoutMs: timeoutMsArg, stdin };
     if (this.closedWith) this.gone();
     const release = await this.channels.acquire();
     const cmd = shJoin(argv);
@@ -353,7 +438,7 @@ export class SshHost {
   async execAttached(argv: readonly string[], io: { stdin?: Readable; stdout: Writable; stderr: Writable; pty?: boolean }): Promise<number> {
     if (this.closedWith) this.gone();
     const release = await this.channels.acquire();
-    const cmd = shJoin(argv);
+    const cmd = shJoin(this.asRoot(argv));
     try {
       return await new Promise<number>((resolve, reject) => {
         const unlisten = this.onClose(reject);
@@ -390,7 +475,7 @@ export class SshHost {
   async channel(argv: readonly string[], timeoutMs = 10_000): Promise<ClientChannel> {
     if (this.closedWith) this.gone();
     const release = await this.channels.acquire();
-    const cmd = shJoin(argv);
+    const cmd = shJoin(this.asRoot(argv));
     try {
       const ch = await withTimeout(
         new Promise<ClientChannel>((resolve, reject) => {
@@ -415,8 +500,26 @@ export class SshHost {
     return this.sftpP;
   }
 
-  /** Copies a local file to the host over SFTP, with a deadline. */
+  /**
+   * Copies a local file to the host over SFTP, with a deadline. Without root, SFTP writes as
+   * the user: into a fresh directory of the user's, then moved into place (root's) by sudo.
+   */
   async put(local: string, remote: string, mode: number, timeoutMs = 120_000): Promise<void> {
+    if (!this.sudo) return this.sftpPut(local, remote, mode, timeoutMs);
+    const r = await this.execRaw(['mktemp', '-d'], 20_000);
+    const dir = r.stdout.trim();
+    if (r.code !== 0 || !dir.startsWith('/')) throw new DuneError('sftp-failed', `phynode ${this.target.phynode}: mktemp -d failed: ${r.stderr.trim()}`, { hint: 'the user needs a writable TMPDIR there' });
+    try {
+      const tmp = `${dir}/upload`;
+      await this.sftpPut(local, tmp, mode, timeoutMs);
+      const mv = await this.exec(['sh', '-c', 'mv -f -- "$1" "$2" && chown 0:0 -- "$2" && chmod "$3" -- "$2"', 'sh', tmp, remote, mode.toString(8)], { timeoutMs: 20_000 });
+      if (mv.code !== 0) throw new DuneError('sftp-failed', `phynode ${this.target.phynode}: moving ${tmp} to ${remote} failed: ${mv.stderr.trim()}`);
+    } finally {
+      await this.execRaw(['rm', '-rf', '--', dir], 20_000).catch(() => undefined);
+    }
+  }
+
+  private async sftpPut(local: string, remote: string, mode: number, timeoutMs: number): Promise<void> {
     if (this.closedWith) this.gone();
     const sftp = await this.sftp();
     await withTimeout(
@@ -431,6 +534,10 @@ export class SshHost {
   /** A stream to a unix socket on the host (OpenSSH's direct-streamlocal). */
   async streamLocal(path: string, timeoutMs = 10_000): Promise<ClientChannel> {
     if (this.closedWith) this.gone();
+    if (this.sudo) {
+      // sshd opens the socket as the login user: root's 0600 socket is denied to anyone else.
+      throw new DuneError('ssh-streamlocal', `phynode ${this.target.phynode}: ${path} is root's, access denied to ${this.target.user}`, { hint: 'reach it through a command run with sudo (`dune-agent connect`)' });
+    }
     return withTimeout(
       new Promise<ClientChannel>((resolve, reject) => {
         this.client.openssh_forwardOutStreamLocal(path, (err, ch) =>
@@ -444,6 +551,7 @@ export class SshHost {
 
   close(): void {
     this.client.end();
+    this.via?.close();
   }
 
   /** Drops the connection at once (tests: a cut connection). */

@@ -44,8 +44,15 @@ describe('~/.ssh/config', () => {
     expect(resolveSshConfig('bad.lab', { text, home }).user).toBe('fallback');
   });
 
-  it('reports what it cannot follow', () => {
-    expect(resolveSshConfig('jump', { text, home }).unsupported).toEqual(['proxyjump']);
+  it('follows ProxyJump: hops with user and port, chains, none', () => {
+    const r = resolveSshConfig('jump', { text, home });
+    expect(r.unsupported).toEqual([]);
+    expect(r.proxyJump?.length).toBeGreaterThan(0);
+    expect(resolveSshConfig('x', { text: 'Host x\n  ProxyJump admin@bastion:2222,ssh://inner,[fd00::1]:22\n', home }).proxyJump).toEqual([
+      { host: 'bastion', user: 'admin', port: 2222 }, { host: 'inner' }, { host: 'fd00::1', port: 22 },
+    ]);
+    expect(resolveSshConfig('x', { text: 'Host x\n  ProxyJump none\n', home }).proxyJump).toBeUndefined();
+    expect(resolveSshConfig('x', { text: 'Host x\n  ProxyCommand nc %h %p\n', home }).unsupported).toEqual(['proxycommand']);
   });
 
   it('follows Include, relative to ~/.ssh, with globs', () => {

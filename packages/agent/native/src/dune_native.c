@@ -4,7 +4,8 @@
  * - netlink sockets opened inside a given network namespace (nlOpen) and raw send/recv on them;
  * - open(2) inside a namespace (openInNs), so /proc/sys/net writes land in that namespace;
  * - network namespaces created and deleted the way iproute2 does it (bind mounts under
- *   /run/netns), many at once on a few threads.
+ *   /run/netns), many at once on a few threads;
+ * - the pid at the other end of a unix socket (peerPid: SO_PEERCRED).
  *
  * Why setns on Node's main thread is safe here: every function that enters another
  * namespace does so, makes its one system call, and switches back before returning to
@@ -352,6 +353,21 @@ static napi_value NlClose(napi_env env, napi_callback_info info) {
   if (argc < 1 || get_int(env, argv[0], &fd) < 0) return NULL;
   if (close(fd) < 0 && errno != EINTR) return throw_errno(env, errno, "close", "");
   return undefined(env);
+}
+
+/* peerPid(fd: number): number -- the pid of the process that connected a unix socket. */
+static napi_value PeerPid(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || get_int(env, argv[0], &fd) < 0) return NULL;
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return throw_errno(env, errno, "getsockopt(SO_PEERCRED)", "");
+  napi_value out;
+  CHECK(napi_create_int32(env, cred.pid, &out));
+  return out;
 }
 
 /* openInNs(nsPath: string, path: string, flags: number): number */
@@ -780,6 +796,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"nlSend", NULL, NlSend, NULL, NULL, NULL, napi_default, NULL},
       {"nlRecv", NULL, NlRecv, NULL, NULL, NULL, napi_default, NULL},
       {"nlClose", NULL, NlClose, NULL, NULL, NULL, napi_default, NULL},
+      {"peerPid", NULL, PeerPid, NULL, NULL, NULL, napi_default, NULL},
       {"openInNs", NULL, OpenInNs, NULL, NULL, NULL, napi_default, NULL},
       {"netnsCreateMany", NULL, NetnsCreateMany, NULL, NULL, NULL, napi_default, NULL},
       {"netnsDeleteMany", NULL, NetnsDeleteMany, NULL, NULL, NULL, napi_default, NULL},

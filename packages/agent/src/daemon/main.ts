@@ -72,8 +72,9 @@ export async function startDaemon(version: string, script: string, extra: string
   const sock = agentSocketPath();
   if (await socketAlive(sock)) {
     const hello = (await callDaemon('hello')) as HelloResult;
-    if (hello.version === version && hello.protocol === AGENT_PROTOCOL) return hello;
-    // Another version: replace it. Labs live in the journal, not in the daemon.
+    if (hello.version === version && hello.protocol === AGENT_PROTOCOL && hello.stale === undefined) return hello;
+    // Another version, or a stale daemon (in a network namespace other than ours: it
+    // refuses work): replace it. Labs live in the journal, not in the daemon.
     await callDaemon('shutdown').catch(() => undefined);
     for (let i = 0; i < 100 && (await socketAlive(sock)); i++) await sleep(50);
   }

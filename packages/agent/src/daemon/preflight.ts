@@ -6,6 +6,7 @@
  *              impairment planned against the probed backends (netem, htb, nftables)
  *   tools      ip (processes run under `ip netns exec`), nsenter, taskset for pinning
  *   cores      pinned cpus exist here
+ *   vnis       (reported, not checked) the VXLAN VNIs other labs' journals hold here
  *   underlay   each VXLAN `local` address is configured here; the route to every peer
  *              leaves through an interface whose MTU carries the inner MTU plus VXLAN's
  *              overhead (50 bytes over IPv4, 70 over IPv6) without fragmenting
@@ -18,6 +19,7 @@ import type { Op } from '@dune/compiler';
 import { planImpairment } from '../impair/backends.js';
 import { probeCapabilities } from '../probe.js';
 import { run } from '../run.js';
+import { readVnis } from '../lab/journal.js';
 import type { PreflightParams, PreflightProblem, PreflightResult } from './protocol.js';
 
 /** Outer Ethernet is not counted by the underlay MTU: IP (20 | 40) + UDP 8 + VXLAN 8 + inner Ethernet 14. */
@@ -141,5 +143,5 @@ export async function preflight(p: PreflightParams): Promise<PreflightResult> {
       } else checked.push(`route to ${peer}: via ${dev}, mtu ${pathMtu} ≥ ${need}`);
     }
   }
-  return { caps, problems, checked, cpus, ...(underlay ? { underlay } : {}) };
+  return { caps, problems, checked, cpus, vnis: readVnis(), ...(underlay ? { underlay } : {}) };
 }

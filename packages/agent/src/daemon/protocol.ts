@@ -14,7 +14,7 @@
  */
 import { join } from 'node:path';
 import type { Impairment } from '@dune/topology';
-import type { Plan } from '@dune/compiler';
+import type { Plan, VniUse } from '@dune/compiler';
 import { STATE_ROOT } from '../lab/journal.js';
 import type { Caps } from '../probe-types.js';
 
@@ -53,6 +53,8 @@ export interface PreflightResult {
   /** The underlay interface and its MTU, when the plan has VXLAN links. */
   underlay?: { address: string; dev: string; mtu: number };
   cpus: number;
+  /** The VXLAN VNIs every lab's journal holds on this host: the controller allocates around them (compiler vni.ts). */
+  vnis?: VniUse[];
 }
 
 export interface HelloResult {
@@ -64,6 +66,8 @@ export interface HelloResult {
   startedAt: string;
   socket: string;
   labs: string[];
+  /** Set when the daemon is not in its host's network namespace (netns-guard.ts): it refuses work. */
+  stale?: string;
 }
 
 /** Method → [params, result]. The result types are the agent's own (UpResult, ...). */

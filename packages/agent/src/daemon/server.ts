@@ -13,6 +13,8 @@ import { DuneError } from '@dune/topology';
 import { change, down, labPlan, listLabs, set, status, up, type ChangeParams } from '../lab/lab.js';
 import { STATE_ROOT } from '../lab/journal.js';
 import { preflight } from './preflight.js';
+import { NetnsGuard } from './netns-guard.js';
+import { native } from '../native.js';
 import {
   AGENT_METHODS, AGENT_PROTOCOL, agentPidPath, agentSocketPath,
   type AgentErrorBody, type AgentMethod, type AgentReply, type AgentRequest, type HelloResult,
@@ -25,6 +27,23 @@ export interface ServeOptions {
   /** Stay up when no lab is left (default: exit after the last `down`). */
   stay?: boolean;
   log?: (line: string) => void;
+  /** Judges whether the daemon is in its host's network namespace (tests pass their own). */
+  guard?: NetnsGuard;
+}
+
+/** Methods a stale daemon still answers: to say what it is, and to be replaced. */
+const ALWAYS = new Set<AgentMethod>(['hello', 'shutdown']);
+
+/** The pid that connected a unix socket, or undefined when it cannot be known. */
+function peerPid(s: Socket): number | undefined {
+  const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return undefined;
+  try {
+    const pid = native().peerPid(fd);
+    return pid > 0 ? pid : undefined; // 0: a process of another pid namespace
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether something answers on the socket (a live daemon), within timeoutMs. */
@@ -84,6 +103,8 @@ export class AgentServer {
   private readonly labQueues = new Map<string, Promise<unknown>>();
   private inFlight = 0;
   private readonly clients = new Set<Socket>();
+  private readonly peers = new WeakMap<Socket, number>();
+  private readonly guard: NetnsGuard;
   private closing = false;
   readonly closed: Promise<void>;
   private resolveClosed!: () => void;
@@ -92,6 +113,7 @@ export class AgentServer {
     this.opts = opts;
     this.socketPath = opts.socket ?? agentSocketPath();
     this.version = opts.version ?? 'dev';
+    this.guard = opts.guard ?? new NetnsGuard();
     this.closed = new Promise((r) => (this.resolveClosed = r));
   }
 
@@ -132,6 +154,8 @@ export class AgentServer {
 
   private accept(s: Socket): void {
     this.clients.add(s);
+    const peer = peerPid(s);
+    if (peer !== undefined) this.peers.set(s, peer);
     s.setEncoding('utf8');
     // A plan is one line of tens of MB: keep the pieces and look for the newline only in
     // what just arrived (rescanning the whole buffer per chunk is quadratic).
@@ -170,7 +194,8 @@ export class AgentServer {
     this.inFlight++;
     const t0 = performance.now();
     try {
-      const result = await this.dispatch(req.method, req.params ?? {}, (e) => this.send(s, { id, event: e }));
+      if (!ALWAYS.has(req.method)) this.guard.check(this.peers.get(s));
+      const result = await this.dispatch(req.method, req.params ?? {}, (e) => this.send(s, { id, event: e }), this.peers.get(s));
       this.send(s, { id, ok: true, result });
       this.log(`${req.method} ok (${Math.round(performance.now() - t0)} ms)`);
     } catch (e) {
@@ -200,11 +225,12 @@ export class AgentServer {
     return next;
   }
 
-  private async dispatch(method: AgentMethod, params: unknown, emit: (e: LabEvent) => void): Promise<unknown> {
+  private async dispatch(method: AgentMethod, params: unknown, emit: (e: LabEvent) => void, peer?: number): Promise<unknown> {
     const p = params as Record<string, unknown>;
     switch (method) {
       case 'hello': {
-        const r: HelloResult = { protocol: AGENT_PROTOCOL, version: this.version, pid: process.pid, node: process.version, startedAt: this.startedAt, socket: this.socketPath, labs: listLabs() };
+        const stale = this.guard.problem(peer);
+        const r: HelloResult = { protocol: AGENT_PROTOCOL, version: this.version, pid: process.pid, node: process.version, startedAt: this.startedAt, socket: this.socketPath, labs: listLabs(), ...(stale !== undefined ? { stale } : {}) };
         return r;
       }
       case 'labs':

@@ -4,6 +4,7 @@
  *
  *   plan.json      the plan last applied (canonical JSON)
  *   state.json     phase, processes (pid + start time, to survive pid reuse), host objects
+ *   vnis.json      the VXLAN VNIs (and ports) the lab holds here, read by other labs' up
  *   logs/          one log per process (impair-engine.log: the userspace impairment engine)
  *   impair.sock    the userspace impairment engine's control socket, when the lab has one
  *
@@ -12,7 +13,7 @@
  */
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Plan } from '@dune/compiler';
+import type { Plan, VniUse } from '@dune/compiler';
 
 export const STATE_ROOT = process.env['DUNE_STATE_DIR'] ?? '/run/dune';
 
@@ -110,6 +111,24 @@ export function readState(lab: string): LabState | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The VXLAN VNIs a lab holds on this host (compiler vni.ts), beside its plan: small, so other labs' up reads it fast. */
+export function writeVnis(lab: string, uses: readonly VniUse[]): void {
+  atomicWrite(join(labDir(lab), 'vnis.json'), `${JSON.stringify(uses)}\n`);
+}
+
+/** Every lab's VNIs on this host, from the journals. */
+export function readVnis(): VniUse[] {
+  const out: VniUse[] = [];
+  for (const lab of journalLabs()) {
+    try {
+      out.push(...(JSON.parse(readFileSync(join(labDir(lab), 'vnis.json'), 'utf8')) as VniUse[]));
+    } catch {
+      // no VXLAN links, or a lab without the file (none is written before its plan)
+    }
+  }
+  return out;
 }
 
 export function removeJournal(lab: string): void {

@@ -7,9 +7,9 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, wr
 import { dirname, join } from 'node:path';
 import { DuneError, type Impairment } from '@dune/topology';
 import type { LinkInfoMsg } from '../netlink/link.js';
-import { PLAN_FORMAT, serializePlan, nsPrefix, NS_PREFIX, type HostPlan, type Op, type Plan, type ProcessOp } from '@dune/compiler';
+import { PLAN_FORMAT, allocateVnis, serializePlan, nsPrefix, NS_PREFIX, vniUses, type HostPlan, type Op, type Plan, type ProcessOp } from '@dune/compiler';
 import {
-  STATE_ROOT, journalLabs, labDir, logDir, newState, readPlan, readPlanText, readState, removeJournal, writePlan, writeState,
+  STATE_ROOT, journalLabs, labDir, logDir, newState, readPlan, readPlanText, readState, removeJournal, readVnis, writePlan, writeState, writeVnis,
   type LabState, type ProcessRecord,
 } from './journal.js';
 import { isAlive, isRunning, pidsInNamespaces, runInNs, startProcess, terminate } from './processes.js';
@@ -29,6 +29,7 @@ import { newAddr, newRoute } from '../netlink/addr-route.js';
 import { describeOp } from '../errors.js';
 import { dumpLinks, readLinks } from '../status.js';
 import { teardownLab } from '../teardown.js';
+import { reclaimTransients } from '../transient.js';
 
 export type LabEvent =
   | { type: 'phase'; phase: string; total?: number }
@@ -133,6 +134,14 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
   const emit = opts.onEvent ?? (() => undefined);
   const lab = plan.lab;
   return withLock(lab, async () => {
+    reclaimedNote(emit);
+    // A whole lab on this machine (several local phynodes): its VNIs are allocated here,
+    // against the other labs' journals. A host's part of a multi-host lab comes allocated
+    // by the controller (transport orchestrate.ts).
+    if (plan.links.every((l) => plan.hosts.some((h) => h.phynode === l.a.phynode) && plan.hosts.some((h) => h.phynode === l.b.phynode))) {
+      const uses = readVnis();
+      plan = allocateVnis(plan, new Map(plan.hosts.map((h) => [h.phynode, uses])));
+    }
     const host = localHost(plan);
     const text = serializePlan(plan);
     const oldText = readPlanText(lab);
@@ -165,6 +174,7 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
     state.backend = backend;
     state.pendingNamespaces = conv.apply.flatMap((o) => (o.op === 'netns' && !existsSync(`/run/netns/${o.ns}`) ? [o.ns] : []));
     writePlan(lab, text);
+    writeVnis(lab, vniUses(plan));
     writeState(state);
 
     try {
@@ -383,6 +393,13 @@ export interface DownResult {
   journal: boolean;
 }
 
+/** Transient objects of killed dune processes (probe namespaces) go first: transient.ts. */
+function reclaimedNote(emit: (e: LabEvent) => void): void {
+  const r = reclaimTransients();
+  if (r.reclaimed.length > 0) emit({ type: 'note', message: `removed ${r.reclaimed.length} leftover${r.reclaimed.length === 1 ? '' : 's'} of killed dune processes: ${r.reclaimed.join(', ')}` });
+  for (const e of r.errors) emit({ type: 'warning', message: e });
+}
+
 /** lo's alias in a namespace: a string, null when lo has none, undefined when it cannot be read. */
 function loAlias(ns: string): string | null | undefined {
   try {
@@ -418,6 +435,7 @@ export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void;
     const t0 = performance.now();
     const state = readState(lab);
     const emit = opts.onEvent ?? (() => undefined);
+    if (!opts.locked) reclaimedNote(emit);
     emit({ type: 'phase', phase: 'stop processes' });
     const recs = state?.processes ?? [];
     await stopProcesses(recs);
