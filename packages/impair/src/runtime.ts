@@ -9,7 +9,7 @@ import { RealClock } from './engine/clock.js';
 import { Engine, type Pipe } from './engine/engine.js';
 import { addRules, checkInterface, defaultInterface, defaultTag, removeRules, type Transport } from './kernel/iptables.js';
 import { NfqueueFrontend } from './kernel/nfqueue.js';
-import { mergeParams } from './params.js';
+import { mergeParams, type MergeOptions } from './params.js';
 import { UdpProxy } from './proxy/udp-proxy.js';
 
 export const DIRECTIONS = ['up', 'down'] as const;
@@ -123,9 +123,12 @@ export class ImpairRuntime {
     return { up: this.pipes.up.parameters, down: this.pipes.down.parameters };
   }
 
-  /** Merges `body` (any accepted form) into the parameters; throws ParamsError, applying nothing. */
-  set(body: unknown, by = 'api'): Record<Direction, Impairment> {
-    const next = mergeParams(this.parameters, body) as Record<Direction, Impairment>;
+  /**
+   * Merges `body` (any accepted form) into the parameters; throws ParamsError, applying
+   * nothing. Not strict: unknown keys are ignored and listed in `merge.warnings`.
+   */
+  set(body: unknown, by = 'api', merge: MergeOptions = {}): Record<Direction, Impairment> {
+    const next = mergeParams(this.parameters, body, merge) as Record<Direction, Impairment>;
     this.engine.setParams(next, by);
     return next;
   }

@@ -12,7 +12,7 @@
  */
 import type { Impairment } from '@dune/topology';
 import type { Clock } from './clock.js';
-import { PipeCounters, Ring, type EngineEvent, type LoggedEvent, type SecondSample } from './counters.js';
+import { PacketEventLog, PipeCounters, Ring, type EngineEvent, type LoggedEvent, type SecondSample } from './counters.js';
 import { Draws, randomSeed, streamSeed } from './random.js';
 import type { DropCause, Packet, StageContext, StageDef } from './stage.js';
 import { STAGES, STAGE_ORDER, type StageName } from './stages.js';
@@ -165,6 +165,7 @@ export class Pipe {
   /** @internal by the engine */
   dropped(pkt: Packet, cause: DropCause): void {
     this.counters.onDrop(cause, pkt.size);
+    this.engine.packetEvents?.add(this.name, 'drop', pkt.size);
     if (this.dropEventsThisSecond < DROP_EVENTS_PER_SECOND) {
       this.dropEventsThisSecond += 1;
       this.engine.log({ type: 'drop', pipe: this.name, cause, bytes: pkt.size });
@@ -177,6 +178,12 @@ export class Pipe {
   /** @internal by the engine */
   delivered(pkt: Packet, now: number): void {
     this.counters.onDeliver(pkt.size, now - pkt.arrivedUs);
+    const log = this.engine.packetEvents;
+    if (log) {
+      log.add(this.name, 'deliver', pkt.size);
+      log.add(this.name, 'latency', (now - pkt.arrivedUs) / 1e6);
+      log.add(this.name, 'buffer', this.held.bytes);
+    }
     this.sink.deliver(pkt);
   }
 
@@ -280,6 +287,8 @@ export class Engine {
   readonly series: Ring<SeriesPoint>;
   /** Frontend problems by kind (send errors, kernel queue overruns, ...), for /metrics. */
   readonly frontendErrors = new Map<string, number>();
+  /** packet_queue's per-packet events, kept only once something reads them (enablePacketEvents). */
+  packetEvents: PacketEventLog | undefined;
   private readonly pipes = new Map<string, Pipe>();
   private readonly heap = new DueHeap();
   private seq = 0;
@@ -366,6 +375,7 @@ export class Engine {
     pipe.held.packets += 1;
     pipe.held.bytes += pkt.size;
     this.heap.push({ due: pkt.t, seq: this.seq++, pipe, pkt });
+    this.packetEvents?.add(pipe.name, 'buffer', pipe.held.bytes);
     if (pkt.t < this.armedFor) {
       this.armedFor = pkt.t;
       this.clock.wakeAt(pkt.t, this.wake);
@@ -398,6 +408,12 @@ export class Engine {
 
   log(event: EngineEvent): void {
     this.events.push({ id: this.events.lastId + 1, time: Date.now(), event });
+  }
+
+  /** Starts keeping packet_queue's per-packet events (GET /events in its form); idempotent. */
+  enablePacketEvents(): PacketEventLog {
+    this.packetEvents ??= new PacketEventLog();
+    return this.packetEvents;
   }
 
   countFrontendError(kind: string, n = 1): void {
