@@ -28,6 +28,10 @@ export interface RuntimeOptions {
   netns?: string;
   upQueue?: number;
   downQueue?: number;
+  /** Kernel level: let packets through unimpaired rather than drop them when the engine falls behind. */
+  failOpen?: boolean;
+  /** Kernel level: packets a queue holds for the engine at most (the kernel's default, 1024, is small). */
+  maxQueueLen?: number;
   /** User level: the addresses to listen on, and where the service is. */
   listen?: string[];
   target4?: string;
@@ -112,6 +116,7 @@ export class ImpairRuntime {
     // Bound before the rules exist, so no packet ever meets a queue nobody listens on.
     this.nfqueue = new NfqueueFrontend({
       engine: this.engine, netns, queues: [{ queue: upQueue, pipe: this.pipes.up }, { queue: downQueue, pipe: this.pipes.down }],
+      failOpen: this.opts.failOpen, maxQueueLen: this.opts.maxQueueLen,
     });
     this.nfqueue.start();
     const tag = `${defaultTag()} q=${upQueue},${downQueue}`;

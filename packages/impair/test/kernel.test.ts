@@ -97,6 +97,28 @@ describe.skipIf(skip !== '')(`kernel mode (NFQUEUE) ${skip}`, () => {
     });
   });
 
+  it('a full queue drops by default, and lets packets through unimpaired with failOpen (NFQA_CFG_F_FAIL_OPEN)', async () => {
+    // The kernel counts every packet awaiting a verdict against the queue's length, those the
+    // engine holds for their delay too: with 8 a queue and 300 ms of delay, the 9th overflows.
+    const got: Record<string, Traffic> = {};
+    for (const failOpen of [false, true]) {
+      const rt = await ImpairRuntime.start({ level: 'kernel', transport: 'udp', port: 7009, netns: ns, iface: 'lo', seed: 9, failOpen, maxQueueLen: 8, params: { up: { delayUs: 300_000 }, down: {} } });
+      try {
+        got[String(failOpen)] = await traffic('udp', 7009, 100, 1);
+      } finally {
+        await rt.stop();
+      }
+    }
+    const closed = got['false']!;
+    const open = got['true']!;
+    expect(closed.received.length).toBeLessThanOrEqual(8);
+    expect(closed.received.length).toBeGreaterThan(0);
+    expect(open.received).toHaveLength(100);
+    // the overflow went through at once, the first 8 waited their 300 ms
+    expect(open.rtts.filter((r) => r < 100).length).toBeGreaterThanOrEqual(80);
+    expect(open.rtts.filter((r) => r >= 300).length).toBeGreaterThanOrEqual(1);
+  });
+
   it('UDP over IPv6 too', async () => {
     await withRuntime('udp', 7002, { up: { delay: '10ms' } }, async (rt) => {
       // Here the point is IPv6, not precision (that is the 50 ms test's): a late timer is forgiven.

@@ -46,6 +46,8 @@ const OPTIONS = {
   config: { type: 'string' },
   seed: { type: 'string' },
   'queue-num': { type: 'string' },
+  'fail-open': { type: 'boolean' },
+  'queue-len': { type: 'string' },
   listen: { type: 'string', multiple: true },
   target: { type: 'string' },
   'idle-timeout': { type: 'string' },
@@ -80,6 +82,9 @@ down: from it).${cmd === 'server' ? ' Serves a REST API and a live page.' : ' Op
   -x, --proxy-port PORT      user level: the port clients use instead (0: any free port)
       --netns NAME           kernel level: work inside network namespace NAME
       --queue-num N          kernel level: NFQUEUE number of up; down is N+1 (default 1)
+      --queue-len N          kernel level: packets each queue holds for the engine (default 65536)
+      --fail-open            kernel level: when a queue is full (the engine fell behind), let
+                             packets through unimpaired; default: drop them, as a full queue does
       --listen ADDR          user level: address to listen on (repeatable; default 127.0.0.1 and ::1)
       --target ADDR          user level: the service's address (default 127.0.0.1 / ::1)
       --idle-timeout 60s     user level: close a client's session after this long idle
@@ -209,6 +214,10 @@ export function parseCli(cmd: Command, argv: string[], defaultApi: 'dune' | 'pac
     if (!m) throw new UsageError(`--idle-timeout takes a duration such as 60s or 500ms, not "${idle}"`);
     idleMs = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'min' ? 60_000 : 1000);
   }
+  const queueLen = f['queue-len'];
+  if (queueLen !== undefined && (!/^\d+$/.test(queueLen) || Number(queueLen) < 1 || Number(queueLen) > 1_000_000)) {
+    throw new UsageError(`--queue-len takes 1..1000000 packets, not "${queueLen}"`);
+  }
   const listen = f.listen ?? (Array.isArray(cfg.listen) ? cfg.listen.map(String) : undefined);
 
   // Initial parameters: the config's pipes body, then --both, then --up/--down.
@@ -233,6 +242,8 @@ export function parseCli(cmd: Command, argv: string[], defaultApi: 'dune' | 'pac
     iface: f.interface ?? str(cfg.interface) ?? 'lo',
     seed: seedText === undefined ? undefined : Number(seedText),
     upQueue: queueText === undefined ? undefined : Number(queueText),
+    failOpen: f['fail-open'] ?? false,
+    maxQueueLen: queueLen === undefined ? undefined : Number(queueLen),
     ...(target !== undefined ? (target.includes(':') ? { target6: target } : { target4: target }) : {}),
   };
   return { runtime, restApiPort, restApiHost: f['rest-api-host'] ?? str(cfg.restApiHost) ?? '127.0.0.1', api, strict: f.strict ?? false, help: false };

@@ -34,6 +34,7 @@ const NFQA_CFG_FLAGS = 5;
 const NFQA_PACKET_HDR = 1;
 const NFQA_VERDICT_HDR = 2;
 const NFQA_MARK = 3;
+const NFQA_TIMESTAMP = 4;
 const NFQA_IFINDEX_INDEV = 5;
 const NFQA_IFINDEX_OUTDEV = 6;
 const NFQA_PAYLOAD = 10;
@@ -149,6 +150,11 @@ export interface QueuedPacket {
   mark: number;
   inIfindex: number;
   outIfindex: number;
+  /**
+   * NFQA_TIMESTAMP in µs of CLOCK_REALTIME: when the packet was received, or queued (0: the
+   * kernel sent none; it does once timestamps are on, see sockTimestamp).
+   */
+  stampUs: number;
   /** A view into the receive buffer: copy it to keep it. */
   payload: Buffer;
 }
@@ -181,6 +187,7 @@ export function parseMessages(buf: Buffer, len: number, onPacket: (p: QueuedPack
         mark: 0,
         inIfindex: 0,
         outIfindex: 0,
+        stampUs: 0,
         payload: EMPTY,
       };
       let a = off + NLMSG_HDRLEN + NFGEN_HDRLEN;
@@ -198,6 +205,10 @@ export function parseMessages(buf: Buffer, len: number, onPacket: (p: QueuedPack
             break;
           case NFQA_MARK:
             p.mark = buf.readUInt32BE(v);
+            break;
+          case NFQA_TIMESTAMP:
+            // struct nfqnl_msg_packet_timestamp { be64 sec; be64 usec; }
+            p.stampUs = (buf.readUInt32BE(v) * 4294967296 + buf.readUInt32BE(v + 4)) * 1e6 + buf.readUInt32BE(v + 12);
             break;
           case NFQA_IFINDEX_INDEV:
             p.inIfindex = buf.readUInt32BE(v);

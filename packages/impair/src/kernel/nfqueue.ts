@@ -16,7 +16,7 @@ import type { Packet } from '../engine/stage.js';
 import { ENGINE_MARK } from './iptables.js';
 import { ioNative, type IoNative } from './native.js';
 import {
-  configCmd, configParams, ipHeaderLength, NETLINK_NETFILTER, NF_ACCEPT, NF_DROP, NFQNL_CFG_CMD, NfqWriter, parseMessages,
+  configCmd, configParams, ipHeaderLength, NETLINK_NETFILTER, NF_ACCEPT, NF_DROP, NFQA_CFG_F_FAIL_OPEN, NFQNL_CFG_CMD, NfqWriter, parseMessages,
   verdict, type NlAckResult, type QueuedPacket,
 } from './nfnetlink-queue.js';
 
@@ -27,6 +27,12 @@ export interface NfqueueOptions {
   queues: { queue: number; pipe: Pipe }[];
   /** Packets the kernel keeps per queue waiting for a verdict (its default, 1024, is small). */
   maxQueueLen?: number;
+  /**
+   * When the engine falls behind and a queue is full: true, the kernel lets the packets
+   * through unimpaired (NFQA_CFG_F_FAIL_OPEN); false (default), it drops them, as a full
+   * netem queue does.
+   */
+  failOpen?: boolean;
   /**
    * The buffer datagrams are read into. Packets are handled before the next read, so every
    * front end of one process can share one (a lab's engine has one per namespace).
@@ -51,10 +57,15 @@ export class NfqueueFrontend {
   private readonly recvBuf: Buffer;
   private readonly out: NfqWriter;
   private flushScheduled = false;
+  /** When the first accept of the verdicts waiting in `out` was decided (engine µs; -1: none). */
+  private releaseStartUs = -1;
   private readonly raw: { 4: number; 6: number } = { 4: -1, 6: -1 };
   private readonly byQueue = new Map<number, Pipe>();
   private seq = 1;
-  readonly stats = { packets: 0, verdicts: 0, injected: 0, enobufs: 0, sendErrors: 0 };
+  readonly stats = { packets: 0, stamped: 0, verdicts: 0, injected: 0, enobufs: 0, sendErrors: 0 };
+  /** The clocks read together after each receive: the kernel's stamps (realtime) are turned into engine time with them. */
+  private readRealUs = 0;
+  private readEngineUs = 0;
 
   constructor(private readonly opts: NfqueueOptions) {
     this.io = ioNative();
@@ -74,6 +85,9 @@ export class NfqueueFrontend {
   /** Opens the socket and binds every queue; throws (with nothing left bound) on failure. */
   start(): void {
     this.fd = this.io.nlOpen(this.nsPath, NETLINK_NETFILTER);
+    // Packet timestamps on: each queued packet then carries the time the kernel received or
+    // queued it, and its delay counts from there (the way to the engine is absorbed).
+    this.io.sockTimestamp?.(this.fd);
     try {
       this.bind(this.opts.queues);
       this.watch = this.io.fdWatch(this.fd, this.onReadable);
@@ -127,7 +141,9 @@ export class NfqueueFrontend {
       const s1 = this.seq++;
       configCmd(w, s1, queue, NFQNL_CFG_CMD.BIND);
       const s2 = this.seq++;
-      configParams(w, s2, queue, { copyRange: 0xffff, maxLen: this.opts.maxQueueLen ?? 65536, flags: 0, flagsMask: 0 });
+      configParams(w, s2, queue, {
+        copyRange: 0xffff, maxLen: this.opts.maxQueueLen ?? 65536, flags: this.opts.failOpen ? NFQA_CFG_F_FAIL_OPEN : 0, flagsMask: NFQA_CFG_F_FAIL_OPEN,
+      });
       seqs.push(s1, s2);
     }
     try {
@@ -193,9 +209,21 @@ export class NfqueueFrontend {
         this.opts.engine.countFrontendError('nfqueue-recv-error');
         break;
       }
+      this.readRealUs = this.io.realtimeUs?.() ?? 0;
+      this.readEngineUs = this.opts.engine.clock.now();
       parseMessages(this.recvBuf, n, this.onPacket);
     }
   };
+
+  /** The packet's arrival on the engine's clock, from the kernel's stamp; undefined: now. */
+  private arrival(stampUs: number): number | undefined {
+    if (stampUs === 0 || this.readRealUs === 0) return undefined;
+    const age = this.readRealUs - stampUs;
+    // A stamp from the future or from long ago means the wall clock was stepped: use now.
+    if (age < 0 || age > 1_000_000) return undefined;
+    this.stats.stamped += 1;
+    return this.readEngineUs - age;
+  }
 
   private readonly onPacket = (q: QueuedPacket): void => {
     const pipe = this.byQueue.get(q.queue);
@@ -208,7 +236,10 @@ export class NfqueueFrontend {
     // change or copy the bytes; otherwise the verdict alone releases the kernel's packet.
     const data = pipe.needsData ? Buffer.from(q.payload) : null;
     const family = q.hwProtocol === 0x86dd || q.payload[0]! >> 4 === 6 ? 6 : 4;
-    pipe.input({ size: q.payload.length, data, corruptFrom: ipHeaderLength(q.payload), ref: { queue: q.queue, id: q.id, family } satisfies Ref });
+    pipe.input({
+      size: q.payload.length, data, corruptFrom: ipHeaderLength(q.payload), arrivedUs: this.arrival(q.stampUs),
+      ref: { queue: q.queue, id: q.id, family } satisfies Ref,
+    });
   };
 
   private deliver(pkt: Packet): void {
@@ -225,6 +256,7 @@ export class NfqueueFrontend {
       }
       return;
     }
+    if (this.releaseStartUs < 0) this.releaseStartUs = this.opts.engine.clock.now();
     this.queueVerdict(ref.queue, ref.id, NF_ACCEPT, pkt.corrupted && pkt.data ? pkt.data : undefined);
   }
 
@@ -265,10 +297,13 @@ export class NfqueueFrontend {
     if (this.out.length === 0 || this.fd < 0) return;
     try {
       this.io.nlSend(this.fd, this.out.bytes());
+      // What the release cost, up to the verdicts' return (see Engine.releaseAheadUs).
+      if (this.releaseStartUs >= 0) this.opts.engine.noteReleaseCost(this.opts.engine.clock.now() - this.releaseStartUs);
     } catch {
       this.stats.sendErrors += 1;
       this.opts.engine.countFrontendError('nfqueue-verdict-error');
     }
+    this.releaseStartUs = -1;
     this.out.reset();
   };
 

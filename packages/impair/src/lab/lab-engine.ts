@@ -348,6 +348,10 @@ export class LabEngine {
       held: { ...this.engine.held },
       frontendErrors: Object.fromEntries(this.engine.frontendErrors),
       schedulerLatenessUs: late ? { p50: Math.round(late.quantile(0.5)), p99: Math.round(late.quantile(0.99)), max: Math.round(late.max) } : { p50: 0, p99: 0, max: 0 },
+      releaseCostUs: {
+        p50: Math.round(this.engine.releaseCost.quantile(0.5)), p99: Math.round(this.engine.releaseCost.quantile(0.99)),
+        max: Math.round(this.engine.releaseCost.max), aheadUs: Math.round(this.engine.releaseAheadUs),
+      },
       cpuSeconds: { user: cpu.user / 1e6, system: cpu.system / 1e6 },
       rssBytes: process.memoryUsage.rss(),
     };
