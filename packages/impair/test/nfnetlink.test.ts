@@ -3,7 +3,7 @@
  * (include/uapi/linux/netfilter/nfnetlink_queue.h): the header, the timestamp, the payload.
  */
 import { describe, expect, it } from 'vitest';
-import { NFQNL_MSG_PACKET, NfqWriter, parseMessages, type QueuedPacket } from '../src/index.js';
+import { NFQNL_MSG_PACKET, NfqWriter, Outstanding, parseMessages, type QueuedPacket } from '../src/index.js';
 
 function packetMessage(w: NfqWriter, o: { queue: number; id: number; stamp?: [sec: number, usec: number]; payload: Buffer }): void {
   const at = w.begin(NFQNL_MSG_PACKET, 0, 0, o.queue, 2);
@@ -33,5 +33,26 @@ describe('NFQNL_MSG_PACKET', () => {
       [1000, 7, 0x0800, 4, 1_764_857_000_123_456, [0x45, 0, 0, 20]],
       [1001, 8, 0x0800, 4, 0, [0x45, 1, 2, 3, 4]],
     ]);
+  });
+});
+
+describe('batch verdicts: the run of accepted packets at the head of a queue', () => {
+  it('covers only the oldest packets, in the kernel order, stopping at the first undecided one', () => {
+    const o = new Outstanding();
+    for (const id of [1, 2, 3, 4, 5]) o.push(id);
+    o.accepted.add(1);
+    o.accepted.add(2);
+    o.accepted.add(4);
+    expect(o.takeAcceptedRun()).toEqual({ last: 2, n: 2 });
+    // 4 waits behind 3: the caller sends its verdict alone and marks it decided.
+    expect([...o.accepted]).toEqual([4]);
+    o.accepted.clear();
+    o.decided.add(4);
+    o.accepted.add(3);
+    expect(o.takeAcceptedRun()).toEqual({ last: 3, n: 1 });
+    // 4 was skipped as decided; 5 is still held
+    expect(o.takeAcceptedRun()).toEqual({ last: -1, n: 0 });
+    o.accepted.add(5);
+    expect(o.takeAcceptedRun()).toEqual({ last: 5, n: 1 });
   });
 });

@@ -14,6 +14,7 @@ const NFNL_SUBSYS_QUEUE = 3;
 export const NFQNL_MSG_PACKET = 0;
 const NFQNL_MSG_VERDICT = 1;
 const NFQNL_MSG_CONFIG = 2;
+const NFQNL_MSG_VERDICT_BATCH = 3;
 
 const NLM_F_REQUEST = 0x1;
 const NLM_F_ACK = 0x4;
@@ -138,6 +139,19 @@ export function verdict(w: NfqWriter, queue: number, id: number, v: number, payl
     b.writeUInt32BE(id >>> 0, o + 4);
   }, 8);
   if (payload) w.attr(NFQA_PAYLOAD, payload);
+  w.end(at);
+}
+
+/**
+ * One verdict on every packet of `queue` still awaiting one whose id is `id` or before it
+ * (the kernel compares ids modulo 2^32): NFQNL_MSG_VERDICT_BATCH.
+ */
+export function verdictBatch(w: NfqWriter, queue: number, id: number, v: number): void {
+  const at = w.begin(NFQNL_MSG_VERDICT_BATCH, NLM_F_REQUEST, 0, queue);
+  w.attr(NFQA_VERDICT_HDR, (b, o) => {
+    b.writeUInt32BE(v >>> 0, o);
+    b.writeUInt32BE(id >>> 0, o + 4);
+  }, 8);
   w.end(at);
 }
 
