@@ -7,7 +7,8 @@
 //   - the engine's `sync` as `dune up` calls it: a NETLINK_NETFILTER socket per namespace,
 //     a queue bound per direction, and the namespace's rules written (iptables-restore and
 //     ip6tables-restore, via nsenter);
-//   - of those rules, what the processes alone cost: `nsenter … true` twice per namespace.
+//   - for scale, what 2 processes per namespace cost alone (`nsenter … true` twice): the old
+//     way of writing the rules (iptables-restore and ip6tables-restore, each started from here).
 //
 //   npm run build && flock /tmp/dune-kernel.lock node scripts/bench/impair-setup.mjs [N]
 import { execFileSync, spawn } from 'node:child_process';
@@ -72,12 +73,12 @@ try {
     res = await eng.sync(specs);
   });
   console.log(`    (${res.namespaces} namespaces, ${res.added} pipes, rules written in ${res.rulesWritten})`);
-  const procs = await timed('  of which processes alone: nsenter … true, 2 per namespace', () => pool(names, async (n) => {
+  const procs = await timed('  for scale: 2 processes per namespace (nsenter … true), the old way', () => pool(names, async (n) => {
     await run(['nsenter', `--net=/run/netns/${n}`, '--', 'true']);
     await run(['nsenter', `--net=/run/netns/${n}`, '--', 'true']);
   }));
   await eng.close({ keepRules: true }); // the namespaces go, and their rules with them
-  console.log(`\n  engine setup / namespaces' own setup: ${(sync / base).toFixed(2)}; processes alone: ${(procs / sync).toFixed(2)} of the engine's time`);
+  console.log(`\n  engine setup / namespaces' own setup: ${(sync / base).toFixed(2)}; 2 processes per namespace alone: ${(procs / sync).toFixed(2)} × the engine's whole setup`);
 } finally {
   cleanup();
 }

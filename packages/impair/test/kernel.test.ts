@@ -7,7 +7,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addRules, Engine, ImpairRuntime, listRules, NfqueueFrontend, RealClock, removeRules } from '../src/index.js';
+import { addRules, Engine, ImpairRuntime, listLabRules, listRules, NfqueueFrontend, RealClock, removeRules, removeScript, restoreMany, rulesScript } from '../src/index.js';
 import { binomial99, quantile } from './helpers.js';
 
 const run = promisify(execFile);
@@ -281,6 +281,19 @@ describe.skipIf(skip !== '')(`kernel mode (NFQUEUE) ${skip}`, () => {
       f1.close();
       f2.close();
       engine.close();
+    }
+  });
+  it('restoreMany writes many namespaces\' rules from one process, and names the one that failed', async () => {
+    const lab = `rm${process.pid}`;
+    const script = rulesScript(lab, [{ dev: 'lo', nfqueue: 1500 }], true);
+    const missing = `dunetest-impair-none${process.pid}`;
+    const errors = await restoreMany([{ ns, script }, { ns: missing, script }, { ns: NS[1]!, script }]);
+    expect(errors.map((e) => e?.message)).toEqual([undefined, expect.stringMatching(new RegExp(`^iptables-restore in ${missing}: nsenter: .*No such file`)), undefined]);
+    for (const n of [ns, NS[1]!]) {
+      const lines = await listLabRules(n, lab);
+      expect(lines.filter((l) => l.includes('--queue-num 1500'))).toHaveLength(2); // IPv4 and IPv6
+      expect((await restoreMany([{ ns: n, script: removeScript(lab) }]))[0]).toBeUndefined();
+      expect(await listLabRules(n, lab)).toEqual([]);
     }
   });
 });
