@@ -12,6 +12,14 @@
 // there. Ratios are printed beside each figure. "Added" latency is per round trip, which
 // crosses the engine twice (up and down).
 //
+// BENCH_OLD=DIR (a checkout of an older version, built) measures its engine in the same run,
+// so that the new ratios print beside the old ones on the same machine at the same time.
+//
+// As root it then builds a two-node lab with the CLI (`dune up`), the link delayed 1 ms each
+// way by the engine (impairment_backend = "userspace"), and measures iperf3 TCP across it
+// beside the same lab without delay, and ping's RTT over the link (goal: ≥ 1 Gbit/s with
+// the delay still within 1 ms).
+//
 // Internal modes (used by the script itself): `echo PORT [HOST]`, `client HOST PORT SIZE SECONDS`.
 import { execFileSync, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -19,7 +27,10 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const SELF = fileURLToPath(import.meta.url);
-const SERVER_BIN = fileURLToPath(new URL('../../packages/impair/dist/bin/impaired-network-server.js', import.meta.url));
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const SERVER_BIN = `${REPO}packages/impair/dist/bin/impaired-network-server.js`;
+const DUNE = `${REPO}packages/cli/dist/bin/dune.js`;
+const OLD = process.env.BENCH_OLD ? `${process.env.BENCH_OLD.replace(/\/$/, '')}/packages/impair/dist/bin/impaired-network-server.js` : undefined;
 const SIZES = [64, 1400];
 const LAT_COUNT = Number(process.env.BENCH_LAT_COUNT ?? 3000);
 const TPUT_SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -136,17 +147,20 @@ async function measure(port, size, netns) {
 const fmtUs = (v) => `${v.toFixed(0).padStart(6)} µs`;
 const fmtPps = (v) => `${Math.round(v).toString().padStart(7)} pkt/s`;
 
-function report(title, direct, through) {
+function report(title, direct, through, old) {
   console.log(`\n${title}`);
   console.log('  size   path        RTT p50     RTT p99     throughput       added p50 (RTT, 2 crossings)   throughput ratio');
   for (const size of SIZES) {
     const d = direct[size];
-    const t = through[size];
     console.log(`  ${String(size).padStart(4)}B  direct   ${fmtUs(d.p50Us)}  ${fmtUs(d.p99Us)}  ${fmtPps(d.pps)}`);
-    console.log(
-      `  ${String(size).padStart(4)}B  engine   ${fmtUs(t.p50Us)}  ${fmtUs(t.p99Us)}  ${fmtPps(t.pps)}   ` +
-        `${fmtUs(t.p50Us - d.p50Us)} (${((t.p50Us - d.p50Us) / 2).toFixed(0)} µs per crossing)   ${(t.pps / d.pps).toFixed(2)}`,
-    );
+    for (const [name, m] of [['old', old], ['engine', through]]) {
+      const t = m?.[size];
+      if (t === undefined) continue;
+      console.log(
+        `  ${String(size).padStart(4)}B  ${name.padEnd(6)}   ${fmtUs(t.p50Us)}  ${fmtUs(t.p99Us)}  ${fmtPps(t.pps)}   ` +
+          `${fmtUs(t.p50Us - d.p50Us)} (${((t.p50Us - d.p50Us) / 2).toFixed(0)} µs per crossing)   ${(t.pps / d.pps).toFixed(2)}`,
+      );
+    }
   }
 }
 
@@ -159,20 +173,27 @@ async function main() {
   // --- user level: the UDP proxy
   const echoP = await startProc([process.execPath, SELF, 'echo', '0'], /ready (\d+)/);
   const echoPort = Number(echoP.match[1]);
-  const proxy = await startProc([process.execPath, SERVER_BIN, '-l', 'user', '-t', 'udp', '-p', String(echoPort), '-x', '0', '-a', '0'], /proxy on port (\d+)/);
-  const proxyPort = Number(proxy.match[1]);
   const direct = {};
   const viaProxy = {};
+  const viaOld = OLD ? {} : undefined;
   try {
-    for (const size of SIZES) {
-      direct[size] = await measure(echoPort, size);
-      viaProxy[size] = await measure(proxyPort, size);
+    for (const [bin, into] of [[SERVER_BIN, viaProxy], [OLD, viaOld]]) {
+      if (bin === undefined) continue;
+      const proxy = await startProc([process.execPath, bin, '-l', 'user', '-t', 'udp', '-p', String(echoPort), '-x', '0', '-a', '0'], /proxy on port (\d+)/);
+      const proxyPort = Number(proxy.match[1]);
+      try {
+        for (const size of SIZES) {
+          if (into === viaProxy) direct[size] = await measure(echoPort, size);
+          into[size] = await measure(proxyPort, size);
+        }
+      } finally {
+        await stopProc(proxy);
+      }
     }
   } finally {
-    await stopProc(proxy);
     await stopProc(echoP);
   }
-  report('UDP proxy (impaired-network-server -l user) on loopback', direct, viaProxy);
+  report('UDP proxy (impaired-network-server -l user) on loopback', direct, viaProxy, viaOld);
 
   // --- kernel level: NFQUEUE in a namespace of our own
   const why = process.getuid?.() !== 0 ? 'not root' : !hasIptables() ? 'iptables is not installed' : '';
@@ -195,22 +216,91 @@ async function main() {
     const e = await startProc([process.execPath, SELF, 'echo', '7400'], /ready (\d+)/, ns);
     const kDirect = {};
     const kEngine = {};
+    const kOld = OLD ? {} : undefined;
     try {
       for (const size of SIZES) kDirect[size] = await measure(7400, size, ns);
-      const k = await startProc([process.execPath, SERVER_BIN, '-l', 'kernel', '-t', 'udp', '-p', '7400', '--netns', ns, '-a', '0'], /Configure at/);
-      try {
-        for (const size of SIZES) kEngine[size] = await measure(7400, size, ns);
-      } finally {
-        await stopProc(k);
+      for (const [bin, into] of [[SERVER_BIN, kEngine], [OLD, kOld]]) {
+        if (bin === undefined) continue;
+        const k = await startProc([process.execPath, bin, '-l', 'kernel', '-t', 'udp', '-p', '7400', '--netns', ns, '-a', '0'], /Configure at/);
+        try {
+          for (const size of SIZES) into[size] = await measure(7400, size, ns);
+        } finally {
+          await stopProc(k);
+        }
       }
     } finally {
       await stopProc(e);
     }
-    report(`kernel mode (NFQUEUE, iptables on lo in namespace ${ns})`, kDirect, kEngine);
+    report(`kernel mode (NFQUEUE, iptables on lo in namespace ${ns})`, kDirect, kEngine, kOld);
   } finally {
     cleanup();
   }
-  console.log('\nGoal: added p50 under 100 µs, proxy throughput at least half the direct path\'s (throughput ratio ≥ 0.5).');
+  if (existsSync(DUNE) && process.env.BENCH_LAB !== '0') await labLink();
+  console.log('\nGoals: added p50 under 100 µs; both modes at least half the direct path\'s throughput (ratio ≥ 0.5) at 64 and 1,400 B;');
+  console.log('a lab link delayed by the engine carries ≥ 1 Gbit/s of TCP with the delay within 1 ms.');
+}
+
+function dune(args, opts = {}) {
+  return execFileSync(process.execPath, [DUNE, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+}
+
+/** iperf3 TCP from a to b for `seconds`: the receiver's bit/s. */
+async function iperfLab(lab, addr, seconds) {
+  const srv = spawn(process.execPath, [DUNE, 'exec', '--lab', lab, 'b', '--', 'iperf3', '-s', '-1', '-B', addr, '--forceflush'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    let out = '';
+    srv.stdout.on('data', (d) => (out += d));
+    for (let i = 0; i < 500 && !out.includes('Server listening'); i++) await new Promise((r) => setTimeout(r, 20));
+    const j = JSON.parse(dune(['exec', '--lab', lab, 'a', '--', 'iperf3', '-c', addr, '-t', String(seconds), '-J'], { timeout: (seconds + 20) * 1000 }));
+    return j.end.sum_received.bits_per_second;
+  } finally {
+    if (srv.exitCode === null) srv.kill('SIGTERM');
+  }
+}
+
+/** ping a → b: mean RTT in ms. */
+function pingLab(lab, addr, count) {
+  const out = dune(['exec', '--lab', lab, 'a', '--', 'ping', '-n', '-q', '-i', '0.01', '-c', String(count), addr]);
+  const m = /rtt min\/avg\/max\/mdev = ([\d.]+)\/([\d.]+)\/([\d.]+)/.exec(out);
+  return { min: Number(m[1]), mean: Number(m[2]), max: Number(m[3]) };
+}
+
+/** A two-node lab, a–b, with and without a 1 ms delay each way in the engine: TCP and RTT. */
+async function labLink() {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const dir = mkdtempSync('/tmp/bench-impair-');
+  const seconds = Number(process.env.BENCH_IPERF_SECONDS ?? 5);
+  const topo = (delay) => [
+    '[topology]', ...(delay ? ['impairment_backend = "userspace"'] : []),
+    `links = [ { endpoints = ["a:eth0", "b:eth0"]${delay ? `, latency = "${delay}"` : ''} } ]`, '[topology.nodes.a]', '[topology.nodes.b]', '',
+  ].join('\n');
+  const rows = [];
+  try {
+    for (const [lab, delay] of [['benchlinkd', null], ['benchlinke', '1ms']]) {
+      writeFileSync(`${dir}/${lab}.toml`, topo(delay));
+      dune(['up', `${dir}/${lab}.toml`, '--lab', lab]);
+      try {
+        const st = JSON.parse(dune(['status', '--lab', lab, '--json']));
+        const addr = st.nodes.find((n) => n.node === 'b').v4;
+        const rtt = pingLab(lab, addr, 300);
+        const bps = await iperfLab(lab, addr, seconds);
+        const rttAfter = pingLab(lab, addr, 100);
+        rows.push({ lab, delay, bps, rtt, rttAfter });
+      } finally {
+        dune(['down', '--lab', lab]);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const [d, e] = rows;
+  console.log(`\nlab link a–b (dune up; iperf3 TCP ${seconds} s; ping 300 × 10 ms)`);
+  console.log('  path                        TCP          ratio   RTT mean (min)        RTT − direct − 2 ms');
+  console.log(`  direct (no delay)     ${(d.bps / 1e9).toFixed(2).padStart(6)} Gbit/s   1.00   ${d.rtt.mean.toFixed(3)} (${d.rtt.min.toFixed(3)}) ms`);
+  console.log(
+    `  engine, 1 ms each way ${(e.bps / 1e9).toFixed(2).padStart(6)} Gbit/s   ${(e.bps / d.bps).toFixed(2)}   ${e.rtt.mean.toFixed(3)} (${e.rtt.min.toFixed(3)}) ms   ` +
+      `${(e.rtt.mean - d.rtt.mean - 2).toFixed(3)} ms (after the TCP run: ${(e.rttAfter.mean - d.rtt.mean - 2).toFixed(3)} ms)`,
+  );
 }
 
 function hasIptables() {

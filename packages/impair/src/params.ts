@@ -294,13 +294,13 @@ export function validKeys(pipeNames: readonly string[]): Record<string, string> 
   return out;
 }
 
-/** Applies one pipe's patch to `target`, collecting problems. */
-function applyPipePatch(target: Impairment, patch: Record<string, unknown>, path: string, problems: ParamProblem[]): void {
+/** Applies one pipe's patch to `target`, collecting problems (and, when not strict, unknown keys as warnings). */
+function applyPipePatch(target: Impairment, patch: Record<string, unknown>, path: string, problems: ParamProblem[], warnings?: ParamProblem[]): void {
   for (const [key, value] of Object.entries(patch)) {
     const spec = PARAM_KEYS[key];
     const at = path ? `${path}.${key}` : key;
     if (spec === undefined) {
-      problems.push({ path: at, message: `unknown key "${key}"; ${choicesHint(key, Object.keys(PARAM_KEYS))}` });
+      (warnings ?? problems).push({ path: at, message: `unknown key "${key}"${warnings ? ' ignored' : ''}; ${choicesHint(key, Object.keys(PARAM_KEYS))}` });
       continue;
     }
     try {
@@ -324,11 +324,22 @@ function rank(path: string): number {
   return path === '' ? 0 : path === 'both' ? 1 : 2;
 }
 
+export interface MergeOptions {
+  /**
+   * false: unknown keys are left out and listed in `warnings`, as packet_queue ignores them
+   * (its clients send keys it never knew). Default true: an unknown key is a problem.
+   */
+  strict?: boolean;
+  /** Filled with the keys ignored when not strict. */
+  warnings?: ParamProblem[];
+}
+
 /**
  * The parameters of every pipe after merging `body` into `current`. Throws ParamsError,
  * listing every problem, when anything is wrong; `current` is never modified.
  */
-export function mergeParams(current: Record<string, Impairment>, body: unknown): Record<string, Impairment> {
+export function mergeParams(current: Record<string, Impairment>, body: unknown, opts: MergeOptions = {}): Record<string, Impairment> {
+  const warnings = opts.strict === false ? (opts.warnings ?? []) : undefined;
   const pipeNames = Object.keys(current);
   const problems: ParamProblem[] = [];
   const next: Record<string, Impairment> = structuredClone(current);
@@ -344,14 +355,14 @@ export function mergeParams(current: Record<string, Impairment>, body: unknown):
         layers[0]![2][k] = v;
       } else {
         const choices = [...pipeNames, 'both', ...Object.keys(PARAM_KEYS)];
-        problems.push({ path: k, message: `unknown key "${k}"; ${choicesHint(k, choices)}` });
+        (warnings ?? problems).push({ path: k, message: `unknown key "${k}"${warnings ? ' ignored' : ''}; ${choicesHint(k, choices)}` });
       }
     }
     layers.sort((a, b) => rank(a[0]) - rank(b[0]));
     for (const [path, targets, patch] of layers) {
       // Parsed once so that each problem is reported once, then applied to every target.
-      applyPipePatch({}, patch, path, problems);
-      for (const name of targets) applyPipePatch(next[name]!, patch, path, []);
+      applyPipePatch({}, patch, path, problems, warnings);
+      for (const name of targets) applyPipePatch(next[name]!, patch, path, [], []);
     }
   }
   if (problems.length > 0) throw new ParamsError(problems, pipeNames);

@@ -9,7 +9,7 @@ import { RealClock } from './engine/clock.js';
 import { Engine, type Pipe } from './engine/engine.js';
 import { addRules, checkInterface, defaultInterface, defaultTag, removeRules, type Transport } from './kernel/iptables.js';
 import { NfqueueFrontend } from './kernel/nfqueue.js';
-import { mergeParams } from './params.js';
+import { mergeParams, type MergeOptions } from './params.js';
 import { UdpProxy } from './proxy/udp-proxy.js';
 
 export const DIRECTIONS = ['up', 'down'] as const;
@@ -28,6 +28,10 @@ export interface RuntimeOptions {
   netns?: string;
   upQueue?: number;
   downQueue?: number;
+  /** Kernel level: let packets through unimpaired rather than drop them when the engine falls behind. */
+  failOpen?: boolean;
+  /** Kernel level: packets a queue holds for the engine at most (the kernel's default, 1024, is small). */
+  maxQueueLen?: number;
   /** User level: the addresses to listen on, and where the service is. */
   listen?: string[];
   target4?: string;
@@ -112,6 +116,7 @@ export class ImpairRuntime {
     // Bound before the rules exist, so no packet ever meets a queue nobody listens on.
     this.nfqueue = new NfqueueFrontend({
       engine: this.engine, netns, queues: [{ queue: upQueue, pipe: this.pipes.up }, { queue: downQueue, pipe: this.pipes.down }],
+      failOpen: this.opts.failOpen, maxQueueLen: this.opts.maxQueueLen,
     });
     this.nfqueue.start();
     const tag = `${defaultTag()} q=${upQueue},${downQueue}`;
@@ -123,9 +128,12 @@ export class ImpairRuntime {
     return { up: this.pipes.up.parameters, down: this.pipes.down.parameters };
   }
 
-  /** Merges `body` (any accepted form) into the parameters; throws ParamsError, applying nothing. */
-  set(body: unknown, by = 'api'): Record<Direction, Impairment> {
-    const next = mergeParams(this.parameters, body) as Record<Direction, Impairment>;
+  /**
+   * Merges `body` (any accepted form) into the parameters; throws ParamsError, applying
+   * nothing. Not strict: unknown keys are ignored and listed in `merge.warnings`.
+   */
+  set(body: unknown, by = 'api', merge: MergeOptions = {}): Record<Direction, Impairment> {
+    const next = mergeParams(this.parameters, body, merge) as Record<Direction, Impairment>;
     this.engine.setParams(next, by);
     return next;
   }

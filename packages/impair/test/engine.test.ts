@@ -139,6 +139,37 @@ describe('delay and jitter', () => {
   });
 });
 
+describe("the engine's own time, absorbed into the delay", () => {
+  it('a packet stamped on arrival (the kernel\'s time) leaves at that stamp plus its delay, never before now', () => {
+    const h = harness({ delayUs: 200 });
+    h.clock.advance(1000);
+    // Reached the engine 40 µs after the kernel queued it: due at 960 + 200.
+    h.pipe.input({ size: 100, ref: 0, arrivedUs: 960 });
+    // A stamp from the future (a stepped clock) counts as now.
+    h.pipe.input({ size: 100, ref: 1, arrivedUs: 5000 });
+    // Older than its delay: due already, delivered at once.
+    h.pipe.input({ size: 100, ref: 2, arrivedUs: 500 });
+    h.settle();
+    expect(h.out.map((o) => [o.seq, o.at])).toEqual([[2, 1000], [0, 1160], [1, 1200]]);
+    // Latency counts from the stamp.
+    expect(h.pipe.counters.latency.max).toBeGreaterThanOrEqual(500);
+  });
+
+  it('releases ahead by the moving average of what releases cost (capped), and counts latency to the packet\'s return', () => {
+    const h = harness({ delayUs: 1000 });
+    for (let i = 0; i < 400; i++) h.engine.noteReleaseCost(20);
+    expect(h.engine.releaseAheadUs).toBeCloseTo(20, 3);
+    h.send();
+    h.settle();
+    expect(h.out[0]!.at).toBeCloseTo(980, 3);
+    expect(h.pipe.counters.latency.quantile(0.5)).toBeGreaterThanOrEqual(990);
+    // A stall is not a cost to anticipate: one report counts at most 100 µs.
+    for (let i = 0; i < 400; i++) h.engine.noteReleaseCost(50_000);
+    expect(h.engine.releaseAheadUs).toBeLessThanOrEqual(100);
+    expect(h.engine.releaseCost.max).toBeGreaterThanOrEqual(50_000);
+  });
+});
+
 describe('loss', () => {
   it('Bernoulli loss lands in the binomial 99 % interval and counts as loss', () => {
     const h = harness({ lossPct: 10 });

@@ -7,7 +7,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addRules, Engine, ImpairRuntime, listRules, NfqueueFrontend, RealClock, removeRules } from '../src/index.js';
+import { addRules, Engine, ImpairRuntime, listLabRules, listRules, NfqueueFrontend, RealClock, removeRules, removeScript, restoreMany, rulesScript } from '../src/index.js';
 import { binomial99, quantile } from './helpers.js';
 
 const run = promisify(execFile);
@@ -95,6 +95,28 @@ describe.skipIf(skip !== '')(`kernel mode (NFQUEUE) ${skip}`, () => {
       expect(ok(seen[seen.length - 1]!), `p50 RTT per attempt (ms): ${seen.join(', ')}`).toBe(true);
       expect(rt.pipes.up.counters.delivered.packets).toBe(200 * seen.length);
     });
+  });
+
+  it('a full queue drops by default, and lets packets through unimpaired with failOpen (NFQA_CFG_F_FAIL_OPEN)', async () => {
+    // The kernel counts every packet awaiting a verdict against the queue's length, those the
+    // engine holds for their delay too: with 8 a queue and 300 ms of delay, the 9th overflows.
+    const got: Record<string, Traffic> = {};
+    for (const failOpen of [false, true]) {
+      const rt = await ImpairRuntime.start({ level: 'kernel', transport: 'udp', port: 7009, netns: ns, iface: 'lo', seed: 9, failOpen, maxQueueLen: 8, params: { up: { delayUs: 300_000 }, down: {} } });
+      try {
+        got[String(failOpen)] = await traffic('udp', 7009, 100, 1);
+      } finally {
+        await rt.stop();
+      }
+    }
+    const closed = got['false']!;
+    const open = got['true']!;
+    expect(closed.received.length).toBeLessThanOrEqual(8);
+    expect(closed.received.length).toBeGreaterThan(0);
+    expect(open.received).toHaveLength(100);
+    // the overflow went through at once, the first 8 waited their 300 ms
+    expect(open.rtts.filter((r) => r < 100).length).toBeGreaterThanOrEqual(80);
+    expect(open.rtts.filter((r) => r >= 300).length).toBeGreaterThanOrEqual(1);
   });
 
   it('UDP over IPv6 too', async () => {
@@ -259,6 +281,19 @@ describe.skipIf(skip !== '')(`kernel mode (NFQUEUE) ${skip}`, () => {
       f1.close();
       f2.close();
       engine.close();
+    }
+  });
+  it('restoreMany writes many namespaces\' rules from one process, and names the one that failed', async () => {
+    const lab = `rm${process.pid}`;
+    const script = rulesScript(lab, [{ dev: 'lo', nfqueue: 1500 }], true);
+    const missing = `dunetest-impair-none${process.pid}`;
+    const errors = await restoreMany([{ ns, script }, { ns: missing, script }, { ns: NS[1]!, script }]);
+    expect(errors.map((e) => e?.message)).toEqual([undefined, expect.stringMatching(new RegExp(`^iptables-restore in ${missing}: nsenter: .*No such file`)), undefined]);
+    for (const n of [ns, NS[1]!]) {
+      const lines = await listLabRules(n, lab);
+      expect(lines.filter((l) => l.includes('--queue-num 1500'))).toHaveLength(2); // IPv4 and IPv6
+      expect((await restoreMany([{ ns: n, script: removeScript(lab) }]))[0]).toBeUndefined();
+      expect(await listLabRules(n, lab)).toEqual([]);
     }
   });
 });

@@ -85,6 +85,32 @@ describe.skipIf(skip !== '')(`live page in headless Chromium ${skip}`, () => {
     expect(await page.textContent('#counters')).toMatch(/up\s+received \d+/);
   });
 
+  it('every chart has readable ticks: distinct labels with units on y, clock times on x', async () => {
+    type Tick = { value: number; label: string };
+    const axes = () => page.evaluate(() => {
+      const charts = (globalThis as unknown as { impairCharts: Record<string, { unit: string; yTicks: Tick[]; xTicks: Tick[] }> }).impairCharts;
+      return Object.fromEntries(Object.entries(charts).map(([k, c]) => [k, { unit: c.unit, y: c.yTicks, x: c.xTicks }]));
+    });
+    await expect.poll(async () => Object.values(await axes()).every((a) => a.y.length >= 2), { timeout: 10_000 }).toBe(true);
+    // Drops and queue stay at zero here (no loss, no rate): their axes are the ones that
+    // used to read 0, 0, 1, 1, 1.
+    const got = await axes();
+    expect(Object.keys(got).sort()).toEqual(['drops', 'latency', 'queue', 'throughput']);
+    for (const [name, a] of Object.entries(got)) {
+      const labels = a.y.map((t) => t.label);
+      expect(new Set(labels).size, `${name}: ${labels.join(', ')}`).toBe(labels.length);
+      expect(labels[0]).toBe('0');
+      const unit = name === 'latency' ? /(µs|ms|s)$/ : new RegExp(`\\d ?[kMG]?${a.unit.replace('/', '\\/')}$`);
+      for (const l of labels.slice(1)) expect(l, `${name}: ${labels.join(', ')}`).toMatch(unit);
+      // the numbers shown are the tick values (within the rounding of the label)
+      expect(a.y.map((t) => t.value)).toEqual([...a.y.map((t) => t.value)].sort((x, y) => x - y));
+      expect(a.x.length, `${name}: x ticks`).toBeGreaterThanOrEqual(3);
+      for (const t of a.x) expect(t.label).toMatch(/^\d\d:\d\d:\d\d$/);
+    }
+    expect(got.drops!.y.map((t) => t.label)).toEqual(['0', '1 /s']);
+    expect(got.throughput!.y.at(-1)!.label).toMatch(/^\d(\.\d)? Mbit\/s$/);
+  });
+
   it('a form change reaches the engine; a bad one is refused with the reason', async () => {
     await page.fill('#up-delay', '42ms');
     await page.fill('#down-loss', '5%');

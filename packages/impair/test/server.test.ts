@@ -82,7 +82,7 @@ describe('bad input: a clear error, nothing applied, the server alive', () => {
 
   it.each(cases)('%s', async (_what, raw, body, status, code) => {
     const before = (await call('GET', '/pipes')).json;
-    const r = await call('PUT', '/pipes', body, raw);
+    const r = await call('PUT', '/pipes?strict', body, raw);
     expect(r.status).toBe(status);
     expect(r.json.error.code).toBe(code);
     expect(r.json.error.message.length).toBeGreaterThan(10);
@@ -90,8 +90,23 @@ describe('bad input: a clear error, nothing applied, the server alive', () => {
     expect((await call('GET', '/health')).status).toBe(200);
   });
 
+  it('not strict (the default, as packet_queue): unknown keys are ignored and named in Warning headers; bad values still refused', async () => {
+    const r = await call('PUT', '/pipes', { up: { dealy: '5ms', loss: '1%' }, sideways: {} });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('warning')).toBe(
+      '299 impaired-network "sideways: unknown key \\"sideways\\" ignored", ' +
+        '299 impaired-network "up.dealy: unknown key \\"dealy\\" ignored; did you mean `delay`?"',
+    );
+    expect(r.json.up).toEqual({ delayUs: 1000, lossPct: 1 });
+    expect(r.json.warnings.map((w: { path: string }) => w.path)).toEqual(['sideways', 'up.dealy']);
+    const bad = await call('PUT', '/pipes', { colour: 'blue', loss: 2 });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.problems.map((p: { path: string }) => p.path)).toEqual(['loss']);
+    await call('DELETE', '/pipes');
+  });
+
   it('a validation error lists every problem, what is valid there, and the valid keys', async () => {
-    const r = await call('PUT', '/pipes', { up: { dealy: '5ms', loss: 2 }, rate: 1000 });
+    const r = await call('PUT', '/pipes?strict=1', { up: { dealy: '5ms', loss: 2 }, rate: 1000 });
     expect(r.json.error.problems).toEqual([
       { path: 'rate', message: 'the rate 1000 has no unit: write it as "1000mbit" or "1000KB/s", or use rateBitsPerSec', valid: expect.stringContaining('a rate') },
       { path: 'up.dealy', message: expect.stringContaining('did you mean `delay`?') },

@@ -16,26 +16,24 @@ const FIELDS = [
 ];
 const COLORS = { up: '#1f77b4', down: '#d62728', upP99: '#9ecae1', downP99: '#f4a3a3' };
 
-const mbit = (v) => (v >= 1e6 ? `${(v / 1e6).toFixed(v >= 1e7 ? 0 : 1)}M` : v >= 1e3 ? `${(v / 1e3).toFixed(0)}k` : String(Math.round(v)));
-const ms = (v) => (v >= 10 ? v.toFixed(0) : v.toFixed(1));
 const charts = {
   latency: new LineChart(document.getElementById('latency'), {
-    title: 'latency (ms)', format: ms,
+    title: 'latency', unit: 'ms',
     series: [
       { name: 'up p50', color: COLORS.up }, { name: 'up p99', color: COLORS.upP99 },
       { name: 'down p50', color: COLORS.down }, { name: 'down p99', color: COLORS.downP99 },
     ],
   }),
   throughput: new LineChart(document.getElementById('throughput'), {
-    title: 'throughput (bit/s)', format: mbit,
+    title: 'throughput', unit: 'bit/s',
     series: [{ name: 'up', color: COLORS.up }, { name: 'down', color: COLORS.down }],
   }),
   queue: new LineChart(document.getElementById('queue'), {
-    title: 'queue (bytes, max per second)', format: mbit,
+    title: 'queue (max per second)', unit: 'B', integer: true,
     series: [{ name: 'up', color: COLORS.up }, { name: 'down', color: COLORS.down }],
   }),
   drops: new LineChart(document.getElementById('drops'), {
-    title: 'drops per second', format: (v) => String(Math.round(v)),
+    title: 'drops', unit: '/s', integer: true,
     series: [
       { name: 'up loss', color: COLORS.up }, { name: 'up queue', color: COLORS.upP99 },
       { name: 'down loss', color: COLORS.down }, { name: 'down queue', color: COLORS.downP99 },

@@ -5,7 +5,9 @@
  *
  * - fdWatch(fd, cb) / fdUnwatch(id): a libuv poll handle on Node's own loop calls cb()
  *   whenever fd is readable (no thread, no extra wake-up latency);
- * - recvInto(fd, buf): nonblocking, reads every queued datagram that fits into buf;
+ * - recvInto(fd, buf): nonblocking, reads every queued datagram that fits into buf
+ *   (recvmmsg, up to 64 a system call);
+ * - sockTimestamp(fd), realtimeUs(): the kernel's packet timestamps on, and the clock they use;
  * - rawOpen(nsPath, family, mark) / rawSend(fd, buf): a raw IP socket (IPPROTO_RAW, header
  *   included) inside a namespace whose packets carry a mark, to inject the duplicates
  *   NFQUEUE verdicts cannot make.
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NAPI_VERSION 8
@@ -169,10 +172,15 @@ static napi_value FdUnwatch(napi_env env, napi_callback_info info) {
 /*
  * recvInto(fd: number, buf: Buffer): number
  * Reads queued datagrams into buf back to back (each padded to 4 bytes), without waiting,
- * while the next one fits.
+ * while room for another is left: recvmmsg into slots of SLOT bytes (up to MAX_BATCH per
+ * system call), then packed down. One call reads a whole burst of NFQUEUE packets in a few
+ * system calls instead of two (peek, read) per packet.
  * Returns the bytes read (0: nothing queued), or -errno (e.g. -ENOBUFS: the kernel dropped
  * messages because the socket's buffer was full; the socket stays usable).
  */
+#define SLOT (65536 + 1024)
+#define MAX_BATCH 64
+
 static napi_value RecvInto(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -185,39 +193,85 @@ static napi_value RecvInto(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "EINVAL", "recvInto(fd, buffer)");
     return NULL;
   }
+  char *buf = data;
   size_t used = 0;
   int err = 0;
+  struct mmsghdr msgs[MAX_BATCH];
+  struct iovec iov[MAX_BATCH];
   for (;;) {
-    ssize_t want;
-    do {
-      want = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
-    } while (want < 0 && errno == EINTR);
-    if (want < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
-      break;
+    size_t room = cap - used;
+    size_t slots = room / SLOT;
+    if (slots > MAX_BATCH) slots = MAX_BATCH;
+    if (slots == 0) {
+      /* A small buffer (or the tail of one): one datagram, truncated if it must be. */
+      if (used > 0 && room < SLOT) break;
+      slots = 1;
     }
-    if (used + (size_t)want > cap) {
-      /* Cannot fit even alone: read it truncated rather than wedge the socket. */
-      if (used > 0) break;
+    size_t slot = slots == 1 && room < SLOT ? room : SLOT;
+    memset(msgs, 0, sizeof msgs[0] * slots);
+    for (size_t i = 0; i < slots; i++) {
+      iov[i].iov_base = buf + used + i * slot;
+      iov[i].iov_len = slot;
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
     }
-    ssize_t n;
+    int n;
     do {
-      n = recv(fd, (char *)data + used, cap - used, MSG_DONTWAIT);
+      n = recvmmsg(fd, msgs, (unsigned)slots, MSG_DONTWAIT, NULL);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK) err = errno;
       break;
     }
     if (n == 0) break;
-    used += (size_t)n > cap - used ? cap - used : (size_t)n;
-    /* nfnetlink_queue ends a packet message with its payload unpadded (nlmsg_len = skb->len),
-     * so the next datagram would start unaligned: pad each datagram to 4 bytes, as a reader
-     * walking messages by NLMSG_ALIGN(nlmsg_len) expects. */
-    while ((used & 3) && used < cap) ((char *)data)[used++] = 0;
-    if (used + 16 > cap) break;
+    /* Pack: datagram i sits at used + i * slot; each moves down to the packed end (never up). */
+    size_t at = used;
+    for (int i = 0; i < n; i++) {
+      size_t len = msgs[i].msg_len > slot ? slot : msgs[i].msg_len;
+      char *from = buf + used + (size_t)i * slot;
+      if (from != buf + at) memmove(buf + at, from, len);
+      at += len;
+      /* nfnetlink_queue ends a packet message with its payload unpadded (nlmsg_len = skb->len),
+       * so the next datagram would start unaligned: pad each datagram to 4 bytes, as a reader
+       * walking messages by NLMSG_ALIGN(nlmsg_len) expects. */
+      while ((at & 3) && at < cap) buf[at++] = 0;
+    }
+    used = at;
+    if ((size_t)n < slots) break; /* drained */
   }
   napi_value out;
   napi_create_int64(env, (used == 0 && err) ? -(int64_t)err : (int64_t)used, &out);
+  return out;
+}
+
+/*
+ * sockTimestamp(fd: number): number   (0, or -errno)
+ * SO_TIMESTAMP on a socket. On any socket but a unix one this turns the kernel's packet
+ * timestamps on (net_enable_timestamp), after which nfnetlink_queue stamps every packet it
+ * queues (NFQA_TIMESTAMP: the skb's receive stamp, else the time of queueing).
+ */
+static napi_value SockTimestamp(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "sockTimestamp(fd)");
+    return NULL;
+  }
+  int one = 1;
+  int r = setsockopt(fd, SOL_SOCKET, SO_TIMESTAMP, &one, sizeof one);
+  napi_value out;
+  napi_create_int32(env, r < 0 ? -errno : 0, &out);
+  return out;
+}
+
+/* realtimeUs(): number   CLOCK_REALTIME in µs (the clock NFQA_TIMESTAMP is in). */
+static napi_value RealtimeUs(napi_env env, napi_callback_info info) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  napi_value out;
+  napi_create_double(env, (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3, &out);
   return out;
 }
 
@@ -309,6 +363,8 @@ void dune_io_init(napi_env env, napi_value exports) {
       {"recvInto", NULL, RecvInto, NULL, NULL, NULL, napi_default, NULL},
       {"rawOpen", NULL, RawOpen, NULL, NULL, NULL, napi_default, NULL},
       {"rawSend", NULL, RawSend, NULL, NULL, NULL, napi_default, NULL},
+      {"sockTimestamp", NULL, SockTimestamp, NULL, NULL, NULL, napi_default, NULL},
+      {"realtimeUs", NULL, RealtimeUs, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -292,6 +292,7 @@ export interface EngineSummary {
   held?: { packets: number; bytes: number };
   frontendErrors?: Record<string, number>;
   schedulerLatenessUs?: { p50: number; p99: number; max: number };
+  releaseCostUs?: { p50: number; p99: number; max: number; aheadUs: number };
   /** Why there are no counters. */
   error?: string;
 }
@@ -315,6 +316,7 @@ export async function engineReport(state: LabState | undefined): Promise<{ summa
     summary.held = status.held;
     summary.frontendErrors = status.frontendErrors;
     summary.schedulerLatenessUs = status.schedulerLatenessUs;
+    if (status.releaseCostUs !== undefined) summary.releaseCostUs = status.releaseCostUs;
     for (const p of status.pipes) {
       const { ns, dev, link: _link, ...counters } = p;
       byPipe.set(`${ns}/${dev}`, counters);

@@ -55,19 +55,27 @@ function describeRuntime(rt: ImpairRuntime): string {
   return `impairing ${o.transport.toUpperCase()} port ${o.port} on ${rt.iface}${o.netns ? ` in namespace ${o.netns}` : ''} (NFQUEUE; rules tagged "${rt.ruleTag}")`;
 }
 
-export async function serverMain(argv: string[], io: Io = defaultIo()): Promise<number> {
-  return commandMain('server', argv, io);
+/**
+ * Who the command was started as: ours (`impaired-network-server`), or packet_queue's
+ * (`impaired_network_server`), whose REST bodies and startup line its users' scripts expect.
+ */
+export type Flavor = 'dune' | 'packet_queue';
+
+const commandName = (base: string, flavor: Flavor) => (flavor === 'packet_queue' ? base.replaceAll('-', '_') : base);
+
+export async function serverMain(argv: string[], io: Io = defaultIo(), flavor: Flavor = 'dune'): Promise<number> {
+  return commandMain('server', argv, io, flavor);
 }
 
-export async function shellMain(argv: string[], io: Io = defaultIo()): Promise<number> {
-  return commandMain('shell', argv, io);
+export async function shellMain(argv: string[], io: Io = defaultIo(), flavor: Flavor = 'dune'): Promise<number> {
+  return commandMain('shell', argv, io, flavor);
 }
 
-async function commandMain(cmd: Command, argv: string[], io: Io): Promise<number> {
-  const name = `impaired-network-${cmd}`;
+async function commandMain(cmd: Command, argv: string[], io: Io, flavor: Flavor): Promise<number> {
+  const name = commandName(`impaired-network-${cmd}`, flavor);
   let opts;
   try {
-    opts = parseCli(cmd, argv);
+    opts = parseCli(cmd, argv, flavor);
   } catch (e) {
     return fail(name, io, e);
   }
@@ -82,8 +90,12 @@ async function commandMain(cmd: Command, argv: string[], io: Io): Promise<number
     rt = await ImpairRuntime.start(opts.runtime);
     unguard = guardRules(rt);
     if (cmd === 'server') {
-      const srv = await startServer({ runtime: rt, port: opts.restApiPort, host: opts.restApiHost, log: (l) => io.stderr.write(`${l}\n`) });
+      const srv = await startServer({
+        runtime: rt, port: opts.restApiPort, host: opts.restApiHost, api: opts.api, strict: opts.strict, log: (l) => io.stderr.write(`${l}\n`),
+      });
       io.stdout.write(`${name}: ${describeRuntime(rt)}; seed ${rt.engine.seed}\n`);
+      // packet_queue's own line, which scripts written for it wait for.
+      if (opts.api === 'packet_queue') io.stdout.write(`Packet Queue is running. Configure at http://localhost:${srv.port}\n`);
       io.stdout.write(`Configure at ${srv.url} (REST: /pipes /events /series /stats /metrics)\n`);
       const why = await signals.done;
       io.stdout.write(`${name}: ${why}: removing what was set up\n`);
@@ -105,8 +117,8 @@ async function commandMain(cmd: Command, argv: string[], io: Io): Promise<number
   }
 }
 
-export async function clearMain(argv: string[], io: Io = defaultIo()): Promise<number> {
-  const name = 'impaired-network-clear-iptables';
+export async function clearMain(argv: string[], io: Io = defaultIo(), as = 'impaired-network-clear-iptables'): Promise<number> {
+  const name = as;
   let values;
   try {
     ({ values } = parseArgs({ args: argv, options: { netns: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));

@@ -25,6 +25,10 @@ export interface CliOptions {
   runtime: RuntimeOptions;
   restApiPort: number;
   restApiHost: string;
+  /** Whose REST forms are the defaults (see ServerOptions.api); packet_queue's under its command names. */
+  api: 'dune' | 'packet_queue';
+  /** Unknown keys in a PUT are an error rather than ignored with a warning. */
+  strict: boolean;
   help: boolean;
 }
 
@@ -42,12 +46,16 @@ const OPTIONS = {
   config: { type: 'string' },
   seed: { type: 'string' },
   'queue-num': { type: 'string' },
+  'fail-open': { type: 'boolean' },
+  'queue-len': { type: 'string' },
   listen: { type: 'string', multiple: true },
   target: { type: 'string' },
   'idle-timeout': { type: 'string' },
   up: { type: 'string', multiple: true },
   down: { type: 'string', multiple: true },
   both: { type: 'string', multiple: true },
+  api: { type: 'string' },
+  strict: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -74,11 +82,19 @@ down: from it).${cmd === 'server' ? ' Serves a REST API and a live page.' : ' Op
   -x, --proxy-port PORT      user level: the port clients use instead (0: any free port)
       --netns NAME           kernel level: work inside network namespace NAME
       --queue-num N          kernel level: NFQUEUE number of up; down is N+1 (default 1)
+      --queue-len N          kernel level: packets each queue holds for the engine (default 65536)
+      --fail-open            kernel level: when a queue is full (the engine fell behind), let
+                             packets through unimpaired; default: drop them, as a full queue does
       --listen ADDR          user level: address to listen on (repeatable; default 127.0.0.1 and ::1)
       --target ADDR          user level: the service's address (default 127.0.0.1 / ::1)
       --idle-timeout 60s     user level: close a client's session after this long idle
 ${cmd === 'server' ? `  -a, --rest-api-port PORT   REST API and page port (default 9000)
       --rest-api-host ADDR   address the API listens on (default 127.0.0.1)
+      --api dune|packet_queue  the default bodies of GET /pipes and /events: ours (per
+                             direction) or packet_queue's (default under its command names,
+                             impaired_network_server)
+      --strict               an unknown key in a PUT /pipes is an error (default: ignored,
+                             with a Warning header, as packet_queue does)
 ` : ''}      --up K=V[,K=V...]      initial parameters of up, e.g. --up delay=50ms,loss=1%
       --down K=V[,K=V...]    initial parameters of down
       --both K=V[,K=V...]    initial parameters of both directions
@@ -159,7 +175,7 @@ function str(v: unknown): string | undefined {
   return v === undefined ? undefined : String(v);
 }
 
-export function parseCli(cmd: Command, argv: string[]): CliOptions {
+export function parseCli(cmd: Command, argv: string[], defaultApi: 'dune' | 'packet_queue' = 'dune'): CliOptions {
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: false, strict: true });
@@ -170,7 +186,8 @@ export function parseCli(cmd: Command, argv: string[]): CliOptions {
     throw new UsageError(msg.replace(/\. To specify a positional argument.*$/s, ''), m ? choicesHint(`--${m[2]!}`, known.map((k) => `--${k}`)) : `see ${`impaired-network-${cmd}`} --help`);
   }
   const f = parsed.values;
-  if (f.help) return { runtime: { level: 'kernel', transport: 'tcp', port: 0 }, restApiPort: 9000, restApiHost: '127.0.0.1', help: true };
+  const api = choice(f.api, '--api', ['dune', 'packet_queue'] as const, defaultApi);
+  if (f.help) return { runtime: { level: 'kernel', transport: 'tcp', port: 0 }, restApiPort: 9000, restApiHost: '127.0.0.1', api, strict: false, help: true };
   if (cmd === 'shell' && (f.rest_api_port !== undefined || f['rest-api-port'] !== undefined)) {
     throw new UsageError('-a/--rest-api-port belongs to impaired-network-server; the shell serves no API');
   }
@@ -197,6 +214,10 @@ export function parseCli(cmd: Command, argv: string[]): CliOptions {
     if (!m) throw new UsageError(`--idle-timeout takes a duration such as 60s or 500ms, not "${idle}"`);
     idleMs = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'min' ? 60_000 : 1000);
   }
+  const queueLen = f['queue-len'];
+  if (queueLen !== undefined && (!/^\d+$/.test(queueLen) || Number(queueLen) < 1 || Number(queueLen) > 1_000_000)) {
+    throw new UsageError(`--queue-len takes 1..1000000 packets, not "${queueLen}"`);
+  }
   const listen = f.listen ?? (Array.isArray(cfg.listen) ? cfg.listen.map(String) : undefined);
 
   // Initial parameters: the config's pipes body, then --both, then --up/--down.
@@ -221,7 +242,9 @@ export function parseCli(cmd: Command, argv: string[]): CliOptions {
     iface: f.interface ?? str(cfg.interface) ?? 'lo',
     seed: seedText === undefined ? undefined : Number(seedText),
     upQueue: queueText === undefined ? undefined : Number(queueText),
+    failOpen: f['fail-open'] ?? false,
+    maxQueueLen: queueLen === undefined ? undefined : Number(queueLen),
     ...(target !== undefined ? (target.includes(':') ? { target6: target } : { target4: target }) : {}),
   };
-  return { runtime, restApiPort, restApiHost: f['rest-api-host'] ?? str(cfg.restApiHost) ?? '127.0.0.1', help: false };
+  return { runtime, restApiPort, restApiHost: f['rest-api-host'] ?? str(cfg.restApiHost) ?? '127.0.0.1', api, strict: f.strict ?? false, help: false };
 }

@@ -152,3 +152,36 @@ export interface LoggedEvent {
   time: number;
   event: EngineEvent;
 }
+
+/** packet_queue's per-packet event: wall time in seconds, `value` in bytes (drop, deliver, buffer) or seconds (latency). */
+export interface PacketEvent {
+  id: number;
+  time: number;
+  pipe: string;
+  type: 'drop' | 'deliver' | 'latency' | 'buffer';
+  value: number;
+}
+
+/**
+ * packet_queue's event log, kept only while someone reads it (it costs a few objects per
+ * packet): the last `capacity` per-packet events, handed out and forgotten on read, as
+ * packet_queue's single-client log does.
+ */
+export class PacketEventLog {
+  private events: PacketEvent[] = [];
+  private nextId = 1;
+
+  constructor(readonly capacity = 9000) {}
+
+  add(pipe: string, type: PacketEvent['type'], value: number): void {
+    this.events.push({ id: this.nextId++, time: (performance.timeOrigin + performance.now()) / 1000, pipe, type, value });
+    // Trimmed in blocks: a shift per event would be quadratic under load.
+    if (this.events.length > this.capacity * 1.25) this.events = this.events.slice(-this.capacity);
+  }
+
+  drain(): PacketEvent[] {
+    const out = this.events.length > this.capacity ? this.events.slice(-this.capacity) : this.events;
+    this.events = [];
+    return out;
+  }
+}

@@ -12,7 +12,8 @@
  */
 import type { Impairment } from '@dune/topology';
 import type { Clock } from './clock.js';
-import { PipeCounters, Ring, type EngineEvent, type LoggedEvent, type SecondSample } from './counters.js';
+import { Histogram } from './histogram.js';
+import { PacketEventLog, PipeCounters, Ring, type EngineEvent, type LoggedEvent, type SecondSample } from './counters.js';
 import { Draws, randomSeed, streamSeed } from './random.js';
 import type { DropCause, Packet, StageContext, StageDef } from './stage.js';
 import { STAGES, STAGE_ORDER, type StageName } from './stages.js';
@@ -42,6 +43,12 @@ export interface PipeInput {
   data?: Buffer | null;
   corruptFrom?: number;
   ref?: unknown;
+  /**
+   * When the packet really arrived, on the engine's clock (e.g. the kernel's timestamp): its
+   * delay counts from then, so the time it took to reach the engine is absorbed into the
+   * delay it emulates. Never later than now; default now.
+   */
+  arrivedUs?: number;
 }
 
 export class Pipe {
@@ -110,13 +117,14 @@ export class Pipe {
   /** One packet arrives now. */
   input(p: PipeInput): void {
     const now = this.engine.clock.now();
+    const arrived = p.arrivedUs !== undefined && p.arrivedUs < now ? p.arrivedUs : now;
     const pkt: Packet = {
       id: this.engine.nextPacketId(),
       size: p.size,
       data: p.data ?? null,
       corruptFrom: p.corruptFrom ?? 0,
-      arrivedUs: now,
-      t: now,
+      arrivedUs: arrived,
+      t: arrived,
       copy: false,
       corrupted: false,
       reordered: false,
@@ -165,6 +173,7 @@ export class Pipe {
   /** @internal by the engine */
   dropped(pkt: Packet, cause: DropCause): void {
     this.counters.onDrop(cause, pkt.size);
+    this.engine.packetEvents?.add(this.name, 'drop', pkt.size);
     if (this.dropEventsThisSecond < DROP_EVENTS_PER_SECOND) {
       this.dropEventsThisSecond += 1;
       this.engine.log({ type: 'drop', pipe: this.name, cause, bytes: pkt.size });
@@ -176,7 +185,16 @@ export class Pipe {
 
   /** @internal by the engine */
   delivered(pkt: Packet, now: number): void {
-    this.counters.onDeliver(pkt.size, now - pkt.arrivedUs);
+    // Its time in the engine, to its return to the kernel: the release started now and
+    // costs about releaseAheadUs (0 where no frontend measures it).
+    const latencyUs = now + this.engine.releaseAheadUs - pkt.arrivedUs;
+    this.counters.onDeliver(pkt.size, latencyUs);
+    const log = this.engine.packetEvents;
+    if (log) {
+      log.add(this.name, 'deliver', pkt.size);
+      log.add(this.name, 'latency', latencyUs / 1e6);
+      log.add(this.name, 'buffer', this.held.bytes);
+    }
     this.sink.deliver(pkt);
   }
 
@@ -251,6 +269,9 @@ function less(x: Due, y: Due): boolean {
   return x.due < y.due || (x.due === y.due && x.seq < y.seq);
 }
 
+/** The most a packet is released ahead of its time to cover the release's own cost (µs). */
+export const MAX_RELEASE_AHEAD_US = 100;
+
 export interface EngineOptions {
   clock: Clock;
   /** Makes the run reproducible; a random one is picked (and reported) when absent. */
@@ -280,6 +301,19 @@ export class Engine {
   readonly series: Ring<SeriesPoint>;
   /** Frontend problems by kind (send errors, kernel queue overruns, ...), for /metrics. */
   readonly frontendErrors = new Map<string, number>();
+  /**
+   * What releasing a packet costs a frontend, from the wake-up that releases it to the end of
+   * the system call that hands it back to the kernel (NFQUEUE: the verdict, and with veth
+   * the next hop's processing, which runs inside that call). µs.
+   */
+  readonly releaseCost = new Histogram();
+  /**
+   * Packets are released this much before their time, so that they are back in the kernel at
+   * their time: a moving average of releaseCost (0 until a frontend reports one), capped.
+   */
+  releaseAheadUs = 0;
+  /** packet_queue's per-packet events, kept only once something reads them (enablePacketEvents). */
+  packetEvents: PacketEventLog | undefined;
   private readonly pipes = new Map<string, Pipe>();
   private readonly heap = new DueHeap();
   private seq = 0;
@@ -353,7 +387,9 @@ export class Engine {
   /** @internal by Pipe: `pkt` leaves its last stage at `pkt.t`. */
   schedule(pipe: Pipe, pkt: Packet, now: number): void {
     const top = this.heap.peek();
-    if (pkt.t <= now && (top === undefined || top.due > pkt.t)) {
+    // Due when its release, begun now, would complete at its time (see releaseAheadUs).
+    const due = pkt.t - this.releaseAheadUs;
+    if (due <= now && (top === undefined || top.due > due)) {
       pipe.delivered(pkt, now);
       return;
     }
@@ -365,10 +401,11 @@ export class Engine {
     this.heldBytes += pkt.size;
     pipe.held.packets += 1;
     pipe.held.bytes += pkt.size;
-    this.heap.push({ due: pkt.t, seq: this.seq++, pipe, pkt });
-    if (pkt.t < this.armedFor) {
-      this.armedFor = pkt.t;
-      this.clock.wakeAt(pkt.t, this.wake);
+    this.heap.push({ due, seq: this.seq++, pipe, pkt });
+    this.packetEvents?.add(pipe.name, 'buffer', pipe.held.bytes);
+    if (due < this.armedFor) {
+      this.armedFor = due;
+      this.clock.wakeAt(due, this.wake);
     }
   }
 
@@ -398,6 +435,24 @@ export class Engine {
 
   log(event: EngineEvent): void {
     this.events.push({ id: this.events.lastId + 1, time: Date.now(), event });
+  }
+
+  /**
+   * A frontend reports what one release cost (wake-up to the end of its system call, µs).
+   * Packets are then released ahead by the moving average (1/32 weight per report) of costs,
+   * each capped at MAX_RELEASE_AHEAD_US: a stall (the host busy elsewhere) is not a cost to
+   * anticipate.
+   */
+  noteReleaseCost(us: number): void {
+    if (!(us >= 0)) return;
+    this.releaseCost.record(us);
+    this.releaseAheadUs += (Math.min(us, MAX_RELEASE_AHEAD_US) - this.releaseAheadUs) / 32;
+  }
+
+  /** Starts keeping packet_queue's per-packet events (GET /events in its form); idempotent. */
+  enablePacketEvents(): PacketEventLog {
+    this.packetEvents ??= new PacketEventLog();
+    return this.packetEvents;
   }
 
   countFrontendError(kind: string, n = 1): void {

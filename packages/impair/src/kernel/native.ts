@@ -19,6 +19,10 @@ export interface IoNative {
   rawOpen(nsPath: string | null, family: 4 | 6, mark: number): number;
   /** Bytes sent or -errno. */
   rawSend(fd: number, packet: Buffer): number;
+  /** SO_TIMESTAMP on: the kernel stamps queued packets from then on. 0 or -errno. Absent from older builds. */
+  sockTimestamp?(fd: number): number;
+  /** CLOCK_REALTIME in µs. Absent from older builds. */
+  realtimeUs?(): number;
 }
 
 /** Read when first needed: a lab's engine, run from the agent's bundle, sets the variable first. */

@@ -14,6 +14,7 @@ const NFNL_SUBSYS_QUEUE = 3;
 export const NFQNL_MSG_PACKET = 0;
 const NFQNL_MSG_VERDICT = 1;
 const NFQNL_MSG_CONFIG = 2;
+const NFQNL_MSG_VERDICT_BATCH = 3;
 
 const NLM_F_REQUEST = 0x1;
 const NLM_F_ACK = 0x4;
@@ -34,6 +35,7 @@ const NFQA_CFG_FLAGS = 5;
 const NFQA_PACKET_HDR = 1;
 const NFQA_VERDICT_HDR = 2;
 const NFQA_MARK = 3;
+const NFQA_TIMESTAMP = 4;
 const NFQA_IFINDEX_INDEV = 5;
 const NFQA_IFINDEX_OUTDEV = 6;
 const NFQA_PAYLOAD = 10;
@@ -140,6 +142,19 @@ export function verdict(w: NfqWriter, queue: number, id: number, v: number, payl
   w.end(at);
 }
 
+/**
+ * One verdict on every packet of `queue` still awaiting one whose id is `id` or before it
+ * (the kernel compares ids modulo 2^32): NFQNL_MSG_VERDICT_BATCH.
+ */
+export function verdictBatch(w: NfqWriter, queue: number, id: number, v: number): void {
+  const at = w.begin(NFQNL_MSG_VERDICT_BATCH, NLM_F_REQUEST, 0, queue);
+  w.attr(NFQA_VERDICT_HDR, (b, o) => {
+    b.writeUInt32BE(v >>> 0, o);
+    b.writeUInt32BE(id >>> 0, o + 4);
+  }, 8);
+  w.end(at);
+}
+
 export interface QueuedPacket {
   queue: number;
   id: number;
@@ -149,6 +164,11 @@ export interface QueuedPacket {
   mark: number;
   inIfindex: number;
   outIfindex: number;
+  /**
+   * NFQA_TIMESTAMP in µs of CLOCK_REALTIME: when the packet was received, or queued (0: the
+   * kernel sent none; it does once timestamps are on, see sockTimestamp).
+   */
+  stampUs: number;
   /** A view into the receive buffer: copy it to keep it. */
   payload: Buffer;
 }
@@ -181,6 +201,7 @@ export function parseMessages(buf: Buffer, len: number, onPacket: (p: QueuedPack
         mark: 0,
         inIfindex: 0,
         outIfindex: 0,
+        stampUs: 0,
         payload: EMPTY,
       };
       let a = off + NLMSG_HDRLEN + NFGEN_HDRLEN;
@@ -198,6 +219,10 @@ export function parseMessages(buf: Buffer, len: number, onPacket: (p: QueuedPack
             break;
           case NFQA_MARK:
             p.mark = buf.readUInt32BE(v);
+            break;
+          case NFQA_TIMESTAMP:
+            // struct nfqnl_msg_packet_timestamp { be64 sec; be64 usec; }
+            p.stampUs = (buf.readUInt32BE(v) * 4294967296 + buf.readUInt32BE(v + 4)) * 1e6 + buf.readUInt32BE(v + 12);
             break;
           case NFQA_IFINDEX_INDEV:
             p.inIfindex = buf.readUInt32BE(v);

@@ -16,9 +16,46 @@ import type { Packet } from '../engine/stage.js';
 import { ENGINE_MARK } from './iptables.js';
 import { ioNative, type IoNative } from './native.js';
 import {
-  configCmd, configParams, ipHeaderLength, NETLINK_NETFILTER, NF_ACCEPT, NF_DROP, NFQNL_CFG_CMD, NfqWriter, parseMessages,
-  verdict, type NlAckResult, type QueuedPacket,
+  configCmd, configParams, ipHeaderLength, NETLINK_NETFILTER, NF_ACCEPT, NF_DROP, NFQA_CFG_F_FAIL_OPEN, NFQNL_CFG_CMD, NfqWriter, parseMessages,
+  verdict, verdictBatch, type NlAckResult, type QueuedPacket,
 } from './nfnetlink-queue.js';
+
+/**
+ * The packets of one queue awaiting a verdict, in the kernel's order, so that accepts of a
+ * run of its oldest ones go out as one NFQNL_MSG_VERDICT_BATCH. Each id is in `ids` from its
+ * arrival until a verdict covers it; `decided` holds ids whose verdict went out alone (a
+ * drop, a changed payload, an accept behind an older undecided packet), skipped when the
+ * head reaches them.
+ */
+export class Outstanding {
+  ids: number[] = [];
+  head = 0;
+  readonly accepted = new Set<number>();
+  readonly decided = new Set<number>();
+
+  push(id: number): void {
+    this.ids.push(id);
+  }
+
+  /** The last id of the run of accepted (or already decided) packets at the head; -1: none. */
+  takeAcceptedRun(): { last: number; n: number } {
+    let last = -1;
+    let n = 0;
+    while (this.head < this.ids.length) {
+      const id = this.ids[this.head]!;
+      if (this.accepted.delete(id)) {
+        last = id;
+        n++;
+      } else if (!this.decided.delete(id)) break;
+      this.head++;
+    }
+    if (this.head > 4096 && this.head * 2 > this.ids.length) {
+      this.ids = this.ids.slice(this.head);
+      this.head = 0;
+    }
+    return { last, n };
+  }
+}
 
 export interface NfqueueOptions {
   engine: Engine;
@@ -27,6 +64,12 @@ export interface NfqueueOptions {
   queues: { queue: number; pipe: Pipe }[];
   /** Packets the kernel keeps per queue waiting for a verdict (its default, 1024, is small). */
   maxQueueLen?: number;
+  /**
+   * When the engine falls behind and a queue is full: true, the kernel lets the packets
+   * through unimpaired (NFQA_CFG_F_FAIL_OPEN); false (default), it drops them, as a full
+   * netem queue does.
+   */
+  failOpen?: boolean;
   /**
    * The buffer datagrams are read into. Packets are handled before the next read, so every
    * front end of one process can share one (a lab's engine has one per namespace).
@@ -51,10 +94,16 @@ export class NfqueueFrontend {
   private readonly recvBuf: Buffer;
   private readonly out: NfqWriter;
   private flushScheduled = false;
+  /** When the first accept of the verdicts waiting in `out` was decided (engine µs; -1: none). */
+  private releaseStartUs = -1;
   private readonly raw: { 4: number; 6: number } = { 4: -1, 6: -1 };
   private readonly byQueue = new Map<number, Pipe>();
+  private readonly outstanding = new Map<number, Outstanding>();
   private seq = 1;
-  readonly stats = { packets: 0, verdicts: 0, injected: 0, enobufs: 0, sendErrors: 0 };
+  readonly stats = { packets: 0, stamped: 0, verdicts: 0, batchVerdicts: 0, injected: 0, enobufs: 0, sendErrors: 0 };
+  /** The clocks read together after each receive: the kernel's stamps (realtime) are turned into engine time with them. */
+  private readRealUs = 0;
+  private readEngineUs = 0;
 
   constructor(private readonly opts: NfqueueOptions) {
     this.io = ioNative();
@@ -74,6 +123,9 @@ export class NfqueueFrontend {
   /** Opens the socket and binds every queue; throws (with nothing left bound) on failure. */
   start(): void {
     this.fd = this.io.nlOpen(this.nsPath, NETLINK_NETFILTER);
+    // Packet timestamps on: each queued packet then carries the time the kernel received or
+    // queued it, and its delay counts from there (the way to the engine is absorbed).
+    this.io.sockTimestamp?.(this.fd);
     try {
       this.bind(this.opts.queues);
       this.watch = this.io.fdWatch(this.fd, this.onReadable);
@@ -109,6 +161,7 @@ export class NfqueueFrontend {
       if (!pkt.copy) this.queueVerdict(ref.queue, ref.id, NF_ACCEPT);
     }
     this.flush();
+    this.outstanding.delete(queue);
     const w = new NfqWriter(256);
     const s = this.seq++;
     configCmd(w, s, queue, NFQNL_CFG_CMD.UNBIND);
@@ -127,7 +180,9 @@ export class NfqueueFrontend {
       const s1 = this.seq++;
       configCmd(w, s1, queue, NFQNL_CFG_CMD.BIND);
       const s2 = this.seq++;
-      configParams(w, s2, queue, { copyRange: 0xffff, maxLen: this.opts.maxQueueLen ?? 65536, flags: 0, flagsMask: 0 });
+      configParams(w, s2, queue, {
+        copyRange: 0xffff, maxLen: this.opts.maxQueueLen ?? 65536, flags: this.opts.failOpen ? NFQA_CFG_F_FAIL_OPEN : 0, flagsMask: NFQA_CFG_F_FAIL_OPEN,
+      });
       seqs.push(s1, s2);
     }
     try {
@@ -145,6 +200,7 @@ export class NfqueueFrontend {
     }
     for (const { queue, pipe } of queues) {
       this.byQueue.set(queue, pipe);
+      this.outstanding.set(queue, new Outstanding());
       pipe.sink = { deliver: (p) => this.deliver(p), drop: (p) => this.drop(p) };
     }
   }
@@ -193,9 +249,21 @@ export class NfqueueFrontend {
         this.opts.engine.countFrontendError('nfqueue-recv-error');
         break;
       }
+      this.readRealUs = this.io.realtimeUs?.() ?? 0;
+      this.readEngineUs = this.opts.engine.clock.now();
       parseMessages(this.recvBuf, n, this.onPacket);
     }
   };
+
+  /** The packet's arrival on the engine's clock, from the kernel's stamp; undefined: now. */
+  private arrival(stampUs: number): number | undefined {
+    if (stampUs === 0 || this.readRealUs === 0) return undefined;
+    const age = this.readRealUs - stampUs;
+    // A stamp from the future or from long ago means the wall clock was stepped: use now.
+    if (age < 0 || age > 1_000_000) return undefined;
+    this.stats.stamped += 1;
+    return this.readEngineUs - age;
+  }
 
   private readonly onPacket = (q: QueuedPacket): void => {
     const pipe = this.byQueue.get(q.queue);
@@ -208,7 +276,11 @@ export class NfqueueFrontend {
     // change or copy the bytes; otherwise the verdict alone releases the kernel's packet.
     const data = pipe.needsData ? Buffer.from(q.payload) : null;
     const family = q.hwProtocol === 0x86dd || q.payload[0]! >> 4 === 6 ? 6 : 4;
-    pipe.input({ size: q.payload.length, data, corruptFrom: ipHeaderLength(q.payload), ref: { queue: q.queue, id: q.id, family } satisfies Ref });
+    this.outstanding.get(q.queue)?.push(q.id);
+    pipe.input({
+      size: q.payload.length, data, corruptFrom: ipHeaderLength(q.payload), arrivedUs: this.arrival(q.stampUs),
+      ref: { queue: q.queue, id: q.id, family } satisfies Ref,
+    });
   };
 
   private deliver(pkt: Packet): void {
@@ -223,6 +295,15 @@ export class NfqueueFrontend {
       } else {
         this.stats.injected += 1;
       }
+      return;
+    }
+    if (this.releaseStartUs < 0) this.releaseStartUs = this.opts.engine.clock.now();
+    const o = this.outstanding.get(ref.queue);
+    if (o !== undefined && !(pkt.corrupted && pkt.data)) {
+      // Accepted with the bytes the kernel has: decided at the flush, with its neighbours.
+      o.accepted.add(ref.id);
+      this.stats.verdicts += 1;
+      this.scheduleFlush();
       return;
     }
     this.queueVerdict(ref.queue, ref.id, NF_ACCEPT, pkt.corrupted && pkt.data ? pkt.data : undefined);
@@ -250,25 +331,58 @@ export class NfqueueFrontend {
     this.queueVerdict(ref.queue, ref.id, NF_DROP);
   }
 
+  /** One verdict of its own (a drop, a changed payload, a queue not tracked). */
   private queueVerdict(queue: number, id: number, v: number, payload?: Buffer): void {
     verdict(this.out, queue, id, v, payload);
+    this.outstanding.get(queue)?.decided.add(id);
     this.stats.verdicts += 1;
     if (this.out.length > 60 * 1024) this.flush();
-    else if (!this.flushScheduled) {
+    else this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (!this.flushScheduled) {
       this.flushScheduled = true;
       process.nextTick(this.flush);
     }
   }
 
+  /**
+   * The accepts decided since the last flush: the run of them at the head of each queue as
+   * one batch verdict, the others one by one (a batch would also cover older packets the
+   * engine still holds).
+   */
+  private writeAccepts(): void {
+    for (const [queue, o] of this.outstanding) {
+      if (o.accepted.size === 0) continue;
+      const run = o.takeAcceptedRun();
+      if (run.n === 1) verdict(this.out, queue, run.last, NF_ACCEPT);
+      else if (run.n > 1) {
+        verdictBatch(this.out, queue, run.last, NF_ACCEPT);
+        this.stats.batchVerdicts += 1;
+      }
+      for (const id of o.accepted) {
+        verdict(this.out, queue, id, NF_ACCEPT);
+        o.decided.add(id);
+      }
+      o.accepted.clear();
+    }
+  }
+
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    if (this.out.length === 0 || this.fd < 0) return;
+    if (this.fd < 0) return;
+    this.writeAccepts();
+    if (this.out.length === 0) return;
     try {
       this.io.nlSend(this.fd, this.out.bytes());
+      // What the release cost, up to the verdicts' return (see Engine.releaseAheadUs).
+      if (this.releaseStartUs >= 0) this.opts.engine.noteReleaseCost(this.opts.engine.clock.now() - this.releaseStartUs);
     } catch {
       this.stats.sendErrors += 1;
       this.opts.engine.countFrontendError('nfqueue-verdict-error');
     }
+    this.releaseStartUs = -1;
     this.out.reset();
   };
 

@@ -24,7 +24,7 @@ import { mergeParams, ParamsError } from '../params.js';
 import {
   LAB_ENGINE_PROTOCOL, LabEngineError, pipeName, type HelloResult, type LabEngineStatus, type LabPipeSpec, type LabPipeStatus, type SyncResult,
 } from './protocol.js';
-import { removeScript, removeStaleJumps, restoreInNs, rulesScript, type QueueRule } from './rules.js';
+import { removeScript, removeStaleJumps, restoreInNs, restoreMany, rulesScript, type QueueRule } from './rules.js';
 
 /** Lab queues start here: tools a user runs inside a node (impaired-network-*) default to 1 and 2. */
 export const QUEUE_BASE = 1000;
@@ -59,6 +59,8 @@ export interface LabKernel {
   nsIno(ns: string): number | undefined;
   openFrontend(engine: Engine, ns: string, recvBuffer: Buffer): NfqueueFrontend;
   writeRules(ns: string, lab: string, rules: readonly QueueRule[], addJump: boolean): Promise<void>;
+  /** Many namespaces' rules at once (cheaper: one process started for all); each one's error or undefined. */
+  writeRulesMany?(items: readonly { ns: string; rules: readonly QueueRule[]; addJump: boolean }[], lab: string): Promise<(Error | undefined)[]>;
   removeRules(ns: string, lab: string): Promise<void>;
   removeStaleJumps(ns: string, lab: string): Promise<number>;
 }
@@ -77,6 +79,7 @@ export const realKernel: LabKernel = {
     return f;
   },
   writeRules: (ns, lab, rules, addJump) => restoreInNs(ns, rulesScript(lab, rules, addJump)),
+  writeRulesMany: (items, lab) => restoreMany(items.map((it) => ({ ns: it.ns, script: rulesScript(lab, it.rules, it.addJump) }))),
   removeRules: (ns, lab) => restoreInNs(ns, removeScript(lab)),
   removeStaleJumps,
 };
@@ -234,7 +237,7 @@ export class LabEngine {
       }
       if (changedSet) dirty.push(st);
     }
-    await mapLimit(dirty, RULE_CONCURRENCY, (st) => this.writeRules(st, unbind.filter(([s]) => s === st).map(([, p]) => p.dev)));
+    await this.writeRulesOf(dirty, unbind);
     res.rulesWritten = dirty.length;
     for (const [st, p] of unbind) {
       this.unbindPipe(st, p);
@@ -348,6 +351,10 @@ export class LabEngine {
       held: { ...this.engine.held },
       frontendErrors: Object.fromEntries(this.engine.frontendErrors),
       schedulerLatenessUs: late ? { p50: Math.round(late.quantile(0.5)), p99: Math.round(late.quantile(0.99)), max: Math.round(late.max) } : { p50: 0, p99: 0, max: 0 },
+      releaseCostUs: {
+        p50: Math.round(this.engine.releaseCost.quantile(0.5)), p99: Math.round(this.engine.releaseCost.quantile(0.99)),
+        max: Math.round(this.engine.releaseCost.max), aheadUs: Math.round(this.engine.releaseAheadUs),
+      },
       cpuSeconds: { user: cpu.user / 1e6, system: cpu.system / 1e6 },
       rssBytes: process.memoryUsage.rss(),
     };
@@ -400,6 +407,33 @@ export class LabEngine {
     const p: LabPipe = { ns: st.ns, dev, link, nfqueue: q, pipe };
     st.pipes.set(dev, p);
     return p;
+  }
+
+  /**
+   * Writes the rule sets of many namespaces: in RULE_CONCURRENCY groups, each written by one
+   * process (writeRulesMany) where the kernel side can, else one namespace at a time.
+   */
+  private async writeRulesOf(dirty: readonly NsState[], unbind: readonly [NsState, LabPipe][]): Promise<void> {
+    const without = (st: NsState) => unbind.filter(([s]) => s === st).map(([, p]) => p.dev);
+    const many = this.kernel.writeRulesMany?.bind(this.kernel);
+    const plain = dirty.filter((st) => many === undefined || st.stale);
+    await mapLimit(plain, RULE_CONCURRENCY, (st) => this.writeRules(st, without(st)));
+    if (many === undefined) return;
+    const batched = dirty.filter((st) => !plain.includes(st));
+    const size = Math.ceil(batched.length / RULE_CONCURRENCY);
+    const groups: NsState[][] = [];
+    for (let i = 0; i < batched.length; i += size) groups.push(batched.slice(i, i + size));
+    await mapLimit(groups, RULE_CONCURRENCY, async (group) => {
+      const errors = await many(group.map((st) => ({
+        ns: st.ns, addJump: !st.jump,
+        rules: [...st.pipes.values()].filter((p) => !without(st).includes(p.dev)).map((p) => ({ dev: p.dev, nfqueue: p.nfqueue })),
+      })), this.lab);
+      group.forEach((st, i) => {
+        if (errors[i] === undefined) st.jump = true;
+      });
+      const failed = errors.filter((e): e is Error => e !== undefined);
+      if (failed.length > 0) throw new Error(`${failed[0]!.message}${failed.length > 1 ? ` (and ${failed.length - 1} more namespaces failed)` : ''}`);
+    });
   }
 
   /** Writes the namespace's rule set: every pipe it has but those in `without`. */

@@ -111,6 +111,8 @@ export interface LabEngineStatus {
   frontendErrors: Record<string, number>;
   /** How late the scheduler's wake-ups were. */
   schedulerLatenessUs: { p50: number; p99: number; max: number };
+  /** What a release costs (wake-up to verdict sent), and how far ahead packets are released to cover it. */
+  releaseCostUs?: { p50: number; p99: number; max: number; aheadUs: number };
   cpuSeconds: { user: number; system: number };
   rssBytes: number;
 }

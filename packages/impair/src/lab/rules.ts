@@ -102,6 +102,60 @@ export async function restoreInNs(ns: string, script: string): Promise<void> {
   }
 }
 
+const shQuote = (s: string): string => `'${s.replace(/'/g, "'\\''")}'`;
+const RESTORE_EOF = 'DUNE_IMPAIR_RULES_EOF';
+const MARK = '@@dune-impair-rules';
+
+/**
+ * Runs restore texts in many namespaces with one process started from here: a `sh` reading a
+ * script on its stdin that runs, per namespace and family, `nsenter --net=… -- iptables-restore`
+ * with the text as a here-document, and reports each exit status on stderr after that
+ * command's own messages. Starting a process from a large one (this engine) costs more than
+ * the restore itself; forks from a small shell are cheap. Namespace names are quoted; the
+ * texts come from rulesScript (device names checked there) and are not interpreted by the
+ * shell (quoted here-document). Returns each item's error, undefined when it succeeded.
+ */
+export async function restoreMany(items: readonly { ns: string; script: string }[]): Promise<(Error | undefined)[]> {
+  const tools = ruleTools();
+  const lines: string[] = [];
+  items.forEach(({ ns, script }, i) => {
+    if (script.split('\n').includes(RESTORE_EOF)) throw new Error('a restore text holds the here-document delimiter');
+    for (const tool of tools) {
+      lines.push(`nsenter --net=${shQuote(`/run/netns/${ns}`)} -- ${tool} -w --noflush <<'${RESTORE_EOF}'`, script.replace(/\n$/, ''), RESTORE_EOF);
+      lines.push(`echo "${MARK} ${i} ${tool} $?" >&2`);
+    }
+  });
+  const r = await new Promise<RunResult>((resolve) => {
+    const child = spawn('sh', ['-s'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', (e) => resolve({ code: 127, stdout: '', stderr: stderr + e.message }));
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout: '', stderr }));
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(`${lines.join('\n')}\n`);
+  });
+  const failed: (Error | undefined)[] = items.map(() => undefined);
+  const done = items.map(() => 0);
+  let text = '';
+  for (const line of r.stderr.split('\n')) {
+    const m = new RegExp(`^${MARK} (\\d+) (\\S+) (\\d+)$`).exec(line);
+    if (m === null) {
+      if (line !== '') text += `${line}\n`;
+      continue;
+    }
+    const i = Number(m[1]);
+    const code = Number(m[3]);
+    done[i] = (done[i] ?? 0) + 1;
+    if (code !== 0 && failed[i] === undefined) {
+      failed[i] = new Error(`${m[2]} in ${items[i]!.ns}: ${code === 127 ? `${m[2]} is not installed (apt-get install iptables)` : text.trim() || `exit ${code}`}`);
+    }
+    text = '';
+  }
+  const out = items.map((it, i) =>
+    failed[i] ?? (done[i] === tools.length ? undefined : new Error(`rules in ${it.ns}: the rule writer stopped first (exit ${r.code}) ${(text || r.stderr).trim().slice(-300)}`)));
+  return out;
+}
+
 /** Removes a dead engine's jumps from POSTROUTING (there may be none). */
 export async function removeStaleJumps(ns: string, lab: string): Promise<number> {
   let removed = 0;

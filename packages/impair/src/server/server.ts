@@ -6,7 +6,12 @@
  *   PUT    /pipes            merge a body (packet_queue's, per-direction, or model keys);
  *                            validated whole: 400 with every problem and the valid keys, nothing applied
  *   DELETE /pipes            back to the startup parameters
- *   GET    /events?since=N   the event log after id N (no draining: any number of readers)
+ *   GET    /events?since=N   the event log after id N (no draining: any number of readers);
+ *                            ?form=packet_queue: its per-packet events, drained on read
+ *
+ * `api: 'packet_queue'` (its command names) makes its forms the defaults of /pipes and
+ * /events, so its clients run unchanged. A PUT ignores unknown keys with a Warning header,
+ * as packet_queue ignores them, unless the server or the request (?strict) is strict.
  *   GET    /series?since=N   per-second samples (throughput, drops, latency, queue) for the page
  *   GET    /stats            counters;  DELETE /stats  resets them
  *   GET    /metrics          Prometheus text
@@ -18,7 +23,7 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { formatParams, packetQueueForm, ParamsError, paramNotes } from '../params.js';
+import { formatParams, packetQueueForm, ParamsError, paramNotes, type ParamProblem } from '../params.js';
 import type { ImpairRuntime } from '../runtime.js';
 import { prometheus, statsView } from './views.js';
 
@@ -52,6 +57,13 @@ export interface ServerOptions {
   /** Default 127.0.0.1: the API changes a network's behaviour, so it is not exposed by default. */
   host?: string;
   log?: (line: string) => void;
+  /**
+   * Whose forms are the defaults: ours (parameters per direction, the event log with ids) or
+   * packet_queue's (its four keys, its per-packet events drained on read). Default 'dune'.
+   */
+  api?: 'dune' | 'packet_queue';
+  /** Unknown keys in a PUT are an error (400) rather than ignored with a warning. */
+  strict?: boolean;
 }
 
 export interface RunningServer {
@@ -61,7 +73,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string | string[]> = {}): void {
   const text = typeof body === 'string' ? body : `${JSON.stringify(body, null, 2)}\n`;
   res.writeHead(status, {
     'content-type': typeof body === 'string' ? 'text/plain; version=0.0.4; charset=utf-8' : 'application/json; charset=utf-8',
@@ -110,6 +122,17 @@ function intParam(url: URL, name: string, dflt: number): number {
   return Number(v);
 }
 
+function flag(url: URL, name: string): boolean | undefined {
+  const v = url.searchParams.get(name);
+  if (v === null) return undefined;
+  return !['0', 'false', 'no'].includes(v.toLowerCase());
+}
+
+/** RFC 9111 Warning header values (ASCII; quotes and backslashes escaped; the list of valid keys left to the body). */
+function warningHeader(warnings: ParamProblem[]): string[] {
+  return warnings.map((w) => `299 impaired-network "${`${w.path}: ${w.message.replace(/(\?)? Use one of:.*$|; use one of:.*$/s, '$1')}`.replace(/[^\x20-\x7e]/g, '?').replace(/["\\]/g, '\\$&')}"`);
+}
+
 function pipesView(rt: ImpairRuntime, form: string | null) {
   const params = rt.parameters;
   if (form === null || form === 'model') return { ...params, notes: paramNotes(params) };
@@ -121,6 +144,9 @@ function pipesView(rt: ImpairRuntime, form: string | null) {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const rt = opts.runtime;
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const packetQueueApi = opts.api === 'packet_queue';
+  // Its clients read per-packet events from the start.
+  if (packetQueueApi) rt.engine.enablePacketEvents();
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -137,20 +163,30 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       return;
     }
     switch (url.pathname) {
-      case '/pipes':
+      case '/pipes': {
         route(['GET', 'PUT', 'PATCH', 'POST', 'DELETE']);
-        if (method === 'GET') return send(res, 200, pipesView(rt, url.searchParams.get('form')));
+        const form = url.searchParams.get('form') ?? (packetQueueApi ? 'packet_queue' : null);
+        if (method === 'GET') return send(res, 200, pipesView(rt, form));
         if (method === 'DELETE') {
           rt.reset();
-          return send(res, 200, pipesView(rt, null));
+          return send(res, 200, pipesView(rt, form));
         }
-        {
-          const body = parseJson(await readBody(req));
-          rt.set(body, `http ${req.socket.remoteAddress ?? ''}`.trim());
-          return send(res, 200, pipesView(rt, null));
-        }
+        const body = parseJson(await readBody(req));
+        const warnings: ParamProblem[] = [];
+        rt.set(body, `http ${req.socket.remoteAddress ?? ''}`.trim(), { strict: flag(url, 'strict') ?? opts.strict ?? false, warnings });
+        const view = pipesView(rt, form);
+        return send(res, 200, warnings.length > 0 && form !== 'packet_queue' ? { ...view, warnings } : view, warnings.length > 0 ? { warning: warningHeader(warnings) } : {});
+      }
       case '/events': {
         route(['GET']);
+        const form = url.searchParams.get('form') ?? (packetQueueApi ? 'packet_queue' : 'dune');
+        if (form === 'packet_queue') {
+          // packet_queue's body: {now: seconds, events: [{id, time, pipe, type, value}]}, drained.
+          const events = rt.engine.packetEvents?.drain() ?? [];
+          rt.engine.enablePacketEvents();
+          return send(res, 200, { now: (performance.timeOrigin + performance.now()) / 1000, events });
+        }
+        if (form !== 'dune') throw new ApiError(400, 'bad-query', `?form= is dune or packet_queue; not "${form}"`);
         const got = rt.engine.events.since(intParam(url, 'since', 0), Math.min(10_000, intParam(url, 'limit', 1000)));
         return send(res, 200, {
           now: Date.now(),
