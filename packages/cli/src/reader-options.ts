@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { GRAPHML_UNITS, type GraphmlUnits } from '@dune/topology';
+import { GRAPHML_UNITS, NODE_NAMES, type GraphmlUnits, type NodeNames } from '@dune/topology';
 import type { LoadOptions } from './load.js';
 
 export interface ReaderFlags {
@@ -7,6 +7,7 @@ export interface ReaderFlags {
   clientType?: string;
   weight?: string;
   lab?: string;
+  names?: NodeNames;
 }
 
 export function readerOptions(f: ReaderFlags): LoadOptions {
@@ -15,6 +16,7 @@ export function readerOptions(f: ReaderFlags): LoadOptions {
   if (f.clientType !== undefined) o.clientType = f.clientType;
   if (f.weight !== undefined) o.weight = f.weight;
   if (f.lab !== undefined) o.lab = f.lab;
+  if (f.names !== undefined) o.names = f.names;
   return o;
 }
 
@@ -23,6 +25,7 @@ export function addReaderOptions(c: Command): Command {
     .addOption(new Option('-u, --units <units>', 'GraphML node bandwidth units').choices([...GRAPHML_UNITS]).default(undefined))
     .option('--client-type <type>', 'GraphML: a node is a client iff its `type` equals this (default: every node)')
     .option('-w, --weight <key>', 'routing weight: latency, hops, or a numeric link attribute')
-    .option('--lab <name>', 'lab name (default: the file name without extension)');
+    .option('--lab <name>', 'lab name (default: the file name without extension)')
+    .addOption(new Option('--names <how>', 'GraphML: name nodes by their `id` or by their Topology Zoo `label` (the id stays accepted)').choices([...NODE_NAMES]).default(undefined));
 }
 

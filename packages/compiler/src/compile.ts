@@ -13,6 +13,7 @@ import type { Diagnostic, Topology } from '@dune/topology';
 import { choicesHint, Diagnostics, sortDiagnostics } from '@dune/topology';
 import { assignAddresses } from './addressing.js';
 import { buildNetworkGraph } from './graph.js';
+import { hostsFiles } from './hosts.js';
 import { assignInterfaces, describeLink } from './interfaces.js';
 import { planLinks } from './links.js';
 import { labName, nodeKeys, nsName, nsPrefix } from './naming.js';
@@ -83,6 +84,11 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
 
   const rendered = renderNodes({ topo, lab, keys, ns, ifs, addr, placement, mtu: carriers.mtu }, sources, diags);
   diags.throwIfErrors();
+  // Names resolve inside every node; a node's own template for the same path wins.
+  hostsFiles(topo, lab, keys, ns, addr, segs).forEach((f, v) => {
+    const mine = rendered.files[v];
+    if (mine !== undefined && !mine.some((x) => x.path === f.path)) mine.unshift(f);
+  });
 
   const routes = weights ? computeRoutes({ topo, net, ifs, addr, ns, segs }, weights, diags) : undefined;
   const assembled = assemble({ topo, lab, keys, ns, ifs, addr, net, placement, carriers, routes, rendered, segs });

@@ -6,3 +6,4 @@ export * as cidr from './cidr.js';
 export { serializePlanChunks } from './serialize.js';
 export * from './synthetic.js';
 export * from './netmirage.js';
+export { hostNames, netnsEtcPath } from './hosts.js';

@@ -199,6 +199,8 @@ export interface LinkInfo {
 
 export interface NodeInfo {
   node: string;
+  /** Other names the node answers to (a Zoo node named by its label: its id). */
+  aliases?: string[];
   ns: string;
   phynode: string;
   /** The node's own addresses (loopback), without prefix length. */
@@ -257,4 +259,12 @@ export function canonicalJson(v: unknown): unknown {
     return out;
   }
   return v;
+}
+
+/**
+ * The node a name means: its id, or one of its aliases (a Zoo node named by its label is
+ * still found by its id). Ids win over aliases.
+ */
+export function findNode(plan: Pick<Plan, 'nodes'>, name: string): NodeInfo | undefined {
+  return plan.nodes.find((n) => n.node === name) ?? plan.nodes.find((n) => n.aliases?.includes(name) === true);
 }

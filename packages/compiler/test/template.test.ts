@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { compile, type CompileOptions } from '../src/index.js';
-import { cmd, compileError, ops, pinned, TopoBuilder } from './helpers.js';
+import { cmd, compileError, ops, pinned, TopoBuilder, userFiles } from './helpers.js';
 
 function files(map: Record<string, string>): CompileOptions['readFile'] {
   return (path: string) => {
@@ -33,7 +33,7 @@ describe('templates', () => {
       })
       .build();
     const plan = compile(t, { readFile: files({ '/topo/ospf.cfg': tmpl }) });
-    const f = ops(plan, 'file');
+    const f = userFiles(plan);
     expect(f.map((o) => [o.node, o.path, o.mode])).toEqual([['r0', '/tmp/r0.ospf.cfg', 0o644]]);
     expect(decode(f[0]?.contentBase64 ?? '')).toBe(
       [
@@ -86,7 +86,7 @@ describe('templates', () => {
       })
       .build();
     const plan = compile(t, { readFile: files({ '/topo/bin/tool': '#!/bin/sh\n', '/abs/data.txt': 'data', '/topo/main.j2': 'main {% include "part.j2" %}', '/topo/part.j2': 'part of {{ node }}' }) });
-    expect(ops(plan, 'file').map((f) => [f.path, f.mode, decode(f.contentBase64)])).toEqual([
+    expect(userFiles(plan).map((f) => [f.path, f.mode, decode(f.contentBase64)])).toEqual([
       ['/etc/a.conf', 0o644, 'main part of a'],
       ['/opt/a/tool', 0o755, '#!/bin/sh\n'],
       ['/opt/data.txt', 0o644, 'data'],

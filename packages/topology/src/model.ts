@@ -125,6 +125,8 @@ export interface ClientShaping {
 
 export interface Node {
   id: string;
+  /** Other names the node answers to (a Zoo node named by its label keeps its id here). */
+  aliases?: string[];
   /** See node-kinds.ts; absent: `router`. */
   kind?: NodeKind;
   /** The phynode the user pinned this node to, if any. */

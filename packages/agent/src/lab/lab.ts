@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, wr
 import { dirname, join } from 'node:path';
 import { DuneError, type Impairment } from '@dune/topology';
 import type { LinkInfoMsg } from '../netlink/link.js';
-import { PLAN_FORMAT, serializePlan, nsPrefix, NS_PREFIX, type HostPlan, type Op, type Plan, type ProcessOp } from '@dune/compiler';
+import { findNode, PLAN_FORMAT, serializePlan, nsPrefix, NS_PREFIX, type HostPlan, type Op, type Plan, type ProcessOp } from '@dune/compiler';
 import {
   STATE_ROOT, journalLabs, labDir, logDir, newState, readPlan, readPlanText, readState, removeJournal, writePlan, writeState,
   type LabState, type ProcessRecord,
@@ -488,7 +488,7 @@ export function labPlan(lab: string): Plan {
 }
 
 export function nodeNs(plan: Plan, node: string): string {
-  const n = plan.nodes.find((x) => x.node === node);
+  const n = findNode(plan, node);
   if (n === undefined) {
     const names = plan.nodes.map((x) => x.node);
     throw new DuneError('no-such-node', `lab ${plan.lab} has no node "${node}"`, { hint: `nodes: ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', ...' : ''}` });
