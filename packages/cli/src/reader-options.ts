@@ -8,6 +8,7 @@ export interface ReaderFlags {
   weight?: string;
   lab?: string;
   names?: NodeNames;
+  overcommit?: boolean;
 }
 
 export function readerOptions(f: ReaderFlags): LoadOptions {
@@ -17,6 +18,7 @@ export function readerOptions(f: ReaderFlags): LoadOptions {
   if (f.weight !== undefined) o.weight = f.weight;
   if (f.lab !== undefined) o.lab = f.lab;
   if (f.names !== undefined) o.names = f.names;
+  if (f.overcommit === true) o.overcommit = true;
   return o;
 }
 
@@ -26,6 +28,7 @@ export function addReaderOptions(c: Command): Command {
     .option('--client-type <type>', 'GraphML: a node is a client iff its `type` equals this (default: every node)')
     .option('-w, --weight <key>', 'routing weight: latency, hops, or a numeric link attribute')
     .option('--lab <name>', 'lab name (default: the file name without extension)')
-    .addOption(new Option('--names <how>', 'GraphML: name nodes by their `id` or by their Topology Zoo `label` (the id stays accepted)').choices([...NODE_NAMES]).default(undefined));
+    .addOption(new Option('--names <how>', 'GraphML: name nodes by their `id` or by their Topology Zoo `label` (the id stays accepted)').choices([...NODE_NAMES]).default(undefined))
+    .option('--overcommit', 'let pinned processes share cores when the phynodes have too few (a warning says so)');
 }
 

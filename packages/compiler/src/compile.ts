@@ -45,6 +45,8 @@ export interface CompileOptions {
    * client↔root link): no `shaping-not-applied` warning.
    */
   clientShapingApplied?: boolean;
+  /** Pinned processes may share cores when there are not enough (a warning says so). */
+  overcommit?: boolean;
 }
 
 export interface CompileResult {
@@ -76,7 +78,7 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
   const addr = assignAddresses(topo, ifs, segs, diags);
   const weights = topo.lab.routing === 'static' ? chooseWeights(topo, diags) : undefined;
   if (!opts.clientShapingApplied) warnShaping(topo, diags);
-  const placement = place(topo, net, diags);
+  const placement = place(topo, net, diags, { overcommit: opts.overcommit === true });
   const carriers = planLinks(topo, net, placement, diags);
   const sources = new Sources(topo.baseDir, opts.readFile);
   checkSources(topo, sources, diags);

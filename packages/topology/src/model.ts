@@ -90,13 +90,16 @@ export interface Template {
 }
 
 /**
- * A command line. A string in the file is split into words (quotes honoured, no shell):
- * `argv`. Only `["sh", "-c", "..."]` written out by the user runs a shell.
+ * A command line. A string in a DUNE file runs through a shell as in DUNE: argv is
+ * `["sh", "-c", script]` and `shell` is set, so the compiler quotes the template values it
+ * renders into the script. An argv array in the file is used as is, with no shell.
  */
 export interface Command {
   /** As written, for messages. */
   text: string;
   argv: string[];
+  /** argv is `sh -c SCRIPT`, made from a command line: template values are shell-quoted. */
+  shell?: boolean;
   loc?: SourceLoc;
 }
 
