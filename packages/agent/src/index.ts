@@ -28,9 +28,13 @@ export { createNamespaces, deleteNamespaces, listNamespaces, nsPath, NETNS_DIR }
 export { rollback } from './rollback.js';
 export { removeKernelOps } from './remove.js';
 export {
-  up, down, status, set, listLabs, resolveLab, labPlan, nodeNs, requireRoot,
+  up, down, status, set, routes, listLabs, resolveLab, labPlan, nodeNs, requireRoot,
   type LabEvent, type UpOptions, type UpResult, type DownResult, type LabStatus, type LinkStatus as LabLinkStatus,
 } from './lab/lab.js';
+export {
+  daemonState, nodeRoutes, waitConverged, expectedRoutes, parseProtocols, parseOspfNeighbours, parseRouteSources, protocolName,
+  type DaemonState, type BirdProtocol, type OspfNeighbour, type NodeRoute, type ConvergeOptions,
+} from './lab/routing.js';
 export { STATE_ROOT, journalLabs, readState, type LabState, type ProcessRecord } from './lab/journal.js';
 export { converge, opKey, type Convergence } from './lab/diff.js';
 // Netlink building blocks for programs that configure the kernel beyond a plan's ops

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { GRAPHML_UNITS, NODE_NAMES, type GraphmlUnits, type NodeNames } from '@dune/topology';
+import { GRAPHML_UNITS, NODE_NAMES, ROUTING_MODES, type GraphmlUnits, type NodeNames, type RoutingMode } from '@dune/topology';
 import type { LoadOptions } from './load.js';
 
 export interface ReaderFlags {
@@ -9,6 +9,7 @@ export interface ReaderFlags {
   lab?: string;
   names?: NodeNames;
   overcommit?: boolean;
+  routing?: RoutingMode;
 }
 
 export function readerOptions(f: ReaderFlags): LoadOptions {
@@ -19,6 +20,7 @@ export function readerOptions(f: ReaderFlags): LoadOptions {
   if (f.lab !== undefined) o.lab = f.lab;
   if (f.names !== undefined) o.names = f.names;
   if (f.overcommit === true) o.overcommit = true;
+  if (f.routing !== undefined) o.routing = f.routing;
   return o;
 }
 
@@ -29,6 +31,7 @@ export function addReaderOptions(c: Command): Command {
     .option('-w, --weight <key>', 'routing weight: latency, hops, or a numeric link attribute')
     .option('--lab <name>', 'lab name (default: the file name without extension)')
     .addOption(new Option('--names <how>', 'GraphML: name nodes by their `id` or by their Topology Zoo `label` (the id stays accepted)').choices([...NODE_NAMES]).default(undefined))
+    .addOption(new Option('--routing <mode>', "routing: static routes, BIRD's OSPF or BGP in every router, or none (overrides the file)").choices([...ROUTING_MODES]).default(undefined))
     .option('--overcommit', 'let pinned processes share cores when the phynodes have too few (a warning says so)');
 }
 

@@ -152,6 +152,8 @@ export interface ProcessOp {
   postUp: string[][];
   preDown: string[][];
   down?: string[];
+  /** A routing daemon the agent can ask for its state (and waits on at `up` to converge). */
+  control?: { kind: 'bird'; socket: string };
 }
 
 export type Op =

@@ -170,7 +170,11 @@ export interface Phynode {
   loc?: SourceLoc;
 }
 
-export const ROUTING_MODES = ['static', 'none'] as const;
+/**
+ * `static`: routes computed by the compiler; `ospf`, `bgp`: a BIRD 2 daemon in every router,
+ * configured by the compiler; `none`: the user's own (daemons from templates).
+ */
+export const ROUTING_MODES = ['static', 'ospf', 'bgp', 'none'] as const;
 export type RoutingMode = (typeof ROUTING_MODES)[number];
 
 export interface LabSettings {

@@ -24,6 +24,7 @@ import { probeCapabilities, type Caps } from '../probe.js';
 import { removeKernelOps } from '../remove.js';
 import { deleteNamespaces } from '../netns.js';
 import { readLinks } from '../status.js';
+import { daemonOps, daemonState, nodeRoutes, waitConverged, type DaemonState, type NodeRoute } from './routing.js';
 import { teardownLab } from '../teardown.js';
 
 export type LabEvent =
@@ -34,6 +35,8 @@ export type LabEvent =
 
 export interface UpOptions {
   onEvent?: (e: LabEvent) => void;
+  /** How long routing daemons may take to converge (default: 60 s, or 250 ms per node beyond 240 nodes). */
+  routingTimeoutMs?: number;
 }
 
 export interface UpResult {
@@ -186,6 +189,14 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
       if (pipes.length > 0 || state.impairEngine !== undefined) emit({ type: 'phase', phase: 'impair engine', total: pipes.length });
       await syncEngine(lab, state, pipes);
       await applyHostOps(lab, state, conv.apply, emit);
+      const daemons = daemonOps(host.ops);
+      if (daemons.length > 0) {
+        emit({ type: 'phase', phase: 'routing', total: daemons.length });
+        await waitConverged(plan, host.ops, {
+          ...(opts.routingTimeoutMs !== undefined ? { timeoutMs: opts.routingTimeoutMs } : {}),
+          onProgress: (done, total) => emit({ type: 'progress', kind: 'routing', done, total }),
+        });
+      }
       state.phase = 'up';
       writeState(state);
     } catch (e) {
@@ -271,6 +282,8 @@ async function applyHostOps(lab: string, state: LabState, ops: readonly Op[], em
   if (procs.length > 0) emit({ type: 'phase', phase: 'processes', total: procs.length });
   for (const op of procs) {
     const log = join(logDir(lab), `${op.name}.log`);
+    // A daemon's control socket is the lab's: removed at down with the directory it sits in.
+    if (op.control !== undefined && !state.files.includes(op.control.socket)) state.files.push(op.control.socket);
     const s = await startProcess(op.ns, op.argv, { env: op.env, cpus: op.cpus, log });
     const rec: ProcessRecord = { name: op.name, node: op.node, ns: op.ns, pid: s.pid, startTicks: s.startTicks, argv: op.argv, cpus: op.cpus, log, preDown: op.preDown };
     if (op.down !== undefined) rec.down = op.down;
@@ -522,6 +535,8 @@ export interface LabStatus {
   backend: Record<string, string>;
   /** The userspace impairment engine, when the lab has one on this host. */
   impairEngine?: EngineSummary;
+  /** Routing daemons (routing = "ospf" | "bgp"): each node's daemon, its protocols and neighbours. */
+  routing?: DaemonState[];
 }
 
 function num(v: bigint | undefined): number | null {
@@ -569,7 +584,24 @@ export async function status(lab: string): Promise<LabStatus> {
     }
   }
   const processes = (state?.processes ?? []).map((p) => ({ name: p.name, node: p.node, pid: p.pid, alive: isAlive(p.pid, p.startTicks), cpus: p.cpus, argv: p.argv, log: p.log }));
-  return { lab, phase: state?.phase ?? 'unknown', nodes, links, processes, backend: state?.backend ?? {}, ...(engine.summary ? { impairEngine: engine.summary } : {}) };
+  const daemons = plan.hosts.flatMap((h) => daemonOps(h.ops)).filter((d) => existsSync(`/run/netns/${d.ns}`));
+  return {
+    lab,
+    phase: state?.phase ?? 'unknown',
+    nodes,
+    links,
+    processes,
+    backend: state?.backend ?? {},
+    ...(engine.summary ? { impairEngine: engine.summary } : {}),
+    ...(daemons.length > 0 ? { routing: daemons.map(daemonState) } : {}),
+  };
+}
+
+/** A node's routing table, each route with its protocol (and the daemon's protocol instance). */
+export function routes(lab: string, node: string): NodeRoute[] {
+  requireRoot('routes');
+  const plan = labPlan(lab);
+  return nodeRoutes(plan, nodeNs(plan, node));
 }
 
 /** Changes one link direction's impairment live; keys not given keep their value. */
