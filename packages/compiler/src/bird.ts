@@ -31,6 +31,7 @@ import type { Weights } from './routing.js';
 import type { Segments } from './segments.js';
 import { FILE_MODE } from './template.js';
 
+const LEARNED = '[ RTS_OSPF, RTS_OSPF_IA, RTS_OSPF_EXT1, RTS_OSPF_EXT2, RTS_BGP ]';
 /** OSPF interface costs are 16 bits. */
 const MAX_COST = 65535;
 /** Private 2-byte ASNs (RFC 6996) while they last, then 4-byte ones. */
@@ -123,9 +124,11 @@ function header(input: DaemonInputs, v: number): string[] {
     `router id ${addr.nodeV4[v]};`,
     'log stderr { warning, error, fatal, bug };',
     'protocol device { scan time 10; }',
-    // Only learned routes go to the kernel: the loopbacks' blackholes (BGP) stay in BIRD.
-    'protocol kernel k4 { ipv4 { import none; export where source ~ [ RTS_OSPF, RTS_OSPF_IA, RTS_OSPF_EXT1, RTS_OSPF_EXT2, RTS_BGP ]; }; }',
-    'protocol kernel k6 { ipv6 { import none; export where source ~ [ RTS_OSPF, RTS_OSPF_IA, RTS_OSPF_EXT1, RTS_OSPF_EXT2, RTS_BGP ]; }; }',
+    // Only learned routes go to the kernel (the loopbacks' blackholes stay in BIRD), with the
+    // node's loopback as their source address, as the static plan's routes have: replies
+    // then come back even where only loopbacks are routed (BGP).
+    `protocol kernel k4 { ipv4 { import none; export filter { if source ~ ${LEARNED} then { krt_prefsrc = ${addr.nodeV4[v]}; accept; } reject; }; }; }`,
+    `protocol kernel k6 { ipv6 { import none; export filter { if source ~ ${LEARNED} then { krt_prefsrc = ${addr.nodeV6[v]}; accept; } reject; }; }; }`,
   ];
 }
 
