@@ -29,9 +29,13 @@ export { createNamespaces, deleteNamespaces, listNamespaces, nsPath, NETNS_DIR }
 export { rollback } from './rollback.js';
 export { removeKernelOps } from './remove.js';
 export {
-  up, down, status, set, change, listLabs, resolveLab, labPlan, nodeNs, requireRoot, checkLabName,
+  up, down, status, set, change, routes, listLabs, resolveLab, labPlan, nodeNs, requireRoot, checkLabName,
   type ChangeParams, type ChangeResult, type LabEvent, type UpOptions, type UpResult, type DownResult, type LabStatus, type LinkStatus as LabLinkStatus,
 } from './lab/lab.js';
+export {
+  daemonState, nodeRoutes, waitConverged, expectedRoutes, parseProtocols, parseOspfNeighbours, parseRouteSources, protocolName,
+  type DaemonState, type BirdProtocol, type OspfNeighbour, type NodeRoute, type ConvergeOptions,
+} from './lab/routing.js';
 export { STATE_ROOT, journalLabs, readState, type LabState, type ProcessRecord } from './lab/journal.js';
 export { converge, opKey, type Convergence } from './lab/diff.js';
 // Netlink building blocks for programs that configure the kernel beyond a plan's ops

@@ -12,7 +12,9 @@ import { createHash } from 'node:crypto';
 import type { Diagnostic, Topology } from '@dune/topology';
 import { choicesHint, Diagnostics, sortDiagnostics } from '@dune/topology';
 import { assignAddresses } from './addressing.js';
+import { birdDaemons } from './bird.js';
 import { buildNetworkGraph } from './graph.js';
+import { hostsFiles } from './hosts.js';
 import { assignInterfaces, describeLink } from './interfaces.js';
 import { planLinks } from './links.js';
 import { labName, nodeKeys, nsName, nsPrefix } from './naming.js';
@@ -44,6 +46,8 @@ export interface CompileOptions {
    * client↔root link): no `shaping-not-applied` warning.
    */
   clientShapingApplied?: boolean;
+  /** Pinned processes may share cores when there are not enough (a warning says so). */
+  overcommit?: boolean;
 }
 
 export interface CompileResult {
@@ -73,9 +77,9 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
   const net = buildNetworkGraph(topo, nodeIndex);
   const segs = findSegments(topo, net, diags);
   const addr = assignAddresses(topo, ifs, segs, diags);
-  const weights = topo.lab.routing === 'static' ? chooseWeights(topo, diags) : undefined;
+  const weights = topo.lab.routing !== 'none' ? chooseWeights(topo, diags) : undefined;
   if (!opts.clientShapingApplied) warnShaping(topo, diags);
-  const placement = place(topo, net, diags);
+  const placement = place(topo, net, diags, { overcommit: opts.overcommit === true });
   const carriers = planLinks(topo, net, placement, diags);
   const sources = new Sources(topo.baseDir, opts.readFile);
   checkSources(topo, sources, diags);
@@ -83,8 +87,20 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
 
   const rendered = renderNodes({ topo, lab, keys, ns, ifs, addr, placement, mtu: carriers.mtu }, sources, diags);
   diags.throwIfErrors();
+  // Names resolve inside every node; a node's own template for the same path wins.
+  hostsFiles(topo, lab, keys, ns, addr, segs).forEach((f, v) => {
+    const mine = rendered.files[v];
+    if (mine !== undefined && !mine.some((x) => x.path === f.path)) mine.unshift(f);
+  });
 
-  const routes = weights ? computeRoutes({ topo, net, ifs, addr, ns, segs }, weights, diags) : undefined;
+  // Routing daemons: their configurations and processes, before the user's own.
+  if (weights && (topo.lab.routing === 'ospf' || topo.lab.routing === 'bgp')) {
+    const d = birdDaemons({ topo, keys, ns, ifs, addr, net, segs, weights }, diags);
+    diags.throwIfErrors();
+    d.files.forEach((f, v) => rendered.files[v]?.unshift(...f));
+    d.processes.forEach((p, v) => rendered.processes[v]?.unshift(...p));
+  }
+  const routes = weights && topo.lab.routing === 'static' ? computeRoutes({ topo, net, ifs, addr, ns, segs }, weights, diags) : undefined;
   const assembled = assemble({ topo, lab, keys, ns, ifs, addr, net, placement, carriers, routes, rendered, segs });
   const diagnostics = sortDiagnostics([...diags.items]);
   assembled.stats['warnings'] = diagnostics.filter((d) => d.severity === 'warning').length;

@@ -8,3 +8,4 @@ export * from './synthetic.js';
 export * from './netmirage.js';
 export * from './vni.js';
 export { FIRST_VNI } from './links.js';
+export { hostNames, netnsEtcPath } from './hosts.js';

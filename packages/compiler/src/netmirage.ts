@@ -361,6 +361,8 @@ export function compileNetmirage(topo: Topology, s: NetmirageSettings): Netmirag
     if (op.op === 'addr') return !op.cidr.includes(':') && !ownSubnet.has(`${op.ns}\0${op.cidr}`);
     if (op.op === 'route') return !op.dst.includes(':') && !clientLoopbacks.has(op.dst);
     if (op.op === 'sysctl') return !op.key.startsWith('net.ipv6.');
+    // NetMirage writes no files (its nodes get no hosts files: it has no journal to remove them by).
+    if (op.op === 'file') return false;
     return true;
   });
   for (const n of plan.nodes) for (const [key, value] of NETMIRAGE_SYSCTLS) if (key.includes('ipv6')) ops.push({ op: 'sysctl', ns: n.ns, key, value });

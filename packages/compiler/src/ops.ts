@@ -276,6 +276,7 @@ export function assemble(a: Assembly): Assembled {
 
   const nodes: NodeInfo[] = topo.nodes.map((node, v) => ({
     node: node.id,
+    ...(node.aliases !== undefined && node.aliases.length > 0 ? { aliases: [...node.aliases] } : {}),
     ns: ns[v] as string,
     phynode: placement.phynodes[placement.hostOf[v] as number]?.name as string,
     v4: segs.isL2[v] ? '' : (addr.nodeV4[v] as string),

@@ -68,18 +68,28 @@ interface Host {
   groups: number[][] | undefined;
 }
 
-export function place(topo: Topology, net: NetworkGraph, diags: Diagnostics): Placement {
+export interface PlaceOptions {
+  /**
+   * More pinned processes than cores is allowed: each NUMA group is handed out as many times
+   * over as it takes, so processes share cores (a warning says how many per core).
+   */
+  overcommit?: boolean;
+}
+
+export function place(topo: Topology, net: NetworkGraph, diags: Diagnostics, opts: PlaceOptions = {}): Placement {
   const phynodes = topo.phynodes.length > 0 ? topo.phynodes : [LOCAL_PHYNODE];
   const n = topo.nodes.length;
   const H = phynodes.length;
-  const hosts: Host[] = phynodes.map((p) => ({
-    name: p.name,
-    groups: p.cores?.map((g) => [...g].sort((x, y) => x - y)),
-    free: p.cores?.map((g) => g.length),
-  }));
   const slots = topo.nodes.map((node) => node.pinned.map(coreSlots));
   const costs = slots.map((ps) => ps.map((s) => s.length));
   const nodeCost = costs.map((cs) => cs.reduce((a, b) => a + b, 0));
+  const share = opts.overcommit ? sharing(phynodes, costs, nodeCost, diags) : 1;
+  const hosts: Host[] = phynodes.map((p) => {
+    const groups = p.cores?.map((g) => [...g].sort((x, y) => x - y));
+    // Shared cores: the group's ids cycled `share` times, so one process's cores stay distinct.
+    const handed = groups?.map((g) => Array.from({ length: g.length * share }, (_, i) => g[i % g.length] as number));
+    return { name: p.name, groups: handed, free: handed?.map((g) => g.length) };
+  });
   const hostOf = new Int32Array(n).fill(-1);
   /** Per node, per process: the NUMA group it draws from (-1: unpinned). */
   const groupOf: number[][] = costs.map((cs) => cs.map(() => -1));
@@ -295,6 +305,29 @@ function refine(
     }
     if (moved === 0) break;
   }
+}
+
+/**
+ * How many processes share a core under --overcommit: enough for the whole lab's need and
+ * for the largest process in the largest group. 1 when the cores suffice (no warning).
+ */
+function sharing(phynodes: readonly Phynode[], costs: number[][], nodeCost: number[], diags: Diagnostics): number {
+  if (phynodes.some((p) => p.cores === undefined)) return 1;
+  const offer = phynodes.reduce((a, p) => a + (p.cores ?? []).reduce((x, g) => x + g.length, 0), 0);
+  const biggest = Math.max(0, ...phynodes.flatMap((p) => (p.cores ?? []).map((g) => g.length)));
+  const need = nodeCost.reduce((a, b) => a + b, 0);
+  const largest = Math.max(0, ...costs.flat());
+  if (offer === 0 || biggest === 0) return 1;
+  const k = Math.max(1, Math.ceil(need / offer), Math.ceil(largest / biggest));
+  if (k > 1) {
+    diags.warning(
+      'cores-shared',
+      `--overcommit: the pinned processes need ${need} cores and the phynodes offer ${offer}: processes share cores, up to ${k} on each, and run slower than their pinning promises`,
+      phynodes[0]?.loc,
+      'declare more cores or phynodes to give every process its own',
+    );
+  }
+  return k;
 }
 
 function bump(a: number[], i: number, d: number): void {

@@ -154,6 +154,8 @@ export interface ProcessOp {
   postUp: string[][];
   preDown: string[][];
   down?: string[];
+  /** A routing daemon the agent can ask for its state (and waits on at `up` to converge). */
+  control?: { kind: 'bird'; socket: string };
 }
 
 export type Op =
@@ -201,6 +203,8 @@ export interface LinkInfo {
 
 export interface NodeInfo {
   node: string;
+  /** Other names the node answers to (a Zoo node named by its label: its id). */
+  aliases?: string[];
   ns: string;
   phynode: string;
   /** The node's own addresses (loopback), without prefix length. */
@@ -259,4 +263,12 @@ export function canonicalJson(v: unknown): unknown {
     return out;
   }
   return v;
+}
+
+/**
+ * The node a name means: its id, or one of its aliases (a Zoo node named by its label is
+ * still found by its id). Ids win over aliases.
+ */
+export function findNode(plan: Pick<Plan, 'nodes'>, name: string): NodeInfo | undefined {
+  return plan.nodes.find((n) => n.node === name) ?? plan.nodes.find((n) => n.aliases?.includes(name) === true);
 }

@@ -15,17 +15,21 @@ import type { Addressing } from './addressing.js';
 import type { Interfaces } from './interfaces.js';
 import { coreRefs, type Placement } from './placement.js';
 import type { ExecOp, FileOp, ProcessOp } from './plan.js';
+import { formatDurationUs, formatRate } from '@dune/topology';
+import { OUTPUT_FILTERS, wrapOutputs } from './shell-quote.js';
 
 export const FILE_MODE = 0o644;
 export const EXEC_MODE = 0o755;
 
 export interface IfaceContext {
   name: string;
-  /** Egress delay of this interface, ms. */
-  latency: number | null;
+  /** Egress delay of this interface with its unit, as DUNE's `latency` string (`5ms`). */
+  latency: string | null;
   metric: number | null;
-  /** Egress rate limit, bit/s. */
-  bandwidth: number | null;
+  /** Egress rate limit with its unit (`100gbit`). */
+  bandwidth: string | null;
+  /** DUNE's interface index: 2 + the interface's position in its node (lo is 1). */
+  ifindex: number;
   mtu: number;
   mac: string | null;
   /** 0: the link's a end, 1: its b end. */
@@ -80,7 +84,12 @@ function environment(read: (name: string) => string): nunjucks.Environment {
     compatInstalled = true;
   }
   const loader: nunjucks.ILoader = { getSource: (name: string) => ({ src: read(name), path: name, noCache: false }) };
-  return new nunjucks.Environment([loader], { autoescape: false, throwOnUndefined: true });
+  const env = new nunjucks.Environment([loader], { autoescape: false, throwOnUndefined: true });
+  // Every output goes through one of these (shell-quote.ts): none/absent as minijinja renders them.
+  for (const [name, f] of Object.entries(OUTPUT_FILTERS)) env.addFilter(name, f);
+  // minijinja's `items`: a map's [key, value] pairs, in key order as minijinja keeps them.
+  env.addFilter('items', (v: unknown) => (v !== null && typeof v === 'object' ? Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) : []));
+  return env;
 }
 
 interface Where {
@@ -190,13 +199,14 @@ export function renderNodes(input: RenderInputs, sources: Sources, diags: Diagno
 
   const env = environment((name) => read(name).toString('utf8'));
   const compiled = new Map<string, nunjucks.Template>();
-  const render = (text: string, ctx: object, node: Node, where: Where): string | undefined => {
+  const render = (text: string, ctx: object, node: Node, where: Where, shell = false): string | undefined => {
     if (!text.includes('{')) return text;
     try {
-      let t = compiled.get(text);
+      const key = `${shell ? 's' : 't'}${text}`;
+      let t = compiled.get(key);
       if (t === undefined) {
-        t = new nunjucks.Template(text, env, where.what, true);
-        compiled.set(text, t);
+        t = new nunjucks.Template(wrapOutputs(text, shell), env, where.what, true);
+        compiled.set(key, t);
       }
       return t.render(ctx);
     } catch (e) {
@@ -206,8 +216,10 @@ export function renderNodes(input: RenderInputs, sources: Sources, diags: Diagno
   };
   const renderCommand = (cmd: Command, ctx: object, node: Node, what: string): string[] | undefined => {
     const out: string[] = [];
-    for (const word of templateWords(cmd.argv)) {
-      const r = render(word, ctx, node, { what: `${what} \`${cmd.text}\``, loc: cmd.loc });
+    const words = templateWords(cmd.argv);
+    for (const [i, word] of words.entries()) {
+      // The script of `sh -c SCRIPT`: values rendered into it are quoted for the shell.
+      const r = render(word, ctx, node, { what: `${what} \`${cmd.text}\``, loc: cmd.loc }, cmd.shell === true && i === 2);
       if (r === undefined) return undefined;
       out.push(r);
     }
@@ -410,7 +422,7 @@ export function nodeContext(input: RenderInputs, v: number): NodeContext {
   const { topo, ifs, addr, placement } = input;
   const node = topo.nodes[v] as Node;
   const ifaces: Record<string, IfaceContext> = {};
-  for (const iface of ifs.byNode[v] ?? []) {
+  for (const [position, iface] of (ifs.byNode[v] ?? []).entries()) {
     const link = topo.links[iface.link] as Link;
     const li = iface.link;
     const own = iface.end === 'a' ? link.a : link.b;
@@ -421,9 +433,10 @@ export function nodeContext(input: RenderInputs, v: number): NodeContext {
     const addrs = [...(v4 === '' ? [] : [`${v4}/${addr.v4Len[li]}`, `${v6}/${addr.v6Len[li]}`]), ...(addr.user[v]?.get(iface.name) ?? [])];
     ifaces[iface.name] = {
       name: iface.name,
-      latency: own.impairment.delayUs === undefined ? null : own.impairment.delayUs / 1000,
+      latency: own.impairment.delayUs === undefined ? null : formatDurationUs(own.impairment.delayUs),
       metric: own.metric ?? null,
-      bandwidth: own.impairment.rateBitsPerSec ?? null,
+      bandwidth: own.impairment.rateBitsPerSec === undefined ? null : formatRate(own.impairment.rateBitsPerSec),
+      ifindex: 2 + position,
       mtu: input.mtu[li] as number,
       mac: own.mac ?? null,
       idx: iface.end === 'a' ? 0 : 1,

@@ -175,3 +175,8 @@ export function devTo(plan: Plan, node: string, peer: string): string {
   }
   throw new Error(`no link ${node}–${peer}`);
 }
+
+/** The file ops of templates and binds: without the hosts file every node gets. */
+export function userFiles(plan: Plan): Extract<Op, { op: 'file' }>[] {
+  return ops(plan, 'file').filter((f) => !f.path.startsWith('/etc/netns/'));
+}

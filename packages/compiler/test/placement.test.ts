@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { compile, type Plan } from '../src/index.js';
+import { formatDiagnostics } from '@dune/topology';
+import { compile, compileWithDiagnostics, type Plan } from '../src/index.js';
 import { compileError, ops, pinned, TopoBuilder } from './helpers.js';
 
 const hostOf = (plan: Plan, node: string) => plan.nodes.find((n) => n.node === node)?.phynode;
@@ -73,6 +74,23 @@ describe('placement and cores', () => {
       test.toml:1:1: error[cores-overcommitted]: the nodes' pinned processes need 10 cores, phynodes offer 3 (rukkileib: 3 in 1 group); 7 short. Needs: "r0": 2, "r1": 2, "r2": 2, "r3": 2, "r4": 2
         hint: declare more cores (cores = [[1,2,3],[4,5,6,7]] under [infrastructure.nodes.<phynode>]), add a phynode, or use fewer {{core_N}} per process (each process takes core_0 plus one core per core_N it uses)"
     `);
+  });
+
+  test('--overcommit: the same lab is placed, processes sharing cores, each process on distinct cores, with a warning', () => {
+    const b = new TopoBuilder().phynode('rukkileib', { cores: [[1, 2, 3]] });
+    for (const id of ['r0', 'r1', 'r2', 'r3', 'r4']) b.node(id, { pinned: [pinned('holod -c /tmp/holod.toml', { IO_QUIC_CORE_ID: '{{core_1}}' })] });
+    const r = compileWithDiagnostics(b.link('r0:eth0', 'r1:eth0').build(), { overcommit: true });
+    expect(r.plan.nodes.map((n) => `${n.node}:${n.cpus.join(',')}`)).toEqual(['r0:1,2', 'r1:3,1', 'r2:2,3', 'r3:1,2', 'r4:3,1']);
+    expect(ops(r.plan, 'process').map((p) => p.env['IO_QUIC_CORE_ID'])).toEqual(['2', '1', '3', '2', '1']);
+    expect(formatDiagnostics(r.diagnostics.filter((d) => d.code === 'cores-shared'))).toMatchInlineSnapshot(`
+      "test.toml:1:1: warning[cores-shared]: --overcommit: the pinned processes need 10 cores and the phynodes offer 3: processes share cores, up to 4 on each, and run slower than their pinning promises
+        hint: declare more cores or phynodes to give every process its own"
+    `);
+    // Enough cores: --overcommit changes nothing and says nothing.
+    const fits = new TopoBuilder().phynode('p', { cores: [[1, 2]] }).node('a', { pinned: [pinned('x')] }).node('b', { pinned: [pinned('y')] }).build();
+    const f = compileWithDiagnostics(fits, { overcommit: true });
+    expect(f.plan).toEqual(compile(fits));
+    expect(f.diagnostics.filter((d) => d.code === 'cores-shared')).toEqual([]);
   });
 
   test('fragmentation: enough cores in total, but not in whole groups', () => {

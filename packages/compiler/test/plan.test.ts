@@ -91,17 +91,17 @@ describe('the plan', () => {
       "lab small: 3 nodes, 2 links on 2 phynodes (from test.toml, dune-toml, sha256 9d91ea2b6ed8)
       namespaces: dune.small.<node>
 
-      phynode ph1 (this machine, underlay 198.51.100.1): 2 nodes, 45 ops, 2 cpus pinned
+      phynode ph1 (this machine, underlay 198.51.100.1): 2 nodes, 47 ops, 2 cpus pinned
         r1 [cpus 1,2], h1
 
-      phynode ph2 (lab@192.0.2.20, underlay 198.51.100.2): 1 node, 21 ops
+      phynode ph2 (lab@192.0.2.20, underlay 198.51.100.2): 1 node, 22 ops
         r2
 
       links: 2 (1 veth, 1 vxlan (VNI 1000))
       addresses: 7 IPv4, 8 IPv6
       routes: 6 IPv4, 8 IPv6, to 3 destinations
       impairments: 3 interfaces (delay 10ms ×2; rate 100mbit ×1)
-      processes: 1; files: 2; commands: 1; sysctls: 17
+      processes: 1; files: 5; commands: 1; sysctls: 17
       "
     `);
   });

@@ -1,6 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, test } from 'vitest';
 import { compile, type CompileOptions } from '../src/index.js';
-import { cmd, compileError, ops, pinned, TopoBuilder } from './helpers.js';
+import { cmd, compileError, ops, pinned, TopoBuilder, userFiles } from './helpers.js';
 
 function files(map: Record<string, string>): CompileOptions['readFile'] {
   return (path: string) => {
@@ -33,12 +34,12 @@ describe('templates', () => {
       })
       .build();
     const plan = compile(t, { readFile: files({ '/topo/ospf.cfg': tmpl }) });
-    const f = ops(plan, 'file');
+    const f = userFiles(plan);
     expect(f.map((o) => [o.node, o.path, o.mode])).toEqual([['r0', '/tmp/r0.ospf.cfg', 0o644]]);
     expect(decode(f[0]?.contentBase64 ?? '')).toBe(
       [
         'node=r0 lab=test rid=0.0.0.1 core0=4 core1=5',
-        'eth0: idx=0 peer=r1:eth0 mtu=9000 lat=5 bw=100000000000 metric=7 mac=02:00:00:00:00:01 addrs=10.128.0.0/31,fd7a:de00::/127 first=10.128.0.0/31',
+        'eth0: idx=0 peer=r1:eth0 mtu=9000 lat=5ms bw=100gbit metric=7 mac=02:00:00:00:00:01 addrs=10.128.0.0/31,fd7a:de00::/127 first=10.128.0.0/31',
         'lo=10.0.0.1 fd7a:d0::1 cores=4,5',
       ].join('\n'),
     );
@@ -86,7 +87,7 @@ describe('templates', () => {
       })
       .build();
     const plan = compile(t, { readFile: files({ '/topo/bin/tool': '#!/bin/sh\n', '/abs/data.txt': 'data', '/topo/main.j2': 'main {% include "part.j2" %}', '/topo/part.j2': 'part of {{ node }}' }) });
-    expect(ops(plan, 'file').map((f) => [f.path, f.mode, decode(f.contentBase64)])).toEqual([
+    expect(userFiles(plan).map((f) => [f.path, f.mode, decode(f.contentBase64)])).toEqual([
       ['/etc/a.conf', 0o644, 'main part of a'],
       ['/opt/a/tool', 0o755, '#!/bin/sh\n'],
       ['/opt/data.txt', 0o644, 'data'],
@@ -108,13 +109,74 @@ describe('templates', () => {
       .node('r0', { templates: [{ src: 'bad.j2', dst: '/tmp/x', loc: { file: 'test.toml', line: 9, col: 1 } }] })
       .node('r1', { exec: [{ ...cmd('echo {% if %}'), loc: { file: 'test.toml', line: 12, col: 5 } }] })
       .build();
-    expect(compileError(t, { readFile: files({ '/topo/bad.j2': 'ok\nrouter-id {{ ctx.rid }}\n' }) }).message).toMatchInlineSnapshot(`
+    expect(compileError(t, { readFile: files({ '/topo/bad.j2': 'ok\nrouter-id {{ ctx.rid | nosuchfilter }}\n' }) }).message).toMatchInlineSnapshot(`
       "2 errors in the topology:
-      test.toml:9:1: error[template-error]: node "r0": template bad.j2: line 2, column 11 (\`router-id {{ ctx.rid }}\`): attempted to output null or undefined value
+      test.toml:9:1: error[template-error]: node "r0": template bad.j2: filter not found: nosuchfilter
         hint: fix the template; variables: node, ifaces, ctx, lab, loopback, cores, core_N
       test.toml:12:5: error[template-error]: node "r1": exec command \`echo {% if %}\`: line 1, column 7 (\`{% if %}\`): unexpected token: %}
         hint: fix the template; variables: node, ifaces, ctx, lab, loopback, cores, core_N"
     `);
+  });
+
+  test('DUNE files as DUNE runs them: sh -c, values shell-quoted where they land, none/absent, items, ifindex', () => {
+    const hostile = "x'; touch /tmp/pwned; echo \"$(id)\" `id` \\";
+    const sh = (text: string) => ({ text, argv: ['sh', '-c', text], shell: true });
+    const t = new TopoBuilder()
+      .node('r1', {
+        ctx: { note: 'a b', nothing: null },
+        exec: [
+          sh('echo {{node}} > /tmp/{{node}}.out && echo "at {{node}} {{ctx.note}}" >> /tmp/x &'),
+          sh("echo '{{ node }}' {{ ctx.missing }}|{{ ctx.nothing }}|{{ ifaces.eth1.latency }}|{{ ifaces.eth0.latency }}|{{ ifaces.eth1.ifindex }}"),
+          sh('echo {% for k, v in ifaces | items %}{{ k }}={{ v.peer }} {% endfor %}'),
+        ],
+      })
+      .node(hostile, { exec: [sh('echo {{node}}'), sh('echo "{{node}}"'), sh("echo '{{node}}'")] })
+      .node('r2')
+      .link(`${hostile}`, 'r1', { latencyMs: 5 })
+      .link('r1', 'r2')
+      .build();
+    const plan = compile(t);
+    const scripts = ops(plan, 'exec').map((o) => [o.node, o.argv.slice(0, 2).join(' '), o.argv[2]]);
+    expect(scripts).toMatchInlineSnapshot(`
+      [
+        [
+          "r1",
+          "sh -c",
+          "echo r1 > /tmp/r1.out && echo "at r1 a b" >> /tmp/x &",
+        ],
+        [
+          "r1",
+          "sh -c",
+          "echo 'r1' |none|none|5ms|3",
+        ],
+        [
+          "r1",
+          "sh -c",
+          "echo eth0='x'\\''; touch /tmp/pwned; echo "$(id)" \`id\` \\:eth0' eth1=r2:eth0 ",
+        ],
+        [
+          "x'; touch /tmp/pwned; echo "$(id)" \`id\` \\",
+          "sh -c",
+          "echo 'x'\\''; touch /tmp/pwned; echo "$(id)" \`id\` \\'",
+        ],
+        [
+          "x'; touch /tmp/pwned; echo "$(id)" \`id\` \\",
+          "sh -c",
+          "echo "x'; touch /tmp/pwned; echo \\"\\$(id)\\" \\\`id\\\` \\\\"",
+        ],
+        [
+          "x'; touch /tmp/pwned; echo "$(id)" \`id\` \\",
+          "sh -c",
+          "echo 'x'\\''; touch /tmp/pwned; echo "$(id)" \`id\` \\'",
+        ],
+      ]
+    `);
+    // The shell reads each value back as the one word (or the text) it was: run the scripts' words through sh.
+    for (const o of ops(plan, 'exec').filter((x) => x.node === hostile)) {
+      expect(spawnSync('sh', ['-c', o.argv[2] as string], { encoding: 'utf8' }).stdout).toBe(`${hostile}\n`);
+    }
+    const quoted = ops(plan, 'exec').find((o) => o.node === 'r1')?.argv[2] as string;
+    expect(spawnSync('sh', ['-c', quoted.replace(/>>? \/tmp\/\S+/g, '').replace(/&$/, '')], { encoding: 'utf8' }).stdout).toBe('r1\nat r1 a b\n');
   });
 
   test('core_N on a phynode without cores is an error naming node, placeholder and phynode', () => {

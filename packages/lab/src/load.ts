@@ -8,12 +8,15 @@ import { DEFAULT_TOPOLOGY, DEFAULT_TOPOLOGY_FILE } from './default-topology.js';
 export interface LoadOptions extends ReadOptions {
   /** Use the embedded default topology when no file is given. */
   allowDefault?: boolean;
+  /** `--overcommit`: pinned processes may share cores (carried to compileLoaded). */
+  overcommit?: boolean;
 }
 
 export interface Loaded {
   file: string;
   text: string;
   topology: Topology;
+  overcommit?: boolean;
 }
 
 export function loadTopology(file: string | undefined, opts: LoadOptions = {}): Loaded {
@@ -34,7 +37,7 @@ export function loadTopology(file: string | undefined, opts: LoadOptions = {}): 
       });
     }
   }
-  return { file: name, text, topology: parseTopology(text, name, opts) };
+  return { file: name, text, topology: parseTopology(text, name, opts), ...(opts.overcommit === true ? { overcommit: true } : {}) };
 }
 
 export interface Compiled {
@@ -45,7 +48,7 @@ export interface Compiled {
 
 export function compileLoaded(l: Loaded, lab?: string): Compiled {
   const sourceSha256 = createHash('sha256').update(l.text).digest('hex');
-  const opts = { readFile: (p: string) => readFileSync(p), sourceSha256, ...(lab !== undefined ? { lab } : {}) };
+  const opts = { readFile: (p: string) => readFileSync(p), sourceSha256, ...(lab !== undefined ? { lab } : {}), ...(l.overcommit === true ? { overcommit: true } : {}) };
   const r = compileWithDiagnostics(l.topology, opts);
   return { plan: r.plan, diagnostics: sortDiagnostics([...l.topology.notes, ...r.diagnostics]) };
 }

@@ -20,6 +20,23 @@ export const GRAPHML_TYPES = {
 export type GraphmlType = keyof typeof GRAPHML_TYPES;
 const TYPE_NAMES = Object.keys(GRAPHML_TYPES) as GraphmlType[];
 
+/**
+ * `attr.type` values outside GraphML 1.0 that published files use (hand-written files,
+ * older exporters): each read as the GraphML type it obviously means, with a note. Compared
+ * in lower case, as are the GraphML names themselves (`Double`, `STRING`).
+ */
+export const GRAPHML_TYPE_ALIASES: Readonly<Record<string, GraphmlType>> = {
+  integer: 'long',
+  short: 'int',
+  byte: 'int',
+  number: 'double',
+  real: 'double',
+  decimal: 'double',
+  bool: 'boolean',
+  str: 'string',
+  text: 'string',
+};
+
 /** What a key's `for` may say (GraphML 1.0). Only node, edge, graph and all are read. */
 export const KEY_DOMAINS = ['node', 'edge', 'graph', 'all', 'graphml', 'hyperedge', 'port', 'endpoint'] as const;
 export type KeyDomain = (typeof KEY_DOMAINS)[number];
@@ -154,12 +171,24 @@ function readKeys(elements: XmlElement[], diags: Diagnostics): KeyTable {
       diags.error('bad-key-domain', `key "${keyId}" has for="${domain}"`, el.loc, choicesHint(domain, KEY_DOMAINS));
       continue;
     }
-    if (!(TYPE_NAMES as string[]).includes(type)) {
+    const graphmlType = graphmlTypeOf(type);
+    if (graphmlType === undefined) {
       table.ignored.add(keyId);
-      diags.error('bad-key-type', `key "${keyId}" (\`${name}\`) has attr.type="${type}"`, el.loc, choicesHint(type, TYPE_NAMES));
+      const alias = nearest(type, Object.keys(GRAPHML_TYPE_ALIASES));
+      const near = alias !== undefined ? GRAPHML_TYPE_ALIASES[alias] : nearest(type, TYPE_NAMES);
+      const hint = near !== undefined ? `did you mean \`${near}\`? Use one of: ${TYPE_NAMES.join(', ')}` : choicesHint(type, TYPE_NAMES);
+      diags.error('bad-key-type', `key "${keyId}" (\`${name}\`) has attr.type="${type}"`, el.loc, hint);
       continue;
     }
-    const key: RawKey = { id: keyId, name, domain: domain as KeyDomain, type: type as GraphmlType, loc: el.loc };
+    if (graphmlType !== type) {
+      diags.note(
+        'key-type-alias',
+        `key "${keyId}" (\`${name}\`) has attr.type="${type}", which GraphML does not define; read as ${graphmlType}`,
+        el.loc,
+        `GraphML's types are ${TYPE_NAMES.join(', ')}: write attr.type="${graphmlType}"`,
+      );
+    }
+    const key: RawKey = { id: keyId, name, domain: domain as KeyDomain, type: graphmlType, loc: el.loc };
     const def = el.children.find((c) => c.name === 'default');
     if (def !== undefined) {
       const value = typedValue(def.text, key, def.loc, diags);
@@ -181,6 +210,13 @@ function readKeys(elements: XmlElement[], diags: Diagnostics): KeyTable {
     }
   }
   return table;
+}
+
+/** A GraphML type name, or the one a common non-standard name obviously means. */
+function graphmlTypeOf(type: string): GraphmlType | undefined {
+  const lower = type.trim().toLowerCase();
+  if ((TYPE_NAMES as string[]).includes(lower)) return lower as GraphmlType;
+  return Object.hasOwn(GRAPHML_TYPE_ALIASES, lower) ? GRAPHML_TYPE_ALIASES[lower] : undefined;
 }
 
 function domainsOf(domain: KeyDomain): DataDomain[] {

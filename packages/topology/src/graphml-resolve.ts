@@ -22,7 +22,13 @@ export interface GraphmlSettings {
   unitName: string;
   clientType?: string;
   weight: string;
+  /** `label`: nodes are named by their (kernel-safe, unique) `label`; the id stays an alias. */
+  names?: NodeNames;
 }
+
+/** How GraphML nodes are named: by their `id` (default), or by their `label` (Topology Zoo). */
+export const NODE_NAMES = ['id', 'label'] as const;
+export type NodeNames = (typeof NODE_NAMES)[number];
 
 /** The weight that needs no attribute: every link costs 1. */
 export const HOPS_WEIGHT = 'hops';
@@ -54,6 +60,7 @@ export function resolveGraphml(raw: RawGraph, settings: GraphmlSettings, diags: 
   const links = r.resolveEdges(nodes);
   if (zoo) r.deriveLatencies(nodes, links);
   r.checkWeights(links, zoo);
+  if (settings.names === 'label') nameByLabel(nodes, links, diags);
 
   const file = raw.file;
   return {
@@ -525,4 +532,62 @@ function ends(e: RawEdge): string {
 /** Assigns without letting a key such as `__proto__` reach the prototype. */
 function setOwn(o: Record<string, unknown>, k: string, v: unknown): void {
   Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+}
+
+/** A label as a node name: letters, digits, `_` and `-` (accents folded), at most 32. */
+function labelName(label: string): string {
+  return label
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .replace(/[^A-Za-z0-9_-]+/g, '_')
+    .replace(/^_+|_+$/g, '')
+    .slice(0, 32);
+}
+
+/**
+ * `--names label`: each node is named by its `label`, made kernel-safe (so the name is also
+ * its namespace's part), its id kept as an alias. A node without a usable label keeps its
+ * id; a name another node already has, or that is another node's id, gets `-<id>` appended:
+ * a name must say one node, whichever way it is looked up.
+ */
+function nameByLabel(nodes: Map<string, Node>, links: Link[], diags: Diagnostics): void {
+  const ids = new Set(nodes.keys());
+  const taken = new Set<string>();
+  const renamed = new Map<string, string>();
+  const unlabelled: string[] = [];
+  const clashes: string[] = [];
+  let first: Node | undefined;
+  for (const node of nodes.values()) {
+    const label = node.ctx['label'];
+    let name = typeof label === 'string' ? labelName(label) : '';
+    if (name === '') {
+      unlabelled.push(node.id);
+      name = node.id;
+    } else if (taken.has(name) || (ids.has(name) && name !== node.id)) {
+      clashes.push(`${quote(String(label))} (node ${quote(node.id)})`);
+      name = `${name}-${node.id}`;
+    }
+    // The appended id cannot clash with a plain label name and ids are unique, but a label
+    // may already read `X-<id>`: count until free.
+    for (let k = 2; taken.has(name); k++) name = `${node.id}-${k}`;
+    taken.add(name);
+    first ??= node;
+    if (name === node.id) continue;
+    renamed.set(node.id, name);
+    node.aliases = [node.id];
+    node.id = name;
+  }
+  for (const link of links) {
+    for (const end of [link.a, link.b]) end.node = renamed.get(end.node) ?? end.node;
+  }
+  const loc = first?.loc;
+  if (unlabelled.length > 0) {
+    const list = unlabelled.slice(0, LIST_MAX).map(quote).join(', ') + (unlabelled.length > LIST_MAX ? `, and ${unlabelled.length - LIST_MAX} more` : '');
+    const keep = unlabelled.length === 1 ? 'keeps its' : 'keep their';
+    diags.note('no-label', `${count(unlabelled.length, 'node')} without a usable \`label\` ${keep} id: ${list}`, loc, 'give those nodes a `label` of letters and digits');
+  }
+  if (clashes.length > 0) {
+    const list = clashes.slice(0, LIST_MAX).join(', ') + (clashes.length > LIST_MAX ? `, and ${clashes.length - LIST_MAX} more` : '');
+    diags.note('label-clash', `${count(clashes.length, 'node')} whose label names another node too ${clashes.length === 1 ? 'gets its' : 'get their'} id appended: ${list}`, loc, 'make the labels unique to get plain names');
+  }
 }

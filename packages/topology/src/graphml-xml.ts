@@ -63,13 +63,26 @@ export class LineIndex {
  */
 export function parseXml(text: string, file: string, diags: Diagnostics): XmlElement | undefined {
   const valid = XMLValidator.validate(text);
+  const lines = new LineIndex(text, file);
   if (valid !== true) {
     const { msg, line, col } = valid.err;
+    // The validator has no position for what is still open at the end of the text (a
+    // truncated file: "Unclosed tag", "Invalid '[...]' found") and says 1:1. The scanner
+    // knows where the text ends and which elements are open there.
+    if ((line || 1) === 1 && (col || 1) === 1) {
+      const found = new XmlReader(text, lines, diags).syntaxError();
+      if (found !== undefined) {
+        diags.error('xml-syntax', `XML syntax: ${found.message}`, lines.loc(found.offset), found.hint);
+        return undefined;
+      }
+    }
     diags.error('xml-syntax', `XML syntax: ${msg}`, { file, line: line || 1, col: col || 1 }, SYNTAX_HINT);
     return undefined;
   }
-  return new XmlReader(text, new LineIndex(text, file), diags).read();
+  return new XmlReader(text, lines, diags).read();
 }
+
+const TRUNCATED_HINT = 'the file is truncated or an element is never closed: get the whole file again, or close the element';
 
 const PREDEFINED: ReadonlyMap<string, string> = new Map([
   ['lt', '<'],
@@ -114,6 +127,17 @@ class XmlReader {
     }
   }
 
+  /** The first structural error the scanner finds, if any (used when the validator has no position). */
+  syntaxError(): XmlSyntax | undefined {
+    try {
+      this.elements();
+      return undefined;
+    } catch (e) {
+      if (!(e instanceof XmlSyntax)) throw e;
+      return e;
+    }
+  }
+
   private elements(): XmlElement {
     const { text } = this;
     const stack: XmlElement[] = [];
@@ -149,6 +173,16 @@ class XmlReader {
       }
     }
     if (root === undefined) throw new XmlSyntax('the document has no element', 0);
+    const open = stack[stack.length - 1];
+    if (open !== undefined) {
+      const others = stack.slice(0, -1).reverse().map((e) => `<${e.name}> (${e.loc.line}:${e.loc.col})`);
+      throw new XmlSyntax(
+        `the file ends inside <${open.name}>, opened at ${open.loc.line}:${open.loc.col}` +
+          (others.length > 0 ? `; also still open: ${others.join(', ')}` : ''),
+        text.length,
+        TRUNCATED_HINT,
+      );
+    }
     return root;
   }
 
@@ -169,7 +203,12 @@ class XmlReader {
     }
     TAG_END.lastIndex = pos;
     const end = TAG_END.exec(text);
-    if (end === null) throw new XmlSyntax(`the start tag <${name}> is not closed`, lt);
+    if (end === null) {
+      if (text.slice(pos).trim() === '' || !/[<>]/.test(text.slice(pos))) {
+        throw new XmlSyntax(`the file ends inside the start tag <${name}> begun at ${this.lines.loc(lt).line}:${this.lines.loc(lt).col}`, text.length, TRUNCATED_HINT);
+      }
+      throw new XmlSyntax(`the start tag <${name}> is not closed`, lt);
+    }
     return {
       element: { name, attrs, children: [], text: '', loc: this.lines.loc(lt) },
       selfClosing: end[1] === '/',
@@ -207,7 +246,10 @@ class XmlReader {
   /** The offset just past the next `token` from `from`; an error at `start` if there is none. */
   private after(token: string, from: number, start: number, what: string): number {
     const at = this.text.indexOf(token, from);
-    if (at === -1) throw new XmlSyntax(`${what} is not closed: no "${token}"`, start);
+    if (at === -1) {
+      const begun = this.lines.loc(start);
+      throw new XmlSyntax(`the file ends inside ${what} begun at ${begun.line}:${begun.col} (no "${token}")`, this.text.length, TRUNCATED_HINT);
+    }
     return at + token.length;
   }
 

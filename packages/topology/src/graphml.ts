@@ -15,9 +15,9 @@
 import { choicesHint, Diagnostics, sortDiagnostics, TopologyError } from './errors.js';
 import type { Topology } from './model.js';
 import { parseGraphmlRaw } from './graphml-parse.js';
-import { HOPS_WEIGHT, resolveGraphml, type GraphmlSettings } from './graphml-resolve.js';
+import { HOPS_WEIGHT, NODE_NAMES, resolveGraphml, type GraphmlSettings, type NodeNames } from './graphml-resolve.js';
 
-export { HOPS_WEIGHT };
+export { HOPS_WEIGHT, NODE_NAMES, type NodeNames };
 
 export const GRAPHML_UNITS = ['shadow', 'KiB', 'modelnet', 'Kb'] as const;
 export type GraphmlUnits = (typeof GRAPHML_UNITS)[number];
@@ -38,6 +38,8 @@ export interface GraphmlOptions {
   clientType?: string;
   /** Edge attribute for shortest paths (default `latency`; `hops` needs no attribute). */
   weight?: string;
+  /** `label`: Topology Zoo nodes named by their `label` (unique, kernel-safe); the id stays accepted. */
+  names?: NodeNames;
 }
 
 /** GraphML (NetMirage/Shadow or Topology Zoo) text → resolved Topology. */
@@ -68,7 +70,13 @@ function settingsOf(opts: GraphmlOptions, diags: Diagnostics): GraphmlSettings |
     diags.error('bad-option', 'the routing weight is empty', undefined, `name an edge attribute such as latency, or ${HOPS_WEIGHT}`);
     return undefined;
   }
+  const names = String(opts.names ?? 'id');
+  if (!(NODE_NAMES as readonly string[]).includes(names)) {
+    diags.error('bad-option', `nodes cannot be named by "${names}"`, undefined, choicesHint(names, NODE_NAMES));
+    return undefined;
+  }
   const settings: GraphmlSettings = { bitsPerSecPerUnit: unit.bits, unitName: unit.name, weight };
+  if (names === 'label') settings.names = 'label';
   if (opts.lab !== undefined) settings.lab = opts.lab;
   if (opts.clientType !== undefined) settings.clientType = opts.clientType;
   return settings;

@@ -90,13 +90,16 @@ export interface Template {
 }
 
 /**
- * A command line. A string in the file is split into words (quotes honoured, no shell):
- * `argv`. Only `["sh", "-c", "..."]` written out by the user runs a shell.
+ * A command line. A string in a DUNE file runs through a shell as in DUNE: argv is
+ * `["sh", "-c", script]` and `shell` is set, so the compiler quotes the template values it
+ * renders into the script. An argv array in the file is used as is, with no shell.
  */
 export interface Command {
   /** As written, for messages. */
   text: string;
   argv: string[];
+  /** argv is `sh -c SCRIPT`, made from a command line: template values are shell-quoted. */
+  shell?: boolean;
   loc?: SourceLoc;
 }
 
@@ -125,6 +128,8 @@ export interface ClientShaping {
 
 export interface Node {
   id: string;
+  /** Other names the node answers to (a Zoo node named by its label keeps its id here). */
+  aliases?: string[];
   /** See node-kinds.ts; absent: `router`. */
   kind?: NodeKind;
   /** The phynode the user pinned this node to, if any. */
@@ -165,7 +170,11 @@ export interface Phynode {
   loc?: SourceLoc;
 }
 
-export const ROUTING_MODES = ['static', 'none'] as const;
+/**
+ * `static`: routes computed by the compiler; `ospf`, `bgp`: a BIRD 2 daemon in every router,
+ * configured by the compiler; `none`: the user's own (daemons from templates).
+ */
+export const ROUTING_MODES = ['static', 'ospf', 'bgp', 'none'] as const;
 export type RoutingMode = (typeof ROUTING_MODES)[number];
 
 export interface LabSettings {

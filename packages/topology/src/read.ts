@@ -1,14 +1,23 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { DuneError } from './errors.js';
-import type { Topology } from './model.js';
+import type { RoutingMode, Topology } from './model.js';
 import { parseDuneToml, type DuneTomlOptions } from './toml.js';
 import { parseGraphml, type GraphmlOptions } from './graphml.js';
 
-export type ReadOptions = DuneTomlOptions & GraphmlOptions;
+export type ReadOptions = DuneTomlOptions & GraphmlOptions & {
+  /** Overrides the file's `[topology] routing` (GraphML files have none: `static` by default). */
+  routing?: RoutingMode;
+};
 
 /** Parses topology text, choosing the reader by extension, then by content. */
 export function parseTopology(text: string, file: string, opts: ReadOptions = {}): Topology {
+  const t = parseByFormat(text, file, opts);
+  if (opts.routing !== undefined) t.lab.routing = opts.routing;
+  return t;
+}
+
+function parseByFormat(text: string, file: string, opts: ReadOptions): Topology {
   const ext = extname(file).toLowerCase();
   if (ext === '.toml') return parseDuneToml(text, file, opts);
   if (ext === '.graphml' || ext === '.xml') return parseGraphml(text, file, opts);

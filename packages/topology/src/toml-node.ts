@@ -126,7 +126,7 @@ export class NodeResolver {
   }
 
   private pinned(p: RawPinned): Pinned | undefined {
-    const cmd = p.fields.cmd && this.command(p.fields.cmd);
+    const cmd = p.fields.cmd && this.command(p.fields.cmd, true);
     const environ: Record<string, string> = {};
     for (const e of p.environ?.entries ?? []) {
       if (typeof e.value === 'string') setOwn(environ, e.key, e.value);
@@ -179,21 +179,27 @@ export class NodeResolver {
     return this.items(l).map((item) => this.command(item)).filter((c): c is Command => c !== undefined);
   }
 
-  /** One command: a string split into words (see command.ts), or an argv array used as is. */
-  private command(l: Located): Command | undefined {
+  /**
+   * One command. A string is a shell command line, run by `sh -c` as DUNE runs it (so `a &&
+   * b`, redirections, `$VAR` and `&` work); the compiler quotes every template value put into
+   * it. A pinned process's command is its process: a trailing `&` is dropped (it runs in the
+   * background anyway), and a plain command line is started with `exec` so the pid is the
+   * program's own. An argv array is used as is, with no shell.
+   */
+  private command(l: Located, pinned = false): Command | undefined {
     const v = l.value;
     if (typeof v === 'string') {
-      try {
-        const { argv, background } = splitCommand(v);
-        if (background) {
+      let script = v.trim();
+      if (script === '') return badValue(this.d, l, `${pathText(l.path)}: the command is empty`);
+      if (pinned) {
+        const bg = /(^|[^&|\\])&\s*$/.exec(script);
+        if (bg !== null) {
+          script = script.slice(0, bg.index + bg[1]!.length).trimEnd();
           this.d.note('background-dropped', `the trailing "&" of ${pathText(l.path)} is dropped: every process the lab starts runs in the background`, l.loc);
         }
-        return { text: v, argv, loc: l.loc };
-      } catch (e) {
-        if (!(e instanceof CommandSyntaxError)) throw e;
-        this.d.error(e.code, `${pathText(l.path)}: ${e.message}`, l.loc, e.hint);
-        return undefined;
+        if (plainWords(script)) script = `exec ${script}`;
       }
+      return { text: v, argv: ['sh', '-c', script], shell: true, loc: l.loc };
     }
     if (Array.isArray(v) && v.length > 0 && v.every((w) => typeof w === 'string')) {
       const argv = v as string[];
@@ -209,6 +215,16 @@ export class NodeResolver {
       const path = [...l.path, i];
       return { value: value as TomlValue, path, loc: this.locator.valueLoc(path), keyLoc: this.locator.valueLoc(path) };
     });
+  }
+}
+
+/** Words only (no operator, no expansion): `exec` can replace the shell with the program. */
+function plainWords(script: string): boolean {
+  try {
+    return !splitCommand(script).background;
+  } catch (e) {
+    if (e instanceof CommandSyntaxError) return false;
+    throw e;
   }
 }
 

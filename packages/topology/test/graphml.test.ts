@@ -402,11 +402,72 @@ describe('error messages', () => {
     `);
   });
 
+  it('a truncated file: the error is where the text ends, naming what is still open', () => {
+    const abilene = readFileSync(ROOT + 'topologies/zoo/Abilene.graphml', 'utf8');
+    const cut = abilene.indexOf('<data key="d32">', abilene.indexOf('<node id="5"'));
+    expect(failure(() => parseGraphml(abilene.slice(0, cut), 'Abilene.graphml'))).toMatchInlineSnapshot(`
+      "Abilene.graphml:114:7: error[xml-syntax]: XML syntax: the file ends inside <node>, opened at 109:5; also still open: <graph> (40:3), <graphml> (1:39)
+        hint: the file is truncated or an element is never closed: get the whole file again, or close the element"
+    `);
+    expect(failure(() => parseGraphml('<graphml>\n  <graph>\n    <node id="a"/>\n    <node id="b', 'cut.graphml'))).toMatchInlineSnapshot(`
+      "cut.graphml:4:10: error[xml-syntax]: XML syntax: Attributes for 'node' have open quote.
+        hint: a GraphML file must be well-formed XML; fix the markup at that position"
+    `);
+    expect(failure(() => parseGraphml('<graphml>\n<graph>\n<!-- a comment that never ends\n', 'comment.graphml'))).toMatchInlineSnapshot(`
+      "comment.graphml:4:1: error[xml-syntax]: XML syntax: the file ends inside a comment begun at 3:1 (no "-->")
+        hint: the file is truncated or an element is never closed: get the whole file again, or close the element"
+    `);
+    expect(failure(() => parseGraphml('<graphml>\n  <graph>\n    <node id="a"/>\n  </graph>\n', 'root.graphml'))).toMatchInlineSnapshot(`
+      "root.graphml:5:1: error[xml-syntax]: XML syntax: the file ends inside <graphml>, opened at 1:1
+        hint: the file is truncated or an element is never closed: get the whole file again, or close the element"
+    `);
+  });
+
+  it('a malformed file: the error is where the markup breaks', () => {
+    expect(failure(() => parseGraphml('<graphml>\n<graph>\n  <node id="a" id="b"/>\n</graph>\n</graphml>\n', 'attr.graphml'))).toMatchInlineSnapshot(`
+      "attr.graphml:3:16: error[xml-syntax]: XML syntax: Attribute 'id' is repeated.
+        hint: a GraphML file must be well-formed XML; fix the markup at that position"
+    `);
+    expect(failure(() => parseGraphml('<graphml>\n<graph>\n  <node id="a"/>\n</grap>\n</graphml>\n', 'end.graphml'))).toMatchInlineSnapshot(`
+      "end.graphml:4:1: error[xml-syntax]: XML syntax: Expected closing tag 'graph' (opened in line 2, col 1) instead of closing tag 'grap'.
+        hint: a GraphML file must be well-formed XML; fix the markup at that position"
+    `);
+  });
+
+  it('reads common non-GraphML key types (integer, number, bool, ...) as their obvious type, with a note', () => {
+    const keys =
+      '\n<key id="c" for="edge" attr.name="cost" attr.type="integer"/>' +
+      '\n<key id="l" for="edge" attr.name="latency" attr.type="Double"/>' +
+      '\n<key id="u" for="node" attr.name="up" attr.type="bool"/>' +
+      '\n<key id="x" for="node" attr.name="x" attr.type="number"/>';
+    const t = parseGraphml(
+      text('\n<node id="a"><data key="u">true</data><data key="x">1.5</data></node><node id="b"/>\n<edge source="a" target="b"><data key="c">7</data><data key="l">2.5</data></edge>', keys),
+      'types.graphml',
+      { weight: 'cost' },
+    );
+    expect(t.links[0]?.weights).toEqual({ cost: 7, latency: 2.5 });
+    expect(t.nodes.find((n) => n.id === 'a')?.ctx).toEqual({ up: true, x: 1.5 });
+    expect(formatDiagnostics((t.notes ?? []).filter((d) => d.code === 'key-type-alias'))).toMatchInlineSnapshot(`
+      "types.graphml:2:1: note[key-type-alias]: key "c" (\`cost\`) has attr.type="integer", which GraphML does not define; read as long
+        hint: GraphML's types are int, long, float, double, boolean, string: write attr.type="long"
+      types.graphml:3:1: note[key-type-alias]: key "l" (\`latency\`) has attr.type="Double", which GraphML does not define; read as double
+        hint: GraphML's types are int, long, float, double, boolean, string: write attr.type="double"
+      types.graphml:4:1: note[key-type-alias]: key "u" (\`up\`) has attr.type="bool", which GraphML does not define; read as boolean
+        hint: GraphML's types are int, long, float, double, boolean, string: write attr.type="boolean"
+      types.graphml:5:1: note[key-type-alias]: key "x" (\`x\`) has attr.type="number", which GraphML does not define; read as double
+        hint: GraphML's types are int, long, float, double, boolean, string: write attr.type="double""
+    `);
+    expect(failure(() => parseGraphml(text('<node id="a"><data key="n">1</data></node>', '<key id="n" for="node" attr.name="n" attr.type="integr"/>'), 'typo.graphml'))).toMatchInlineSnapshot(`
+      "typo.graphml:1:56: error[bad-key-type]: key "n" (\`n\`) has attr.type="integr"
+        hint: did you mean \`long\`? Use one of: int, long, float, double, boolean, string"
+    `);
+  });
+
   it('several errors in one file, all reported', () => {
     expect(failure(() => fixture('many-errors'))).toMatchInlineSnapshot(`
       "packages/topology/test/fixtures/graphml/many-errors.graphml:5:3: error[bad-key-type]: the edge attribute \`queue_len\` must be an integer, but key "q" declares attr.type="double"
         hint: declare it with attr.type int or long
-      packages/topology/test/fixtures/graphml/many-errors.graphml:7:3: error[bad-key-type]: key "bw" (\`bandwidthup\`) has attr.type="integer"
+      packages/topology/test/fixtures/graphml/many-errors.graphml:7:3: error[bad-key-type]: key "bw" (\`bandwidthup\`) has attr.type="unsigned"
         hint: use one of: int, long, float, double, boolean, string
       packages/topology/test/fixtures/graphml/many-errors.graphml:8:3: warning[incomplete-key]: <key id="note"> is ignored: it has no \`attr.type\`
         hint: a key needs id, for, attr.name and attr.type, e.g. <key id="d0" for="edge" attr.name="latency" attr.type="double"/>

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, wr
 import { dirname, join } from 'node:path';
 import { DuneError, type Impairment } from '@dune/topology';
 import type { LinkInfoMsg } from '../netlink/link.js';
-import { PLAN_FORMAT, allocateVnis, serializePlan, nsPrefix, NS_PREFIX, vniUses, type HostPlan, type Op, type Plan, type ProcessOp } from '@dune/compiler';
+import { findNode, PLAN_FORMAT, allocateVnis, serializePlan, nsPrefix, NS_PREFIX, vniUses, type HostPlan, type Op, type Plan, type ProcessOp } from '@dune/compiler';
 import {
   STATE_ROOT, journalLabs, labDir, logDir, newState, readPlan, readPlanText, readState, removeJournal, readVnis, writePlan, writeState, writeVnis,
   type LabState, type ProcessRecord,
@@ -28,6 +28,7 @@ import { setLink } from '../netlink/link.js';
 import { newAddr, newRoute } from '../netlink/addr-route.js';
 import { describeOp } from '../errors.js';
 import { dumpLinks, readLinks } from '../status.js';
+import { daemonOps, daemonState, nodeRoutes, waitConverged, type DaemonState, type NodeRoute } from './routing.js';
 import { teardownLab } from '../teardown.js';
 import { reclaimTransients } from '../transient.js';
 
@@ -39,6 +40,8 @@ export type LabEvent =
 
 export interface UpOptions {
   onEvent?: (e: LabEvent) => void;
+  /** How long routing daemons may take to converge (default: 60 s, or 250 ms per node beyond 240 nodes). */
+  routingTimeoutMs?: number;
 }
 
 export interface UpResult {
@@ -202,6 +205,14 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
       if (pipes.length > 0 || state.impairEngine !== undefined) emit({ type: 'phase', phase: 'impair engine', total: pipes.length });
       await syncEngine(lab, state, pipes);
       await applyHostOps(lab, state, conv.apply, emit);
+      const daemons = daemonOps(host.ops);
+      if (daemons.length > 0) {
+        emit({ type: 'phase', phase: 'routing', total: daemons.length });
+        await waitConverged(plan, host.ops, {
+          ...(opts.routingTimeoutMs !== undefined ? { timeoutMs: opts.routingTimeoutMs } : {}),
+          onProgress: (done, total) => emit({ type: 'progress', kind: 'routing', done, total }),
+        });
+      }
       state.phase = 'up';
       writeState(state);
     } catch (e) {
@@ -287,6 +298,8 @@ async function applyHostOps(lab: string, state: LabState, ops: readonly Op[], em
   if (procs.length > 0) emit({ type: 'phase', phase: 'processes', total: procs.length });
   for (const op of procs) {
     const log = join(logDir(lab), `${op.name}.log`);
+    // A daemon's control socket is the lab's: removed at down with the directory it sits in.
+    if (op.control !== undefined && !state.files.includes(op.control.socket)) state.files.push(op.control.socket);
     const s = await startProcess(op.ns, op.argv, { env: op.env, cpus: op.cpus, log });
     const rec: ProcessRecord = { name: op.name, node: op.node, ns: op.ns, pid: s.pid, startTicks: s.startTicks, argv: op.argv, cpus: op.cpus, log, preDown: op.preDown };
     if (op.down !== undefined) rec.down = op.down;
@@ -512,7 +525,7 @@ export function labPlan(lab: string): Plan {
 }
 
 export function nodeNs(plan: Plan, node: string): string {
-  const n = plan.nodes.find((x) => x.node === node);
+  const n = findNode(plan, node);
   if (n === undefined) {
     const names = plan.nodes.map((x) => x.node);
     throw new DuneError('no-such-node', `lab ${plan.lab} has no node "${node}"`, { hint: `nodes: ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', ...' : ''}` });
@@ -546,6 +559,8 @@ export interface LabStatus {
   backend: Record<string, string>;
   /** The userspace impairment engine, when the lab has one on this host. */
   impairEngine?: EngineSummary;
+  /** Routing daemons (routing = "ospf" | "bgp"): each node's daemon, its protocols and neighbours. */
+  routing?: DaemonState[];
 }
 
 function num(v: bigint | undefined): number | null {
@@ -593,7 +608,24 @@ export async function status(lab: string): Promise<LabStatus> {
     }
   }
   const processes = (state?.processes ?? []).map((p) => ({ name: p.name, node: p.node, pid: p.pid, alive: isAlive(p.pid, p.startTicks), cpus: p.cpus, argv: p.argv, log: p.log }));
-  return { lab, phase: state?.phase ?? 'unknown', nodes, links, processes, backend: state?.backend ?? {}, ...(engine.summary ? { impairEngine: engine.summary } : {}) };
+  const daemons = plan.hosts.flatMap((h) => daemonOps(h.ops)).filter((d) => existsSync(`/run/netns/${d.ns}`));
+  return {
+    lab,
+    phase: state?.phase ?? 'unknown',
+    nodes,
+    links,
+    processes,
+    backend: state?.backend ?? {},
+    ...(engine.summary ? { impairEngine: engine.summary } : {}),
+    ...(daemons.length > 0 ? { routing: daemons.map(daemonState) } : {}),
+  };
+}
+
+/** A node's routing table, each route with its protocol (and the daemon's protocol instance). */
+export function routes(lab: string, node: string): NodeRoute[] {
+  requireRoot('routes');
+  const plan = labPlan(lab);
+  return nodeRoutes(plan, nodeNs(plan, node));
 }
 
 /** Changes one link direction's impairment live; keys not given keep their value. */

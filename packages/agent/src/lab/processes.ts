@@ -6,8 +6,8 @@
  * in a per-process log file.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuneError } from '@dune/topology';
 
@@ -104,13 +104,22 @@ export function runInNs(
   argv: readonly string[],
   opts: { env?: Record<string, string>; timeoutMs?: number; log?: string } = {},
 ): { status: number | null; output: string } {
-  const r = spawnSync('ip', nsExecArgv(ns, expandTilde(argv)), {
-    env: { ...baseEnv(), ...(opts.env ?? {}) },
-    timeout: opts.timeoutMs ?? 30_000,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+  // Output goes to a file, not a pipe: a command that leaves a process in the background
+  // (`sh -c 'daemon &'`, as DUNE files do) would hold a pipe open and keep us waiting.
+  const dir = mkdtempSync(join(tmpdir(), 'dune-run-'));
+  const file = join(dir, 'output');
+  const fd = openSync(file, 'w', 0o600);
+  try {
+    const r = spawnSync('ip', nsExecArgv(ns, expandTilde(argv)), {
+      env: { ...baseEnv(), ...(opts.env ?? {}) },
+      timeout: opts.timeoutMs ?? 30_000,
+      stdio: ['ignore', fd, fd],
+    });
+    return { status: r.status, output: readFileSync(file, 'utf8') };
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Pids whose network namespace is the named one (what `ip netns pids` does). */
