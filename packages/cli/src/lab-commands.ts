@@ -222,6 +222,14 @@ export function registerLabCommands(program: Command, o: Output): void {
         o.out('\nPROCESS'.padEnd(22) + 'PID'.padEnd(8) + 'STATE'.padEnd(9) + 'CPUS'.padEnd(8) + 'COMMAND');
         for (const p of s.processes) o.out(`${cell(p.name, 20).padEnd(21)}${String(p.pid).padEnd(8)}${(p.alive ? 'running' : 'exited').padEnd(9)}${(p.cpus.join(',') || '-').padEnd(8)}${joinCommand(p.argv)}`);
       }
+      if (s.routing?.length) {
+        o.out('\nROUTING'.padEnd(22) + 'DAEMON'.padEnd(12) + 'PROTOCOLS'.padEnd(28) + 'NEIGHBOURS');
+        for (const d of s.routing) {
+          const protos = d.protocols.filter((p) => /ospf|bgp/i.test(p.proto)).map((p) => `${p.name} ${p.state}`).join(', ');
+          const full = d.neighbours.filter((n) => /^full/i.test(n.state)).length;
+          o.out(`${cell(d.node, 20).padEnd(21)}${(d.running ? 'bird' : 'DOWN').padEnd(12)}${cell(protos || '-', 27).padEnd(28)}${d.neighbours.length ? `${full}/${d.neighbours.length} full` : '-'}${d.error ? `  ${d.error}` : ''}`);
+        }
+      }
       if (lab.isMultiStatus(s)) remote.printHosts(o, s);
     });
 
@@ -285,6 +293,26 @@ export function registerLabCommands(program: Command, o: Output): void {
       const { set, removed } = parseImpairmentAssignments(settings);
       const result = await lab.setImpairment(loc, node, iface, set, removed, remote.sshOptions(flags, o));
       o.out(flags.json ? JSON.stringify(result) : `${node}:${iface} → ${describeImpairment(result)}`);
+    });
+  remote.addSshOptions(program
+    .command('routes')
+    .description("a node's routing table, each route with the protocol that put it there (dune's static plan, a routing daemon, the kernel)")
+    .option('--lab <name>', 'lab name (default: the only lab)')
+    .option('-f, --file <file>', 'the topology file the lab was built from (finds a lab on other hosts)')
+    .option('--json', 'as JSON')
+    .argument('<node>', 'node id')
+    .addHelpText('after', '\nExample:\n  dune routes r1'))
+    .action(async (node: string, flags: LabFlags & remote.SshFlags & { file?: string }) => {
+      const loc = await lab.locateLab(labRef(flags), 'routes');
+      const rs = await lab.nodeRoutes(loc, node, remote.sshOptions(flags, o));
+      if (flags.json) {
+        o.out(JSON.stringify(rs, null, 2));
+        return;
+      }
+      o.out('DESTINATION'.padEnd(34) + 'VIA'.padEnd(28) + 'DEV'.padEnd(10) + 'METRIC'.padStart(7) + '  PROTOCOL');
+      for (const r of rs) {
+        o.out(`${cell(r.dst, 33).padEnd(34)}${cell(r.via ?? '-', 27).padEnd(28)}${(r.dev ?? '-').padEnd(10)}${String(r.metric ?? '-').padStart(7)}  ${r.protocol}${r.source ? ` (${r.source})` : ''}`);
+      }
     });
   remote.registerRemoteCommands(program, o);
 }

@@ -11,7 +11,7 @@
  */
 import type { Impairment } from '@dune/topology';
 import type { Plan } from '@dune/compiler';
-import { checkLabName, listLabs, reclaimTransients as agentReclaim, requireRoot, resolveLab, type DownResult, type LabStatus } from '@dune/agent';
+import { checkLabName, listLabs, reclaimTransients as agentReclaim, requireRoot, resolveLab, type DownResult, type LabStatus, type NodeRoute } from '@dune/agent';
 import * as transport from '@dune/transport';
 import { compileLoaded, loadTopology, type LoadOptions } from './load.js';
 
@@ -161,4 +161,15 @@ export function checkLab(plan: Plan, opts: transport.OrchestrateOptions = {}): P
 /** The lab's plan as its hosts journaled it (runtime changes included). */
 export function labPlan(loc: transport.LabLocation, opts: transport.OrchestrateOptions = {}): Promise<Plan> {
   return transport.planOfLab(loc, opts);
+}
+
+/** A node's routing table with each route's protocol, from the node's host. */
+export async function nodeRoutes(loc: transport.LabLocation, node: string, opts: transport.OrchestrateOptions = {}): Promise<NodeRoute[]> {
+  const hosts = opts.hosts ?? new transport.LabHosts(loc.hosts, opts);
+  try {
+    const { m } = hosts.node(loc, node);
+    return await m.agent.routes(loc.lab, node);
+  } finally {
+    if (!opts.hosts) hosts.close();
+  }
 }

@@ -14,7 +14,7 @@ export { LabProcess, type RunResult } from './process.js';
 export * from './engine.js';
 export { compileLoaded, loadTopology, type Loaded, type LoadOptions, type Compiled } from './load.js';
 export { DEFAULT_TOPOLOGY, DEFAULT_TOPOLOGY_FILE } from './default-topology.js';
-export type { LabStatus, LabLinkStatus, DownResult, UpResult, LabEvent as HostLabEvent, PreflightResult } from '@dune/agent';
+export type { LabStatus, LabLinkStatus, DownResult, UpResult, LabEvent as HostLabEvent, PreflightResult, NodeRoute, DaemonState } from '@dune/agent';
 export { requireRoot } from '@dune/agent';
 export type { ExitStatus } from '@dune/transport';
 export { DuneError, TopologyError, type Diagnostic } from '@dune/topology';

@@ -95,6 +95,15 @@ describe.skipIf(skip !== '')(`@dune/lab on real namespaces ${skip}`, () => {
       expect(r6.code).toBe(0);
     });
 
+    it('names resolve inside nodes: ping b from a, by the API and through `dune exec`', async () => {
+      const byName = await a.run(['ping', '-4', '-c', '1', '-W', '2', 'b']);
+      expect(byName.code, byName.stderr).toBe(0);
+      expect(byName.stdout).toContain(`(${b.address(4)})`);
+      const viaCli = dune(['exec', '--lab', 'apinemu', 'a', '--', 'getent', 'ahostsv4', 'r']);
+      expect(viaCli.code, viaCli.err).toBe(0);
+      expect(viaCli.out.split(/\s+/)).toContain(r.address(4));
+    });
+
     it('spawn: iperf3 server as nobody with an empty environment in /, the client through 10 Mbit/s', async () => {
       const srv = await b.spawn(['iperf3', '-s', '-1'], { user: 'nobody', env: {}, cwd: '/' });
       expect(srv.pid).toBeGreaterThan(1);
@@ -237,6 +246,8 @@ describe.skipIf(skip !== '')(`@dune/lab on real namespaces ${skip}`, () => {
       expect(nodes.length).toBe(5);
       const [n0, n4] = [nodes[0] as LabNode, nodes[4] as LabNode];
       expect(await pingOk(n0, n4.address(4))).toBe(true);
+      const routes = JSON.parse(dune(['routes', '--lab', 'apiattach', n0.name, '--json']).out) as { dst: string; protocol: string }[];
+      expect(routes.find((x) => x.dst === `${n4.address(4)}/32`)?.protocol).toBe('dune');
       const dev = n0.interfaces()[0]?.name as string;
       expect(await n0.iface(dev).set({ bw: '5mbit' })).toMatchObject({ rateBitsPerSec: 5_000_000 });
       expect(() => lab.node('new')).toThrow(/attached/);

@@ -5,7 +5,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Impairment } from '@dune/topology';
 import type { Plan } from '@dune/compiler';
-import type { ChangeParams, ChangeResult, DownResult, LabEvent, LabStatus, PreflightParams, PreflightResult, SetParams, UpResult } from '@dune/agent';
+import type { ChangeParams, ChangeResult, DownResult, LabEvent, LabStatus, NodeRoute, PreflightParams, PreflightResult, SetParams, UpResult } from '@dune/agent';
 
 export interface AttachedIo {
   stdin?: Readable;
@@ -64,6 +64,8 @@ export interface HostAgent {
   /** A runtime change (addresses, routes, link state), applied and journaled. */
   change(p: ChangeParams): Promise<ChangeResult>;
   labs(): Promise<string[]>;
+  /** A node's routing table, each route with its protocol (the static plan's, a daemon's, the kernel's). */
+  routes(lab: string, node: string): Promise<NodeRoute[]>;
   /** Runs argv inside a lab namespace with the caller's streams; resolves with its exit code. */
   exec(ns: string, argv: readonly string[], io: AttachedIo): Promise<number>;
   /** Starts a program inside a lab namespace, its streams piped back to the caller. */

@@ -58,6 +58,10 @@ export class LocalAgent implements HostAgent {
     return Promise.resolve(agent.listLabs());
   }
 
+  routes(lab: string, node: string): Promise<agent.NodeRoute[]> {
+    return Promise.resolve(agent.routes(lab, node));
+  }
+
   exec(ns: string, argv: readonly string[], io: AttachedIo): Promise<number> {
     // The caller's own terminal: the command gets it as it is (a shell, job control, tcpdump's ^C).
     const inherit = io.stdin === process.stdin && io.stdout === process.stdout && io.stderr === process.stderr;

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { DuneError, type Impairment } from '@dune/topology';
 import type { Plan } from '@dune/compiler';
-import type { ChangeParams, ChangeResult, DownResult, HelloResult, LabEvent, LabStatus, PreflightParams, PreflightResult, SetParams, UpResult } from '@dune/agent';
+import type { ChangeParams, ChangeResult, DownResult, NodeRoute, HelloResult, LabEvent, LabStatus, PreflightParams, PreflightResult, SetParams, UpResult } from '@dune/agent';
 import { agentBundle, agentCacheRoot, BUNDLE_FILES, type AgentBundle } from './bundle.js';
 import { spawnArgv, type AttachedIo, type ExitStatus, type HostAgent, type HostProcess, type SpawnSpec } from './host-agent.js';
 import { AgentClient } from './rpc.js';
@@ -214,6 +214,10 @@ export class RemoteAgent implements HostAgent {
 
   plan(lab: string): Promise<Plan> {
     return this.call((c) => c.call('plan', { lab }, { timeoutMs: 60_000 }));
+  }
+
+  routes(lab: string, node: string): Promise<NodeRoute[]> {
+    return this.call((c) => c.call('routes', { lab, node }, { timeoutMs: 60_000 }));
   }
 
   change(p: ChangeParams): Promise<ChangeResult> {

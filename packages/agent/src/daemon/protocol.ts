@@ -82,6 +82,8 @@ export interface AgentMethods {
   /** The lab's journaled plan (this host's part). */
   plan: [{ lab: string }, Plan];
   change: [import('../lab/lab.js').ChangeParams, import('../lab/lab.js').ChangeResult];
+  /** A node's routing table, each route with its protocol. */
+  routes: [{ lab: string; node: string }, import('../lab/routing.js').NodeRoute[]];
   shutdown: [Record<string, never>, { pid: number }];
 }
 
@@ -104,4 +106,4 @@ export type AgentReply =
   | { id: number; ok: false; error: AgentErrorBody }
   | { id: number; event: import('../lab/lab.js').LabEvent };
 
-export const AGENT_METHODS: readonly AgentMethod[] = ['hello', 'labs', 'preflight', 'up', 'down', 'status', 'set', 'plan', 'change', 'shutdown'];
+export const AGENT_METHODS: readonly AgentMethod[] = ['hello', 'labs', 'preflight', 'up', 'down', 'status', 'set', 'plan', 'change', 'routes', 'shutdown'];

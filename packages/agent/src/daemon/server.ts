@@ -10,7 +10,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { DuneError } from '@dune/topology';
-import { change, down, labPlan, listLabs, set, status, up, type ChangeParams } from '../lab/lab.js';
+import { change, down, labPlan, listLabs, routes, set, status, up, type ChangeParams } from '../lab/lab.js';
 import { STATE_ROOT } from '../lab/journal.js';
 import { preflight } from './preflight.js';
 import { NetnsGuard } from './netns-guard.js';
@@ -253,6 +253,8 @@ export class AgentServer {
       }
       case 'plan':
         return labPlan(String(p['lab']));
+      case 'routes':
+        return routes(String(p['lab']), String(p['node']));
       case 'change': {
         const q = params as ChangeParams;
         return this.serial(q.lab, () => change(q));
