@@ -13,6 +13,7 @@ export default defineConfig({
       '@dune/impair': pkg('impair'),
       '@dune/cli': pkg('cli'),
       '@dune/netmirage': pkg('netmirage'),
+      '@dune/tor': pkg('tor'),
     },
   },
   test: {
