@@ -2,8 +2,9 @@
  * torrc text for every role of a private Tor network. Pure: the caller gives addresses,
  * paths and fingerprints; nothing here reads or runs anything.
  *
- * The options are Chutney's fast-bootstrap set (reference tor-testing.md §4–5), with three
+ * The options are Chutney's fast-bootstrap set (reference tor-testing.md §4–5), with four
  * differences that matter to us:
+ * - `AssumeReachable 1` on every relay, not only on authorities (see below).
  * - `RunAsDaemon 0`: the lab's agent (or the edge's start script) supervises tor.
  * - `TestingDirAuthVoteExit` lists the exits' fingerprints instead of `*`, so clients never
  *   pick an authority or a non-exit relay as their exit (chutney #40013).
@@ -79,6 +80,10 @@ export function torrc(t: TorrcInput): string {
     case 'exit':
       add('## Relay');
       add('SocksPort 0', `ORPort ${t.addr}:${TOR_PORTS.or}`, `Address ${t.addr}`);
+      // Publish at once, without the ORPort self-test: that test needs circuits through a
+      // network of relays that are themselves waiting for it, and measured here it could
+      // leave every relay out of the consensus for minutes (older Chutney did the same).
+      add('AssumeReachable 1');
       if (t.role === 'authority') add(`DirPort ${t.addr}:${TOR_PORTS.dir}`);
       // Exits resolve nothing: the lab has no DNS (Chutney's offline setting).
       add('ServerDNSDetectHijacking 0', 'ServerDNSTestAddresses', 'ServerDNSResolvConfFile /dev/null');
@@ -91,7 +96,7 @@ export function torrc(t: TorrcInput): string {
       }
       if (t.role === 'authority') {
         add('', '## Directory authority (Chutney authority.i)');
-        add('AuthoritativeDirectory 1', 'V3AuthoritativeDirectory 1', `ContactInfo ${t.nick}@test.invalid`, 'AssumeReachable 1');
+        add('AuthoritativeDirectory 1', 'V3AuthoritativeDirectory 1', `ContactInfo ${t.nick}@test.invalid`);
         add('TestingV3AuthInitialVotingInterval 20', 'TestingV3AuthInitialVoteDelay 4', 'TestingV3AuthInitialDistDelay 4');
         add(`V3AuthVotingInterval ${VOTING_INTERVAL_S}`, 'V3AuthVoteDelay 4', 'V3AuthDistDelay 4');
       }

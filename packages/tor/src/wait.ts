@@ -48,7 +48,7 @@ const DIR_INFO_OK = 'We now have enough directory information to build circuits'
 const DIR_INFO_LOST = 'Our directory information is no longer up-to-date enough';
 /** tor's fatal messages (`[err]`), e.g. a torrc it refuses, after which it exits. */
 /** What tor logs first when it opens its log file (each start). */
-const START_MARK = 'opening log file';
+const START_MARK = 'opening new log file';
 const FATAL = /\[err\] (.*)$/m;
 
 function readText(file: string | undefined): string | undefined {

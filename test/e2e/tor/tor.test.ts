@@ -23,6 +23,13 @@ interface Net {
   onion?: { hostnameFile: string };
 }
 
+/** web's process log (where python's http.server writes one line per request), from `dune status --json`. */
+async function webLogText(): Promise<string> {
+  const s = await status(LAB);
+  const web = s.processes.find((p) => p.node === 'web') as { log?: string } | undefined;
+  return readFileSync(web?.log as string, 'utf8');
+}
+
 /** curl through client0's SocksPort; a Tor network keeps settling after bootstrap, so a few tries. */
 async function fetchVia(client: string, url: string, tries: number): Promise<{ body: string; log: string[] }> {
   const log: string[] = [];
@@ -78,8 +85,7 @@ describe.skipIf(SKIP !== '')(`tor network on a lab ${SKIP}`, () => {
     expect(r.body, r.log.join('\n')).toBe(page);
 
     // web saw the request come from an exit's address (exits bind OutboundBindAddress)...
-    const s = await status(LAB);
-    const webLog = readFileSync(s.processes.find((p) => p.node === 'web')?.log as string, 'utf8');
+    const webLog = await webLogText();
     const exits = net.nodes.filter((n) => n.role === 'exit');
     // (python's http.server listens on ::, so IPv4 peers show as ::ffff:a.b.c.d)
     const from = [...webLog.matchAll(/^(?:::ffff:)?(\S+) - - \[[^\]]*\] "GET \/ HTTP/gm)].map((m) => m[1]);
@@ -102,8 +108,7 @@ describe.skipIf(SKIP !== '')(`tor network on a lab ${SKIP}`, () => {
     const r = await fetchVia('client1', `http://${onion}/`, 6);
     expect(r.body, r.log.join('\n')).toBe(page);
     // The onion service connects to web from its own address.
-    const s = await status(LAB);
-    const webLog = readFileSync(s.processes.find((p) => p.node === 'web')?.log as string, 'utf8');
+    const webLog = await webLogText();
     const onionNode = net.nodes.find((n) => n.role === 'onion');
     expect(webLog).toContain(`${onionNode?.addr} - - [`);
   }, 300_000);
