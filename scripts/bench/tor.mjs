@@ -111,7 +111,9 @@ try {
 
 const median = (xs) => {
   const s = xs.filter((x) => x !== undefined).sort((a, b) => a - b);
-  return s.length ? s[Math.floor((s.length - 1) / 2)] : undefined;
+  if (s.length === 0) return undefined;
+  const h = Math.floor(s.length / 2);
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 };
 const m = (key, f) => median(results[key].map((r) => r[f]));
 console.log('');
