@@ -14,6 +14,7 @@ export default defineConfig({
       '@dune/lab': pkg('lab'),
       '@dune/cli': pkg('cli'),
       '@dune/netmirage': pkg('netmirage'),
+      '@dune/tor': pkg('tor'),
     },
   },
   test: {
