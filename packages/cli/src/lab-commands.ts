@@ -11,6 +11,7 @@ import { compileLoaded, loadTopology } from '@dune/lab';
 import { printDiagnostics, type Output } from './output.js';
 import { addReaderOptions, readerOptions, type ReaderFlags } from './reader-options.js';
 import * as remote from './remote-commands.js';
+import { onionOfProcesses } from './tor-commands.js';
 
 interface LabFlags {
   lab?: string;
@@ -230,6 +231,8 @@ export function registerLabCommands(program: Command, o: Output): void {
           o.out(`${cell(d.node, 20).padEnd(21)}${(d.running ? 'bird' : 'DOWN').padEnd(12)}${cell(protos || '-', 27).padEnd(28)}${d.neighbours.length ? `${full}/${d.neighbours.length} full` : '-'}${d.error ? `  ${d.error}` : ''}`);
         }
       }
+      const onion = onionOfProcesses(s.processes);
+      if (onion !== undefined) o.out(`\nonion service: http://${onion}/`);
       if (lab.isMultiStatus(s)) remote.printHosts(o, s);
     });
 

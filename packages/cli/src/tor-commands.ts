@@ -3,11 +3,11 @@
  * The work is in @dune/tor; this file wires the flags and prints.
  */
 import { dirname, join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { DuneError } from '@dune/topology';
 import * as lab from '@dune/lab';
-import { describeProgress, MANIFEST, torInit, torWait, type TorInitOptions } from '@dune/tor';
+import { describeProgress, MANIFEST, readNetwork, torInit, torWait, type TorInitOptions } from '@dune/tor';
 import type { Output } from './output.js';
 import { readerOptions, type ReaderFlags } from './reader-options.js';
 
@@ -43,6 +43,22 @@ export async function torDirOfLab(name0: string | undefined): Promise<string> {
   throw new DuneError('no-tor-network', `lab ${name} runs no Tor network written by \`dune tor init\``, {
     hint: 'give the directory with --dir DIR, or start the network with `dune up DIR/tor.toml`',
   });
+}
+
+/**
+ * The onion address of a Tor network among a lab's processes (`tor -f DIR/nodes/<n>/torrc`),
+ * when its directory is on this machine and the service has published its hostname.
+ */
+export function onionOfProcesses(processes: readonly { argv: string[] }[]): string | undefined {
+  for (const p of processes) {
+    if (p.argv[0] !== 'tor' || p.argv[1] !== '-f' || p.argv[2] === undefined) continue;
+    const dir = dirname(dirname(dirname(p.argv[2])));
+    if (!existsSync(join(dir, MANIFEST))) continue;
+    const f = readNetwork(dir).onion?.hostnameFile;
+    if (f === undefined || !existsSync(f)) return undefined;
+    return readFileSync(f, 'utf8').trim() || undefined;
+  }
+  return undefined;
 }
 
 interface InitFlags extends ReaderFlags {

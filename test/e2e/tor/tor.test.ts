@@ -77,6 +77,8 @@ describe.skipIf(SKIP !== '')(`tor network on a lab ${SKIP}`, () => {
     expect(m, r.stdout).not.toBeNull();
     onion = m?.[1] as string;
     expect(readFileSync(net.onion?.hostnameFile as string, 'utf8').trim()).toBe(onion);
+    // dune status shows it too.
+    expect((await duneOk(['status', '--lab', LAB])).stdout).toContain(`onion service: http://${onion}/`);
   }, 280_000);
 
   it('client0 fetches web through an exit, over a 3-hop circuit', async () => {
