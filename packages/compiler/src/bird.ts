@@ -180,7 +180,12 @@ function bgpConfig(input: DaemonInputs, v: number, cost: number[], asn: number[]
     `protocol static lo6 { ipv6; ${lo6.map((p) => `route ${p} blackhole;`).join(' ')} }`,
     'template bgp lab { hold time 3; keepalive time 1; connect delay time 1; connect retry time 2; error wait time 1, 5; }',
   );
+  const mates = topo.nodes.map((_, u) => u).filter((u) => u !== v && asn[u] === me && !input.segs.isL2[u]);
   const exp = 'export where source ~ [ RTS_STATIC, RTS_BGP ];';
+  // The AS's other loopbacks are best known by OSPF (preference 150 over iBGP's 100), and only
+  // best routes are exported: eBGP must take them by prefix, or other ASes never learn them.
+  const matesNets = (family: 4 | 6) => mates.flatMap((u) => (family === 4 ? [`${addr.nodeV4[u]}/32`, ...(addr.loNetsV4[u] ?? [])] : [`${addr.nodeV6[u]}/128`, ...(addr.loNetsV6[u] ?? [])]));
+  const ebgpExp = (family: 4 | 6) => (mates.length === 0 ? exp : `export where source ~ [ RTS_STATIC, RTS_BGP ] || net ~ [ ${matesNets(family).join(', ')} ];`);
   for (const i of ifs.byNode[v] ?? []) {
     if (internal(i.link)) continue;
     const p = peerOf(i.link);
@@ -189,11 +194,10 @@ function bgpConfig(input: DaemonInputs, v: number, cost: number[], asn: number[]
     const [l6, r6] = mine ? [addr.v6a[i.link], addr.v6b[i.link]] : [addr.v6b[i.link], addr.v6a[i.link]];
     const name = `e${i.link}`;
     lines.push(
-      `protocol bgp ${name}_4 from lab { description "${topo.nodes[p]?.id.replace(/["\\\n]/g, '_')} over ${i.name}"; local ${l4} as ${me}; neighbor ${r4} as ${asn[p]}; ipv4 { import all; ${exp} }; }`,
-      `protocol bgp ${name}_6 from lab { local ${l6} as ${me}; neighbor ${r6} as ${asn[p]}; ipv6 { import all; ${exp} }; }`,
+      `protocol bgp ${name}_4 from lab { description "${topo.nodes[p]?.id.replace(/["\\\n]/g, '_')} over ${i.name}"; local ${l4} as ${me}; neighbor ${r4} as ${asn[p]}; ipv4 { import all; ${ebgpExp(4)} }; }`,
+      `protocol bgp ${name}_6 from lab { local ${l6} as ${me}; neighbor ${r6} as ${asn[p]}; ipv6 { import all; ${ebgpExp(6)} }; }`,
     );
   }
-  const mates = topo.nodes.map((_, u) => u).filter((u) => u !== v && asn[u] === me && !input.segs.isL2[u]);
   for (const u of mates) {
     lines.push(
       `protocol bgp i${u}_4 from lab { local ${addr.nodeV4[v]} as ${me}; neighbor ${addr.nodeV4[u]} as ${me}; ipv4 { import all; ${exp} next hop self; }; }`,

@@ -21,12 +21,12 @@ import {
 
 const RING = join(REPO, 'test/e2e/routing/ring5.toml');
 const ABILENE = join(REPO, 'topologies/zoo/Abilene.graphml');
-const LABS = ['e2eospfring', 'e2ebgpring', 'e2eospfabi', 'e2ebgpabi'];
+const LABS = ['e2eospfring', 'e2ebgpring', 'e2eospfabi', 'e2ebgpabi', 'e2ebgpasn'];
 
 interface RoutingStatus {
   phase: string;
   nodes: { node: string; v4?: string; v6?: string }[];
-  routing?: { node: string; running: boolean; protocols: { name: string; proto: string; state: string; info: string }[]; neighbours: { state: string }[] }[];
+  routing?: { node: string; running: boolean; protocols: { name: string; proto: string; state: string; info: string }[]; neighbours: { state: string; protocol: string }[] }[];
 }
 
 /** Pings and traceroutes every ordered pair, both families; every disagreement with the expected path. */
@@ -127,6 +127,29 @@ describe.skipIf(!isRoot)(`e2e: OSPF and BGP daemons converge along the planned p
       await waitPath(lab, plan, 'r1', 'r2', ['r2'], 30_000);
       await duneOk(['down', '--lab', lab]);
     }, 300_000);
+
+    if (mode === 'bgp') {
+      it('bgp with nodes grouped by asn: iBGP between loopbacks over OSPF inside the AS, eBGP outside; every pair reaches', async () => {
+        const lab = 'e2ebgpasn';
+        tmp ||= tempDir('routing');
+        const file = join(tmp, 'asn.toml');
+        writeFileSync(file, readFileSync(RING, 'utf8').replace(/\[topology\.nodes\.(r[123])\]/g, '[topology.nodes.$1]\nasn = 65001'));
+        await duneOk(['up', file, '--routing', 'bgp', '--lab', lab], { timeoutMs: 180_000 });
+        const st = (await status(lab)) as unknown as RoutingStatus;
+        const r2 = st.routing?.find((d) => d.node === 'r2');
+        // r2 is inside the AS: iBGP to r1 and r3 (both families), OSPF to both neighbours.
+        expect(r2?.protocols.filter((p) => p.proto === 'BGP').map((p) => `${p.name} ${p.info}`)).toEqual(['i0_4 Established', 'i0_6 Established', 'i2_4 Established', 'i2_6 Established']);
+        expect(r2?.neighbours.map((n) => `${n.protocol} ${n.state}`)).toEqual(['ospf4 Full/PtP', 'ospf4 Full/PtP', 'ospf6 Full/PtP', 'ospf6 Full/PtP']);
+        const failures: string[] = [];
+        await pool(st.nodes, 2, async (s) => {
+          for (const r of await probeFrom(lab, s.node, st.nodes.filter((d) => d !== s).flatMap((d) => [d.v4 as string, d.v6 as string]), true)) {
+            if (r.ping.code !== 0) failures.push(`${s.node} → ${r.addr}: no reply`);
+          }
+        });
+        expect(failures).toEqual([]);
+        await duneOk(['down', '--lab', lab]);
+      }, 240_000);
+    }
 
     it(`${mode} on Abilene (its file unchanged, delays included): converged, every pair on a static path`, async () => {
       const lab = mode === 'ospf' ? 'e2eospfabi' : 'e2ebgpabi';
