@@ -75,8 +75,8 @@ describe.skipIf(!isRoot)(`e2e: a second up converges${isRoot ? '' : ` (${ROOT_RE
     expect(Object.keys(before.ns)).toHaveLength(5);
     const r = await dune(['up', file, '--lab', LAB]);
     expect(r.code).toBe(0);
-    // 124 ops: 5 netns, 4 veth, 26 addr, 13 up, 28 sysctl, 8 impair, 40 route.
-    expect(r.stdout).toMatch(new RegExp(`^lab ${LAB} is already up as planned \\(124 operations checked, [\\d.]+s\\): nothing to do$`, 'm'));
+    // 129 ops: 5 netns, 4 veth, 26 addr, 13 up, 28 sysctl, 8 impair, 40 route, 5 hosts files.
+    expect(r.stdout).toMatch(new RegExp(`^lab ${LAB} is already up as planned \\(129 operations checked, [\\d.]+s\\): nothing to do$`, 'm'));
     expect(r.stdout).not.toMatch(/applied|removed|changed/);
     expect({ ns: inodes(), links: ifindexes(['n1', 'n2', 'n3', 'n4', 'n5']), rate: htbRate('n2', 'eth1') }).toEqual(before);
   });
@@ -92,8 +92,9 @@ describe.skipIf(!isRoot)(`e2e: a second up converges${isRoot ? '' : ` (${ROOT_RE
     //   6 sysctl: n6's 4 router sysctls, rp_filter of n5:eth1 and n6:eth0,
     //   2 impair: the new link's 50mbit, both directions,
     //   20 route: n1..n5 → n6 and n6 → n1..n5, IPv4 and IPv6;
+    //   6 file: n6's hosts file, and the other five nodes' rewritten in place to name n6;
     // and the changed link's rate, both directions, changed live in place.
-    expect(r.stdout).toMatch(/^ {2}applied: 1 netns, 1 veth, 6 addr, 3 up, 6 sysctl, 2 impair, 20 route$/m);
+    expect(r.stdout).toMatch(/^ {2}applied: 1 netns, 1 veth, 6 addr, 3 up, 6 sysctl, 2 impair, 20 route, 6 file$/m);
     expect(r.stdout).toMatch(/^ {2}impairments changed live: 2$/m);
     expect(r.stdout).toMatch(/^ {2}unchanged: 122 operations$/m);
     expect(r.stdout).not.toMatch(/removed:/);

@@ -142,7 +142,8 @@ describe.skipIf(!isRoot)(`e2e: a lab's life — processes, templates, exec, capt
     expect(st.nodes.find((n) => n.node === 'p')?.cpus).toEqual(pCpus);
     expect(st.processes).toHaveLength(1);
     const proc = st.processes[0];
-    expect(proc).toMatchObject({ name: 'p.0', node: 'p', alive: true, argv: ['sleep', '1000'], cpus: pCpus });
+    // As DUNE runs it: through sh -c, which execs a plain command, so the pid is sleep's own.
+    expect(proc).toMatchObject({ name: 'p.0', node: 'p', alive: true, argv: ['sh', '-c', 'exec sleep 1000'], cpus: pCpus });
     const pid = proc?.pid as number;
     expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toBe('sleep\x001000\x00');
     expect(cpuList(procStatus(pid, 'Cpus_allowed_list'))).toEqual(pCpus?.slice().sort());
@@ -216,9 +217,9 @@ describe.skipIf(!isRoot)(`e2e: a lab's life — processes, templates, exec, capt
     await waitFor('the stray sleep to start in q', () => sh(['pgrep', '-x', 'sleep']).out.split('\n').filter(Boolean).some((p) => sh(['readlink', `/proc/${p}/ns/net`]).out.trim() === qNs), 10_000, 50);
 
     const r = await duneOk(['down', '--lab', LAB]);
-    expect(r.stdout).toMatch(new RegExp(`^lab ${LAB} removed in [\\d.]+s: 2 namespaces, 2 processes, 4 files$`, 'm'));
+    expect(r.stdout).toMatch(new RegExp(`^lab ${LAB} removed in [\\d.]+s: 2 namespaces, 2 processes, 6 files$`, 'm'));
     const r2 = await duneOk(['down', '--lab', PIN]);
-    expect(r2.stdout).toMatch(new RegExp(`^lab ${PIN} removed in [\\d.]+s: 2 namespaces, 2 processes, 0 files$`, 'm'));
+    expect(r2.stdout).toMatch(new RegExp(`^lab ${PIN} removed in [\\d.]+s: 2 namespaces, 2 processes, 2 files$`, 'm'));
     await Promise.race([strayDone, new Promise((_, rej) => setTimeout(() => rej(new Error('the stray dune exec did not end')), 10_000))]);
 
     expect(labNamespaces(LAB)).toEqual([]);

@@ -362,7 +362,7 @@ describe.skipIf(skip !== '')(`e2e: the userspace impairment backend ${skip}`, ()
     const pid = st.impairEngine?.pid as number;
     expect(pidAlive(pid)).toBe(true);
     const down = await duneOk(['down', '--lab', LAB]);
-    expect(down.stdout).toMatch(new RegExp(`^lab ${LAB} removed in [\\d.]+s: 5 namespaces, 1 processes, 0 files$`, 'm'));
+    expect(down.stdout).toMatch(new RegExp(`^lab ${LAB} removed in [\\d.]+s: 5 namespaces, 1 processes, 5 files$`, 'm'));
     expect(pidAlive(pid)).toBe(false);
     expect(enginePids(LAB)).toEqual([]);
     expect(ourRules(null, LAB)).toEqual([]);

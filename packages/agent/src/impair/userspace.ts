@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import type { Op } from '@dune/compiler';
 import type { HelloResult, LabEngineStatus, LabPipeSpec, LabReply, SyncResult } from '@dune/impair';
 import { DuneError, type Impairment } from '@dune/topology';
-import { labDir, logDir, writeState, type EngineRecord, type LabState } from '../lab/journal.js';
+import { labDir, logDir, type EngineRecord, type LabJournal, type LabState } from '../lab/journal.js';
 import { isAlive, procStartTicks, terminate } from '../lab/processes.js';
 import type { Caps } from '../probe-types.js';
 import { planImpairment, type ImpairmentBackendSetting } from './backends.js';
@@ -155,8 +155,8 @@ function sleep(ms: number): Promise<void> {
  * The lab's engine, started if it is not running. `recover` is true when an engine of this
  * lab ran before and did not stop cleanly: its rules may still be in the namespaces.
  */
-export async function ensureEngine(lab: string, state: LabState): Promise<{ started: boolean; recover: boolean }> {
-  const rec = state.impairEngine;
+export async function ensureEngine(lab: string, journal: LabJournal): Promise<{ started: boolean; recover: boolean }> {
+  const rec = journal.state.impairEngine;
   if (engineAlive(rec)) {
     try {
       await engineCall<HelloResult>((rec as EngineRecord).socket, 'hello', {}, 5000);
@@ -192,8 +192,7 @@ export async function ensureEngine(lab: string, state: LabState): Promise<{ star
     try {
       const h = await engineCall<HelloResult>(socket, 'hello', {}, 2000);
       if (h.pid === pid) {
-        state.impairEngine = { pid, startTicks: startTicks ?? 0, socket, log, argv: [process.execPath, ...argv], startedAt: new Date().toISOString() };
-        writeState(state);
+        journal.engine({ pid, startTicks: startTicks ?? 0, socket, log, argv: [process.execPath, ...argv], startedAt: new Date().toISOString() });
         return { started: true, recover };
       }
     } catch {
@@ -211,23 +210,23 @@ export async function ensureEngine(lab: string, state: LabState): Promise<{ star
  * Makes the engine serve exactly `pipes`: started when there are some and it is not
  * running, stopped (its rules removed) when there are none.
  */
-export async function syncEngine(lab: string, state: LabState, pipes: readonly LabPipeSpec[]): Promise<SyncResult | undefined> {
+export async function syncEngine(lab: string, journal: LabJournal, pipes: readonly LabPipeSpec[]): Promise<SyncResult | undefined> {
   if (pipes.length === 0) {
-    if (state.impairEngine !== undefined || findEnginePids(lab).length > 0) await stopEngine(lab, state, { keepRules: false });
+    if (journal.state.impairEngine !== undefined || findEnginePids(lab).length > 0) await stopEngine(lab, journal, { keepRules: false });
     return undefined;
   }
-  const { recover } = await ensureEngine(lab, state);
-  const rec = state.impairEngine as EngineRecord;
+  const { recover } = await ensureEngine(lab, journal);
+  const rec = journal.state.impairEngine as EngineRecord;
   // Big labs: a thousand namespaces' rules are written by a few iptables-restore at a time.
   return engineCall<SyncResult>(rec.socket, 'sync', { pipes, recover }, 30_000 + pipes.length * 100);
 }
 
 /** One direction's engine part changed live (`params` null: the engine no longer has a part in it). */
-export async function setEnginePipe(lab: string, state: LabState, spec: Omit<LabPipeSpec, 'params'> & { params: Impairment | null }, all: () => LabPipeSpec[]): Promise<void> {
-  const rec = state.impairEngine;
+export async function setEnginePipe(lab: string, journal: LabJournal, spec: Omit<LabPipeSpec, 'params'> & { params: Impairment | null }, all: () => LabPipeSpec[]): Promise<void> {
+  const rec = journal.state.impairEngine;
   if (!engineAlive(rec)) {
     // No engine (or a dead one): start one with everything the lab wants, this one included.
-    if (spec.params !== null || rec !== undefined) await syncEngine(lab, state, all());
+    if (spec.params !== null || rec !== undefined) await syncEngine(lab, journal, all());
     return;
   }
   const socket = (rec as EngineRecord).socket;
@@ -239,8 +238,8 @@ export async function setEnginePipe(lab: string, state: LabState, spec: Omit<Lab
  * Stops the lab's engine (the journal's, and any other found by its command line). With
  * `keepRules` its rules are left for the namespaces' deletion to take away.
  */
-export async function stopEngine(lab: string, state: LabState | undefined, opts: { keepRules: boolean }): Promise<number> {
-  const rec = state?.impairEngine;
+export async function stopEngine(lab: string, journal: LabJournal | undefined, opts: { keepRules: boolean }): Promise<number> {
+  const rec = journal?.state.impairEngine;
   let stopped = 0;
   if (engineAlive(rec)) {
     const r = rec as EngineRecord;
@@ -258,10 +257,7 @@ export async function stopEngine(lab: string, state: LabState | undefined, opts:
     await terminate(strays, 3000);
     stopped += strays.length;
   }
-  if (state !== undefined && state.impairEngine !== undefined) {
-    delete state.impairEngine;
-    if (existsSync(labDir(lab))) writeState(state);
-  }
+  if (journal?.state.impairEngine !== undefined) journal.engine(undefined);
   return stopped;
 }
 

@@ -112,7 +112,9 @@ export function converge(old: HostPlan | undefined, next: HostPlan): Convergence
     if (prev !== undefined && prev.json !== canonical(op)) changed.set(k, op);
   }
   for (const [k, { op }] of oldOps) {
-    if (!nextKeys.has(k) || (changed.has(k) && op.op !== 'impair' && op.op !== 'sysctl')) {
+    // A changed impairment or sysctl is changed in place, and a changed file rewritten in place
+    // (its backup, if any, still holds what was there before the lab).
+    if (!nextKeys.has(k) || (changed.has(k) && op.op !== 'impair' && op.op !== 'sysctl' && op.op !== 'file')) {
       remove.push(op);
       for (const d of devicesOf(op)) gone.add(d);
       if (op.op === 'netns') goneNs.add(op.ns);

@@ -81,7 +81,7 @@ function atomicWrite(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
-export function writePlan(lab: string, planJson: string): void {
+function writePlan(lab: string, planJson: string): void {
   mkdirSync(logDir(lab), { recursive: true, mode: 0o700 });
   atomicWrite(join(labDir(lab), 'plan.json'), planJson);
 }
@@ -97,7 +97,7 @@ export function readPlanText(lab: string): string | undefined {
   return existsSync(p) ? readFileSync(p, 'utf8') : undefined;
 }
 
-export function writeState(state: LabState): void {
+function writeState(state: LabState): void {
   mkdirSync(logDir(state.lab), { recursive: true, mode: 0o700 });
   state.updatedAt = new Date().toISOString();
   atomicWrite(join(labDir(state.lab), 'state.json'), JSON.stringify(state, null, 2) + '\n');
@@ -114,7 +114,7 @@ export function readState(lab: string): LabState | undefined {
 }
 
 /** The VXLAN VNIs a lab holds on this host (compiler vni.ts), beside its plan: small, so other labs' up reads it fast. */
-export function writeVnis(lab: string, uses: readonly VniUse[]): void {
+function writeVnis(lab: string, uses: readonly VniUse[]): void {
   atomicWrite(join(labDir(lab), 'vnis.json'), `${JSON.stringify(uses)}\n`);
 }
 
@@ -147,4 +147,102 @@ export function journalLabs(): string[] {
 export function newState(lab: string): LabState {
   const now = new Date().toISOString();
   return { lab, phase: 'applying', createdAt: now, updatedAt: now, processes: [], namespaces: [], files: [], backend: {} };
+}
+
+/**
+ * The one writer of a lab's journal on this host: every change to plan.json, state.json and
+ * vnis.json goes through a method that says what happened, and is on disk (atomically)
+ * when the method returns. Readers use readState/readPlan.
+ */
+export class LabJournal {
+  readonly lab: string;
+  /** The state as last written; read it freely, change it only through the methods. */
+  readonly state: LabState;
+
+  private constructor(state: LabState) {
+    this.lab = state.lab;
+    this.state = state;
+  }
+
+  /** The lab's journal as it is on disk, or undefined when it has none. */
+  static open(lab: string): LabJournal | undefined {
+    const s = readState(lab);
+    return s === undefined ? undefined : new LabJournal(s);
+  }
+
+  /** A lab starting from nothing. */
+  static fresh(lab: string): LabJournal {
+    return new LabJournal(newState(lab));
+  }
+
+  private save(): void {
+    writeState(this.state);
+  }
+
+  /**
+   * An up begins: the plan it applies (and its VNIs) first, then phase `applying` with the
+   * namespaces it is about to create (see LabState.pendingNamespaces).
+   */
+  begin(planText: string, vnis: readonly VniUse[], backend: Record<string, string>, pendingNamespaces: string[]): void {
+    writePlan(this.lab, planText);
+    writeVnis(this.lab, vnis);
+    this.state.phase = 'applying';
+    this.state.backend = backend;
+    this.state.pendingNamespaces = pendingNamespaces;
+    this.save();
+  }
+
+  /** The kernel part is built: the namespaces it made carry their marks now. */
+  namespacesMade(namespaces: readonly string[]): void {
+    this.state.namespaces.push(...namespaces);
+    delete this.state.pendingNamespaces;
+    this.save();
+  }
+
+  processStarted(rec: ProcessRecord, controlSocket?: string): void {
+    if (controlSocket !== undefined && !this.state.files.includes(controlSocket)) this.state.files.push(controlSocket);
+    this.state.processes = this.state.processes.filter((p) => p.name !== rec.name).concat(rec);
+    this.save();
+  }
+
+  processesStopped(names: ReadonlySet<string>): void {
+    this.state.processes = this.state.processes.filter((p) => !names.has(p.name));
+    this.save();
+  }
+
+  /** A file written for the lab (backed up first when it existed), and directories made for it. */
+  fileWritten(path: string, dirsMade: readonly string[] = []): void {
+    if (!this.state.files.includes(path)) this.state.files.push(path);
+    if (dirsMade.length > 0) this.state.dirs = [...new Set([...(this.state.dirs ?? []), ...dirsMade])];
+    this.save();
+  }
+
+  fileRestored(path: string): void {
+    this.state.files = this.state.files.filter((f) => f !== path);
+    this.save();
+  }
+
+  /** The userspace impairment engine started (a record) or stopped (undefined). */
+  engine(rec: EngineRecord | undefined): void {
+    if (rec === undefined) delete this.state.impairEngine;
+    else this.state.impairEngine = rec;
+    if (existsSync(labDir(this.lab))) this.save();
+  }
+
+  /** Which backend carries which impairment key, recomputed for the whole lab. */
+  backend(backend: Record<string, string>): void {
+    this.state.backend = backend;
+    this.save();
+  }
+
+  /** The plan changed while the lab runs (a live impairment, a runtime change). */
+  static planChanged(lab: string, planText: string): void {
+    writePlan(lab, planText);
+  }
+
+  /** The up is complete. */
+  commit(): void {
+    this.state.phase = 'up';
+    this.save();
+  }
 }

@@ -9,7 +9,7 @@ import { DuneError, type Impairment } from '@dune/topology';
 import type { LinkInfoMsg } from '../netlink/link.js';
 import { findNode, PLAN_FORMAT, allocateVnis, serializePlan, nsPrefix, NS_PREFIX, vniUses, type HostPlan, type Op, type Plan, type ProcessOp } from '@dune/compiler';
 import {
-  STATE_ROOT, journalLabs, labDir, logDir, newState, readPlan, readPlanText, readState, removeJournal, readVnis, writePlan, writeState, writeVnis,
+  LabJournal, STATE_ROOT, journalLabs, labDir, logDir, readPlan, readPlanText, readState, removeJournal, readVnis,
   type LabState, type ProcessRecord,
 } from './journal.js';
 import { isAlive, isRunning, pidsInNamespaces, runInNs, startProcess, terminate } from './processes.js';
@@ -128,6 +128,14 @@ function withLock<T>(lab: string, fn: () => Promise<T>): Promise<T> {
 
 const KERNEL_OPS = new Set<Op['op']>(['netns', 'veth', 'vxlan', 'bridge', 'enslave', 'addr', 'up', 'route', 'sysctl', 'impair']);
 
+/**
+ * Builds or converges this host's part of a lab, in one pass:
+ *
+ *   lock → diff → probe and plan → kernel → impairment engine → processes → commit
+ *
+ * Every write to the lab's journal goes through its LabJournal, so that at any point a
+ * kill leaves a journal `down` can work from; a failure at any step rolls back.
+ */
 export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
   requireRoot('up');
   if (plan.format !== PLAN_FORMAT) {
@@ -138,83 +146,18 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
   const lab = plan.lab;
   return withLock(lab, async () => {
     reclaimedNote(emit);
-    // A whole lab on this machine (several local phynodes): its VNIs are allocated here,
-    // against the other labs' journals. A host's part of a multi-host lab comes allocated
-    // by the controller (transport orchestrate.ts).
-    if (plan.links.every((l) => plan.hosts.some((h) => h.phynode === l.a.phynode) && plan.hosts.some((h) => h.phynode === l.b.phynode))) {
-      const uses = readVnis();
-      plan = allocateVnis(plan, new Map(plan.hosts.map((h) => [h.phynode, uses])));
-    }
-    const host = localHost(plan);
-    const text = serializePlan(plan);
-    const oldText = readPlanText(lab);
-    const oldState = readState(lab);
-    const oldPlan = oldText === undefined ? undefined : (JSON.parse(oldText) as Plan);
-
-    if (oldText === text && oldState?.phase === 'up' && labIntact(plan, oldState)) {
-      return { lab, changed: false, created: {}, removed: {}, changedImpairments: 0, unchanged: host.ops.length, elapsedMs: performance.now() - t0, backend: oldState.backend };
-    }
-    // An interrupted up (kill -9) leaves phase `applying`: start from a clean slate.
-    const fresh = oldPlan === undefined || oldState === undefined || oldState.phase !== 'up';
-    if (fresh && (oldPlan !== undefined || hasNamespaces(lab))) {
-      emit({ type: 'note', message: `lab ${lab} was left half-built; removing it first` });
-      await down(lab, { onEvent: emit, locked: true });
-    }
-    const oldHost = fresh ? undefined : localHost(oldPlan as Plan);
-    const conv = converge(oldHost, host);
-
-    // A changed impairment_backend re-applies every impairment that stays.
-    const prefer = labBackendSetting(plan);
-    if (!fresh) conv.change.push(...backendSwitch(oldPlan, plan, host.ops, conv.apply.concat(conv.change)));
-
-    emit({ type: 'phase', phase: 'probe' });
-    const caps = await probeCapabilities();
-    // Every impairment of the lab, not only the new ones: which backend carries what is the whole lab's.
-    const backend = checkImpairments(host.ops, caps, prefer);
-
-    const state: LabState = fresh ? newState(lab) : (oldState as LabState);
-    state.phase = 'applying';
-    state.backend = backend;
-    state.pendingNamespaces = conv.apply.flatMap((o) => (o.op === 'netns' && !existsSync(`/run/netns/${o.ns}`) ? [o.ns] : []));
-    writePlan(lab, text);
-    writeVnis(lab, vniUses(plan));
-    writeState(state);
-
+    plan = allocateHere(plan);
+    const d = await diff(plan, emit);
+    if (d.nothing) return { lab, changed: false, created: {}, removed: {}, changedImpairments: 0, unchanged: d.host.ops.length, elapsedMs: performance.now() - t0, backend: d.journal.state.backend };
+    const { caps, prefer, backend } = await probeAndPlan(plan, d, emit);
+    const journal = d.journal;
+    journal.begin(d.text, vniUses(plan), backend, d.conv.apply.flatMap((o) => (o.op === 'netns' && !existsSync(`/run/netns/${o.ns}`) ? [o.ns] : [])));
     try {
-      if (conv.remove.length > 0) await undo(lab, state, conv.remove, emit);
-      const kernelOps = conv.apply.filter((o) => KERNEL_OPS.has(o.op));
-      emit({ type: 'phase', phase: 'network', total: kernelOps.length });
-      await applyOps(kernelOps, {
-        caps,
-        lab,
-        impairmentBackend: prefer,
-        userspaceEngine: true,
-        onEvent: (e) => {
-          if (e.type === 'progress') emit({ type: 'progress', kind: e.kind, done: e.done, total: e.total });
-        },
-      });
-      // A link brought back up (set down at runtime) gets back what it lost going down.
-      if (!fresh) for (const op of conv.apply) if (op.op === 'up') restoreDevice(op.ns, op.dev, host.ops);
-      // The userspace engine's parts go to it below, all at once.
-      for (const op of conv.change) if (op.op === 'impair') await changeImpairment(op.ns, op.dev, op.impairment, { caps, lab, prefer, userspace: async () => undefined });
-      for (const op of conv.apply) if (op.op === 'netns') state.namespaces.push(op.ns);
-      // Every namespace now carries its mark on lo.
-      delete state.pendingNamespaces;
-      writeState(state);
-      const pipes = enginePipes(host.ops, caps, prefer);
-      if (pipes.length > 0 || state.impairEngine !== undefined) emit({ type: 'phase', phase: 'impair engine', total: pipes.length });
-      await syncEngine(lab, state, pipes);
-      await applyHostOps(lab, state, conv.apply, emit);
-      const daemons = daemonOps(host.ops);
-      if (daemons.length > 0) {
-        emit({ type: 'phase', phase: 'routing', total: daemons.length });
-        await waitConverged(plan, host.ops, {
-          ...(opts.routingTimeoutMs !== undefined ? { timeoutMs: opts.routingTimeoutMs } : {}),
-          onProgress: (done, total) => emit({ type: 'progress', kind: 'routing', done, total }),
-        });
-      }
-      state.phase = 'up';
-      writeState(state);
+      await kernel(lab, journal, d, caps, prefer, emit);
+      await impairEngine(lab, journal, d.host, caps, prefer, emit);
+      await applyHostOps(lab, journal, d.conv.apply, emit);
+      await routingDaemons(plan, d.host, opts, emit);
+      journal.commit();
     } catch (e) {
       emit({ type: 'warning', message: `up failed; rolling back` });
       try {
@@ -224,6 +167,7 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
       }
       throw e;
     }
+    const { conv } = d;
     return {
       lab,
       changed: conv.apply.length + conv.remove.length + conv.change.length > 0,
@@ -232,8 +176,104 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
       changedImpairments: conv.change.length,
       unchanged: conv.unchanged,
       elapsedMs: performance.now() - t0,
-      backend: state.backend,
+      backend: journal.state.backend,
     };
+  });
+}
+
+/**
+ * A whole lab on this machine (several local phynodes): its VNIs are allocated here, against
+ * the other labs' journals. A host's part of a multi-host lab comes allocated by the
+ * controller (transport orchestrate.ts).
+ */
+function allocateHere(plan: Plan): Plan {
+  if (!plan.links.every((l) => plan.hosts.some((h) => h.phynode === l.a.phynode) && plan.hosts.some((h) => h.phynode === l.b.phynode))) return plan;
+  const uses = readVnis();
+  return allocateVnis(plan, new Map(plan.hosts.map((h) => [h.phynode, uses])));
+}
+
+interface Diff {
+  host: HostPlan;
+  text: string;
+  oldPlan: Plan | undefined;
+  /** No journal to converge from (a new lab, or one an interrupted up left half-built). */
+  fresh: boolean;
+  /** Nothing to do: the same plan, applied, and everything of it still there. */
+  nothing: boolean;
+  conv: ReturnType<typeof converge>;
+  journal: LabJournal;
+}
+
+/** What this up must do, from the journal of the last one (a half-built lab is removed first). */
+async function diff(plan: Plan, emit: (e: LabEvent) => void): Promise<Diff> {
+  const lab = plan.lab;
+  const host = localHost(plan);
+  const text = serializePlan(plan);
+  const oldText = readPlanText(lab);
+  const old = LabJournal.open(lab);
+  const oldPlan = oldText === undefined ? undefined : (JSON.parse(oldText) as Plan);
+  if (oldText === text && old?.state.phase === 'up' && labIntact(plan, old.state)) {
+    return { host, text, oldPlan, fresh: false, nothing: true, conv: converge(localHost(plan), host), journal: old };
+  }
+  // An interrupted up (kill -9) leaves phase `applying`: start from a clean slate.
+  const fresh = oldPlan === undefined || old === undefined || old.state.phase !== 'up';
+  if (fresh && (oldPlan !== undefined || hasNamespaces(lab))) {
+    emit({ type: 'note', message: `lab ${lab} was left half-built; removing it first` });
+    await down(lab, { onEvent: emit, locked: true });
+  }
+  const conv = converge(fresh ? undefined : localHost(oldPlan as Plan), host);
+  // A changed impairment_backend re-applies every impairment that stays.
+  if (!fresh) conv.change.push(...backendSwitch(oldPlan, plan, host.ops, conv.apply.concat(conv.change)));
+  return { host, text, oldPlan, fresh, nothing: false, conv, journal: fresh ? LabJournal.fresh(lab) : (old as LabJournal) };
+}
+
+/** The kernel's capabilities, and which backend carries each impairment (refusing what none can). */
+async function probeAndPlan(plan: Plan, d: Diff, emit: (e: LabEvent) => void): Promise<{ caps: Caps; prefer: ImpairmentBackendSetting; backend: Record<string, string> }> {
+  emit({ type: 'phase', phase: 'probe' });
+  const caps = await probeCapabilities();
+  const prefer = labBackendSetting(plan);
+  // Every impairment of the lab, not only the new ones: which backend carries what is the whole lab's.
+  return { caps, prefer, backend: checkImpairments(d.host.ops, caps, prefer) };
+}
+
+/** Namespaces, links, addresses, routes, sysctls, qdiscs and nftables: removed, applied, changed. */
+async function kernel(lab: string, journal: LabJournal, d: Diff, caps: Caps, prefer: ImpairmentBackendSetting, emit: (e: LabEvent) => void): Promise<void> {
+  const { conv } = d;
+  if (conv.remove.length > 0) await undo(lab, journal, conv.remove, emit);
+  const kernelOps = conv.apply.filter((o) => KERNEL_OPS.has(o.op));
+  emit({ type: 'phase', phase: 'network', total: kernelOps.length });
+  await applyOps(kernelOps, {
+    caps,
+    lab,
+    impairmentBackend: prefer,
+    userspaceEngine: true,
+    onEvent: (e) => {
+      if (e.type === 'progress') emit({ type: 'progress', kind: e.kind, done: e.done, total: e.total });
+    },
+  });
+  // A link brought back up (set down at runtime) gets back what it lost going down.
+  if (!d.fresh) for (const op of conv.apply) if (op.op === 'up') restoreDevice(op.ns, op.dev, d.host.ops);
+  // The userspace engine's parts go to it in the next step, all at once.
+  for (const op of conv.change) if (op.op === 'impair') await changeImpairment(op.ns, op.dev, op.impairment, { caps, lab, prefer, userspace: async () => undefined });
+  // Every namespace now carries its mark on lo.
+  journal.namespacesMade(conv.apply.flatMap((op) => (op.op === 'netns' ? [op.ns] : [])));
+}
+
+/** The lab's userspace impairment engine on this host: started, synced with every pipe, or stopped. */
+async function impairEngine(lab: string, journal: LabJournal, host: HostPlan, caps: Caps, prefer: ImpairmentBackendSetting, emit: (e: LabEvent) => void): Promise<void> {
+  const pipes = enginePipes(host.ops, caps, prefer);
+  if (pipes.length > 0 || journal.state.impairEngine !== undefined) emit({ type: 'phase', phase: 'impair engine', total: pipes.length });
+  await syncEngine(lab, journal, pipes);
+}
+
+/** With routing daemons, the up ends once every node routes to every other node's addresses. */
+async function routingDaemons(plan: Plan, host: HostPlan, opts: UpOptions, emit: (e: LabEvent) => void): Promise<void> {
+  const daemons = daemonOps(host.ops);
+  if (daemons.length === 0) return;
+  emit({ type: 'phase', phase: 'routing', total: daemons.length });
+  await waitConverged(plan, host.ops, {
+    ...(opts.routingTimeoutMs !== undefined ? { timeoutMs: opts.routingTimeoutMs } : {}),
+    onProgress: (done, total) => emit({ type: 'progress', kind: 'routing', done, total }),
   });
 }
 
@@ -274,16 +314,15 @@ function checkImpairments(ops: readonly Op[], caps: Caps, prefer: ImpairmentBack
   return used;
 }
 
-async function applyHostOps(lab: string, state: LabState, ops: readonly Op[], emit: (e: LabEvent) => void): Promise<void> {
+async function applyHostOps(lab: string, journal: LabJournal, ops: readonly Op[], emit: (e: LabEvent) => void): Promise<void> {
   const files = ops.filter((o) => o.op === 'file');
   const execs = ops.filter((o) => o.op === 'exec');
   const procs = ops.filter((o): o is ProcessOp => o.op === 'process');
   if (files.length > 0) emit({ type: 'phase', phase: 'files', total: files.length });
   for (const op of files) {
     if (op.op !== 'file') continue;
-    writeLabFile(lab, state, op.path, Buffer.from(op.contentBase64, 'base64'), op.mode);
+    writeLabFile(lab, journal, op.path, Buffer.from(op.contentBase64, 'base64'), op.mode);
   }
-  writeState(state);
   if (execs.length > 0) emit({ type: 'phase', phase: 'exec', total: execs.length });
   for (const op of execs) {
     if (op.op !== 'exec') continue;
@@ -298,13 +337,11 @@ async function applyHostOps(lab: string, state: LabState, ops: readonly Op[], em
   if (procs.length > 0) emit({ type: 'phase', phase: 'processes', total: procs.length });
   for (const op of procs) {
     const log = join(logDir(lab), `${op.name}.log`);
-    // A daemon's control socket is the lab's: removed at down with the directory it sits in.
-    if (op.control !== undefined && !state.files.includes(op.control.socket)) state.files.push(op.control.socket);
     const s = await startProcess(op.ns, op.argv, { env: op.env, cpus: op.cpus, log });
     const rec: ProcessRecord = { name: op.name, node: op.node, ns: op.ns, pid: s.pid, startTicks: s.startTicks, argv: op.argv, cpus: op.cpus, log, preDown: op.preDown };
     if (op.down !== undefined) rec.down = op.down;
-    state.processes = state.processes.filter((p) => p.name !== op.name).concat(rec);
-    writeState(state);
+    // A daemon's control socket is the lab's: removed at down with the directory it sits in.
+    journal.processStarted(rec, op.control?.socket);
     for (const argv of op.postUp) {
       const r = runInNs(op.ns, argv, { env: op.env });
       if (r.status !== 0) emit({ type: 'warning', message: `post_up of ${op.name} exited ${r.status}: ${argv.join(' ')}` });
@@ -313,7 +350,7 @@ async function applyHostOps(lab: string, state: LabState, ops: readonly Op[], em
   if (procs.length > 0) {
     // A daemon that dies at once (bad path, bad flag) is a failed up, not a silent hole.
     await new Promise((r) => setTimeout(r, 150));
-    for (const rec of state.processes) {
+    for (const rec of journal.state.processes) {
       if (!isAlive(rec.pid, rec.startTicks)) {
         const tail = existsSync(rec.log) ? readFileSync(rec.log, 'utf8').trim().split('\n').slice(-10).join('\n') : '';
         throw new DuneError('process-died', `process ${rec.name} (${rec.argv.join(' ')}) in node ${rec.node} exited right after it started${tail ? `:\n${tail}` : ''}`, {
@@ -329,22 +366,21 @@ function backupPath(lab: string, path: string): string {
 }
 
 /** Writes a lab file; a file that existed before is saved and put back at down. */
-function writeLabFile(lab: string, state: LabState, path: string, content: Buffer, mode: number): void {
-  if (!state.files.includes(path)) {
-    if (existsSync(path)) {
-      mkdirSync(join(labDir(lab), 'backup'), { recursive: true });
-      copyFileSync(path, backupPath(lab, path));
-    }
-    state.files.push(path);
+function writeLabFile(lab: string, journal: LabJournal, path: string, content: Buffer, mode: number): void {
+  if (!journal.state.files.includes(path) && existsSync(path)) {
+    mkdirSync(join(labDir(lab), 'backup'), { recursive: true });
+    copyFileSync(path, backupPath(lab, path));
   }
   const dir = dirname(path);
   const first = mkdirSync(dir, { recursive: true });
+  // Every directory from the first one created down to the file's own.
+  const made: string[] = [];
   if (first !== undefined) {
-    // Every directory from the first one created down to the file's own.
-    const made = [dir];
+    made.push(dir);
     for (let d = dir; d !== first && dirname(d) !== d; ) made.push((d = dirname(d)));
-    state.dirs = [...new Set([...(state.dirs ?? []), ...made])];
   }
+  // Journaled before it is written: a kill in between leaves a file `down` knows of.
+  journal.fileWritten(path, made);
   writeFileSync(path, content);
   chmodSync(path, mode);
 }
@@ -366,20 +402,19 @@ function restoreLabFile(lab: string, path: string): void {
   else rmSync(path, { force: true });
 }
 
-async function undo(lab: string, state: LabState, ops: readonly Op[], emit: (e: LabEvent) => void): Promise<void> {
+async function undo(lab: string, journal: LabJournal, ops: readonly Op[], emit: (e: LabEvent) => void): Promise<void> {
   emit({ type: 'phase', phase: 'remove', total: ops.length });
   const names = new Set(ops.filter((o) => o.op === 'process').map((o) => (o as ProcessOp).name));
-  await stopProcesses(state.processes.filter((p) => names.has(p.name)));
-  state.processes = state.processes.filter((p) => !names.has(p.name));
+  await stopProcesses(journal.state.processes.filter((p) => names.has(p.name)));
+  journal.processesStopped(names);
   for (const op of ops) {
     if (op.op === 'file') {
       restoreLabFile(lab, op.path);
-      state.files = state.files.filter((f) => f !== op.path);
+      journal.fileRestored(op.path);
     }
   }
-  const kernel = ops.filter((o) => KERNEL_OPS.has(o.op));
-  if (kernel.length > 0) await removeOps(kernel);
-  writeState(state);
+  const kernelOps = ops.filter((o) => KERNEL_OPS.has(o.op));
+  if (kernelOps.length > 0) await removeOps(kernelOps);
 }
 
 /** Undoes kernel ops: namespaces and links are deleted; routes/addresses go with their device or are deleted. */
@@ -446,7 +481,8 @@ export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void;
   checkLabName(lab);
   const run = async (): Promise<DownResult> => {
     const t0 = performance.now();
-    const state = readState(lab);
+    const journal = LabJournal.open(lab);
+    const state = journal?.state;
     const emit = opts.onEvent ?? (() => undefined);
     if (!opts.locked) reclaimedNote(emit);
     emit({ type: 'phase', phase: 'stop processes' });
@@ -454,7 +490,7 @@ export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void;
     await stopProcesses(recs);
     // The userspace impairment engine holds sockets inside the namespaces: it goes first. Its
     // rules go with the namespaces.
-    const engines = await stopEngine(lab, state, { keepRules: true });
+    const engines = await stopEngine(lab, journal, { keepRules: true });
     // Anything else still running inside the lab's namespaces (started by exec, by a user's
     // `dune exec ... &`, or recorded by an up that was killed before writing its journal).
     // Only in namespaces that are the lab's: a process in a foreign namespace that merely
@@ -473,7 +509,7 @@ export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void;
     const unmarkedGone = new Set(unmarked.filter((n) => !failed.has(n)));
     for (const f of state?.files ?? []) restoreLabFile(lab, f);
     removeLabDirs(state?.dirs ?? []);
-    const journal = existsSync(labDir(lab));
+    const hadJournal = existsSync(labDir(lab));
     removeJournal(lab);
     return {
       lab,
@@ -482,7 +518,7 @@ export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void;
       files: state?.files.length ?? 0,
       foreign: t.foreign.filter((f) => !unmarkedGone.has(f.ns)).map((f) => `${f.ns} (${f.reason})`),
       elapsedMs: performance.now() - t0,
-      journal,
+      journal: hadJournal,
     };
   };
   return opts.locked ? run() : withLock(lab, run);
@@ -660,21 +696,18 @@ export async function set(lab: string, node: string, dev: string, changes: Parti
     const prefer = labBackendSetting(plan);
     checkImpairments([{ op: 'impair', ns, dev, link: `${link.index}:${side}`, impairment: next, mtu }], caps, prefer);
     const newOp: Op = { op: 'impair', ns, dev, link: `${link.index}:${side}`, impairment: next, mtu };
-    const state = readState(lab);
+    const journal = LabJournal.open(lab);
     // The engine's part of the direction, live (an engine that is not running is started with every part the lab has).
     const userspace = async (part: Impairment | null): Promise<void> => {
-      if (state === undefined) throw new DuneError('no-journal', `lab ${lab} has no state (/run/dune/${lab}/state.json) to run its userspace engine from`, { hint: `bring it up again with \`dune up\`` });
+      if (journal === undefined) throw new DuneError('no-journal', `lab ${lab} has no state (/run/dune/${lab}/state.json) to run its userspace engine from`, { hint: `bring it up again with \`dune up\`` });
       const all = () => enginePipes(plan.hosts.flatMap((h) => h.ops).map((o) => (o.op === 'impair' && o.ns === ns && o.dev === dev ? newOp : o)).concat(at < 0 ? [newOp] : []), caps, prefer);
-      await setEnginePipe(lab, state, { ns, dev, link: newOp.link, params: part }, all);
+      await setEnginePipe(lab, journal, { ns, dev, link: newOp.link, params: part }, all);
     };
     await changeImpairment(ns, dev, next, { caps, lab, prefer, userspace });
     if (host !== undefined && at >= 0) host.ops[at] = newOp;
     else plan.hosts.find((h) => h.nodes.some((n) => n.ns === ns))?.ops.push(newOp);
-    writePlan(lab, serializePlan(plan));
-    if (state !== undefined) {
-      state.backend = checkImpairments(plan.hosts.flatMap((h) => h.ops), caps, prefer);
-      writeState(state);
-    }
+    LabJournal.planChanged(lab, serializePlan(plan));
+    journal?.backend(checkImpairments(plan.hosts.flatMap((h) => h.ops), caps, prefer));
     return next;
   });
 }
@@ -738,7 +771,7 @@ export async function change(p: ChangeParams): Promise<ChangeResult> {
       if (i >= 0) h.ops[i] = op;
       else h.ops.push(op);
     }
-    writePlan(p.lab, serializePlan(plan));
+    LabJournal.planChanged(p.lab, serializePlan(plan));
     return { lab: p.lab, applied: p.apply.length, removed: p.remove.length };
   });
 }
