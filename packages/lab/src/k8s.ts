@@ -424,7 +424,8 @@ export function labResources(plan: Plan, opts: LabResourceOptions = {}): LabReso
   const labels = { [LAB_LABEL]: labLabel(lab) };
   const byNs = new Map<string, NodeSpec>();
   for (const n of plan.nodes) {
-    const loopback = { ...(n.v4 !== undefined ? { v4: n.v4 } : {}), ...(n.v6 !== undefined ? { v6: n.v6 } : {}) };
+    // An L2 node (switch, hub) has no loopback address: the plan gives it none or "".
+    const loopback = { ...(n.v4 ? { v4: n.v4 } : {}), ...(n.v6 ? { v6: n.v6 } : {}) };
     byNs.set(n.ns, {
       lab,
       node: n.node,
