@@ -18,3 +18,4 @@ export type { LabStatus, LabLinkStatus, DownResult, UpResult, LabEvent as HostLa
 export { requireRoot } from '@dune/agent';
 export type { ExitStatus } from '@dune/transport';
 export { DuneError, TopologyError, type Diagnostic } from '@dune/topology';
+export * from './k8s.js';
