@@ -283,7 +283,7 @@ mtu = 1400
       expect(a.exec.map((x) => x.argv)).toEqual([['sh', '-c', 'echo up']]);
       expect(a.processes).toHaveLength(1);
       expect(a.processes[0]!.argv).toEqual(['sleep', '1000']);
-      expect(a.processes[0]!.postUp).toEqual([['echo', 'started']]);
+      expect(a.processes[0]!.postUp).toEqual([['sh', '-c', 'echo started']]);
       expect(a.processes[0]!.env.find((e) => e.name === 'CORE')?.value).toBe(String(a.processes[0]!.cpus[0]));
     });
   });
