@@ -29,7 +29,7 @@ export { rollback } from './rollback.js';
 export { removeKernelOps } from './remove.js';
 export {
   up, down, status, set, change, listLabs, resolveLab, labPlan, nodeNs, requireRoot, checkLabName,
-  type ChangeParams, type ChangeResult, type LabEvent, type UpOptions, type UpResult, type DownResult, type LabStatus, type LinkStatus as LabLinkStatus,
+  type ChangeParams, type ChangeResult, type NodeAction, type LabEvent, type UpOptions, type UpResult, type DownResult, type LabStatus, type LinkStatus as LabLinkStatus,
 } from './lab/lab.js';
 export { STATE_ROOT, journalLabs, readState, type LabState, type ProcessRecord } from './lab/journal.js';
 export { converge, opKey, type Convergence } from './lab/diff.js';

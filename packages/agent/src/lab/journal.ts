@@ -12,7 +12,7 @@
  */
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Plan } from '@dune/compiler';
+import type { Op, Plan } from '@dune/compiler';
 
 export const STATE_ROOT = process.env['DUNE_STATE_DIR'] ?? '/run/dune';
 
@@ -64,6 +64,12 @@ export interface LabState {
   backend: Record<string, string>;
   /** The userspace impairment engine serving this lab's NFQUEUE rules, when it has one. */
   impairEngine?: EngineRecord;
+  /**
+   * Nodes stopped at runtime (`dune node stop`), by name: the plan ops taken out of the
+   * journaled plan while the node is stopped (its `process` ops and its link ends' `up`
+   * ops), put back and applied by `start`. An `up` converges to the topology and clears it.
+   */
+  parked?: Record<string, Op[]>;
 }
 
 export function labDir(lab: string): string {
