@@ -34,7 +34,7 @@ at = "500ms"
 target = "r2"
 action = "restart"
 `, 'lab.toml');
-    expect(topo.events?.map(({ loc, ...e }) => e)).toEqual([
+    expect(topo.events?.map(({ loc: _loc, ...e }) => e)).toEqual([
       { atMs: 2000, node: 'r1', iface: 'eth0', action: 'down', count: 3, periodMs: 4000 },
       { atMs: 500, node: 'r2', action: 'restart', count: 1, periodMs: 0 },
     ]);
