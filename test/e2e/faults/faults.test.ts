@@ -11,10 +11,10 @@ import { dune, duneOk, downAndCheck, isRoot, parsePing, pidAlive, REPO, requireB
 const LAB = 'e2efault';
 const FILE = join(REPO, 'test/e2e/faults/faults.toml');
 
-type FaultStatus = Status & { nodes: (Status['nodes'][number] & { stopped: boolean })[]; links: (Status['links'][number] & { up: boolean | null })[] };
+type FaultStatus = Omit<Status, 'nodes' | 'links'> & { nodes: (Status['nodes'][number] & { stopped: boolean })[]; links: (Status['links'][number] & { up: boolean | null })[] };
 
 async function st(): Promise<FaultStatus> {
-  return (await status(LAB)) as FaultStatus;
+  return (await status(LAB)) as unknown as FaultStatus;
 }
 
 function linkUp(s: FaultStatus, end: string): boolean | null | undefined {
