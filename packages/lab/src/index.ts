@@ -18,4 +18,5 @@ export { DEFAULT_TOPOLOGY, DEFAULT_TOPOLOGY_FILE } from './default-topology.js';
 export type { LabStatus, LabLinkStatus, DownResult, UpResult, LabEvent as HostLabEvent, PreflightResult } from '@dune/agent';
 export { requireRoot } from '@dune/agent';
 export type { ExitStatus } from '@dune/transport';
+export type { Plan, PlanEvent } from '@dune/compiler';
 export { DuneError, TopologyError, type Diagnostic } from '@dune/topology';
