@@ -30,7 +30,7 @@ export { rollback } from './rollback.js';
 export { removeKernelOps } from './remove.js';
 export {
   up, down, status, set, change, routes, listLabs, resolveLab, labPlan, nodeNs, requireRoot, checkLabName,
-  type ChangeParams, type ChangeResult, type LabEvent, type UpOptions, type UpResult, type DownResult, type LabStatus, type LinkStatus as LabLinkStatus,
+  type ChangeParams, type ChangeResult, type NodeAction, type LabEvent, type UpOptions, type UpResult, type DownResult, type LabStatus, type LinkStatus as LabLinkStatus,
 } from './lab/lab.js';
 export {
   daemonState, nodeRoutes, waitConverged, expectedRoutes, parseProtocols, parseOspfNeighbours, parseRouteSources, protocolName,

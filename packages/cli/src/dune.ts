@@ -13,6 +13,7 @@ import { printDiagnostics, reportError, stdio, type Output } from './output.js';
 import { registerLabCommands } from './lab-commands.js';
 import { registerTorCommands } from './tor-commands.js';
 import { registerK8sCommands } from './k8s-commands.js';
+import { registerFaultCommands } from './fault-commands.js';
 import { addReaderOptions, readerOptions, type ReaderFlags } from './reader-options.js';
 
 export function buildProgram(o: Output = stdio): Command {
@@ -80,6 +81,7 @@ Examples:
   registerLabCommands(program, o);
   registerTorCommands(program, o);
   registerK8sCommands(program, o);
+  registerFaultCommands(program, o);
   return program;
 }
 

@@ -211,7 +211,7 @@ export function registerLabCommands(program: Command, o: Output): void {
       const missing = s.nodes.filter((n) => !n.present).length;
       o.out(`lab ${s.lab}: ${s.phase}, ${s.nodes.length} nodes${missing ? ` (${missing} missing!)` : ''}, ${s.links.length / 2} links`);
       o.out('\nNODE'.padEnd(22) + 'IPv4'.padEnd(16) + 'IPv6'.padEnd(26) + 'CPUS');
-      for (const n of s.nodes) o.out(`${cell(n.node, 20).padEnd(21)}${(n.v4 ?? '-').padEnd(16)}${(n.v6 ?? '-').padEnd(26)}${n.cpus.join(',') || '-'}${n.present ? '' : '  MISSING'}`);
+      for (const n of s.nodes) o.out(`${cell(n.node, 20).padEnd(21)}${(n.v4 ?? '-').padEnd(16)}${(n.v6 ?? '-').padEnd(26)}${n.cpus.join(',') || '-'}${n.present ? '' : '  MISSING'}${n.stopped ? '  STOPPED' : ''}`);
       o.out('\nLINK'.padEnd(8) + 'END'.padEnd(22) + 'PEER'.padEnd(22) + 'STATE'.padEnd(6) + 'TX pkts'.padStart(10) + 'RX pkts'.padStart(10) + 'drops'.padStart(7) + '  IMPAIRMENT');
       for (const l of s.links) {
         o.out(

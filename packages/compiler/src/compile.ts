@@ -23,6 +23,7 @@ import { place } from './placement.js';
 import { canonicalJson, PLAN_FORMAT, type Plan } from './plan.js';
 import { chooseWeights, computeRoutes } from './routing.js';
 import { findSegments } from './segments.js';
+import { planEvents } from './events.js';
 import { checkSources, renderNodes, Sources } from './template.js';
 
 export interface CompileOptions {
@@ -102,6 +103,8 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
   }
   const routes = weights && topo.lab.routing === 'static' ? computeRoutes({ topo, net, ifs, addr, ns, segs }, weights, diags) : undefined;
   const assembled = assemble({ topo, lab, keys, ns, ifs, addr, net, placement, carriers, routes, rendered, segs });
+  const events = planEvents(topo, assembled.links, diags);
+  diags.throwIfErrors();
   const diagnostics = sortDiagnostics([...diags.items]);
   assembled.stats['warnings'] = diagnostics.filter((d) => d.severity === 'warning').length;
 
@@ -115,6 +118,7 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
     hosts: assembled.hosts,
     stats: assembled.stats,
     ...(topo.lab.impairmentBackend !== 'auto' ? { impairmentBackend: topo.lab.impairmentBackend } : {}),
+    ...(events.length > 0 ? { events } : {}),
   };
   return { plan, diagnostics };
 }

@@ -229,6 +229,8 @@ export interface Plan {
    * may use for the impair ops (the ops themselves do not change). Absent: `auto`.
    */
   impairmentBackend?: 'netem' | 'userspace';
+  /** The topology's failure schedule (`[[topology.events]]`), run by `dune events run`. Absent: none. */
+  events?: import('./events.js').PlanEvent[];
 }
 
 /** Canonical JSON: object keys sorted, so equal plans serialise to identical bytes. */

@@ -12,10 +12,12 @@
 export { Lab, LabNode, LabLink, LabInterface, type LabOptions, type NodeOptions, type LinkSettings, type SpawnOptions, type RunOptions, type RouteSpec, type HostSpec, type SshSettings, type LabEvent } from './lab.js';
 export { LabProcess, type RunResult } from './process.js';
 export * from './engine.js';
+export * from './faults.js';
 export { compileLoaded, loadTopology, type Loaded, type LoadOptions, type Compiled } from './load.js';
 export { DEFAULT_TOPOLOGY, DEFAULT_TOPOLOGY_FILE } from './default-topology.js';
 export type { LabStatus, LabLinkStatus, DownResult, UpResult, LabEvent as HostLabEvent, PreflightResult, NodeRoute, DaemonState } from '@dune/agent';
 export { requireRoot } from '@dune/agent';
 export type { ExitStatus } from '@dune/transport';
+export type { Plan, PlanEvent } from '@dune/compiler';
 export { DuneError, TopologyError, type Diagnostic } from '@dune/topology';
 export * from './k8s.js';

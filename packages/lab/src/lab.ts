@@ -29,6 +29,7 @@ import { labStatus, labPlan, locateLab, setImpairment, upLab, downLab, isLocal }
 import { loadTopology, type LoadOptions } from './load.js';
 import { LabProcess, type RunResult } from './process.js';
 import { forgetOnExit, tearDownOnExit } from './exit.js';
+import { nodeSteps, runSchedule, type NodeActionName, type RunScheduleOptions, type ScheduleReport } from './faults.js';
 import { forgetX11, x11Env } from './x11.js';
 
 /** A phynode, as `[infrastructure.nodes.NAME]` in TOML. */
@@ -381,6 +382,25 @@ export class Lab {
     }
   }
 
+  /** @internal stops or starts a node on its host (agent `change` with node actions). */
+  async nodeAction(node: string, action: NodeActionName): Promise<void> {
+    const { agent } = this.where(node);
+    await agent.change({ lab: this.name, apply: [], remove: [], nodes: nodeSteps(node, action) });
+  }
+
+  /**
+   * Runs the topology's failure schedule (`[[topology.events]]`, or `events`) against the
+   * running lab: each event at its time after the call, reported to `onEvent` as applied.
+   * Resolves when the last one is done; `signal` stops it between events.
+   */
+  runEvents(o: RunScheduleOptions & { events?: Plan['events'] } = {}): Promise<ScheduleReport[]> {
+    this.running();
+    return runSchedule(o.events ?? this.plan.events ?? [], {
+      link: (node, dev, up) => (up ? this.node(node).iface(dev).up() : this.node(node).iface(dev).down()),
+      node: (node, action) => this.nodeAction(node, action),
+    }, o);
+  }
+
   /** @internal */
   async setDirection(node: string, dev: string, settings: LinkSettings): Promise<Impairment> {
     const { set, removed } = parseImpairmentAssignments(assignments(settings));
@@ -551,6 +571,24 @@ export class LabNode {
       }
     }
     return undefined;
+  }
+
+  /**
+   * A node failure: its supervised processes (the topology's `pinned`) are stopped and its
+   * link ends set down, until start(). `dune status` shows it stopped.
+   */
+  async stop(): Promise<void> {
+    await this.lab.nodeAction(this.name, 'stop');
+  }
+
+  /** The repair: processes started again from the plan, link ends up with their addresses and routes. */
+  async start(): Promise<void> {
+    await this.lab.nodeAction(this.name, 'start');
+  }
+
+  /** stop() then start(), in one change on the node's host. */
+  async restart(): Promise<void> {
+    await this.lab.nodeAction(this.name, 'restart');
   }
 
   /** @internal */

@@ -222,6 +222,33 @@ export const DEFAULT_POOLS: AddressPools = {
 /** Disjoint from DEFAULT_POOLS (nodes 10.0/10, links 10.128/9). */
 export const DEFAULT_SEGMENT_POOLS = { segmentV4: '10.64.0.0/10', segmentV6: 'fd7a:5e00::/32' } as const;
 
+/**
+ * Failure actions a schedule (`[[topology.events]]`) or `dune link`/`dune node` can take:
+ * one table, the target each applies to.
+ */
+export const EVENT_ACTIONS = {
+  down: 'interface',
+  up: 'interface',
+  stop: 'node',
+  start: 'node',
+  restart: 'node',
+} as const satisfies Record<string, 'interface' | 'node'>;
+export type EventAction = keyof typeof EVENT_ACTIONS;
+
+/** One `[[topology.events]]` entry: `action` on `node` (or `node:iface`) at `atMs`, `count` times every `periodMs`. */
+export interface ScheduledEvent {
+  atMs: number;
+  node: string;
+  /** The interface, for `down`/`up`. */
+  iface?: string;
+  action: EventAction;
+  /** How many times it happens (1: once). */
+  count: number;
+  /** Between two of its occurrences (0 when count is 1). */
+  periodMs: number;
+  loc?: SourceLoc;
+}
+
 export interface Topology {
   format: TopologyFormat;
   /** The file it came from (as given), for messages. */
@@ -234,4 +261,6 @@ export interface Topology {
   links: Link[];
   /** Things the user should know that are not errors (e.g. derived latencies). */
   notes: import('./errors.js').Diagnostic[];
+  /** The failure schedule (`[[topology.events]]`), in file order. Absent: none. */
+  events?: ScheduledEvent[];
 }

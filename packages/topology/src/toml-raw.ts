@@ -17,9 +17,14 @@ export const PHYNODE_KEYS = ['cores', 'binds', 'mpf', 'host', 'port', 'user', 'i
 export type PhynodeKey = Exclude<(typeof PHYNODE_KEYS)[number], 'binds'>;
 
 export const TOPOLOGY_KEYS = [
-  'defaults', 'nodes', 'links', 'lab', 'routing', 'routing_weight', 'route_to', 'impairment_backend', 'vxlan_port', 'addressing',
+  'defaults', 'nodes', 'links', 'lab', 'routing', 'routing_weight', 'route_to', 'impairment_backend', 'vxlan_port', 'addressing', 'events',
 ] as const;
-export type TopologySettingKey = Exclude<(typeof TOPOLOGY_KEYS)[number], 'defaults' | 'nodes' | 'links' | 'addressing'>;
+export type TopologySettingKey = Exclude<(typeof TOPOLOGY_KEYS)[number], 'defaults' | 'nodes' | 'links' | 'addressing' | 'events'>;
+
+export const EVENT_KEYS = ['at', 'target', 'action', 'repeat'] as const;
+export type EventKey = Exclude<(typeof EVENT_KEYS)[number], 'repeat'>;
+export const REPEAT_KEYS = ['count', 'period'] as const;
+export type RepeatKey = (typeof REPEAT_KEYS)[number];
 
 export const ADDRESSING_KEYS = ['link_v4', 'link_v6', 'node_v4', 'node_v6', 'link_v4_len', 'link_v6_len', 'segment_v4', 'segment_v6'] as const;
 export type AddressingKey = (typeof ADDRESSING_KEYS)[number];
@@ -138,6 +143,14 @@ export interface RawNodeBody {
   ctx: RawEntry[];
 }
 
+/** One `[[topology.events]]` table. */
+export interface RawEvent {
+  path: TomlPath;
+  loc: SourceLoc;
+  fields: RawFields<EventKey>;
+  repeat?: { loc: SourceLoc; fields: RawFields<RepeatKey> };
+}
+
 export interface RawNode extends RawNodeBody {
   id: string;
 }
@@ -156,6 +169,8 @@ export interface RawDuneFile {
   nodes?: RawNode[];
   links: RawLink[];
   linksLoc?: SourceLoc;
+  /** `[[topology.events]]`, in file order. */
+  events?: RawEvent[];
 }
 
 /** Reads the raw topology from a parsed TOML document. Problems go to `d`. */
@@ -236,6 +251,9 @@ class RawReader {
           if (a) raw.addressing = this.fields(a, kpath, ADDRESSING_KEYS);
           break;
         }
+        case 'events':
+          raw.events = this.events(t, kpath);
+          break;
         default:
           if ((TOPOLOGY_KEYS as readonly string[]).includes(key)) raw.settings[key as TopologySettingKey] = this.leaf(t, kpath);
           else this.unknownKey(key, base, TOPOLOGY_KEYS);
@@ -384,6 +402,25 @@ class RawReader {
         this.d.error('missing-key', `${pathText(ipath)} has no cmd`, p.loc, 'every pinned process needs cmd = "program args..."');
       }
       return p;
+    });
+  }
+
+  private events(t: TomlTable, path: TomlPath): RawEvent[] {
+    const list = this.arrayOfTables(t, path, 'an array of tables such as [[topology.events]] at = "5s", target = "r1:eth0", action = "down"');
+    return list.map(([item, ipath]) => {
+      const e: RawEvent = { path: ipath, loc: this.locator.valueLoc(ipath), fields: {} };
+      for (const key of this.keys(item, ipath)) {
+        const kpath = [...ipath, key];
+        if (key === 'repeat') {
+          const r = this.table(item, kpath, 'write it as repeat = { count = 3, period = "10s" }');
+          if (r) e.repeat = { loc: this.locator.valueLoc(kpath), fields: this.fields(r, kpath, REPEAT_KEYS) };
+        } else if ((EVENT_KEYS as readonly string[]).includes(key)) e.fields[key as EventKey] = this.leaf(item, kpath);
+        else this.unknownKey(key, ipath, EVENT_KEYS);
+      }
+      for (const k of ['at', 'target', 'action'] as const) {
+        if (e.fields[k] === undefined) this.d.error('missing-key', `${pathText(ipath)} has no ${k}`, e.loc, 'an event needs at (e.g. "5s"), target ("node" or "node:iface") and action (down, up, stop, start, restart)');
+      }
+      return e;
     });
   }
 

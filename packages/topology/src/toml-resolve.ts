@@ -10,6 +10,7 @@ import {
 } from './model.js';
 import { LINK_WEIGHTS, resolveLinks } from './toml-link.js';
 import { NodeResolver } from './toml-node.js';
+import { resolveEvents } from './toml-events.js';
 import type { RawDuneFile, RawPhynode } from './toml-raw.js';
 import {
   asChoice, asInt, asString, badValue, IFNAME_HINT, ifnameProblem, ipProblem, parseCidr, pathText, plainValue, setOwn,
@@ -50,6 +51,7 @@ export function resolveDuneToml(raw: RawDuneFile, opts: ResolveOptions, d: Diagn
   checkPhynodeRefs(d, raw, allNodes, phynodes);
   checkAddrInterfaces(d, raw, allNodes, links);
   if (allNodes.length === 0) d.note('empty-topology', 'the topology has no nodes', raw.linksLoc ?? { file: raw.file, line: 1, col: 1 });
+  const events = raw.events ? resolveEvents(d, raw.events, allNodes) : [];
 
   return {
     format: 'dune-toml',
@@ -60,6 +62,7 @@ export function resolveDuneToml(raw: RawDuneFile, opts: ResolveOptions, d: Diagn
     nodes: allNodes,
     links,
     notes: [],
+    ...(events.length > 0 ? { events } : {}),
   };
 }
 

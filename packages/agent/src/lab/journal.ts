@@ -13,7 +13,7 @@
  */
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Plan, VniUse } from '@dune/compiler';
+import type { Op, Plan, VniUse } from '@dune/compiler';
 
 export const STATE_ROOT = process.env['DUNE_STATE_DIR'] ?? '/run/dune';
 
@@ -65,6 +65,12 @@ export interface LabState {
   backend: Record<string, string>;
   /** The userspace impairment engine serving this lab's NFQUEUE rules, when it has one. */
   impairEngine?: EngineRecord;
+  /**
+   * Nodes stopped at runtime (`dune node stop`), by name: the plan ops taken out of the
+   * journaled plan while the node is stopped (its `process` ops and its link ends' `up`
+   * ops), put back and applied by `start`. An `up` converges to the topology and clears it.
+   */
+  parked?: Record<string, Op[]>;
 }
 
 export function labDir(lab: string): string {
@@ -240,8 +246,24 @@ export class LabJournal {
     writePlan(lab, planText);
   }
 
-  /** The up is complete. */
+  /** A node stopped: the plan ops taken out while it is (its processes, its link ends' `up`). */
+  nodeParked(node: string, ops: Op[]): void {
+    (this.state.parked ??= {})[node] = ops;
+    this.save();
+  }
+
+  /** A stopped node started again: its ops are back in the plan. */
+  nodeResumed(node: string): void {
+    if (this.state.parked !== undefined) {
+      delete this.state.parked[node];
+      if (Object.keys(this.state.parked).length === 0) delete this.state.parked;
+    }
+    this.save();
+  }
+
+  /** The up is complete; the plan has every node's ops again, so no node is stopped. */
   commit(): void {
+    delete this.state.parked;
     this.state.phase = 'up';
     this.save();
   }

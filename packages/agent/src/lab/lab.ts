@@ -589,7 +589,8 @@ export interface LinkStatus {
 export interface LabStatus {
   lab: string;
   phase: string;
-  nodes: { node: string; ns: string; present: boolean; v4?: string; v6?: string; cpus: number[] }[];
+  /** `stopped`: by `dune node stop` (its processes stopped, its link ends down) until `start`. */
+  nodes: { node: string; ns: string; present: boolean; stopped: boolean; v4?: string; v6?: string; cpus: number[] }[];
   links: LinkStatus[];
   processes: { name: string; node: string; pid: number; alive: boolean; cpus: number[]; argv: string[]; log: string }[];
   backend: Record<string, string>;
@@ -612,7 +613,7 @@ export async function status(lab: string): Promise<LabStatus> {
   const byNs = new Map<string, Map<string, LinkInfoMsg>>();
   const nodes = plan.nodes.map((n) => {
     const present = existsSync(`/run/netns/${n.ns}`);
-    const o: LabStatus['nodes'][number] = { node: n.node, ns: n.ns, present, cpus: n.cpus };
+    const o: LabStatus['nodes'][number] = { node: n.node, ns: n.ns, present, stopped: state?.parked?.[n.node] !== undefined, cpus: n.cpus };
     if (n.v4 !== undefined) o.v4 = n.v4;
     if (n.v6 !== undefined) o.v6 = n.v6;
     return o;
@@ -726,6 +727,18 @@ export interface ChangeParams {
    * (a link failure): the device stays, without carrier, until an `up` op is applied again.
    */
   remove: Op[];
+  /**
+   * Node failures, in order, after the ops: `stop` stops the node's supervised processes
+   * (its `process` ops: pre_down and down hooks, then SIGTERM) and sets its link ends down;
+   * `start` starts them again from the plan and sets the ends up with their addresses and
+   * routes. Stopping a stopped node, or starting a running one, changes nothing.
+   */
+  nodes?: NodeAction[];
+}
+
+export interface NodeAction {
+  node: string;
+  action: 'stop' | 'start';
 }
 
 export interface ChangeResult {
@@ -774,6 +787,46 @@ export async function change(p: ChangeParams): Promise<ChangeResult> {
     LabJournal.planChanged(p.lab, serializePlan(plan));
     return { lab: p.lab, applied: p.apply.length, removed: p.remove.length };
   });
+}
+
+/**
+ * Stops and starts nodes (ChangeParams.nodes). A stopped node's ops leave the journaled
+ * plan for state.parked, so status, a later change and `up` all see the node as it is: an
+ * `up` of the topology finds them missing and converges the node back to running.
+ */
+async function nodeActions(lab: string, plan: Plan, actions: readonly NodeAction[]): Promise<void> {
+  const journal = LabJournal.open(lab);
+  if (journal === undefined) throw new DuneError('no-journal', `lab ${lab} has no state (/run/dune/${lab}/state.json) to stop or start nodes with`, { hint: 'bring it up again with `dune up`' });
+  for (const a of actions) {
+    if (a.action !== 'stop' && a.action !== 'start') throw new DuneError('bad-change', `"${String(a.action)}" is not a node action`, { hint: 'node actions are stop and start' });
+    const ns = nodeNs(plan, a.node);
+    const host = plan.hosts.find((h) => h.nodes.some((n) => n.ns === ns)) ?? (plan.hosts[0] as HostPlan);
+    if (a.action === 'stop') {
+      if (journal.state.parked?.[a.node] !== undefined) continue;
+      const devs = new Set(plan.links.flatMap((l) => [l.a, l.b]).filter((e) => e.node === a.node).map((e) => e.dev));
+      const taken = host.ops.filter((o) => (o.op === 'process' && o.node === a.node) || (o.op === 'up' && o.ns === ns && devs.has(o.dev)));
+      const names = new Set(taken.flatMap((o) => (o.op === 'process' ? [o.name] : [])));
+      // Parked first: a failure below leaves a node that `start` (or `up`) brings back.
+      host.ops = host.ops.filter((o) => !taken.includes(o));
+      LabJournal.planChanged(lab, serializePlan(plan));
+      journal.nodeParked(a.node, taken);
+      await stopProcesses(journal.state.processes.filter((r) => names.has(r.name)));
+      journal.processesStopped(names);
+      for (const o of taken) if (o.op === 'up') setLinkState(o.ns, o.dev, false);
+    } else {
+      const back = journal.state.parked?.[a.node];
+      if (back === undefined) continue;
+      const keys = new Set(host.ops.map(opKey));
+      for (const o of back) if (!keys.has(opKey(o))) host.ops.push(o);
+      const ups = back.filter((o) => o.op === 'up');
+      if (ups.length > 0) await applyOps(ups, { lab });
+      const planned = plan.hosts.flatMap((h) => h.ops);
+      for (const o of ups) if (o.op === 'up') restoreDevice(o.ns, o.dev, planned);
+      LabJournal.planChanged(lab, serializePlan(plan));
+      journal.nodeResumed(a.node);
+      await applyHostOps(lab, journal, back, () => undefined);
+    }
+  }
 }
 
 /** EEXIST: what survived the device going down (IPv4 addresses) is fine as it is. */
