@@ -784,6 +784,7 @@ export async function change(p: ChangeParams): Promise<ChangeResult> {
       if (i >= 0) h.ops[i] = op;
       else h.ops.push(op);
     }
+    if (p.nodes !== undefined && p.nodes.length > 0) await nodeActions(p.lab, plan, p.nodes);
     LabJournal.planChanged(p.lab, serializePlan(plan));
     return { lab: p.lab, applied: p.apply.length, removed: p.remove.length };
   });
