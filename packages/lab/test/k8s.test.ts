@@ -283,6 +283,11 @@ mtu = 1400
       expect(a.processes[0]!.postUp).toEqual([['echo', 'started']]);
       expect(a.processes[0]!.env.find((e) => e.name === 'CORE')?.value).toBe(String(a.processes[0]!.cpus[0]));
     });
+
+    it('refuses to put both ends of a VXLAN link on one Kubernetes node', () => {
+      const plan = planOf(join(dir, 'two.toml'));
+      expect(() => labResources(plan, { nodeMap: { ph1: 'worker-1', ph2: 'worker-1' } })).toThrow(expect.objectContaining({ code: 'k8s-node-shared' }));
+    });
   });
 
   it('refuses an object etcd would refuse, naming it', () => {
