@@ -575,6 +575,11 @@ export function labResources(plan: Plan, opts: LabResourceOptions = {}): LabReso
         ...(imp !== undefined && Object.keys(imp).length > 0 ? { impairment: pickImpairment(imp) } : {}),
       };
     };
+    if (l.kind === 'vxlan' && k8sNodeOf(l.a.phynode) === k8sNodeOf(l.b.phynode)) {
+      throw new DuneError('k8s-node-shared', `link #${l.index} (${l.a.node} – ${l.b.node}) joins phynodes ${l.a.phynode} and ${l.b.phynode} over VXLAN, but both are placed on Kubernetes node ${k8sNodeOf(l.a.phynode)}`, {
+        hint: 'map each phynode to its own Kubernetes node with --k8s-node, or put both nodes on one phynode in the topology',
+      });
+    }
     const mtu = ea.mtu ?? eb.mtu;
     const vni = l.vni ?? ea.vni ?? eb.vni;
     const port = ea.port ?? eb.port;

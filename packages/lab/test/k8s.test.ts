@@ -166,12 +166,12 @@ describe('dune k8s lab', () => {
     for (const o of objs) expect(o.metadata.labels?.[LAB_LABEL]).toBe('line5');
     // Nothing of the plan is lost: every address, route and sysctl op is in some LabNode.
     const c = opCounts(plan);
-    const specs = objs.filter((o) => o.kind === 'LabNode').map((o) => o['spec'] as { addresses: unknown[]; sysctls: unknown[]; routes: { to: string[] }[] });
+    const specs = objs.filter((o) => o.kind === 'LabNode').map((o) => o['spec'] as { addresses: unknown[]; sysctls: unknown[]; routes: { dev: string; via: string; to: string[] }[] });
     expect(specs.reduce((n, s) => n + s.addresses.length, 0)).toBe(c['addr']);
     expect(specs.reduce((n, s) => n + s.sysctls.length, 0)).toBe(c['sysctl']);
     expect(specs.reduce((n, s) => n + s.routes.reduce((m, g) => m + g.to.length, 0), 0)).toBe(c['route']);
     // n1 reaches everything through n2: one group per family.
-    const n1 = specs[0]! as unknown as { routes: { dev: string; via: string; to: string[] }[] };
+    const n1 = specs[0]!;
     expect(n1.routes.map((g) => [g.dev, g.via, g.to.length])).toEqual([
       ['eth0', '10.128.0.1', 4],
       ['eth0', 'fd7a:de00::1', 4],
@@ -285,6 +285,11 @@ mtu = 1400
       expect(a.processes[0]!.argv).toEqual(['sleep', '1000']);
       expect(a.processes[0]!.postUp).toEqual([['sh', '-c', 'echo started']]);
       expect(a.processes[0]!.env.find((e) => e.name === 'CORE')?.value).toBe(String(a.processes[0]!.cpus[0]));
+    });
+
+    it('refuses to put both ends of a VXLAN link on one Kubernetes node', () => {
+      const plan = planOf(join(dir, 'two.toml'));
+      expect(() => labResources(plan, { nodeMap: { ph1: 'worker-1', ph2: 'worker-1' } })).toThrow(expect.objectContaining({ code: 'k8s-node-shared' }));
     });
   });
 
