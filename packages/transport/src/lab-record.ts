@@ -43,6 +43,8 @@ const recordPath = (lab: string): string => join(recordDir(), `${lab}.json`);
 export function recordFromPlan(plan: Plan, file?: string): LabRecord {
   const now = new Date().toISOString();
   const nodes: LabRecord['nodes'] = {};
+  // A node's other names (`--names label`: its original id) reach it too; an id wins over an alias.
+  for (const n of plan.nodes) for (const a of n.aliases ?? []) nodes[a] = [n.phynode, n.ns];
   for (const n of plan.nodes) nodes[n.node] = [n.phynode, n.ns];
   const rec: LabRecord = {
     format: LAB_RECORD_FORMAT,

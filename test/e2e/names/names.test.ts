@@ -52,6 +52,11 @@ describe.skipIf(!isRoot)(`e2e: names inside nodes${isRoot ? '' : ` (${ROOT_REASO
     await duneOk(['up', ABILENE, '--names', 'label', '--lab', ZOO], { timeoutMs: 180_000 });
     const r = await duneOk(['exec', '--lab', ZOO, 'New_York', '--', 'ping', '-c1', '-W3', 'Los_Angeles']);
     expect(r.stdout).toMatch(/1 received/);
+    // The Zoo id stays accepted: New_York by its id.
+    const ny = plan.nodes.find((n) => n.node === 'New_York') as { aliases?: string[]; v4?: string } | undefined;
+    const id = ny?.aliases?.[0];
+    expect(id).toBeDefined();
+    expect((await duneOk(['exec', '--lab', ZOO, id as string, '--', 'ip', '-4', '-o', 'addr', 'show', 'dev', 'lo'])).stdout).toContain(`${ny?.v4}/`);
     await duneOk(['down', '--lab', ZOO]);
     expect(existsSync('/etc/netns')).toBe(etcNetnsBefore);
   }, 300_000);
