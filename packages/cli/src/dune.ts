@@ -11,6 +11,7 @@ import { serializePlanChunks, summarizePlan } from '@dune/compiler';
 import { compileLoaded, loadTopology } from '@dune/lab';
 import { printDiagnostics, reportError, stdio, type Output } from './output.js';
 import { registerLabCommands } from './lab-commands.js';
+import { registerExperimentCommands } from './experiment-commands.js';
 import { addReaderOptions, readerOptions, type ReaderFlags } from './reader-options.js';
 
 export function buildProgram(o: Output = stdio): Command {
@@ -76,6 +77,7 @@ Examples:
   });
 
   registerLabCommands(program, o);
+  registerExperimentCommands(program, o);
   return program;
 }
 
