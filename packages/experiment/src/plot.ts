@@ -70,9 +70,11 @@ export function niceTicks(lo: number, hi: number, count = 6): number[] {
   const raw = (hi - lo) / Math.max(1, count - 1);
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = ([1, 2, 5, 10].map((f) => f * mag).find((s) => s >= raw) ?? 10 * mag) as number;
-  const first = Math.floor(lo / step + 1e-9) * step;
+  // The axis ends on ticks: the first at or below lo, the last at or above hi.
+  const first = Math.floor(lo / step + 1e-9);
+  const last = Math.max(first + 1, Math.ceil(hi / step - 1e-9));
   const out: number[] = [];
-  for (let t = first; t <= hi + step * 1e-9 || out.length < 2; t += step) out.push(Number(t.toPrecision(12)));
+  for (let i = first; i <= last; i++) out.push(Number((i * step).toPrecision(12)));
   return out;
 }
 
