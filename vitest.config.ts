@@ -12,6 +12,7 @@ export default defineConfig({
       '@dune/transport': pkg('transport'),
       '@dune/impair': pkg('impair'),
       '@dune/lab': pkg('lab'),
+      '@dune/experiment': pkg('experiment'),
       '@dune/cli': pkg('cli'),
       '@dune/netmirage': pkg('netmirage'),
       '@dune/tor': pkg('tor'),

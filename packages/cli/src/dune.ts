@@ -14,6 +14,7 @@ import { registerLabCommands } from './lab-commands.js';
 import { registerTorCommands } from './tor-commands.js';
 import { registerK8sCommands } from './k8s-commands.js';
 import { registerFaultCommands } from './fault-commands.js';
+import { registerExperimentCommands } from './experiment-commands.js';
 import { addReaderOptions, readerOptions, type ReaderFlags } from './reader-options.js';
 
 export function buildProgram(o: Output = stdio): Command {
@@ -82,6 +83,7 @@ Examples:
   registerTorCommands(program, o);
   registerK8sCommands(program, o);
   registerFaultCommands(program, o);
+  registerExperimentCommands(program, o);
   return program;
 }
 

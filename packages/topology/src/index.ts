@@ -8,3 +8,5 @@ export * from './assignments.js';
 export * from './node-kinds.js';
 export * from './random.js';
 export { parseCidr, ifnameProblem } from './toml-values.js';
+export { locateToml, TomlLocator, type TomlPath } from './toml-locate.js';
+export type { TomlTable, TomlValue } from './toml-values.js';

@@ -13,7 +13,7 @@
 import { parse, TomlError } from 'smol-toml';
 import { Diagnostics, formatDiagnostic, sortDiagnostics, type Diagnostic } from './errors.js';
 import type { Topology } from './model.js';
-import { locateToml } from './toml-locate.js';
+import { locateToml, type TomlLocator } from './toml-locate.js';
 import { readRawDune } from './toml-raw.js';
 import { resolveDuneToml } from './toml-resolve.js';
 import type { TomlTable } from './toml-values.js';
@@ -31,7 +31,21 @@ export function parseDuneToml(text: string, file: string, opts: DuneTomlOptions 
     d.throwIfErrors();
     throw new Error('unreachable: a TOML parse failure always records an error');
   }
-  const raw = readRawDune(doc, locateToml(text, file), d);
+  return resolveDocument(doc, locateToml(text, file), opts, d);
+}
+
+/**
+ * An already parsed TOML table → Topology, located by `locator`. For documents that hold a
+ * topology among other tables (an experiment file's inline `[topology]`: pass the table with
+ * only `topology`/`infrastructure` and the locator of the whole text) or a table changed
+ * after parsing (errors then point at the nearest key that was written).
+ */
+export function parseDuneTomlTable(doc: TomlTable, locator: TomlLocator, opts: DuneTomlOptions = {}): Topology {
+  return resolveDocument(doc, locator, opts, new Diagnostics());
+}
+
+function resolveDocument(doc: TomlTable, locator: TomlLocator, opts: DuneTomlOptions, d: Diagnostics): Topology {
+  const raw = readRawDune(doc, locator, d);
   const topology = resolveDuneToml(raw, opts.lab === undefined ? {} : { lab: opts.lab }, d);
   const diagnostics = dedupe(d.items);
   // A failed read reports errors and warnings (a warning can explain an error); notes only
