@@ -293,7 +293,7 @@ describe.skipIf(!isRoot || !built)(`dune across three phynodes over SSH (${REASO
     const r = dune(['down', file], { DUNE_CONTROLLER_STATE: join(tb.dir, 'third-controller') });
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^lab mh3 removed from 3 hosts in \d+\.\d\ds: 6 namespaces, 0 processes, 0 files$/m);
+    expect(r.out).toMatch(/^lab mh3 removed from 3 hosts in \d+\.\d\ds: 6 namespaces, 0 processes, 6 files$/m);
     for (const p of tb.phynodes) {
       expect(await waitGone(p, 'mh3')).toEqual([]);
       // The agent daemon exits once no lab is left; no lab process lingers.

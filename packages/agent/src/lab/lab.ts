@@ -329,7 +329,9 @@ async function applyHostOps(lab: string, journal: LabJournal, ops: readonly Op[]
     const r = runInNs(op.ns, op.argv, { env: op.env ?? {} });
     if (r.status !== 0) {
       const out = r.output.trim().slice(-2000);
-      throw new DuneError('exec-failed', `exec in node ${op.node} failed (exit ${r.status ?? 'by signal'}): ${op.argv.join(' ')}${out ? `\n${out}` : ''}`, {
+      // A DUNE command string runs as `sh -c SCRIPT`: the script is what the user wrote.
+      const shown = op.argv.length === 3 && op.argv[0] === 'sh' && op.argv[1] === '-c' ? (op.argv[2] as string) : op.argv.join(' ');
+      throw new DuneError('exec-failed', `exec in node ${op.node} failed (exit ${r.status ?? 'by signal'}): ${shown}${out ? `\n${out}` : ''}`, {
         hint: 'fix the command in the topology, or run it by hand with `dune exec`',
       });
     }
