@@ -15,6 +15,7 @@ import { registerTorCommands } from './tor-commands.js';
 import { registerK8sCommands } from './k8s-commands.js';
 import { registerFaultCommands } from './fault-commands.js';
 import { registerExperimentCommands } from './experiment-commands.js';
+import { registerCalibrateCommands } from './calibrate-commands.js';
 import { addReaderOptions, readerOptions, type ReaderFlags } from './reader-options.js';
 
 export function buildProgram(o: Output = stdio): Command {
@@ -84,6 +85,7 @@ Examples:
   registerK8sCommands(program, o);
   registerFaultCommands(program, o);
   registerExperimentCommands(program, o);
+  registerCalibrateCommands(program, o);
   return program;
 }
 

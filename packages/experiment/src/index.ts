@@ -12,3 +12,4 @@ export { summarize, studentTQuantile, studentTCdf, incompleteBeta, type Summary 
 export { renderPlot, plotSeries, niceTicks, numericAxis, scaleUnit, type PlotInput, type PlotSeries } from './plot.js';
 export { ResultsDir, summarizeRows, csvLine, csvField, type ResultRow, type CombinationSummary } from './results.js';
 export { runExperiment, topologyFor, fingerprint, defaultOutDir, type RunExperimentOptions, type Progress, type ExperimentResult } from './runner.js';
+export { calibrate, CALIBRATE_BACKENDS, type CalibrateBackend, type Calibration, type CalibrationRow, type CalibrateOptions } from './calibrate.js';

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -139,5 +139,17 @@ links = [{ endpoints = ["a", "b"] }]
     expect(s1).not.toEqual(s3);
     expect(seq).toEqual(['a=1#1', 'a=2#1', 'a=3#1', 'a=1#2', 'a=2#2', 'a=3#2', 'a=1#3', 'a=2#3', 'a=3#3']);
     expect([...s1].sort()).toEqual([...seq].sort());
+  });
+});
+
+describe('the README', () => {
+  it("its translation of DUNE's mpf example is a valid experiment of 2 × 2 × 5 runs", () => {
+    const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('### From mpf'));
+    const toml = /```toml\n([\s\S]*?)```/.exec(section)?.[1] as string;
+    const e = parseExperiment(toml, '/x/mpf-demo.toml');
+    expect(e.variables.map((v) => [v.name, v.values])).toEqual([['streams', [1, 4]], ['cc', ['cubic', 'bbr']]]);
+    expect(e.roles.map((r) => [r.name, r.node, r.server])).toEqual([['server', 'srv', true], ['client', 'cli', false]]);
+    expect(planRuns(e)).toHaveLength(20);
   });
 });
