@@ -12,6 +12,7 @@ import { compileLoaded, loadTopology } from '@dune/lab';
 import { printDiagnostics, reportError, stdio, type Output } from './output.js';
 import { registerLabCommands } from './lab-commands.js';
 import { registerFaultCommands } from './fault-commands.js';
+import { registerPictureCommands } from './picture-commands.js';
 import { addReaderOptions, readerOptions, type ReaderFlags } from './reader-options.js';
 
 export function buildProgram(o: Output = stdio): Command {
@@ -78,6 +79,7 @@ Examples:
 
   registerLabCommands(program, o);
   registerFaultCommands(program, o);
+  registerPictureCommands(program, o);
   return program;
 }
 
