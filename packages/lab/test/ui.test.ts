@@ -70,7 +70,7 @@ describe.skipIf(skip !== '')(`dune ui in headless Chromium against a real lab ${
   it('shows every node and link of the lab, and keeps polling', async () => {
     await page.goto(ui.url);
     await expect.poll(() => page.locator('#graph g.node').count(), { timeout: 10_000 }).toBe(3);
-    const names = await page.locator('#graph g.node').evaluateAll((es) => es.map((e) => (e as HTMLElement).dataset['node']));
+    const names = await page.locator('#graph g.node').evaluateAll((es) => es.map((e) => e.getAttribute('data-node')));
     expect(names.sort()).toEqual(['a', 'b', 'r']);
     expect(await page.locator('#graph g.link').count()).toBe(2);
     const polls = Number(await page.getAttribute('body', 'data-polls'));
