@@ -25,7 +25,7 @@ export function registerPictureCommands(program: Command, o: Output): void {
     .option('-o, --output <file>', 'write to this file instead of stdout')
     .addHelpText('after', '\nExamples:\n  dune graph topo.toml | dot -Tpng > topo.png\n  dune graph --lab demo --format svg -o demo.svg\n  dune graph topo.toml --format mermaid')))
     .action(async (file: string | undefined, flags: GraphFlags) => {
-      if (!(flags.format in lab.GRAPH_FORMATS)) lab.renderGraph({ lab: '', hosts: [], nodes: [], links: [] }, flags.format);
+      const format = lab.graphFormat(flags.format);
       let model: lab.GraphModel;
       if (file === undefined && flags.lab !== undefined) {
         const loc = await lab.locateLab({ lab: flags.lab }, 'graph');
@@ -36,10 +36,10 @@ export function registerPictureCommands(program: Command, o: Output): void {
         const loaded = lab.loadTopology(file, { ...readerOptions(flags), allowDefault: true });
         model = lab.graphModel(lab.compileLoaded(loaded, flags.lab).plan);
       }
-      const text = lab.renderGraph(model, flags.format);
+      const text = lab.renderGraph(model, format);
       if (flags.output !== undefined) {
         writeFileSync(flags.output, text);
-        o.err(`${flags.output}: ${model.nodes.length} nodes, ${model.links.length} links (${flags.format})`);
+        o.err(`${flags.output}: ${model.nodes.length} nodes, ${model.links.length} links (${format})`);
       } else o.write(text);
     });
 

@@ -21,10 +21,14 @@ export { layoutGraph, type Layout, type HostBox, type Point } from './layout.js'
 export const GRAPH_FORMATS = { dot: toDot, mermaid: toMermaid, svg: (g: GraphModel) => toSvg(g), html: toHtml } as const;
 export type GraphFormat = keyof typeof GRAPH_FORMATS;
 
-export function renderGraph(g: GraphModel, format: string): string {
-  const render = (GRAPH_FORMATS as Record<string, ((g: GraphModel) => string) | undefined>)[format];
-  if (render === undefined) {
+/** The format, checked: an unknown one is an error naming the valid ones and the nearest. */
+export function graphFormat(format: string): GraphFormat {
+  if (!Object.hasOwn(GRAPH_FORMATS, format)) {
     throw new DuneError('bad-format', `"${format}" is not a picture format`, { hint: choicesHint(format, Object.keys(GRAPH_FORMATS)) });
   }
-  return render(g);
+  return format as GraphFormat;
+}
+
+export function renderGraph(g: GraphModel, format: string): string {
+  return GRAPH_FORMATS[graphFormat(format)](g);
 }
