@@ -16,6 +16,7 @@ import { registerK8sCommands } from './k8s-commands.js';
 import { registerFaultCommands } from './fault-commands.js';
 import { registerExperimentCommands } from './experiment-commands.js';
 import { registerCalibrateCommands } from './calibrate-commands.js';
+import { registerPictureCommands } from './picture-commands.js';
 import { addReaderOptions, readerOptions, type ReaderFlags } from './reader-options.js';
 
 export function buildProgram(o: Output = stdio): Command {
@@ -86,6 +87,7 @@ Examples:
   registerFaultCommands(program, o);
   registerExperimentCommands(program, o);
   registerCalibrateCommands(program, o);
+  registerPictureCommands(program, o);
   return program;
 }
 
