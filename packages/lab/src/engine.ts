@@ -90,11 +90,6 @@ export async function locateLab(ref: LabRef, what = 'status'): Promise<transport
   return localLocation(localLabName(ref));
 }
 
-/** The lab on this machine a name means (checked), or the only one. */
-export function resolveLocal(given: string | undefined): Promise<string> {
-  return Promise.resolve(resolveLab(given));
-}
-
 /** Whether every host of a location is this machine. */
 export function isLocal(loc: transport.LabLocation): boolean {
   return !loc.hosts.some((h) => transport.isRemoteTarget(h.target));

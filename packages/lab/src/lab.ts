@@ -16,7 +16,6 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { resolve as resolvePath } from 'node:path';
 import {
   DuneError, formatDiagnostic, parseCidr, parseImpairmentAssignments, sortDiagnostics,
   type Diagnostic, type Impairment, type Phynode, type Topology,
@@ -707,11 +706,6 @@ export class LabLink {
   async up(): Promise<void> {
     for (const e of this.ends) await e.up();
   }
-}
-
-/** Resolves a topology file path for messages (absolute). */
-export function absolute(file: string): string {
-  return resolvePath(file);
 }
 
 export { isLocal };
