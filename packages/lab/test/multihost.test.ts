@@ -40,7 +40,7 @@ describe.skipIf(skip !== '')(`@dune/lab on two phynodes over SSH ${skip}`, () =>
     const hosts = Object.fromEntries(tb.phynodes.map((p) => [p.name, { host: p.underlay, port: p.sshPort, user: 'root', identity: tb.clientKey, underlay: p.underlay }]));
     lab = new Lab({ name: 'apimh', hosts, routingWeight: 'hops' });
     a = lab.node('a', { phynode: 'ph1' });
-    b = lab.node('b', { phynode: 'ph2' });
+    b = lab.node('b', { phynode: 'ph2', pinned: [{ cmd: 'sleep 3600' }] });
     c = lab.node('c', { phynode: 'ph2' });
     lab.link('a:eth0', 'b:eth0');
     lab.link('b:eth1', 'c:eth0');
@@ -95,6 +95,30 @@ describe.skipIf(skip !== '')(`@dune/lab on two phynodes over SSH ${skip}`, () =>
     await bc?.down();
     expect((await a.run(['ping', '-c', '1', '-W', '1', c.address(4)])).code).not.toBe(0);
     await bc?.up();
+    expect((await a.run(['ping', '-c', '1', '-W', '2', c.address(4)])).code).toBe(0);
+  });
+
+  it('node stop and start across hosts: b (ph2, the VXLAN end) stopped cuts a off c; started, both back', async () => {
+    type S = { nodes: { node: string; stopped: boolean }[]; links: { node: string; dev: string; up: boolean | null }[]; processes: { node: string; pid: number; alive: boolean }[] };
+    const st = async () => (await lab.status()) as unknown as S;
+    const before = await st();
+    const p0 = before.processes.find((p) => p.node === 'b');
+    expect(p0?.alive).toBe(true);
+    await b.stop();
+    const stopped = await st();
+    expect(stopped.nodes.find((n) => n.node === 'b')?.stopped).toBe(true);
+    expect(stopped.nodes.find((n) => n.node === 'a')?.stopped).toBe(false);
+    expect(stopped.processes.filter((p) => p.node === 'b' && p.alive)).toEqual([]);
+    // Both of b's link ends parked: the VXLAN end on ph2 and the veth to c.
+    expect(stopped.links.filter((l) => l.node === 'b').map((l) => [l.dev, l.up]).sort()).toEqual([['eth0', false], ['eth1', false]]);
+    expect(stopped.links.find((l) => l.node === 'a')?.up).toBe(true);
+    expect((await a.run(['ping', '-c', '1', '-W', '1', c.address(4)])).code).not.toBe(0);
+    await b.start();
+    const started = await st();
+    expect(started.nodes.find((n) => n.node === 'b')?.stopped).toBe(false);
+    const p1 = started.processes.find((p) => p.node === 'b');
+    expect(p1?.alive).toBe(true);
+    expect(p1?.pid).not.toBe(p0?.pid);
     expect((await a.run(['ping', '-c', '1', '-W', '2', c.address(4)])).code).toBe(0);
   });
 
