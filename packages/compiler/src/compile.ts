@@ -89,7 +89,8 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
   const rendered = renderNodes({ topo, lab, keys, ns, ifs, addr, placement, mtu: carriers.mtu }, sources, diags);
   diags.throwIfErrors();
   // Names resolve inside every node; a node's own template for the same path wins.
-  hostsFiles(topo, lab, keys, ns, addr, segs).forEach((f, v) => {
+  const hosts = hostsFiles(topo, lab, keys, ns, addr, segs);
+  hosts.files.forEach((f, v) => {
     const mine = rendered.files[v];
     if (mine !== undefined && !mine.some((x) => x.path === f.path)) mine.unshift(f);
   });
@@ -117,6 +118,7 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
     links: assembled.links,
     hosts: assembled.hosts,
     stats: assembled.stats,
+    blobs: hosts.blobs,
     ...(topo.lab.impairmentBackend !== 'auto' ? { impairmentBackend: topo.lab.impairmentBackend } : {}),
     ...(events.length > 0 ? { events } : {}),
   };

@@ -9,6 +9,7 @@
  * The file is the lab's: written by the agent as any file op, so `down` removes it and the
  * /etc/netns/<ns> directory it created.
  */
+import { createHash } from 'node:crypto';
 import type { Topology } from '@dune/topology';
 import type { Addressing } from './addressing.js';
 import type { FileOp } from './plan.js';
@@ -30,8 +31,12 @@ export function hostNames(id: string, aliases: readonly string[], key: string): 
   return [...new Set([id, ...aliases, key])].filter((n) => HOST_NAME.test(n) && !NUMERIC.test(n));
 }
 
-/** One hosts file per node (the same text for all: the strings are shared, not copied). */
-export function hostsFiles(topo: Topology, lab: string, keys: readonly string[], ns: readonly string[], addr: Addressing, segs: Segments): FileOp[] {
+/**
+ * One hosts file per node, all with the same text: it is one blob of the plan (its key a
+ * digest of the text) that every node's file op names, so the plan grows by one line per
+ * node, not by one copy of a text that itself has a line per node.
+ */
+export function hostsFiles(topo: Topology, lab: string, keys: readonly string[], ns: readonly string[], addr: Addressing, segs: Segments): { files: FileOp[]; blobs: Record<string, string> } {
   const lines = [`# written by dune for lab ${lab}; removed by dune down`, '127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback'];
   const v6: string[] = [];
   topo.nodes.forEach((node, v) => {
@@ -42,5 +47,9 @@ export function hostsFiles(topo: Topology, lab: string, keys: readonly string[],
     v6.push(`${addr.nodeV6[v]}\t${names}`);
   });
   const contentBase64 = Buffer.from(`${[...lines, ...v6].join('\n')}\n`, 'utf8').toString('base64');
-  return topo.nodes.map((node, v) => ({ op: 'file', node: node.id, path: netnsEtcPath(ns[v] as string, 'hosts'), contentBase64, mode: FILE_MODE }));
+  const blob = `hosts-${createHash('sha256').update(contentBase64).digest('hex').slice(0, 16)}`;
+  return {
+    files: topo.nodes.map((node, v) => ({ op: 'file', node: node.id, path: netnsEtcPath(ns[v] as string, 'hosts'), blob, mode: FILE_MODE })),
+    blobs: { [blob]: contentBase64 },
+  };
 }

@@ -128,9 +128,26 @@ export interface FileOp {
   node: string;
   /** Absolute path on the phynode. */
   path: string;
-  /** File content, base64 (templates are rendered by the compiler; binds are read by the CLI). */
-  contentBase64: string;
+  /**
+   * File content, base64 (templates are rendered by the compiler; binds are read by the CLI).
+   * Absent when `blob` names it instead.
+   */
+  contentBase64?: string;
+  /**
+   * The content is `plan.blobs[blob]` (base64): a text many nodes share (the hosts file, which
+   * itself lists every node) is in the plan once, not once per node. The key is a digest of
+   * the content, so a changed text is a changed op.
+   */
+  blob?: string;
   mode: number;
+}
+
+/** A file op's content, wherever the plan keeps it. */
+export function fileContentBase64(plan: Pick<Plan, 'blobs'>, op: FileOp): string {
+  if (op.blob === undefined) return op.contentBase64 ?? '';
+  const b = plan.blobs?.[op.blob];
+  if (b === undefined) throw new Error(`plan has no blob ${op.blob} for ${op.path}`);
+  return b;
 }
 
 export interface ExecOp {
@@ -229,6 +246,8 @@ export interface Plan {
    * may use for the impair ops (the ops themselves do not change). Absent: `auto`.
    */
   impairmentBackend?: 'netem' | 'userspace';
+  /** Contents shared by many file ops (FileOp.blob), base64 by key. Absent: none. */
+  blobs?: Record<string, string>;
   /** The topology's failure schedule (`[[topology.events]]`), run by `dune events run`. Absent: none. */
   events?: import('./events.js').PlanEvent[];
 }

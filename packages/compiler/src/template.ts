@@ -394,7 +394,7 @@ function checkFileConflicts(topo: Topology, placement: Placement, files: FileOp[
         m.set(f.path, f);
         continue;
       }
-      if (first.contentBase64 !== f.contentBase64 || first.mode !== f.mode) {
+      if ((first.blob ?? first.contentBase64) !== (f.blob ?? f.contentBase64) || first.mode !== f.mode) {
         const who = (x: FileOp) => (x.node === '' ? `phynode ${placement.phynodes[h]?.name}` : `node "${x.node}"`);
         diags.error('file-conflict', `${who(first)} and ${who(f)} both write ${f.path} on phynode ${placement.phynodes[h]?.name}, with different contents`, topo.nodes.find((n) => n.id === f.node)?.loc, 'put {{node}} in the destination path so each node gets its own file');
       }

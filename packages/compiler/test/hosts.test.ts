@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseGraphml } from '@dune/topology';
-import { compile, findNode, hostNames } from '../src/index.js';
+import { compile, fileContentBase64, findNode, hostNames } from '../src/index.js';
 import { ops, TopoBuilder } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -21,8 +21,11 @@ describe('hosts files: names resolve inside nodes', () => {
     ]);
     // One text for all; a name the resolver would read as an address (`7`) is left out, an id
     // a hosts file cannot hold is listed by its kernel-safe key, a switch has no address.
-    expect(new Set(files.map((f) => f.contentBase64)).size).toBe(1);
-    expect(decode(files[0]?.contentBase64 ?? '')).toMatchInlineSnapshot(`
+    expect(new Set(files.map((f) => fileContentBase64(plan, f))).size).toBe(1);
+    // ... and in the plan once: every node's op names the same blob.
+    expect(new Set(files.map((f) => f.blob)).size).toBe(1);
+    expect(Object.keys(plan.blobs ?? {})).toEqual([files[0]?.blob]);
+    expect(decode(fileContentBase64(plan, files[0]!))).toMatchInlineSnapshot(`
       "# written by dune for lab names; removed by dune down
       127.0.0.1	localhost
       ::1	localhost ip6-localhost ip6-loopback
@@ -37,7 +40,7 @@ describe('hosts files: names resolve inside nodes', () => {
   it("a node's own template for its hosts path wins", () => {
     const t = new TopoBuilder('own').node('a', { templates: [{ src: 'h.tmpl', dst: '/etc/netns/dune.own.{{node}}/hosts' }] }).node('b').link('a', 'b').build();
     const plan = compile(t, { readFile: () => Buffer.from('10.9.9.9 mine\n') });
-    expect(ops(plan, 'file').map((f) => [f.path, decode(f.contentBase64).split('\n')[0]])).toEqual([
+    expect(ops(plan, 'file').map((f) => [f.path, decode(fileContentBase64(plan, f)).split('\n')[0]])).toEqual([
       ['/etc/netns/dune.own.a/hosts', '10.9.9.9 mine'],
       ['/etc/netns/dune.own.b/hosts', '# written by dune for lab own; removed by dune down'],
     ]);
@@ -75,7 +78,7 @@ describe('--names label (Topology Zoo)', () => {
     expect(findNode(plan, 'Kansas_City')?.node).toBe('Kansas_City');
     expect(findNode(plan, plan.nodes.find((n) => n.node === 'Kansas_City')?.aliases?.[0] ?? '')?.node).toBe('Kansas_City');
     expect(findNode(plan, 'Gotham')).toBeUndefined();
-    const hosts = decode(ops(plan, 'file')[0]?.contentBase64 ?? '');
+    const hosts = decode(fileContentBase64(plan, ops(plan, 'file')[0]!));
     expect(hosts).toMatch(/^10\.0\.0\.\d+\tKansas_City$/m);
     // Links follow the renamed nodes.
     expect(plan.links.some((l) => l.a.node === 'New_York' || l.b.node === 'New_York')).toBe(true);

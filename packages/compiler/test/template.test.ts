@@ -87,7 +87,7 @@ describe('templates', () => {
       })
       .build();
     const plan = compile(t, { readFile: files({ '/topo/bin/tool': '#!/bin/sh\n', '/abs/data.txt': 'data', '/topo/main.j2': 'main {% include "part.j2" %}', '/topo/part.j2': 'part of {{ node }}' }) });
-    expect(userFiles(plan).map((f) => [f.path, f.mode, decode(f.contentBase64)])).toEqual([
+    expect(userFiles(plan).map((f) => [f.path, f.mode, decode(f.contentBase64 ?? '')])).toEqual([
       ['/etc/a.conf', 0o644, 'main part of a'],
       ['/opt/a/tool', 0o755, '#!/bin/sh\n'],
       ['/opt/data.txt', 0o644, 'data'],

@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
 import { DuneError, IMPAIRMENT_KEYS, JITTER_DISTRIBUTIONS, type Impairment } from '@dune/topology';
 import type { AddrOp, BridgeOp, ExecOp, FileOp, ImpairOp, Op, Plan, ProcessOp, RouteOp, SysctlOp, VethOp, VxlanOp } from '@dune/compiler';
+import { fileContentBase64 } from '@dune/compiler';
 
 export const K8S_GROUP = 'dune.dev';
 export const K8S_VERSION = 'v1alpha1';
@@ -460,7 +461,7 @@ export function labResources(plan: Plan, opts: LabResourceOptions = {}): LabReso
         const f = op as FileOp;
         const spec = byNode.get(f.node);
         if (spec === undefined) throw unsupported(op, f.node === '' ? "a phynode's own bind file" : `a file for unknown node "${f.node}"`);
-        spec.files.push({ path: f.path, mode: f.mode, contentBase64: f.contentBase64 });
+        spec.files.push({ path: f.path, mode: f.mode, contentBase64: fileContentBase64(plan, f) });
         continue;
       }
       const spec = op.ns === null ? undefined : byNs.get(op.ns);

@@ -432,5 +432,6 @@ export function mergePlans(parts: readonly Plan[]): Plan {
     hosts: parts.flatMap((p) => p.hosts),
     nodes: parts.flatMap((p) => p.nodes),
     links: [...links.values()].sort((a, b) => a.index - b.index),
+    blobs: Object.assign({}, ...parts.map((p) => p.blobs ?? {})) as Record<string, string>,
   };
 }

@@ -216,15 +216,25 @@ export class LabJournal {
     this.save();
   }
 
-  /** A file written for the lab (backed up first when it existed), and directories made for it. */
-  fileWritten(path: string, dirsMade: readonly string[] = []): void {
-    if (!this.state.files.includes(path)) this.state.files.push(path);
-    if (dirsMade.length > 0) this.state.dirs = [...new Set([...(this.state.dirs ?? []), ...dirsMade])];
+  /**
+   * Files about to be written for the lab (each backed up first when it existed), and the
+   * directories made for them: one journal write for the whole batch.
+   */
+  filesWritten(entries: readonly { path: string; dirsMade?: readonly string[] }[]): void {
+    const files = new Set(this.state.files);
+    const dirs = new Set(this.state.dirs ?? []);
+    for (const e of entries) {
+      files.add(e.path);
+      for (const d of e.dirsMade ?? []) dirs.add(d);
+    }
+    this.state.files = [...files];
+    if (dirs.size > 0) this.state.dirs = [...dirs];
     this.save();
   }
 
-  fileRestored(path: string): void {
-    this.state.files = this.state.files.filter((f) => f !== path);
+  filesRestored(paths: readonly string[]): void {
+    const gone = new Set(paths);
+    this.state.files = this.state.files.filter((f) => !gone.has(f));
     this.save();
   }
 

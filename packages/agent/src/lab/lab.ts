@@ -3,11 +3,11 @@
  * kernel's marks alone), status, set, exec. The kernel work is the agent's netlink layer;
  * this module adds the journal, files, commands and processes around it.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync, copyFileSync, chmodSync, linkSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DuneError, type Impairment } from '@dune/topology';
 import type { LinkInfoMsg } from '../netlink/link.js';
-import { findNode, PLAN_FORMAT, allocateVnis, serializePlan, nsPrefix, NS_PREFIX, vniUses, type HostPlan, type Op, type Plan, type ProcessOp } from '@dune/compiler';
+import { findNode, PLAN_FORMAT, allocateVnis, serializePlan, nsPrefix, NS_PREFIX, vniUses, fileContentBase64, type FileOp, type HostPlan, type Op, type Plan, type ProcessOp } from '@dune/compiler';
 import {
   LabJournal, STATE_ROOT, journalLabs, labDir, logDir, readPlan, readPlanText, readState, removeJournal, readVnis,
   type LabState, type ProcessRecord,
@@ -155,7 +155,7 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
     try {
       await kernel(lab, journal, d, caps, prefer, emit);
       await impairEngine(lab, journal, d.host, caps, prefer, emit);
-      await applyHostOps(lab, journal, d.conv.apply, emit);
+      await applyHostOps(lab, journal, d.conv.apply, emit, plan);
       await routingDaemons(plan, d.host, opts, emit);
       journal.commit();
     } catch (e) {
@@ -314,15 +314,12 @@ function checkImpairments(ops: readonly Op[], caps: Caps, prefer: ImpairmentBack
   return used;
 }
 
-async function applyHostOps(lab: string, journal: LabJournal, ops: readonly Op[], emit: (e: LabEvent) => void): Promise<void> {
+async function applyHostOps(lab: string, journal: LabJournal, ops: readonly Op[], emit: (e: LabEvent) => void, plan: Pick<Plan, 'blobs'>): Promise<void> {
   const files = ops.filter((o) => o.op === 'file');
   const execs = ops.filter((o) => o.op === 'exec');
   const procs = ops.filter((o): o is ProcessOp => o.op === 'process');
   if (files.length > 0) emit({ type: 'phase', phase: 'files', total: files.length });
-  for (const op of files) {
-    if (op.op !== 'file') continue;
-    writeLabFile(lab, journal, op.path, Buffer.from(op.contentBase64, 'base64'), op.mode);
-  }
+  writeLabFiles(lab, journal, files.filter((o): o is FileOp => o.op === 'file'), plan);
   if (execs.length > 0) emit({ type: 'phase', phase: 'exec', total: execs.length });
   for (const op of execs) {
     if (op.op !== 'exec') continue;
@@ -368,23 +365,59 @@ function backupPath(lab: string, path: string): string {
 }
 
 /** Writes a lab file; a file that existed before is saved and put back at down. */
-function writeLabFile(lab: string, journal: LabJournal, path: string, content: Buffer, mode: number): void {
-  if (!journal.state.files.includes(path) && existsSync(path)) {
-    mkdirSync(join(labDir(lab), 'backup'), { recursive: true });
-    copyFileSync(path, backupPath(lab, path));
+/**
+ * Writes a lab's files: each one backed up first when it existed before the lab, all of them
+ * journaled in one write before any is written (a kill in between leaves files `down` knows
+ * of), then each put in place by rename, so a reader never sees half a file. Files with the
+ * same content and mode (a lab's hosts files: one text for every node) share one inode: the
+ * first is written, the others are hard links to it, so n nodes cost n links, not n copies of
+ * a text that itself grows with n. Replacing by rename keeps a later change to one of them
+ * from reaching the others.
+ */
+function writeLabFiles(lab: string, journal: LabJournal, ops: readonly FileOp[], plan: Pick<Plan, 'blobs'>): void {
+  if (ops.length === 0) return;
+  const known = new Set(journal.state.files);
+  const entries: { path: string; dirsMade: string[] }[] = [];
+  for (const op of ops) {
+    const path = op.path;
+    if (!known.has(path) && existsSync(path)) {
+      mkdirSync(join(labDir(lab), 'backup'), { recursive: true });
+      copyFileSync(path, backupPath(lab, path));
+    }
+    const dir = dirname(path);
+    const first = mkdirSync(dir, { recursive: true });
+    // Every directory from the first one created down to the file's own.
+    const made: string[] = [];
+    if (first !== undefined) {
+      made.push(dir);
+      for (let d = dir; d !== first && dirname(d) !== d; ) made.push((d = dirname(d)));
+    }
+    entries.push({ path, dirsMade: made });
   }
-  const dir = dirname(path);
-  const first = mkdirSync(dir, { recursive: true });
-  // Every directory from the first one created down to the file's own.
-  const made: string[] = [];
-  if (first !== undefined) {
-    made.push(dir);
-    for (let d = dir; d !== first && dirname(d) !== d; ) made.push((d = dirname(d)));
+  journal.filesWritten(entries);
+  const written = new Map<string, string>();
+  for (const op of ops) {
+    const tmp = `${op.path}.dune-${process.pid}.tmp`;
+    const content = fileContentBase64(plan, op);
+    const same = `${op.mode}:${op.blob ?? content}`;
+    const source = written.get(same);
+    let linked = false;
+    if (source !== undefined) {
+      try {
+        rmSync(tmp, { force: true });
+        linkSync(source, tmp);
+        linked = true;
+      } catch {
+        // another file system (EXDEV) or no hard links there: a copy of its own
+      }
+    }
+    if (!linked) {
+      writeFileSync(tmp, Buffer.from(content, 'base64'));
+      chmodSync(tmp, op.mode);
+    }
+    renameSync(tmp, op.path);
+    if (source === undefined) written.set(same, op.path);
   }
-  // Journaled before it is written: a kill in between leaves a file `down` knows of.
-  journal.fileWritten(path, made);
-  writeFileSync(path, content);
-  chmodSync(path, mode);
 }
 
 /** Removes the directories the lab created for its files, deepest first, where empty again. */
@@ -409,12 +442,9 @@ async function undo(lab: string, journal: LabJournal, ops: readonly Op[], emit: 
   const names = new Set(ops.filter((o) => o.op === 'process').map((o) => (o as ProcessOp).name));
   await stopProcesses(journal.state.processes.filter((p) => names.has(p.name)));
   journal.processesStopped(names);
-  for (const op of ops) {
-    if (op.op === 'file') {
-      restoreLabFile(lab, op.path);
-      journal.fileRestored(op.path);
-    }
-  }
+  const restored = ops.filter((o): o is FileOp => o.op === 'file').map((o) => o.path);
+  for (const path of restored) restoreLabFile(lab, path);
+  if (restored.length > 0) journal.filesRestored(restored);
   const kernelOps = ops.filter((o) => KERNEL_OPS.has(o.op));
   if (kernelOps.length > 0) await removeOps(kernelOps);
 }
@@ -827,7 +857,7 @@ async function nodeActions(lab: string, plan: Plan, actions: readonly NodeAction
       for (const o of ups) if (o.op === 'up') restoreDevice(o.ns, o.dev, planned);
       LabJournal.planChanged(lab, serializePlan(plan));
       journal.nodeResumed(a.node);
-      await applyHostOps(lab, journal, back, () => undefined);
+      await applyHostOps(lab, journal, back, () => undefined, plan);
     }
   }
 }

@@ -56,7 +56,8 @@ export class NlSocket<R = string> {
   /** For messages: the namespace this socket acts in. */
   readonly label: string;
   private seq = 1;
-  private readonly w = new NlWriter(SEND_CHUNK_BYTES + 8192);
+  // Grown on demand up to a chunk: a lab opens one socket per namespace, thousands of them.
+  private readonly w = new NlWriter(4096);
   private readonly pending = new Map<number, R>();
   /** Offset in `w` of the last queued request: the one flush asks the kernel to ACK. */
   private last = -1;
