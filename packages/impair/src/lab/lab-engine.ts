@@ -24,6 +24,7 @@ import { mergeParams, ParamsError } from '../params.js';
 import {
   LAB_ENGINE_PROTOCOL, LabEngineError, pipeName, type HelloResult, type LabEngineStatus, type LabPipeSpec, type LabPipeStatus, type SyncResult,
 } from './protocol.js';
+import { nftApply } from './nft-rules.js';
 import { removeScript, removeStaleJumps, restoreInNs, restoreMany, rulesScript, type QueueRule } from './rules.js';
 
 /** Lab queues start here: tools a user runs inside a node (impaired-network-*) default to 1 and 2. */
@@ -100,6 +101,24 @@ export const realKernel: LabKernel = {
     f.start();
     return f;
   },
+  // Over netlink from here (nft-rules.ts): one nf_tables batch per namespace, no process started.
+  writeRules: async (ns, lab, rules) => nftApply(ns, lab, rules),
+  writeRulesMany: async (items, lab) => items.map((it) => {
+    try {
+      nftApply(it.ns, lab, it.rules);
+      return undefined;
+    } catch (e) {
+      return e as Error;
+    }
+  }),
+  removeRules: async (ns, lab) => nftApply(ns, lab, []),
+  // A dead engine's tables are replaced whole by the first write.
+  removeStaleJumps: async () => 0,
+};
+
+/** The iptables way (iptables-restore through nsenter, two processes per namespace and family): kept for comparison. */
+export const iptablesKernel: LabKernel = {
+  ...realKernel,
   writeRules: (ns, lab, rules, addJump) => restoreInNs(ns, rulesScript(lab, rules, addJump)),
   writeRulesMany: (items, lab) => restoreMany(items.map((it) => ({ ns: it.ns, script: rulesScript(lab, it.rules, it.addJump) }))),
   removeRules: (ns, lab) => restoreInNs(ns, removeScript(lab)),
