@@ -18,7 +18,9 @@
 // As root it then builds a two-node lab with the CLI (`dune up`), the link delayed 1 ms each
 // way by the engine (impairment_backend = "userspace"), and measures iperf3 TCP across it
 // beside the same lab without delay, and ping's RTT over the link (goal: ≥ 1 Gbit/s with
-// the delay still within 1 ms).
+// the delay still within 1 ms): the engine queueing where packets leave (the default) and
+// where they arrive (DUNE_IMPAIR_QUEUE_AT=ingress). scripts/bench/impair-tcp.mjs does the
+// same for other delays.
 //
 // Internal modes (used by the script itself): `echo PORT [HOST]`, `client HOST PORT SIZE SECONDS`.
 import { execFileSync, spawn } from 'node:child_process';
@@ -260,7 +262,9 @@ async function iperfLab(lab, addr, seconds) {
 
 /** ping a → b: mean RTT in ms. */
 function pingLab(lab, addr, count) {
-  const out = dune(['exec', '--lab', lab, 'a', '--', 'ping', '-n', '-q', '-i', '0.01', '-c', String(count), addr]);
+  // -U: user-to-user time. Plain ping reads the kernel's receive stamp, which a direction
+  // queued where it arrives (DUNE_IMPAIR_QUEUE_AT=ingress) gets before the engine holds it.
+  const out = dune(['exec', '--lab', lab, 'a', '--', 'ping', '-U', '-n', '-q', '-i', '0.01', '-c', String(count), addr]);
   const m = /rtt min\/avg\/max\/mdev = ([\d.]+)\/([\d.]+)\/([\d.]+)/.exec(out);
   return { min: Number(m[1]), mean: Number(m[2]), max: Number(m[3]) };
 }
@@ -276,16 +280,16 @@ async function labLink() {
   ].join('\n');
   const rows = [];
   try {
-    for (const [lab, delay] of [['benchlinkd', null], ['benchlinke', '1ms']]) {
+    for (const [lab, delay, at] of [['benchlinkd', null, 'egress'], ['benchlinke', '1ms', 'egress'], ['benchlinki', '1ms', 'ingress']]) {
       writeFileSync(`${dir}/${lab}.toml`, topo(delay));
-      dune(['up', `${dir}/${lab}.toml`, '--lab', lab]);
+      dune(['up', `${dir}/${lab}.toml`, '--lab', lab], { env: { ...process.env, DUNE_IMPAIR_QUEUE_AT: at } });
       try {
         const st = JSON.parse(dune(['status', '--lab', lab, '--json']));
         const addr = st.nodes.find((n) => n.node === 'b').v4;
         const rtt = pingLab(lab, addr, 300);
         const bps = await iperfLab(lab, addr, seconds);
         const rttAfter = pingLab(lab, addr, 100);
-        rows.push({ lab, delay, bps, rtt, rttAfter });
+        rows.push({ lab, delay, at, bps, rtt, rttAfter });
       } finally {
         dune(['down', '--lab', lab]);
       }
@@ -293,14 +297,16 @@ async function labLink() {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const [d, e] = rows;
-  console.log(`\nlab link a–b (dune up; iperf3 TCP ${seconds} s; ping 300 × 10 ms)`);
-  console.log('  path                        TCP          ratio   RTT mean (min)        RTT − direct − 2 ms');
-  console.log(`  direct (no delay)     ${(d.bps / 1e9).toFixed(2).padStart(6)} Gbit/s   1.00   ${d.rtt.mean.toFixed(3)} (${d.rtt.min.toFixed(3)}) ms`);
-  console.log(
-    `  engine, 1 ms each way ${(e.bps / 1e9).toFixed(2).padStart(6)} Gbit/s   ${(e.bps / d.bps).toFixed(2)}   ${e.rtt.mean.toFixed(3)} (${e.rtt.min.toFixed(3)}) ms   ` +
-      `${(e.rtt.mean - d.rtt.mean - 2).toFixed(3)} ms (after the TCP run: ${(e.rttAfter.mean - d.rtt.mean - 2).toFixed(3)} ms)`,
-  );
+  const [d, ...es] = rows;
+  console.log(`\nlab link a–b (dune up; iperf3 TCP ${seconds} s; ping -U 300 × 10 ms)`);
+  console.log('  path                                      TCP          ratio   RTT mean (min)        RTT − direct − 2 ms');
+  console.log(`  direct (no delay)                   ${(d.bps / 1e9).toFixed(2).padStart(6)} Gbit/s   1.00   ${d.rtt.mean.toFixed(3)} (${d.rtt.min.toFixed(3)}) ms`);
+  for (const e of es) {
+    console.log(
+      `  engine, 1 ms each way, at ${e.at.padEnd(8)}  ${(e.bps / 1e9).toFixed(2).padStart(6)} Gbit/s   ${(e.bps / d.bps).toFixed(2)}   ${e.rtt.mean.toFixed(3)} (${e.rtt.min.toFixed(3)}) ms   ` +
+        `${(e.rtt.mean - d.rtt.mean - 2).toFixed(3)} ms (after the TCP run: ${(e.rttAfter.mean - d.rtt.mean - 2).toFixed(3)} ms)`,
+    );
+  }
 }
 
 function hasIptables() {

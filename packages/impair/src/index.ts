@@ -29,6 +29,7 @@ export * from './cli/options.js';
 export * from './cli/main.js';
 export * from './lab/protocol.js';
 export * from './lab/rules.js';
+export { nftApply, nftBatch, nftTableOf } from './lab/nft-rules.js';
 export * from './lab/lab-engine.js';
 export * from './lab/control.js';
 export * from './lab/main.js';

@@ -7,7 +7,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addRules, Engine, ImpairRuntime, listLabRules, listRules, NfqueueFrontend, RealClock, removeRules, removeScript, restoreMany, rulesScript } from '../src/index.js';
+import { addRules, Engine, ImpairRuntime, listLabRules, listRules, NfqueueFrontend, nftApply, RealClock, removeRules, removeScript, restoreMany, rulesScript } from '../src/index.js';
 import { binomial99, quantile } from './helpers.js';
 
 const run = promisify(execFile);
@@ -295,5 +295,25 @@ describe.skipIf(skip !== '')(`kernel mode (NFQUEUE) ${skip}`, () => {
       expect((await restoreMany([{ ns: n, script: removeScript(lab) }]))[0]).toBeUndefined();
       expect(await listLabRules(n, lab)).toEqual([]);
     }
+  });
+  it('nftApply writes a namespace\'s queue rules as one nf_tables batch (both families), replaces them whole, removes them; a refused write names the namespace', () => {
+    const lab = `nft${process.pid}`;
+    const tables = (n: string): string => execFileSync('ip', ['netns', 'exec', n, 'nft', 'list', 'ruleset'], { encoding: 'utf8' });
+    const rulesOf = (text: string): string[] => text.split('\n').map((l) => l.trim()).filter((l) => / queue num \d+$/.test(l));
+    nftApply(ns, lab, [{ dev: 'eth1', nfqueue: 1501 }, { dev: 'eth0', nfqueue: 1500, dir: 'in' }]);
+    let text = tables(ns);
+    expect(text).toContain(`table ip dune_impair_${lab} {`);
+    expect(text).toContain(`table ip6 dune_impair_${lab} {`);
+    expect(text).toMatch(/chain out \{\s*type filter hook postrouting priority mangle; policy accept;\s*oifname "eth1" meta mark != 0x1d0e1d0e queue num 1501/);
+    expect(text).toMatch(/chain in \{\s*type filter hook prerouting priority mangle; policy accept;\s*iifname "eth0" meta mark != 0x1d0e1d0e queue num 1500/);
+    expect(rulesOf(text)).toHaveLength(4);
+    nftApply(ns, lab, [{ dev: 'eth2', nfqueue: 1502 }]);
+    text = tables(ns);
+    expect(rulesOf(text)).toEqual(['oifname "eth2" meta mark != 0x1d0e1d0e queue num 1502', 'oifname "eth2" meta mark != 0x1d0e1d0e queue num 1502']);
+    nftApply(ns, lab, []);
+    expect(tables(ns)).not.toContain(`dune_impair_${lab}`);
+    const missing = `dunetest-impair-none${process.pid}`;
+    expect(() => nftApply(missing, lab, [{ dev: 'eth0', nfqueue: 1 }])).toThrow(new RegExp(`^nf_tables in ${missing}: `));
+    expect(() => nftApply(ns, lab, [{ dev: 'eth0 accept', nfqueue: 1 }])).toThrow('not an interface name');
   });
 });

@@ -57,7 +57,7 @@ class FakeKernel implements LabKernel {
   }
   async writeRules(ns: string, _lab: string, rules: readonly QueueRule[], addJump: boolean): Promise<void> {
     if (this.failRules.has(ns)) throw new Error(`iptables-restore in ${ns}: boom`);
-    this.log.push(`rules ${ns}${addJump ? ' +jump' : ''} ${rules.map((r) => `${r.dev}=${r.nfqueue}`).join(',') || '-'}`);
+    this.log.push(`rules ${ns}${addJump ? ' +jump' : ''} ${rules.map((r) => `${r.dir === 'in' ? 'in:' : ''}${r.dev}=${r.nfqueue}`).join(',') || '-'}`);
   }
   async removeRules(ns: string): Promise<void> {
     this.log.push(`unrule ${ns}`);
@@ -93,6 +93,25 @@ describe('sync', () => {
       'n1/eth0 q1000 {"delayUs":10000}', 'n1/eth1 q1001 {"delayUs":20000}', 'n2/eth0 q1000 {"delayUs":10000}',
     ]);
     expect(st).toMatchObject({ lab: 'l1', seed: 7, namespaces: 2, held: { packets: 0, bytes: 0 } });
+  });
+
+  it('a direction with a far end is queued where it arrives; one that duplicates where it leaves; a duplicate set live moves it', async () => {
+    const ab = { ...spec('n1', 'eth0', { delayUs: 1000 }), ingress: { ns: 'n2', dev: 'eth0' } };
+    const ba = { ...spec('n2', 'eth0', { delayUs: 1000, duplicatePct: 1 }), ingress: { ns: 'n1', dev: 'eth0' } };
+    expect(await lab.sync([ab, ba])).toMatchObject({ added: 2, namespaces: 1 });
+    // Both in n2: n1 → n2 where it arrives, n2 → n1 (duplicating) where it leaves.
+    expect(k.take()).toEqual(['open n2', 'bind n2 1000', 'bind n2 1001', 'rules n2 +jump in:eth0=1000,eth0=1001']);
+    expect(lab.status().pipes.map((p) => `${p.ns}/${p.dev} q${p.nfqueue}`)).toEqual(['n1/eth0 q1000', 'n2/eth0 q1001']);
+    // n1/eth0 duplicates from now on: out of n2's ingress, into n1's egress.
+    await lab.set('n1', 'eth0', { delayUs: 1000, duplicatePct: 5 });
+    expect(k.take()).toEqual(['rules n2 eth0=1001', 'unbind n2 1000', 'open n1', 'bind n1 1000', 'rules n1 +jump eth0=1000']);
+    // And back.
+    await lab.set('n1', 'eth0', { delayUs: 2000 });
+    expect(k.take()).toEqual(['unrule n1', 'close n1', 'bind n2 1000', 'rules n2 eth0=1001,in:eth0=1000']);
+    // A sync moves n2 → n1 to n1's ingress when it stops duplicating.
+    expect(await lab.sync([ab, { ...ba, params: { delayUs: 1000 } }])).toMatchObject({ changed: 2, added: 0 });
+    expect(k.take()).toEqual(['rules n2 in:eth0=1000', 'unbind n2 1001', 'open n1', 'bind n1 1000', 'rules n1 +jump in:eth0=1000']);
+    expect(lab.status().pipes.map((p) => `${p.ns}/${p.dev} ${JSON.stringify(p.params)}`)).toEqual(['n1/eth0 {"delayUs":1000}', 'n2/eth0 {"delayUs":1000}']);
   });
 
   it('the same pipes again: nothing done; a changed parameter: changed live, no rule written', async () => {
@@ -221,20 +240,26 @@ describe('add, set, remove, close', () => {
 
 describe('rules', () => {
   it('one transaction per namespace: the chain (emptied by its declaration), the jump the first time, one NFQUEUE rule per direction', () => {
-    expect(rulesScript('l1', [{ dev: 'eth1', nfqueue: 1001 }, { dev: 'eth0', nfqueue: 1000 }], true)).toMatchInlineSnapshot(`
+    expect(rulesScript('l1', [{ dev: 'eth1', nfqueue: 1001 }, { dev: 'eth0', nfqueue: 1000 }, { dev: 'eth2', nfqueue: 1002, dir: 'in' }], true)).toMatchInlineSnapshot(`
       "*mangle
       :DUNE-IMPAIR - [0:0]
+      :DUNE-IMPAIR-IN - [0:0]
       -A POSTROUTING -m comment --comment "dune:l1:impair" -j DUNE-IMPAIR
+      -A PREROUTING -m comment --comment "dune:l1:impair" -j DUNE-IMPAIR-IN
       -A DUNE-IMPAIR -o eth0 -m mark ! --mark 0x1d0e1d0e -m comment --comment "dune:l1:impair q=1000" -j NFQUEUE --queue-num 1000
       -A DUNE-IMPAIR -o eth1 -m mark ! --mark 0x1d0e1d0e -m comment --comment "dune:l1:impair q=1001" -j NFQUEUE --queue-num 1001
+      -A DUNE-IMPAIR-IN -i eth2 -m mark ! --mark 0x1d0e1d0e -m comment --comment "dune:l1:impair q=1002" -j NFQUEUE --queue-num 1002
       COMMIT
       "
     `);
     expect(removeScript('l1')).toMatchInlineSnapshot(`
       "*mangle
       -D POSTROUTING -m comment --comment "dune:l1:impair" -j DUNE-IMPAIR
+      -D PREROUTING -m comment --comment "dune:l1:impair" -j DUNE-IMPAIR-IN
       -F DUNE-IMPAIR
       -X DUNE-IMPAIR
+      -F DUNE-IMPAIR-IN
+      -X DUNE-IMPAIR-IN
       COMMIT
       "
     `);

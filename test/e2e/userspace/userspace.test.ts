@@ -105,12 +105,24 @@ async function measure<T>(f: () => Promise<T>, ok: (v: T) => boolean): Promise<{
 
 const fmt = (r: Rtt): string => `min ${r.min.toFixed(3)} median ${r.median} sd ${r.sd.toFixed(2)} (${r.received} replies)`;
 
-/** Our marks in a namespace's iptables (null: the host's). */
+/**
+ * The engine's nf_tables rules in a namespace (null: the host's): `table ip` / `table ip6` per
+ * table of the lab's, and `ip out eth0 1000` per NFQUEUE rule (family, chain, device, queue).
+ */
 function ourRules(ns: string | null, lab: string): string[] {
+  const nft = (args: string[]) => sh(ns === null ? ['nft', ...args] : ['nsenter', `--net=/run/netns/${ns}`, '--', 'nft', ...args]).out;
   const out: string[] = [];
-  for (const tool of ['iptables-save', 'ip6tables-save']) {
-    const argv = ns === null ? [tool, '-t', 'mangle'] : ['nsenter', `--net=/run/netns/${ns}`, '--', tool, '-t', 'mangle'];
-    for (const line of sh(argv).out.split('\n')) if (line.includes(`dune:${lab}:`) || line.includes('DUNE-IMPAIR')) out.push(`${tool} ${line}`);
+  for (const line of nft(['list', 'tables']).split('\n')) {
+    const m = /^table (ip6?) dune_impair_(\S+)$/.exec(line.trim());
+    if (m === null || m[2] !== lab) continue;
+    out.push(`table ${m[1]}`);
+    let chain = '';
+    for (const l of nft(['list', 'table', m[1] as string, `dune_impair_${lab}`]).split('\n')) {
+      const c = /^\s*chain (\S+) \{/.exec(l);
+      if (c) chain = c[1] as string;
+      const r = /^\s*[io]ifname "(\S+)" meta mark != 0x1d0e1d0e queue num (\d+)/.exec(l);
+      if (r) out.push(`${m[1]} ${chain} ${r[1]} ${r[2]}`);
+    }
   }
   return out;
 }
@@ -183,12 +195,9 @@ describe.skipIf(skip !== '')(`e2e: the userspace impairment backend ${skip}`, ()
     });
     // Queue numbers per namespace: a has two directions.
     expect([end(st, 'a', 'eth0').engine?.nfqueue, end(st, 'a', 'eth1').engine?.nfqueue].sort()).toEqual([1000, 1001]);
-    // The rules: a jump and one NFQUEUE rule per direction, IPv4 and IPv6, tagged.
+    // The rules: the lab's tables (IPv4 and IPv6), one NFQUEUE rule per direction leaving a.
     const inA = ourRules(`dune.${LAB}.a`, LAB);
-    for (const tool of ['iptables-save', 'ip6tables-save']) {
-      expect(inA.filter((l) => l.startsWith(`${tool} -A POSTROUTING`))).toEqual([`${tool} -A POSTROUTING -m comment --comment "dune:${LAB}:impair" -j DUNE-IMPAIR`]);
-      expect(inA.filter((l) => l.startsWith(`${tool} -A DUNE-IMPAIR`)).map((l) => l.replace(/.* -o (\S+) .* --queue-num (\d+).*/, '$1 $2')).sort()).toEqual(['eth0 1000', 'eth1 1001']);
-    }
+    expect(inA.sort()).toEqual(['ip out eth0 1000', 'ip out eth1 1001', 'ip6 out eth0 1000', 'ip6 out eth1 1001', 'table ip', 'table ip6']);
     expect(ourRules(null, LAB)).toEqual([]);
     const text = (await duneOk(['status', '--lab', LAB])).stdout;
     expect(text).toMatch(/^impairment backends: userspace \(delayUs, lossGilbertElliott\); nftables-loss \(lossPct\)$/m);
@@ -320,8 +329,11 @@ describe.skipIf(skip !== '')(`e2e: the userspace impairment backend ${skip}`, ()
     expect(st.impairEngine?.running).toBe(true);
     expect(st.impairEngine?.pid).not.toBe(pid);
     for (const n of ['a', 'b', 'c', 'd', 'e']) {
-      const jumps = ourRules(`dune.${LAB}.${n}`, LAB).filter((l) => l.includes('-A POSTROUTING'));
-      expect(jumps, n).toHaveLength(2); // one for IPv4, one for IPv6
+      const rules = ourRules(`dune.${LAB}.${n}`, LAB);
+      expect(rules.filter((l) => l.startsWith('table')), n).toEqual(['table ip', 'table ip6']);
+      const v4 = rules.filter((l) => l.startsWith('ip '));
+      expect(new Set(v4).size, n).toBe(v4.length);
+      expect(v4.length, n).toBe(rules.filter((l) => l.startsWith('ip6 ')).length);
     }
     const r = await ping(LAB, 'a', addr['d']?.v4 as string, 5);
     expect(r.min - base.min).toBeGreaterThanOrEqual(2 * (10 + 20 + 40));

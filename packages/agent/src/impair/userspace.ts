@@ -53,13 +53,40 @@ export function agentScript(): string {
   return found;
 }
 
+/**
+ * Where each direction leaving `ns/dev` arrives, when the engine can queue it there: the other
+ * end of a veth, in a node namespace of this host, not a bridge port (a bridged frame meets
+ * no IP PREROUTING). Queued there, a packet no longer belongs to its sender's socket.
+ */
+export function farEnds(ops: readonly Op[]): Map<string, { ns: string; dev: string }> {
+  const nodeNs = new Set<string>();
+  const enslaved = new Set<string>();
+  for (const op of ops) {
+    if (op.op === 'netns') nodeNs.add(op.ns);
+    else if (op.op === 'enslave') enslaved.add(`${op.ns}/${op.dev}`);
+  }
+  const out = new Map<string, { ns: string; dev: string }>();
+  const usable = (ns: string, dev: string) => nodeNs.has(ns) && !enslaved.has(`${ns}/${dev}`);
+  for (const op of ops) {
+    if (op.op !== 'veth' || !usable(op.ns, op.name) || !usable(op.peerNs, op.peerName)) continue;
+    out.set(`${op.ns}/${op.name}`, { ns: op.peerNs, dev: op.peerName });
+    out.set(`${op.peerNs}/${op.peerName}`, { ns: op.ns, dev: op.name });
+  }
+  return out;
+}
+
 /** Every direction's part for the engine, from the host's impair ops. */
 export function enginePipes(ops: readonly Op[], caps: Caps, prefer: ImpairmentBackendSetting): LabPipeSpec[] {
   const pipes: LabPipeSpec[] = [];
+  // Opt-in for now: queued where it arrives, a packet to a node itself is stamped by the kernel
+  // on arrival, before the engine holds it, so `ping` (which reads that stamp) shows the
+  // round trip without its last link's delay (`ping -U` shows it all; TCP is not fooled).
+  const far = process.env['DUNE_IMPAIR_QUEUE_AT'] === 'ingress' ? farEnds(ops) : new Map<string, { ns: string; dev: string }>();
   for (const op of ops) {
     if (op.op !== 'impair') continue;
     const p = planImpairment(op.impairment, caps, { mtu: op.mtu, where: `${op.ns}/${op.dev}`, prefer, userspaceEngine: true });
-    if (p.userspace !== undefined) pipes.push({ ns: op.ns, dev: op.dev, link: op.link, params: p.userspace });
+    const ingress = far.get(`${op.ns}/${op.dev}`);
+    if (p.userspace !== undefined) pipes.push({ ns: op.ns, dev: op.dev, link: op.link, params: p.userspace, ...(ingress ? { ingress } : {}) });
   }
   return pipes;
 }
@@ -231,7 +258,10 @@ export async function setEnginePipe(lab: string, journal: LabJournal, spec: Omit
   }
   const socket = (rec as EngineRecord).socket;
   if (spec.params === null) await engineCall(socket, 'remove', { ns: spec.ns, dev: spec.dev });
-  else await engineCall(socket, 'set', { ns: spec.ns, dev: spec.dev, link: spec.link, params: spec.params, create: true });
+  else {
+    const ingress = all().find((p) => p.ns === spec.ns && p.dev === spec.dev)?.ingress;
+    await engineCall(socket, 'set', { ns: spec.ns, dev: spec.dev, link: spec.link, params: spec.params, create: true, ...(ingress ? { ingress } : {}) });
+  }
 }
 
 /**

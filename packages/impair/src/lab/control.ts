@@ -180,7 +180,10 @@ export class LabControlServer {
       }
       case 'set': {
         const s = p as unknown as SetParams;
-        const r = await this.lab.set(str(p, 'ns'), str(p, 'dev'), s.params, { ...(typeof s.link === 'string' ? { link: s.link } : {}), create: s.create === true });
+        const r = await this.lab.set(str(p, 'ns'), str(p, 'dev'), s.params, {
+          ...(typeof s.link === 'string' ? { link: s.link } : {}), create: s.create === true,
+          ...(typeof s.ingress?.ns === 'string' && typeof s.ingress.dev === 'string' ? { ingress: { ns: s.ingress.ns, dev: s.ingress.dev } } : {}),
+        });
         this.log(`set ${s.ns}/${s.dev} ${JSON.stringify(s.params)}${r.created ? ` (added, queue ${r.nfqueue})` : ''}`);
         return r;
       }

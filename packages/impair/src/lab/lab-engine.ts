@@ -24,6 +24,7 @@ import { mergeParams, ParamsError } from '../params.js';
 import {
   LAB_ENGINE_PROTOCOL, LabEngineError, pipeName, type HelloResult, type LabEngineStatus, type LabPipeSpec, type LabPipeStatus, type SyncResult,
 } from './protocol.js';
+import { nftApply } from './nft-rules.js';
 import { removeScript, removeStaleJumps, restoreInNs, restoreMany, rulesScript, type QueueRule } from './rules.js';
 
 /** Lab queues start here: tools a user runs inside a node (impaired-network-*) default to 1 and 2. */
@@ -34,11 +35,32 @@ const RULE_CONCURRENCY = 6;
 const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 
 interface LabPipe {
+  /** The direction: leaving ns by dev. */
   ns: string;
   dev: string;
   link: string;
+  /** Where it is queued: `out` in ns by dev, or `in` at the far end (the namespace state holding it, by hookDev). */
+  dir: 'in' | 'out';
+  hookDev: string;
+  /** The far end as given (queued there unless the direction duplicates). */
+  ingress?: { ns: string; dev: string } | undefined;
   nfqueue: number;
   pipe: Pipe;
+}
+
+interface Hook {
+  ns: string;
+  dev: string;
+  dir: 'in' | 'out';
+}
+
+/** Where a direction is queued: where it arrives when it can be (see LabPipeSpec.ingress), else where it leaves. */
+function hookOf(spec: { ns: string; dev: string; ingress?: { ns: string; dev: string } | undefined }, params: Impairment): Hook {
+  const ing = spec.ingress;
+  if (ing !== undefined && typeof ing.ns === 'string' && typeof ing.dev === 'string' && ing.ns !== '' && !ing.ns.includes('/') && !((params.duplicatePct ?? 0) > 0)) {
+    return { ns: ing.ns, dev: ing.dev, dir: 'in' };
+  }
+  return { ns: spec.ns, dev: spec.dev, dir: 'out' };
 }
 
 interface NsState {
@@ -46,6 +68,7 @@ interface NsState {
   /** The namespace's identity: its nsfs inode. */
   ino: number;
   frontend: NfqueueFrontend;
+  /** The pipes queued in this namespace, by pipe name (`ns/dev` of the direction). */
   pipes: Map<string, LabPipe>;
   /** Whether this process has put the jump from POSTROUTING in place. */
   jump: boolean;
@@ -78,6 +101,24 @@ export const realKernel: LabKernel = {
     f.start();
     return f;
   },
+  // Over netlink from here (nft-rules.ts): one nf_tables batch per namespace, no process started.
+  writeRules: async (ns, lab, rules) => nftApply(ns, lab, rules),
+  writeRulesMany: async (items, lab) => items.map((it) => {
+    try {
+      nftApply(it.ns, lab, it.rules);
+      return undefined;
+    } catch (e) {
+      return e as Error;
+    }
+  }),
+  removeRules: async (ns, lab) => nftApply(ns, lab, []),
+  // A dead engine's tables are replaced whole by the first write.
+  removeStaleJumps: async () => 0,
+};
+
+/** The iptables way (iptables-restore through nsenter, two processes per namespace and family): kept for comparison. */
+export const iptablesKernel: LabKernel = {
+  ...realKernel,
   writeRules: (ns, lab, rules, addJump) => restoreInNs(ns, rulesScript(lab, rules, addJump)),
   writeRulesMany: (items, lab) => restoreMany(items.map((it) => ({ ns: it.ns, script: rulesScript(lab, it.rules, it.addJump) }))),
   removeRules: (ns, lab) => restoreInNs(ns, removeScript(lab)),
@@ -90,6 +131,8 @@ export interface LabEngineOptions {
   clock?: Clock;
   kernel?: LabKernel;
 }
+
+const queueRule = (p: LabPipe): QueueRule => ({ dev: p.hookDev, nfqueue: p.nfqueue, dir: p.dir });
 
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -119,6 +162,8 @@ export class LabEngine {
   readonly startedAt = new Date().toISOString();
   private readonly kernel: LabKernel;
   private readonly nss = new Map<string, NsState>();
+  /** Pipe name → the namespace state that queues it. */
+  private readonly where = new Map<string, NsState>();
   private readonly recvBuffer = Buffer.allocUnsafe(RECV_BUFFER_BYTES);
   private closed = false;
 
@@ -178,11 +223,14 @@ export class LabEngine {
     this.requireOpen();
     const t0 = performance.now();
     const params = this.validate(specs);
-    const want = new Map<string, Map<string, { link: string; params: Impairment }>>();
+    type Want = { ns: string; dev: string; link: string; params: Impairment; hook: Hook; ingress: LabPipeSpec['ingress'] };
+    const want = new Map<string, Map<string, Want>>();
     specs.forEach((s, i) => {
-      const m = want.get(s.ns) ?? new Map<string, { link: string; params: Impairment }>();
-      m.set(s.dev, { link: String(s.link ?? ''), params: params[i] as Impairment });
-      want.set(s.ns, m);
+      const prm = params[i] as Impairment;
+      const hook = hookOf(s, prm);
+      const m = want.get(hook.ns) ?? new Map<string, Want>();
+      m.set(pipeName(s.ns, s.dev), { ns: s.ns, dev: s.dev, link: String(s.link ?? ''), params: prm, hook, ingress: s.ingress });
+      want.set(hook.ns, m);
     });
     const res: SyncResult = { added: 0, removed: 0, changed: 0, unchanged: 0, namespaces: want.size, rulesWritten: 0, ms: 0 };
 
@@ -204,6 +252,19 @@ export class LabEngine {
       this.dropNs(st);
     }
 
+    // Directions whose queueing point moves (a duplicate set or cleared): out of the old place first.
+    for (const [hns, devs] of want) {
+      for (const [name, w] of devs) {
+        const st = this.where.get(name);
+        const p = st?.pipes.get(name);
+        if (st !== undefined && p !== undefined && (st.ns !== hns || p.dir !== w.hook.dir || p.hookDev !== w.hook.dev)) {
+          await this.removeOne(st, p);
+          res.added--;
+          res.changed++;
+        }
+      }
+    }
+
     // Per namespace: new queues bound now, rules rewritten, old queues unbound after.
     const dirty: NsState[] = [];
     const unbind: [NsState, LabPipe][] = [];
@@ -214,16 +275,16 @@ export class LabEngine {
         st = this.openNs(ns, recover);
         changedSet = true;
       }
-      for (const [dev, p] of st.pipes) {
-        if (!devs.has(dev)) {
+      for (const [name, p] of st.pipes) {
+        if (!devs.has(name)) {
           unbind.push([st, p]);
           changedSet = true;
         }
       }
-      for (const [dev, w] of devs) {
-        const p = st.pipes.get(dev);
+      for (const [name, w] of devs) {
+        const p = st.pipes.get(name);
         if (p === undefined) {
-          this.addPipe(st, dev, w.link, w.params, unbind.filter(([s]) => s === st).map(([, x]) => x.nfqueue));
+          this.addPipe(st, w.ns, w.dev, w.hook, w.ingress, w.link, w.params, unbind.filter(([s]) => s === st).map(([, x]) => x.nfqueue));
           res.added++;
           changedSet = true;
         } else {
@@ -251,19 +312,21 @@ export class LabEngine {
   async add(spec: LabPipeSpec): Promise<{ nfqueue: number }> {
     this.requireOpen();
     const [params] = this.validate([spec]);
-    const existing = this.nss.get(spec.ns)?.pipes.get(spec.dev);
-    if (existing !== undefined) throw new LabEngineError('pipe-exists', `pipe ${pipeName(spec.ns, spec.dev)} exists (queue ${existing.nfqueue})`, 'use set to change its parameters');
-    return this.addOne(spec.ns, spec.dev, String(spec.link ?? ''), params as Impairment);
+    const name = pipeName(spec.ns, spec.dev);
+    const existing = this.where.get(name)?.pipes.get(name);
+    if (existing !== undefined) throw new LabEngineError('pipe-exists', `pipe ${name} exists (queue ${existing.nfqueue})`, 'use set to change its parameters');
+    return this.addOne(spec.ns, spec.dev, String(spec.link ?? ''), params as Impairment, hookOf(spec, params as Impairment), spec.ingress);
   }
 
-  private async addOne(ns: string, dev: string, link: string, params: Impairment): Promise<{ nfqueue: number }> {
+  private async addOne(ns: string, dev: string, link: string, params: Impairment, hook: Hook, ingress: LabPipeSpec['ingress']): Promise<{ nfqueue: number }> {
     if (this.kernel.nsIno(ns) === undefined) throw new LabEngineError('no-such-namespace', `there is no namespace ${ns} (/run/netns/${ns})`);
-    let st = this.nss.get(ns);
-    const fresh = st === undefined || this.kernel.nsIno(ns) !== st.ino;
+    if (hook.ns !== ns && this.kernel.nsIno(hook.ns) === undefined) hook = { ns, dev, dir: 'out' };
+    let st = this.nss.get(hook.ns);
+    const fresh = st === undefined || this.kernel.nsIno(hook.ns) !== st.ino;
     if (st !== undefined && fresh) this.dropNs(st);
-    if (fresh) st = this.openNs(ns, false);
+    if (fresh) st = this.openNs(hook.ns, false);
     const s = st as NsState;
-    const p = this.addPipe(s, dev, link, params, []);
+    const p = this.addPipe(s, ns, dev, hook, ingress, link, params, []);
     try {
       await this.writeRules(s, []);
     } catch (e) {
@@ -277,38 +340,54 @@ export class LabEngine {
   /** Removes one pipe: its rule first, then its queue. Idempotent. */
   async remove(ns: string, dev: string): Promise<{ removed: boolean }> {
     this.requireOpen();
-    const st = this.nss.get(ns);
-    const p = st?.pipes.get(dev);
+    const name = pipeName(ns, dev);
+    const st = this.where.get(name);
+    const p = st?.pipes.get(name);
     if (st === undefined || p === undefined) return { removed: false };
-    if (this.kernel.nsIno(ns) !== st.ino) {
-      this.dropNs(st);
-      return { removed: true };
-    }
-    if (st.pipes.size === 1) {
-      await this.kernel.removeRules(ns, this.lab);
-      this.dropNs(st);
-    } else {
-      await this.writeRules(st, [dev]);
-      this.unbindPipe(st, p);
-    }
+    await this.removeOne(st, p);
     return { removed: true };
   }
 
+  /** One pipe out: its rule first, then its queue (the namespace's socket closed with its last pipe). */
+  private async removeOne(st: NsState, p: LabPipe): Promise<void> {
+    if (this.kernel.nsIno(st.ns) !== st.ino) {
+      this.dropNs(st);
+      return;
+    }
+    if (st.pipes.size === 1) {
+      await this.kernel.removeRules(st.ns, this.lab);
+      this.dropNs(st);
+    } else {
+      await this.writeRules(st, [p.pipe.name]);
+      this.unbindPipe(st, p);
+    }
+  }
+
   /** Replaces one pipe's parameters (with `create`, adds it when missing). */
-  async set(ns: string, dev: string, params: unknown, opts: { link?: string; create?: boolean } = {}): Promise<{ nfqueue: number; created: boolean }> {
+  async set(ns: string, dev: string, params: unknown, opts: { link?: string; create?: boolean; ingress?: { ns: string; dev: string } } = {}): Promise<{ nfqueue: number; created: boolean }> {
     this.requireOpen();
     const [valid] = this.validate([{ ns, dev, params }]);
-    const st = this.nss.get(ns);
-    const p = st?.pipes.get(dev);
-    if (st !== undefined && p !== undefined && this.kernel.nsIno(ns) === st.ino) {
-      this.engine.setParams({ [p.pipe.name]: valid as Impairment }, 'lab');
-      if (opts.link) p.link = opts.link;
-      return { nfqueue: p.nfqueue, created: false };
+    const name = pipeName(ns, dev);
+    const st = this.where.get(name);
+    const p = st?.pipes.get(name);
+    // The far end is remembered from when the pipe was made (or given again here).
+    const ingress = opts.ingress ?? p?.ingress;
+    const hook = hookOf({ ns, dev, ingress }, valid as Impairment);
+    if (st !== undefined && p !== undefined && this.kernel.nsIno(st.ns) === st.ino) {
+      if (st.ns === hook.ns && p.dir === hook.dir && p.hookDev === hook.dev) {
+        this.engine.setParams({ [p.pipe.name]: valid as Impairment }, 'lab');
+        if (opts.link) p.link = opts.link;
+        return { nfqueue: p.nfqueue, created: false };
+      }
+      // A duplicate set or cleared: the direction is queued elsewhere from now on.
+      await this.removeOne(st, p);
+      const r = await this.addOne(ns, dev, opts.link ?? p.link, valid as Impairment, hook, ingress);
+      return { nfqueue: r.nfqueue, created: false };
     }
     if (!opts.create) {
-      throw new LabEngineError('no-such-pipe', `no pipe ${pipeName(ns, dev)} in lab ${this.lab}`, 'add it first, or pass "create": true');
+      throw new LabEngineError('no-such-pipe', `no pipe ${name} in lab ${this.lab}`, 'add it first, or pass "create": true');
     }
-    const r = await this.addOne(ns, dev, opts.link ?? '', valid as Impairment);
+    const r = await this.addOne(ns, dev, opts.link ?? '', valid as Impairment, hook, ingress);
     return { nfqueue: r.nfqueue, created: true };
   }
 
@@ -390,12 +469,12 @@ export class LabEngine {
   }
 
   /** Binds a queue (the lowest free one, not one still draining in `busy`) to a new pipe. */
-  private addPipe(st: NsState, dev: string, link: string, params: Impairment, busy: readonly number[]): LabPipe {
+  private addPipe(st: NsState, ns: string, dev: string, hook: Hook, ingress: LabPipeSpec['ingress'], link: string, params: Impairment, busy: readonly number[]): LabPipe {
     const used = new Set([...[...st.pipes.values()].map((p) => p.nfqueue), ...busy]);
     let q = QUEUE_BASE;
     while (used.has(q)) q++;
     if (q > QUEUE_MAX) throw new LabEngineError('no-free-queue', `namespace ${st.ns} has no free NFQUEUE queue number`);
-    const name = pipeName(st.ns, dev);
+    const name = pipeName(ns, dev);
     this.engine.removePipe(name);
     const pipe = this.engine.addPipe(name, params);
     try {
@@ -404,8 +483,10 @@ export class LabEngine {
       this.engine.removePipe(name);
       throw new LabEngineError('nfqueue-failed', `binding queue ${q} in ${st.ns} for ${dev}: ${(e as Error).message}`);
     }
-    const p: LabPipe = { ns: st.ns, dev, link, nfqueue: q, pipe };
-    st.pipes.set(dev, p);
+    const p: LabPipe = { ns, dev, link, dir: hook.dir, hookDev: hook.dev, ingress, nfqueue: q, pipe };
+    if (hook.dir === 'out' && hook.ns !== ns) throw new Error(`internal: ${name} queued out of ${hook.ns}`);
+    st.pipes.set(name, p);
+    this.where.set(name, st);
     return p;
   }
 
@@ -414,7 +495,7 @@ export class LabEngine {
    * process (writeRulesMany) where the kernel side can, else one namespace at a time.
    */
   private async writeRulesOf(dirty: readonly NsState[], unbind: readonly [NsState, LabPipe][]): Promise<void> {
-    const without = (st: NsState) => unbind.filter(([s]) => s === st).map(([, p]) => p.dev);
+    const without = (st: NsState) => unbind.filter(([s]) => s === st).map(([, p]) => p.pipe.name);
     const many = this.kernel.writeRulesMany?.bind(this.kernel);
     const plain = dirty.filter((st) => many === undefined || st.stale);
     await mapLimit(plain, RULE_CONCURRENCY, (st) => this.writeRules(st, without(st)));
@@ -426,7 +507,7 @@ export class LabEngine {
     await mapLimit(groups, RULE_CONCURRENCY, async (group) => {
       const errors = await many(group.map((st) => ({
         ns: st.ns, addJump: !st.jump,
-        rules: [...st.pipes.values()].filter((p) => !without(st).includes(p.dev)).map((p) => ({ dev: p.dev, nfqueue: p.nfqueue })),
+        rules: [...st.pipes.values()].filter((p) => !without(st).includes(p.pipe.name)).map(queueRule),
       })), this.lab);
       group.forEach((st, i) => {
         if (errors[i] === undefined) st.jump = true;
@@ -436,13 +517,13 @@ export class LabEngine {
     });
   }
 
-  /** Writes the namespace's rule set: every pipe it has but those in `without`. */
+  /** Writes the namespace's rule set: every pipe it has but those named in `without`. */
   private async writeRules(st: NsState, without: readonly string[]): Promise<void> {
     if (st.stale) {
       await this.kernel.removeStaleJumps(st.ns, this.lab);
       st.stale = false;
     }
-    const rules = [...st.pipes.values()].filter((p) => !without.includes(p.dev)).map((p) => ({ dev: p.dev, nfqueue: p.nfqueue }));
+    const rules = [...st.pipes.values()].filter((p) => !without.includes(p.pipe.name)).map(queueRule);
     await this.kernel.writeRules(st.ns, this.lab, rules, !st.jump);
     st.jump = true;
   }
@@ -454,7 +535,8 @@ export class LabEngine {
       // the socket's close unbinds too
     }
     this.engine.removePipe(p.pipe.name);
-    st.pipes.delete(p.dev);
+    st.pipes.delete(p.pipe.name);
+    if (this.where.get(p.pipe.name) === st) this.where.delete(p.pipe.name);
   }
 
   /** Closes a namespace's socket (its held packets accepted) and forgets its pipes. */
@@ -464,7 +546,10 @@ export class LabEngine {
     } catch {
       // a namespace already gone
     }
-    for (const p of st.pipes.values()) this.engine.removePipe(p.pipe.name);
+    for (const p of st.pipes.values()) {
+      this.engine.removePipe(p.pipe.name);
+      if (this.where.get(p.pipe.name) === st) this.where.delete(p.pipe.name);
+    }
     st.pipes.clear();
     if (this.nss.get(st.ns) === st) this.nss.delete(st.ns);
   }

@@ -31,6 +31,15 @@ export interface LabPipeSpec {
   link: string;
   /** The model's keys (delayUs, jitterUs, ...): what this engine applies to the direction. */
   params: Impairment;
+  /**
+   * The other end of the wire, when it is a veth end in a node namespace (not a bridge port):
+   * the engine then queues the direction as it arrives there (PREROUTING, `-i`) rather than
+   * as it leaves `ns/dev`. Crossing the veth has orphaned the packet from its socket: held
+   * packets no longer count against the sender's TCP Small Queues and send buffer, which cap
+   * a TCP flow at a few kB per delay period when the engine holds the sender's own skbs.
+   * Not used while the direction duplicates (a duplicate is sent from the egress side).
+   */
+  ingress?: { ns: string; dev: string };
 }
 
 export interface SyncParams {
@@ -62,6 +71,8 @@ export interface SetParams {
   /** With `create`, a missing pipe is added (its link name is needed then). */
   link?: string;
   create?: boolean;
+  /** The far end of the wire (see LabPipeSpec.ingress): given when the pipe may be created. */
+  ingress?: { ns: string; dev: string };
 }
 
 export interface PipeRef {

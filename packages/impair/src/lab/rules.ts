@@ -1,9 +1,16 @@
 /**
  * The iptables rules that feed a lab's engine, in one node namespace:
  *
- *   mangle POSTROUTING  -m comment --comment "dune:<lab>:impair" -j DUNE-IMPAIR
- *   mangle DUNE-IMPAIR  -o eth0 -m mark ! --mark 0x1d0e1d0e -m comment --comment "dune:<lab>:impair q=1000" -j NFQUEUE --queue-num 1000
- *                       -o eth1 ...                                                                          --queue-num 1001
+ *   mangle POSTROUTING     -m comment --comment "dune:<lab>:impair" -j DUNE-IMPAIR
+ *   mangle PREROUTING      -m comment --comment "dune:<lab>:impair" -j DUNE-IMPAIR-IN
+ *   mangle DUNE-IMPAIR     -o eth1 -m mark ! --mark 0x1d0e1d0e -m comment --comment "dune:<lab>:impair q=1001" -j NFQUEUE --queue-num 1001
+ *   mangle DUNE-IMPAIR-IN  -i eth0 ...                                                                             --queue-num 1000
+ *
+ * A direction a→b of a veth between two node namespaces is queued as it arrives in b
+ * (DUNE-IMPAIR-IN, `-i` b's end): there the packet no longer belongs to a socket of a (the
+ * veth crossing orphaned it), so what the engine holds does not throttle the sender's TCP
+ * (TCP Small Queues, the send buffer). Other directions (a bridge port or another host on
+ * the far side, or a direction that duplicates) are queued as they leave (DUNE-IMPAIR, `-o`).
  *
  * IPv4 and IPv6 alike (iptables-restore and ip6tables-restore with the same text; Debian's
  * iptables-nft uses the xtables NFQUEUE target, which our kernel has, where nft's own
@@ -22,12 +29,16 @@ import { existsSync } from 'node:fs';
 import { ENGINE_MARK } from '../kernel/iptables.js';
 
 export const LAB_CHAIN = 'DUNE-IMPAIR';
+/** Directions queued where they arrive (the far end of a veth), jumped to from PREROUTING. */
+export const LAB_CHAIN_IN = 'DUNE-IMPAIR-IN';
 
 export const labRuleTag = (lab: string): string => `dune:${lab}:impair`;
 
 export interface QueueRule {
   dev: string;
   nfqueue: number;
+  /** `out` (default): leaving by dev (POSTROUTING, `-o`); `in`: arriving by dev (PREROUTING, `-i`). */
+  dir?: 'in' | 'out';
 }
 
 const mark = `0x${ENGINE_MARK.toString(16)}`;
@@ -36,13 +47,18 @@ function jump(lab: string): string {
   return `POSTROUTING -m comment --comment "${labRuleTag(lab)}" -j ${LAB_CHAIN}`;
 }
 
+function jumpIn(lab: string): string {
+  return `PREROUTING -m comment --comment "${labRuleTag(lab)}" -j ${LAB_CHAIN_IN}`;
+}
+
 /** The restore text that makes the namespace's rules exactly `rules` (`addJump`: the jump is not there yet). */
 export function rulesScript(lab: string, rules: readonly QueueRule[], addJump: boolean): string {
-  const lines = ['*mangle', `:${LAB_CHAIN} - [0:0]`];
-  if (addJump) lines.push(`-A ${jump(lab)}`);
+  const lines = ['*mangle', `:${LAB_CHAIN} - [0:0]`, `:${LAB_CHAIN_IN} - [0:0]`];
+  if (addJump) lines.push(`-A ${jump(lab)}`, `-A ${jumpIn(lab)}`);
   for (const r of [...rules].sort((a, b) => a.nfqueue - b.nfqueue)) {
     if (!/^[A-Za-z0-9_.@+:-]{1,15}$/.test(r.dev)) throw new Error(`not an interface name: ${JSON.stringify(r.dev)}`);
-    lines.push(`-A ${LAB_CHAIN} -o ${r.dev} -m mark ! --mark ${mark} -m comment --comment "${labRuleTag(lab)} q=${r.nfqueue}" -j NFQUEUE --queue-num ${r.nfqueue}`);
+    const [chain, match] = r.dir === 'in' ? [LAB_CHAIN_IN, '-i'] : [LAB_CHAIN, '-o'];
+    lines.push(`-A ${chain} ${match} ${r.dev} -m mark ! --mark ${mark} -m comment --comment "${labRuleTag(lab)} q=${r.nfqueue}" -j NFQUEUE --queue-num ${r.nfqueue}`);
   }
   lines.push('COMMIT', '');
   return lines.join('\n');
@@ -50,12 +66,12 @@ export function rulesScript(lab: string, rules: readonly QueueRule[], addJump: b
 
 /** The restore text that removes the jump and the chain. */
 export function removeScript(lab: string): string {
-  return ['*mangle', `-D ${jump(lab)}`, `-F ${LAB_CHAIN}`, `-X ${LAB_CHAIN}`, 'COMMIT', ''].join('\n');
+  return ['*mangle', `-D ${jump(lab)}`, `-D ${jumpIn(lab)}`, `-F ${LAB_CHAIN}`, `-X ${LAB_CHAIN}`, `-F ${LAB_CHAIN_IN}`, `-X ${LAB_CHAIN_IN}`, 'COMMIT', ''].join('\n');
 }
 
-/** Removes one jump (a dead engine's leftover); fails when there is none. */
-export function removeJumpScript(lab: string): string {
-  return ['*mangle', `-D ${jump(lab)}`, 'COMMIT', ''].join('\n');
+/** Removes one jump (a dead engine's leftover) from POSTROUTING (`in`: PREROUTING); fails when there is none. */
+export function removeJumpScript(lab: string, dir: 'in' | 'out' = 'out'): string {
+  return ['*mangle', `-D ${dir === 'in' ? jumpIn(lab) : jump(lab)}`, 'COMMIT', ''].join('\n');
 }
 
 export interface RunResult {
@@ -156,15 +172,17 @@ export async function restoreMany(items: readonly { ns: string; script: string }
   return out;
 }
 
-/** Removes a dead engine's jumps from POSTROUTING (there may be none). */
+/** Removes a dead engine's jumps from POSTROUTING and PREROUTING (there may be none). */
 export async function removeStaleJumps(ns: string, lab: string): Promise<number> {
   let removed = 0;
   for (const tool of ruleTools()) {
     // A dead engine added at most one per rule write; a few tries cover any history.
-    for (let i = 0; i < 4; i++) {
-      const r = await runInNs(ns, [tool, '-w', '--noflush'], removeJumpScript(lab));
-      if (r.code !== 0) break;
-      removed++;
+    for (const dir of ['out', 'in'] as const) {
+      for (let i = 0; i < 4; i++) {
+        const r = await runInNs(ns, [tool, '-w', '--noflush'], removeJumpScript(lab, dir));
+        if (r.code !== 0) break;
+        removed++;
+      }
     }
   }
   return removed;
