@@ -231,6 +231,8 @@ export interface Plan {
   impairmentBackend?: 'netem' | 'userspace';
   /** The topology's failure schedule (`[[topology.events]]`), run by `dune events run`. Absent: none. */
   events?: import('./events.js').PlanEvent[];
+  /** Link directions that change over time (traces, `[[topology.schedule]]`), followed by `dune trace run`. Absent: none. */
+  traces?: import('./traces.js').PlanTrace[];
 }
 
 /** Canonical JSON: object keys sorted, so equal plans serialise to identical bytes. */
