@@ -98,9 +98,21 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /** Applies the traces' changes at their times with `apply`; resolves with what was applied. */
 export async function followTimeline(changes: readonly TraceChange[], apply: (c: TraceChange) => Promise<void>, o: FollowOptions = {}): Promise<TraceReport[]> {
-  const t0 = performance.now();
   const done: TraceReport[] = [];
-  for (let i = 0; i < changes.length; i++) {
+  // The state at 0 is put in place before the clock starts: a first change can be slow (an
+  // agent's first call probes the kernel: seconds on a slow machine), and the time from it
+  // would otherwise be lost from the first step.
+  let i = 0;
+  for (; i < changes.length && (changes[i] as TraceChange).atMs === 0 && !o.signal?.aborted; i++) {
+    const c = changes[i] as TraceChange;
+    const started = performance.now();
+    await apply(c);
+    const r: TraceReport = { ...c, elapsedMs: 0, tookMs: performance.now() - started, skipped: 0 };
+    done.push(r);
+    o.onChange?.(r);
+  }
+  const t0 = performance.now();
+  for (; i < changes.length; i++) {
     const c = changes[i] as TraceChange;
     await sleep(c.atMs - (performance.now() - t0), o.signal);
     if (o.signal?.aborted) break;
