@@ -32,13 +32,13 @@ describe('the timeline of traces', () => {
 
   it('merges directions in time order and, when behind, applies only the newest change due per direction', async () => {
     const changes: TraceChange[] = [
-      { atMs: 0, node: 'a', dev: 'eth0', set: { rateBitsPerSec: 1 }, removed: [] },
-      { atMs: 1, node: 'a', dev: 'eth0', set: { delayUs: 5 }, removed: [] },
-      { atMs: 2, node: 'b', dev: 'eth0', set: { rateBitsPerSec: 3 }, removed: [] },
-      { atMs: 3, node: 'a', dev: 'eth0', set: { rateBitsPerSec: 4 }, removed: [] },
+      { atMs: 1, node: 'a', dev: 'eth0', set: { rateBitsPerSec: 1 }, removed: [] },
+      { atMs: 2, node: 'a', dev: 'eth0', set: { delayUs: 5 }, removed: [] },
+      { atMs: 3, node: 'b', dev: 'eth0', set: { rateBitsPerSec: 3 }, removed: [] },
+      { atMs: 4, node: 'a', dev: 'eth0', set: { rateBitsPerSec: 4 }, removed: [] },
     ];
     const applied: TraceChange[] = [];
-    // The first change takes 50 ms: the rest are all due when it ends.
+    // The first change (after the clock starts: 0 would be applied before it) takes 50 ms: the rest are all due when it ends.
     await followTimeline(changes, async (c) => {
       applied.push(c);
       if (applied.length === 1) await new Promise((r) => setTimeout(r, 50));
