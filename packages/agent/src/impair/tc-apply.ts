@@ -29,7 +29,18 @@ export function sameTcShape(plan: ImpairPlan, now: { qdiscs: TcEntry[]; classes:
   const key = (type: string, handle: number, parent: number, kind: string): string => `${type} ${handle} ${type === 'class' ? '' : parent} ${kind}`;
   const want = plan.tc.map((n) => key(n.type, n.handle, n.parent, kindName(n.options))).sort();
   const have = [...now.qdiscs.map((q) => key('qdisc', q.handle, q.parent, q.kind)), ...now.classes.map((c) => key('class', c.handle, c.parent, c.kind))].sort();
-  return want.length > 0 && want.length === have.length && want.every((k, i) => k === have[i]);
+  if (!(want.length > 0 && want.length === have.length && want.every((k, i) => k === have[i]))) return false;
+  // netem's `change` keeps what an absent attribute held (a rate, reorder, a distribution
+  // table): in place only when the old and new set the same fields, with no jitter (whose
+  // distribution table the kernel does not dump back).
+  for (const n of plan.tc) {
+    if (n.options.kind !== 'netem') continue;
+    const o = now.qdiscs.find((q) => q.handle === n.handle)?.options;
+    if (o?.kind !== 'netem') return false;
+    const fields = (x: object): string => Object.entries(x).filter(([, v]) => v !== undefined && v !== 0).map(([k]) => k).sort().join(',');
+    if (n.options.jitterNs || o.jitterNs || n.options.distribution || fields(n.options) !== fields(o)) return false;
+  }
+  return true;
 }
 
 /** Queues the tree as in-place changes of the one there (see sameTcShape). */
