@@ -4,7 +4,7 @@
  * through the same door.
  */
 import { Command } from 'commander';
-import { DuneError, formatDurationUs, formatRate, joinCommand, parseImpairmentAssignments, quoteWord, type Impairment } from '@dune/topology';
+import { DuneError, describeImpairment, formatDurationUs, joinCommand, parseImpairmentAssignments, quoteWord } from '@dune/topology';
 import { serializePlan, summarizePlan } from '@dune/compiler';
 import * as lab from '@dune/lab';
 import { compileLoaded, loadTopology } from '@dune/lab';
@@ -48,21 +48,6 @@ function progressPrinter(o: Output, json: boolean): { onEvent: (e: lab.HostEvent
       if (tty && line) process.stdout.write('\r\x1b[K');
     },
   };
-}
-
-function describeImpairment(i: Impairment): string {
-  const parts: string[] = [];
-  if (i.delayUs) parts.push(`delay ${formatDurationUs(i.delayUs)}`);
-  if (i.jitterUs) parts.push(`jitter ${formatDurationUs(i.jitterUs)}${i.jitterDistribution ? ` ${i.jitterDistribution}` : ''}`);
-  if (i.lossPct) parts.push(`loss ${i.lossPct}%`);
-  if (i.lossGilbertElliott) parts.push(`loss gemodel p=${i.lossGilbertElliott.pPct}% r=${i.lossGilbertElliott.rPct}%`);
-  if (i.duplicatePct) parts.push(`duplicate ${i.duplicatePct}%`);
-  if (i.corruptPct) parts.push(`corrupt ${i.corruptPct}%`);
-  if (i.reorderPct) parts.push(`reorder ${i.reorderPct}%`);
-  if (i.rateBitsPerSec) parts.push(`rate ${formatRate(i.rateBitsPerSec)}`);
-  if (i.queuePackets) parts.push(`queue ${i.queuePackets}p`);
-  if (i.queueBytes) parts.push(`queue ${i.queueBytes}B`);
-  return parts.join(', ') || '-';
 }
 
 /** A table cell: long ids are cut with an ellipsis so columns stay aligned (--json has them whole). */

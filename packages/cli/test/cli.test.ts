@@ -35,7 +35,7 @@ describe('dune validate', () => {
     expect(r.code).toBe(1);
     expect(r.err.replaceAll(f, 'bad.toml')).toMatchInlineSnapshot(`
       "bad.toml:2:1: error[unknown-key]: unknown key "latncy" in topology.defaults.links
-        hint: did you mean \`latency\`? Use one of: latency, jitter, jitter_distribution, jitter_correlation, loss, loss_correlation, loss_model, duplicate, corrupt, reorder, reorder_gap, bw, queue, metric, mtu, mac
+        hint: did you mean \`latency\`? Use one of: latency, jitter, jitter_distribution, jitter_correlation, loss, loss_correlation, loss_model, duplicate, corrupt, reorder, reorder_gap, bw, queue, trace, metric, mtu, mac
       bad.toml:3:6: error[bad-unit]: topology.defaults.links.bw: "furlongs" in "100 furlongs" is not a unit of rate
         hint: write a rate such as "100mbit"; accepted units: bit, kbit, mbit, gbit, tbit, kibit, mibit, gibit, bps, kbps, Mbps, Gbps, Tbps, B/s, KB/s, MB/s, GB/s, KiB/s, MiB/s, GiB/s
       bad.toml:6:52: error[bad-unit]: topology.links[0].loss: the percentage 0.1 has no unit; write it as "0.1%" (bare numbers are ambiguous)

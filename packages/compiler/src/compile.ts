@@ -24,6 +24,7 @@ import { canonicalJson, PLAN_FORMAT, type Plan } from './plan.js';
 import { chooseWeights, computeRoutes } from './routing.js';
 import { findSegments } from './segments.js';
 import { planEvents } from './events.js';
+import { planTraces } from './traces.js';
 import { checkSources, renderNodes, Sources } from './template.js';
 
 export interface CompileOptions {
@@ -105,6 +106,7 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
   const routes = weights && topo.lab.routing === 'static' ? computeRoutes({ topo, net, ifs, addr, ns, segs }, weights, diags) : undefined;
   const assembled = assemble({ topo, lab, keys, ns, ifs, addr, net, placement, carriers, routes, rendered, segs });
   const events = planEvents(topo, assembled.links, diags);
+  const traces = planTraces(topo, assembled.links, diags);
   diags.throwIfErrors();
   const diagnostics = sortDiagnostics([...diags.items]);
   assembled.stats['warnings'] = diagnostics.filter((d) => d.severity === 'warning').length;
@@ -121,6 +123,7 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
     blobs: hosts.blobs,
     ...(topo.lab.impairmentBackend !== 'auto' ? { impairmentBackend: topo.lab.impairmentBackend } : {}),
     ...(events.length > 0 ? { events } : {}),
+    ...(traces.length > 0 ? { traces } : {}),
   };
   return { plan, diagnostics };
 }

@@ -3,6 +3,7 @@ export * from './compile.js';
 export * from './naming.js';
 export { summarizePlan } from './summary.js';
 export type { PlanEvent } from './events.js';
+export type { PlanTrace } from './traces.js';
 export * as cidr from './cidr.js';
 export { serializePlanChunks } from './serialize.js';
 export * from './synthetic.js';

@@ -250,6 +250,8 @@ export interface Plan {
   blobs?: Record<string, string>;
   /** The topology's failure schedule (`[[topology.events]]`), run by `dune events run`. Absent: none. */
   events?: import('./events.js').PlanEvent[];
+  /** Link directions that change over time (traces, `[[topology.schedule]]`), followed by `dune trace run`. Absent: none. */
+  traces?: import('./traces.js').PlanTrace[];
 }
 
 /** Canonical JSON: object keys sorted, so equal plans serialise to identical bytes. */

@@ -13,6 +13,7 @@ export { Lab, LabNode, LabLink, LabInterface, type LabOptions, type NodeOptions,
 export { LabProcess, type RunResult } from './process.js';
 export * from './engine.js';
 export * from './faults.js';
+export * from './traces.js';
 export * from './graph/index.js';
 export { startUi, type UiOptions, type UiServer } from './ui/server.js';
 export { compileLoaded, loadTopology, type Loaded, type LoadOptions, type Compiled } from './load.js';
@@ -20,6 +21,6 @@ export { DEFAULT_TOPOLOGY, DEFAULT_TOPOLOGY_FILE } from './default-topology.js';
 export type { LabStatus, LabLinkStatus, DownResult, UpResult, LabEvent as HostLabEvent, PreflightResult, NodeRoute, DaemonState } from '@dune/agent';
 export { requireRoot } from '@dune/agent';
 export type { ExitStatus } from '@dune/transport';
-export type { Plan, PlanEvent } from '@dune/compiler';
+export type { Plan, PlanEvent, PlanTrace } from '@dune/compiler';
 export { DuneError, TopologyError, type Diagnostic } from '@dune/topology';
 export * from './k8s.js';

@@ -14,6 +14,7 @@
  * journaled by the agent of the node's host, and kept by the Lab so a later `up()` keeps
  * them. A lab this process created is torn down when the process exits, unless `keep`.
  */
+import { followTraces, type FollowOptions, type TraceReport } from './traces.js';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
@@ -398,6 +399,16 @@ export class Lab {
       link: (node, dev, up) => (up ? this.node(node).iface(dev).up() : this.node(node).iface(dev).down()),
       node: (node, action) => this.nodeAction(node, action),
     }, o);
+  }
+
+  /**
+   * Follows the plan's links that change over time (`trace = "FILE"`, `[[topology.schedule]]`)
+   * on the running lab: each change at its time after the call (traces.ts). Resolves at the
+   * end of the longest trace, or after `durationMs`; `signal` stops it between changes.
+   */
+  followTraces(o: FollowOptions & { traces?: Plan['traces'] } = {}): Promise<TraceReport[]> {
+    const loc = this.running();
+    return followTraces(loc, o.traces ?? this.plan.traces ?? [], { ...o, orchestrate: this.orchestrate() });
   }
 
   /** @internal */

@@ -6,25 +6,9 @@
  */
 import { choicesHint, Diagnostics, TopologyError } from './errors.js';
 import type { Impairment } from './model.js';
-import { LINK_ATTRS } from './toml-link.js';
+import { IMPAIRMENT_TABLE, impairmentFieldsOf, LIVE_KEYS } from './impairment-keys.js';
 
-const SETTABLE = Object.keys(LINK_ATTRS).filter((k) => k !== 'mtu' && k !== 'metric' && k !== 'mac');
-
-/** What each key sets, so `key=none` can remove it. */
-const FIELDS: Record<string, (keyof Impairment)[]> = {
-  latency: ['delayUs'],
-  jitter: ['jitterUs'],
-  jitter_distribution: ['jitterDistribution'],
-  jitter_correlation: ['jitterCorrelationPct'],
-  loss: ['lossPct', 'lossGilbertElliott'],
-  loss_correlation: ['lossCorrelationPct'],
-  duplicate: ['duplicatePct'],
-  corrupt: ['corruptPct'],
-  reorder: ['reorderPct'],
-  reorder_gap: ['reorderGap'],
-  bw: ['rateBitsPerSec'],
-  queue: ['queuePackets', 'queueBytes'],
-};
+const SETTABLE = LIVE_KEYS;
 
 export function parseImpairmentAssignments(args: readonly string[]): { set: Partial<Impairment>; removed: (keyof Impairment)[] } {
   const d = new Diagnostics();
@@ -39,12 +23,12 @@ export function parseImpairmentAssignments(args: readonly string[]): { set: Part
     }
     const key = arg.slice(0, eq).trim();
     const raw = arg.slice(eq + 1).trim();
-    const convert = (LINK_ATTRS as Record<string, (d: Diagnostics, l: { value: string; path: string[]; loc: typeof loc; keyLoc: typeof loc }) => Partial<Impairment> | undefined>)[key];
+    const convert = (IMPAIRMENT_TABLE as Record<string, { parse: (d: Diagnostics, l: { value: string; path: string[]; loc: typeof loc; keyLoc: typeof loc }) => Partial<Impairment> | undefined }>)[key]?.parse;
     if (convert === undefined || !SETTABLE.includes(key)) {
       d.error('unknown-key', `"${key}" is not an impairment that can be set live`, loc, choicesHint(key, SETTABLE));
       return;
     }
-    const fields = FIELDS[key] ?? [];
+    const fields = impairmentFieldsOf(key);
     if (raw === 'none' || raw === 'off') {
       removed.push(...fields);
       for (const f of fields) delete set[f];

@@ -10,3 +10,6 @@ export * from './random.js';
 export { parseCidr, ifnameProblem } from './toml-values.js';
 export { locateToml, TomlLocator, type TomlPath } from './toml-locate.js';
 export type { TomlTable, TomlValue } from './toml-values.js';
+export * from './impairment-keys.js';
+export * from './traces.js';
+export type { ScheduledChange } from './toml-schedule.js';

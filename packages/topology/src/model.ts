@@ -57,6 +57,8 @@ export interface Endpoint {
   /** The interface name the user gave (`r0:eth0` → `eth0`), if any. */
   iface?: string;
   impairment: Impairment;
+  /** `trace = "FILE"`: this direction's impairment changes over time (traces.ts). */
+  trace?: import('./traces.js').LinkTrace;
   mac?: string;
   /** DUNE's `metric`: exposed to templates; also a routing weight when chosen. */
   metric?: number;
@@ -263,4 +265,6 @@ export interface Topology {
   notes: import('./errors.js').Diagnostic[];
   /** The failure schedule (`[[topology.events]]`), in file order. Absent: none. */
   events?: ScheduledEvent[];
+  /** Step changes of link directions (`[[topology.schedule]]`), in file order. Absent: none. */
+  schedule?: import('./toml-schedule.js').ScheduledChange[];
 }

@@ -10,15 +10,17 @@
  * layer that sets either replaces both.
  */
 import { choicesHint, nearest, type Diagnostics, type SourceLoc } from './errors.js';
-import { JITTER_DISTRIBUTIONS, type Endpoint, type GilbertElliott, type Impairment, type Link } from './model.js';
+import { type Endpoint, type GilbertElliott, type Impairment, type Link } from './model.js';
 import type { LinkKey, RawDuneFile, RawEndpointTable, RawLink, RawLinkAttrs, RawLossModel } from './toml-raw.js';
 import {
-  asChoice, asInt, asString, asUnit, badType, ifnameProblem, IFNAME_HINT, macProblem, pathText, type Located,
+  asInt, asString, asUnit, badType, ifnameProblem, IFNAME_HINT, macProblem, pathText, type Located,
 } from './toml-values.js';
-import { parseDurationUs, parsePercent, parseQueue, parseRateBitsPerSec } from './units.js';
+import { parsePercent } from './units.js';
+import { IMPAIRMENT_TABLE, type ImpairmentTomlKey } from './impairment-keys.js';
+import { traceFromValue, type LinkTrace } from './traces.js';
 
 /** What one layer (or the merge of layers) says about one direction of a link. */
-export type LinkSettings = Impairment & { mtu?: number; metric?: number; mac?: string };
+export type LinkSettings = Impairment & { mtu?: number; metric?: number; mac?: string; trace?: LinkTrace };
 type SettingKey = keyof LinkSettings;
 
 interface Layer {
@@ -31,25 +33,15 @@ interface Layer {
 
 type Convert = (d: Diagnostics, l: Located) => Partial<LinkSettings> | undefined;
 
-const percent = (field: SettingKey): Convert => (d, l) => only(field, asUnit(d, l, 'a percentage', '1%', (v) => parsePercent(v)));
-
-/** One converter per attribute key; adding an attribute is one line here and one in LINK_KEYS. */
+/**
+ * One converter per attribute key: the impairment keys from their table (impairment-keys.ts),
+ * then the link's own; adding an attribute is one line here and one in LINK_KEYS.
+ */
 export const LINK_ATTRS: Record<Exclude<LinkKey, 'loss_model'>, Convert> = {
-  latency: (d, l) => only('delayUs', asUnit(d, l, 'a duration', '5ms', (v) => parseDurationUs(v))),
-  jitter: (d, l) => only('jitterUs', asUnit(d, l, 'a duration', '1ms', (v) => parseDurationUs(v))),
-  jitter_distribution: (d, l) => only('jitterDistribution', asChoice(d, l, JITTER_DISTRIBUTIONS)),
-  jitter_correlation: percent('jitterCorrelationPct'),
-  loss: percent('lossPct'),
-  loss_correlation: percent('lossCorrelationPct'),
-  duplicate: percent('duplicatePct'),
-  corrupt: percent('corruptPct'),
-  reorder: percent('reorderPct'),
-  reorder_gap: (d, l) => only('reorderGap', asInt(d, l, 1, 2 ** 32 - 1)),
-  bw: (d, l) => only('rateBitsPerSec', asUnit(d, l, 'a rate', '100mbit', (v) => parseRateBitsPerSec(v))),
-  queue: (d, l) => {
-    const q = asUnit(d, l, 'a queue length', '100p', parseQueue);
-    if (q === undefined) return undefined;
-    return 'packets' in q ? { queuePackets: q.packets } : { queueBytes: q.bytes };
+  ...Object.fromEntries(Object.entries(IMPAIRMENT_TABLE).map(([k, spec]) => [k, spec.parse])) as Record<ImpairmentTomlKey, Convert>,
+  trace: (d, l) => {
+    const trace = traceFromValue(d, l.value, l.loc, pathText(l.path));
+    return trace ? { trace } : undefined;
   },
   metric: (d, l) => only('metric', asInt(d, l, 0, Number.MAX_SAFE_INTEGER)),
   mtu: (d, l) => only('mtu', asInt(d, l, 68, 65535)),
@@ -331,8 +323,9 @@ function matchEndpointTables(d: Diagnostics, rl: RawLink, ends: [EndpointRef, En
 }
 
 function toEndpoint(p: ParsedEndpoint, s: LinkSettings, loc: SourceLoc): Endpoint {
-  const { mtu: _mtu, metric, mac, ...impairment } = s;
+  const { mtu: _mtu, metric, mac, trace, ...impairment } = s;
   const e: Endpoint = { node: p.node, impairment, loc };
+  if (trace !== undefined) e.trace = trace;
   if (p.iface !== undefined) e.iface = p.iface;
   if (mac !== undefined) e.mac = mac;
   if (metric !== undefined) e.metric = metric;

@@ -17,9 +17,9 @@ export const PHYNODE_KEYS = ['cores', 'binds', 'mpf', 'host', 'port', 'user', 'i
 export type PhynodeKey = Exclude<(typeof PHYNODE_KEYS)[number], 'binds'>;
 
 export const TOPOLOGY_KEYS = [
-  'defaults', 'nodes', 'links', 'lab', 'routing', 'routing_weight', 'route_to', 'impairment_backend', 'vxlan_port', 'addressing', 'events',
+  'defaults', 'nodes', 'links', 'lab', 'routing', 'routing_weight', 'route_to', 'impairment_backend', 'vxlan_port', 'addressing', 'events', 'schedule',
 ] as const;
-export type TopologySettingKey = Exclude<(typeof TOPOLOGY_KEYS)[number], 'defaults' | 'nodes' | 'links' | 'addressing' | 'events'>;
+export type TopologySettingKey = Exclude<(typeof TOPOLOGY_KEYS)[number], 'defaults' | 'nodes' | 'links' | 'addressing' | 'events' | 'schedule'>;
 
 export const EVENT_KEYS = ['at', 'target', 'action', 'repeat'] as const;
 export type EventKey = Exclude<(typeof EVENT_KEYS)[number], 'repeat'>;
@@ -46,6 +46,7 @@ export const LINK_KEYS = {
   reorder_gap: 'any',
   bw: 'any',
   queue: 'any',
+  trace: 'any',
   metric: 'any',
   mtu: 'link',
   mac: 'endpoint',
@@ -171,6 +172,8 @@ export interface RawDuneFile {
   linksLoc?: SourceLoc;
   /** `[[topology.events]]`, in file order. */
   events?: RawEvent[];
+  /** `[[topology.schedule]]`, in file order, as written (toml-schedule.ts reads them). */
+  schedule?: { path: TomlPath; loc: SourceLoc; item: TomlTable }[];
 }
 
 /** Reads the raw topology from a parsed TOML document. Problems go to `d`. */
@@ -254,6 +257,10 @@ class RawReader {
         case 'events':
           raw.events = this.events(t, kpath);
           break;
+        case 'schedule':
+          raw.schedule = this.arrayOfTables(t, kpath, 'an array of tables such as [[topology.schedule]] at = "5s", link = "r1:eth0", settings = { bw = "2mbit" }')
+            .map(([item, ipath]) => ({ path: ipath, loc: this.locator.valueLoc(ipath), item }));
+          break;
         default:
           if ((TOPOLOGY_KEYS as readonly string[]).includes(key)) raw.settings[key as TopologySettingKey] = this.leaf(t, kpath);
           else this.unknownKey(key, base, TOPOLOGY_KEYS);
@@ -292,7 +299,7 @@ class RawReader {
       // unless it is a misspelt loss_model (the only link attribute that is a table).
       const written = Array.isArray(item.endpoints) ? item.endpoints : [];
       const isEndpointKey = (key: string): boolean =>
-        key !== 'loss_model' && isTable(item[key]) && (written.includes(key) || key.includes(':') || editDistance(key, 'loss_model') > 3);
+        key !== 'loss_model' && key !== 'trace' && isTable(item[key]) && (written.includes(key) || key.includes(':') || editDistance(key, 'loss_model') > 3);
       const attrs = this.linkAttrs(item, lpath, 'link', (key) => key === 'endpoints' || isEndpointKey(key));
       for (const key of this.keys(item, lpath)) {
         if (!isEndpointKey(key)) continue;

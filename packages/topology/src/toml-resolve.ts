@@ -11,6 +11,7 @@ import {
 import { LINK_WEIGHTS, resolveLinks } from './toml-link.js';
 import { NodeResolver } from './toml-node.js';
 import { resolveEvents } from './toml-events.js';
+import { resolveSchedule } from './toml-schedule.js';
 import type { RawDuneFile, RawPhynode } from './toml-raw.js';
 import {
   asChoice, asInt, asString, badValue, IFNAME_HINT, ifnameProblem, ipProblem, parseCidr, pathText, plainValue, setOwn,
@@ -52,6 +53,7 @@ export function resolveDuneToml(raw: RawDuneFile, opts: ResolveOptions, d: Diagn
   checkAddrInterfaces(d, raw, allNodes, links);
   if (allNodes.length === 0) d.note('empty-topology', 'the topology has no nodes', raw.linksLoc ?? { file: raw.file, line: 1, col: 1 });
   const events = raw.events ? resolveEvents(d, raw.events, allNodes) : [];
+  const schedule = raw.schedule ? resolveSchedule(d, raw.schedule, allNodes, raw.locator) : [];
 
   return {
     format: 'dune-toml',
@@ -63,6 +65,7 @@ export function resolveDuneToml(raw: RawDuneFile, opts: ResolveOptions, d: Diagn
     links,
     notes: [],
     ...(events.length > 0 ? { events } : {}),
+    ...(schedule.length > 0 ? { schedule } : {}),
   };
 }
 

@@ -162,7 +162,7 @@ describe('errors, each reported with its location', () => {
 latncy = "5ms"
 `)).toMatchInlineSnapshot(`
   "lab.toml:2:1: error[unknown-key]: unknown key "latncy" in topology.defaults.links
-    hint: did you mean \`latency\`? Use one of: latency, jitter, jitter_distribution, jitter_correlation, loss, loss_correlation, loss_model, duplicate, corrupt, reorder, reorder_gap, bw, queue, metric, mtu, mac"
+    hint: did you mean \`latency\`? Use one of: latency, jitter, jitter_distribution, jitter_correlation, loss, loss_correlation, loss_model, duplicate, corrupt, reorder, reorder_gap, bw, queue, trace, metric, mtu, mac"
 `);
   });
 
@@ -382,7 +382,7 @@ links = [
 links = [{endpoints = ["a", "b"], lossmodel = {p = "1%", r = "5%"}, loss_model = {p = "1%", h = "90%"}}]
 `)).toMatchInlineSnapshot(`
   "lab.toml:2:35: error[unknown-key]: unknown key "lossmodel" in topology.links[0]
-    hint: did you mean \`loss_model\`? Use one of: endpoints, latency, jitter, jitter_distribution, jitter_correlation, loss, loss_correlation, loss_model, duplicate, corrupt, reorder, reorder_gap, bw, queue, metric, mtu, mac
+    hint: did you mean \`loss_model\`? Use one of: endpoints, latency, jitter, jitter_distribution, jitter_correlation, loss, loss_correlation, loss_model, duplicate, corrupt, reorder, reorder_gap, bw, queue, trace, metric, mtu, mac
   lab.toml:2:82: error[missing-key]: topology.links[0].loss_model has no r
     hint: write loss_model = {p = "1%", r = "10%"} (p: good→bad, r: bad→good)
   lab.toml:2:93: error[unknown-key]: unknown key "h" in topology.links[0].loss_model

@@ -1,7 +1,8 @@
 /**
  * Live impairment changes and read-back, for `dune set` and `dune status`.
  *
- *   changeImpairment: plan → replace the qdisc tree (delete root + add, one batch) → nft rule
+ *   changeImpairment: plan → change the qdisc tree in place when its shape is the same, else
+ *                     replace it (delete root + add, one batch) → nft rule
  *                     → the userspace engine's part, handed to the caller's `userspace`
  *   readImpairment:   qdisc + class dump → model values; nft chain → loss
  */
@@ -15,7 +16,7 @@ import type { Caps } from '../probe-types.js';
 import { dumpTc, linkByName } from '../status.js';
 import { planImpairment, type ImpairmentBackendSetting, type ImpairPlan } from './backends.js';
 import { applyNftLoss, NFT_LOSS_SCALE, readNftLoss } from './nft.js';
-import { queueTcPlan } from './tc-apply.js';
+import { queueTcChange, queueTcPlan, sameTcShape } from './tc-apply.js';
 import { ApplyError, emptyJournal } from '../errors.js';
 import { describeAck } from '../netlink/socket.js';
 
@@ -56,7 +57,8 @@ export async function changeImpairment(ns: string | null, dev: string, imp: Impa
       ...(opts.prefer ? { prefer: opts.prefer } : {}),
       userspaceEngine: opts.userspace !== undefined,
     });
-    queueTcPlan(s, 'add', link.index, plan, true, 'del');
+    if (sameTcShape(plan, dumpTc(s as unknown as NlSocket, link.index))) queueTcChange(s, 'add', link.index, plan);
+    else queueTcPlan(s, 'add', link.index, plan, true, 'del');
     s.drain();
     // Deleting a root qdisc that is not there fails; that is the "nothing to replace" case.
     const f = s.takeFailures().find((x) => x.ref === 'add');

@@ -114,7 +114,7 @@ export interface NetemOptions {
   distribution?: Int16Array;
 }
 
-function kindName(o: TcOptions): string {
+export function kindName(o: TcOptions): string {
   return o.kind === 'htb-class' ? 'htb' : o.kind;
 }
 

@@ -1,0 +1,99 @@
+/**
+ * The impairment keys, one table: the TOML name, what it sets in the model (Impairment), its
+ * unit and converter, how netem encodes it, which stage of the userspace engine carries it,
+ * and its text in `dune status`. The TOML reader (link attributes), `dune set`, the API's
+ * link settings (they are TOML's) and trace CSV columns all take their keys from here, so a
+ * key is added in one place (plus the backends that carry it).
+ */
+import type { Diagnostics } from './errors.js';
+import { JITTER_DISTRIBUTIONS, type Impairment } from './model.js';
+import { asChoice, asInt, asUnit, type Located } from './toml-values.js';
+import { formatDurationUs, formatRate, parseDurationUs, parsePercent, parseQueue, parseRateBitsPerSec } from './units.js';
+
+export type ImpairmentConvert = (d: Diagnostics, l: Located) => Partial<Impairment> | undefined;
+
+export interface ImpairmentKeySpec {
+  /** Model fields it sets (several: one slot, a later layer that sets one replaces all). */
+  fields: readonly (keyof Impairment)[];
+  /** The unit, as the docs say it. */
+  unit: string;
+  parse: ImpairmentConvert;
+  /** netem's encoding (tc's word); the htb/nftables backends are named where they also carry it. */
+  netem: string;
+  /** The userspace engine's stage that carries it (packages/impair/src/engine/stages.ts). */
+  engine: string;
+  /** Its words in `dune status`, or undefined when unset. */
+  status(i: Impairment): string | undefined;
+}
+
+const pct = (field: keyof Impairment): ImpairmentConvert => (d, l) => only(field, asUnit(d, l, 'a percentage', '1%', (v) => parsePercent(v)));
+
+function only<K extends keyof Impairment>(key: K, value: Impairment[K] | undefined): Partial<Impairment> | undefined {
+  return value === undefined ? undefined : ({ [key]: value } as Partial<Impairment>);
+}
+
+const pctText = (word: string, field: keyof Impairment) => (i: Impairment): string | undefined => (i[field] ? `${word} ${String(i[field])}%` : undefined);
+
+/** In the order `dune status` prints them and the docs list them. */
+export const IMPAIRMENT_TABLE = {
+  latency: {
+    fields: ['delayUs'], unit: 'duration ("5ms")', netem: 'delay TIME', engine: 'delay',
+    parse: (d, l) => only('delayUs', asUnit(d, l, 'a duration', '5ms', (v) => parseDurationUs(v))),
+    status: (i) => (i.delayUs ? `delay ${formatDurationUs(i.delayUs)}` : undefined),
+  },
+  jitter: {
+    fields: ['jitterUs'], unit: 'duration ("1ms")', netem: 'delay TIME JITTER', engine: 'delay (jitter)',
+    parse: (d, l) => only('jitterUs', asUnit(d, l, 'a duration', '1ms', (v) => parseDurationUs(v))),
+    status: (i) => (i.jitterUs ? `jitter ${formatDurationUs(i.jitterUs)}${i.jitterDistribution ? ` ${i.jitterDistribution}` : ''}` : undefined),
+  },
+  jitter_distribution: {
+    fields: ['jitterDistribution'], unit: JITTER_DISTRIBUTIONS.join(' | '), netem: 'distribution NAME', engine: 'delay (jitter)',
+    parse: (d, l) => only('jitterDistribution', asChoice(d, l, JITTER_DISTRIBUTIONS)),
+    status: () => undefined,
+  },
+  jitter_correlation: { fields: ['jitterCorrelationPct'], unit: 'percent', netem: 'delay TIME JITTER CORR', engine: 'delay (jitter)', parse: pct('jitterCorrelationPct'), status: () => undefined },
+  loss: {
+    fields: ['lossPct', 'lossGilbertElliott'], unit: 'percent', netem: 'loss random PCT (or nftables numgen)', engine: 'loss',
+    parse: pct('lossPct'),
+    status: (i) => (i.lossPct ? `loss ${i.lossPct}%` : i.lossGilbertElliott ? `loss gemodel p=${i.lossGilbertElliott.pPct}% r=${i.lossGilbertElliott.rPct}%` : undefined),
+  },
+  loss_correlation: { fields: ['lossCorrelationPct'], unit: 'percent', netem: 'loss random PCT CORR', engine: 'loss', parse: pct('lossCorrelationPct'), status: () => undefined },
+  duplicate: { fields: ['duplicatePct'], unit: 'percent', netem: 'duplicate PCT', engine: 'duplicate', parse: pct('duplicatePct'), status: pctText('duplicate', 'duplicatePct') },
+  corrupt: { fields: ['corruptPct'], unit: 'percent', netem: 'corrupt PCT', engine: 'corrupt', parse: pct('corruptPct'), status: pctText('corrupt', 'corruptPct') },
+  reorder: { fields: ['reorderPct'], unit: 'percent', netem: 'reorder PCT', engine: 'reorder', parse: pct('reorderPct'), status: pctText('reorder', 'reorderPct') },
+  reorder_gap: {
+    fields: ['reorderGap'], unit: 'packets (integer)', netem: 'reorder PCT gap N', engine: 'reorder',
+    parse: (d, l) => only('reorderGap', asInt(d, l, 1, 2 ** 32 - 1)),
+    status: () => undefined,
+  },
+  bw: {
+    fields: ['rateBitsPerSec'], unit: 'rate ("100mbit")', netem: 'rate RATE (or htb)', engine: 'rate',
+    parse: (d, l) => only('rateBitsPerSec', asUnit(d, l, 'a rate', '100mbit', (v) => parseRateBitsPerSec(v))),
+    status: (i) => (i.rateBitsPerSec ? `rate ${formatRate(i.rateBitsPerSec)}` : undefined),
+  },
+  queue: {
+    fields: ['queuePackets', 'queueBytes'], unit: 'packets ("100p") or bytes ("64kb")', netem: 'limit N (or htb leaf pfifo/bfifo)', engine: 'queue',
+    parse: (d, l) => {
+      const q = asUnit(d, l, 'a queue length', '100p', parseQueue);
+      if (q === undefined) return undefined;
+      return 'packets' in q ? { queuePackets: q.packets } : { queueBytes: q.bytes };
+    },
+    status: (i) => (i.queuePackets ? `queue ${i.queuePackets}p` : i.queueBytes ? `queue ${i.queueBytes}B` : undefined),
+  },
+} as const satisfies Record<string, ImpairmentKeySpec>;
+
+export type ImpairmentTomlKey = keyof typeof IMPAIRMENT_TABLE;
+
+/** The keys a running link takes (`dune set`, link.set, trace columns, schedules). */
+export const LIVE_KEYS: string[] = Object.keys(IMPAIRMENT_TABLE);
+
+/** The model fields a TOML key sets ([] for an unknown key). */
+export function impairmentFieldsOf(key: string): (keyof Impairment)[] {
+  return Object.hasOwn(IMPAIRMENT_TABLE, key) ? [...(IMPAIRMENT_TABLE as Record<string, ImpairmentKeySpec>)[key]!.fields] : [];
+}
+
+/** One direction's impairment in `dune status`'s words: `delay 5ms, loss 1%, rate 10 Mbit/s`, or `-`. */
+export function describeImpairment(i: Impairment): string {
+  const parts = Object.values(IMPAIRMENT_TABLE as Record<string, ImpairmentKeySpec>).map((k) => k.status(i)).filter((s): s is string => s !== undefined);
+  return parts.join(', ') || '-';
+}
