@@ -392,14 +392,49 @@ class Applier {
     for (const k of ['veth', 'vxlan', 'bridge'] as const) this.progress(k, n[k]);
   }
 
+  /**
+   * /proc/sys/net of one namespace at a time, open as a directory. Every namespace's
+   * /proc/sys/net has the same parent and name in the dentry cache, so looking the path up
+   * walks a hash chain as long as the number of namespaces: with 4,000 of them a sysctl
+   * write cost 0.38 ms, against 0.09 ms with 1,000. A namespace's sysctls are opened below
+   * its own directory instead (through /proc/self/fd, inside the namespace), one long walk
+   * per namespace rather than one per sysctl.
+   */
+  private netDir: { ns: string | null; fd: number } | undefined;
+
   private sysctls(): void {
     let done = 0;
-    this.ops.forEach((op) => {
-      if (op.op !== 'sysctl') return;
-      this.writeSysctl(op);
-      done++;
-    });
+    try {
+      this.ops.forEach((op) => {
+        if (op.op !== 'sysctl') return;
+        this.writeSysctl(op);
+        done++;
+      });
+    } finally {
+      this.closeNetDir();
+    }
     if (done > 0) this.progress('sysctl', done);
+  }
+
+  private closeNetDir(): void {
+    if (this.netDir !== undefined && this.netDir.fd >= 0) closeSync(this.netDir.fd);
+    this.netDir = undefined;
+  }
+
+  /** Where to open a sysctl: below the namespace's /proc/sys/net when it can be held open. */
+  private sysctlOpenPath(ns: string | null, path: string): string {
+    if (!path.startsWith('/proc/sys/net/')) return path;
+    if (this.netDir?.ns !== ns) {
+      this.closeNetDir();
+      let fd = -1;
+      try {
+        fd = native().openInNs(ns === null ? null : nsPath(ns), '/proc/sys/net', fsc.O_RDONLY | fsc.O_DIRECTORY);
+      } catch {
+        // opened by its full path below, which reports what is wrong
+      }
+      this.netDir = { ns, fd };
+    }
+    return this.netDir.fd >= 0 ? `/proc/self/fd/${this.netDir.fd}/${path.slice('/proc/sys/net/'.length)}` : path;
   }
 
   private writeSysctl(op: SysctlOp): void {
@@ -407,7 +442,7 @@ class Applier {
     const ns = this.isHost(op.ns) ? (this.opts.hostNs ?? null) : op.ns;
     let fd: number;
     try {
-      fd = native().openInNs(ns === null ? null : nsPath(ns), path, fsc.O_WRONLY);
+      fd = native().openInNs(ns === null ? null : nsPath(ns), this.sysctlOpenPath(ns, path), fsc.O_WRONLY);
     } catch (e) {
       const errno = isNativeError(e) ? e.errno : 0;
       throw new ApplyError(`${describeOp(op)}: cannot open ${path}: ${describeErrno(errno)}`, {
