@@ -29,11 +29,11 @@ import { verifyLab } from './lib/verify.mjs';
 
 const argv = process.argv.slice(2);
 const only = (argv[argv.indexOf('--only') + 1] ?? '').split(',').filter(Boolean);
-const parts = argv.includes('--only') ? only : ['a', 'b', 'c'];
+const parts = argv.includes('--only') ? only : ['a', 'b', 'c', 'd'];
 const PROFILE = argv.includes('--profile');
 
 const IP_PREFIX = 'bench-ip.'; // the baselines' namespaces: not dune.*, so no `dune down --all` takes them
-const LABS = { a: 'benchup1k', b: 'benchkdl', c: 'benchlinear200' };
+const LABS = { a: 'benchup1k', b: 'benchkdl', c: 'benchlinear200', d: 'benchgrow' };
 const nsOf = (lab) => `dune.${lab}.`;
 
 const tmp = mkdtempSync(join(tmpdir(), 'dune-bench-up-'));
@@ -244,6 +244,42 @@ async function partB() {
 }
 
 // ---------------------------------------------------------------------------------------------
+async function partD() {
+  const sizes = [1000, 2000, 4000];
+  const lab = LABS.d;
+  header(`(d) growth: a ring with chords (1.5 links per node, routing "none") at ${sizes.map((n) => n.toLocaleString('en')).join(', ')} nodes`);
+  console.log('What grows faster than the lab shows as a ratio above 2 between consecutive sizes.\n');
+  const rows = [];
+  const stepRows = new Map();
+  const ups = [];
+  for (const n of sizes) {
+    const file = join(tmp, `grow-${n}.toml`);
+    writeFileSync(file, ringToml(n, Math.round(n * 1.5)));
+    await settle();
+    try {
+      const up = dune.up(file, lab);
+      if (namespaces(nsOf(lab)).length !== n) throw new Error(`dune up of ${n} nodes: ${namespaces(nsOf(lab)).length} namespaces`);
+      await settle();
+      const dn = dune.down(lab);
+      mustBeGone(`dune down of ${n} nodes`, nsOf(lab));
+      const prev = ups.at(-1);
+      ups.push({ n, up, dn });
+      rows.push([n.toLocaleString('en'), s2(up.wallMs), s2(dn.wallMs), prev ? `${(up.wallMs / prev.up.wallMs).toFixed(2)}` : '-', prev ? `${(dn.wallMs / prev.dn.wallMs).toFixed(2)}` : '-', loadavg().toFixed(2)]);
+      for (const st of up.steps) {
+        if (!stepRows.has(st.name)) stepRows.set(st.name, []);
+        stepRows.get(st.name).push(s2(st.ms));
+      }
+    } finally {
+      await dune.downQuietly(lab);
+    }
+  }
+  table(['nodes', 'up s', 'down s', 'up / previous', 'down / previous', 'load'], rows);
+  console.log('');
+  table(['step of up (s)', ...sizes.map((n) => n.toLocaleString('en'))], [...stepRows].map(([k, v]) => [k, ...v]));
+  const [, two, four] = ups;
+  if (two && four) goal('4,000 nodes up within 2.2x of 2,000', four.up.wallMs / two.up.wallMs <= 2.2, `${(four.up.wallMs / two.up.wallMs).toFixed(2)}x`);
+}
+
 async function partC() {
   const K = 200;
   const lab = LABS.c;
@@ -346,10 +382,10 @@ async function main() {
   }
   dune.requireBuilt();
   console.log(`dune lab benchmark — kernel ${kernel}, node ${process.version}; figures, not assertions`);
-  const fns = { a: partA, b: partB, c: partC };
+  const fns = { a: partA, b: partB, c: partC, d: partD };
   let failed = 0;
   for (const p of parts) {
-    if (!fns[p]) throw new Error(`unknown part ${p} (parts: a, b, c)`);
+    if (!fns[p]) throw new Error(`unknown part ${p} (parts: a, b, c, d)`);
     // The machine is shared (other suites build the checkout and remove every lab with
     // `dune down --all`): a part that fails is run once more, saying so.
     for (let attempt = 1; attempt <= 2; attempt++) {
