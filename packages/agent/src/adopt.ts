@@ -8,8 +8,8 @@ import { closeSync, existsSync } from 'node:fs';
 import type { AdoptOp, Op } from '@dune/compiler';
 import { RTPROT_DUNE } from './netlink/constants.js';
 import { setLink } from './netlink/link.js';
-import { addrMsg, moveLinkMsg, ourRoute, ruleMsg, tableRouteMsg } from './netlink/rule.js';
-import { newAddr, newRoute } from './netlink/addr-route.js';
+import { addrMsg, moveLinkMsg, ourRoute, parseTableRoute, ruleMsg, RTPROT_KERNEL, tableRouteMsg } from './netlink/rule.js';
+import { getAddrDump, getRouteDump, newAddr, newRoute, parseAddr } from './netlink/addr-route.js';
 import { describeAck, NlSocket } from './netlink/socket.js';
 import { nsPath, openNsFd } from './netns.js';
 import { dumpLinks } from './status.js';
@@ -84,6 +84,35 @@ export function undoHostOps(ops: readonly Op[], hostNs: string | null = null): s
     }
     s.drain();
     return failures(s, GONE).map((f) => `undo ${describeOp(f.ref)}: ${f.text}`);
+  } finally {
+    s.close();
+  }
+}
+
+/**
+ * What an `adopt` op saves of an interface of `ns` (null: this namespace): MTU, state, IPv4
+ * and global IPv6 addresses, and its routes other than the kernel's own (which come back with
+ * the addresses). Undefined when there is no such interface.
+ */
+export function savedInterface(ns: string | null, dev: string): AdoptOp['saved'] | undefined {
+  const s = NlSocket.open(ns === null ? null : nsPath(ns), ns ?? 'host');
+  try {
+    const l = dumpLinks(s).find((x) => x.name === dev);
+    if (l === undefined) return undefined;
+    const addrs = s
+      .dump((w, seq, f) => getAddrDump(w, seq, f), 'addresses')
+      .map(parseAddr)
+      .filter((a) => a.ifindex === l.index && (a.family === 'inet' || !a.cidr.startsWith('fe80:')))
+      .map((a) => a.cidr);
+    const routes = s
+      .dump((w, seq, f) => getRouteDump(w, seq, f), 'routes')
+      .map(parseTableRoute)
+      .filter((r) => r.oif === l.index && r.protocol !== RTPROT_KERNEL && r.type === 1 && !(r.family === 'inet6' && r.dst.startsWith('fe80:')))
+      .map((r) => {
+        const { oif: _oif, ...rest } = r;
+        return rest;
+      });
+    return { mtu: l.mtu ?? 1500, up: l.up, addrs, routes };
   } finally {
     s.close();
   }

@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { GRAPHML_UNITS, DuneError, choicesHint, parseGraphml, type GraphmlUnits } from '@dune/topology';
-import { NETMIRAGE_ROOT_NS, NETMIRAGE_SWITCHES, NETNS_PREFIX_RE, summarizePlan, type NetmirageEdgeSpec, type NetmirageRootNs, type NetmirageSwitch } from '@dune/compiler';
+import { NETMIRAGE_ROOT_NS, NETMIRAGE_SWITCHES, NETNS_PREFIX_RE, serializePlan, summarizePlan, type NetmirageEdgeSpec, type NetmirageRootNs, type NetmirageSwitch } from '@dune/compiler';
 import { requireRoot } from '@dune/agent';
 import { buildCore, destroyCore } from './core.js';
 import { OVS_DEFAULTS } from './ovs.js';
@@ -178,7 +178,7 @@ Examples:
     if (bool('destroy')) {
       requireRoot('netmirage-core --destroy');
       const r = await destroyCore(prefix, { ovs, log, ssh });
-      log('info', `destroyed ${r.namespaces.length} namespaces${r.movedBack.length > 0 ? `, moved ${r.movedBack.join(', ')} back` : ''}${r.ovsStopped ? ', stopped Open vSwitch' : ''}`);
+      log('info', `destroyed ${r.namespaces} namespaces${r.ovsStopped ? ', stopped Open vSwitch' : ''}`);
       return;
     }
 
@@ -210,19 +210,29 @@ Examples:
     const dryRun = bool('dry-run');
     if (!dryRun) requireRoot('netmirage-core');
     const r = await buildCore({ topology, settings, keep: bool('keep'), ovs, log, dryRun, ssh });
+    const edgeText = r.edgeLines.join('\n') + '\n';
     if (dryRun) {
+      // The plan the agent would apply, exactly, on standard output; what it means on standard error.
       for (const d of r.nm.diagnostics) log(d.severity === 'note' ? 'info' : 'warning', d.message);
-      io.out(summarizePlan(r.nm.plan).trimEnd());
-      io.out(`clients: ${r.nm.clients.length}; root namespace ${r.nm.rootNs ?? '(this one)'}; switch ${settings.switch}`);
-      for (const e of r.nm.edges) io.out(`edge ${e.ip} on ${e.iface}: vsubnet ${e.vsubnet}, ${e.clients} clients`);
-    } else {
-      log('info', `network built in ${Math.round(r.elapsedMs)} ms`);
+      io.write(serializePlan(r.nm.plan, 2));
+      io.err(summarizePlan(r.nm.plan).trimEnd());
+      io.err(`clients: ${r.nm.clients.length}; root namespace ${r.nm.rootNs ?? '(this one)'}; switch ${settings.switch}`);
+      for (const e of r.nm.edges) io.err(`edge ${e.ip} on ${e.iface}: vsubnet ${e.vsubnet}, ${e.clients} clients`);
+      if (!bool('quiet')) {
+        const out = str('edge-output');
+        if (out !== undefined) writeFileSync(out, edgeText);
+        else io.err(edgeText.trimEnd());
+      }
+      return;
     }
+    log('info', `network built in ${Math.round(r.elapsedMs)} ms (lab ${r.nm.lab})`);
+    // Which backend carries delay and jitter (netem, or the userspace engine where the kernel has no netem) is said plainly.
+    const carried = Object.entries(r.backend).filter(([k]) => k === 'delayUs' || k === 'jitterUs');
+    if (carried.length > 0) io.err(`impairments: ${carried.map(([k, b]) => `${k === 'delayUs' ? 'delay' : 'jitter'} by ${b}`).join(', ')}`);
     if (!bool('quiet')) {
-      const text = r.edgeLines.join('\n') + '\n';
       const out = str('edge-output');
-      if (out !== undefined) writeFileSync(out, text);
-      else io.write(text);
+      if (out !== undefined) writeFileSync(out, edgeText);
+      else io.write(edgeText);
     }
   });
   return p;
