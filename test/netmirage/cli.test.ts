@@ -1,7 +1,7 @@
 /** netmirage-core and netmirage-edge front ends: flags, setup files, precedence. No root needed. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { appAddresses, coreMain, parseEdgeNode, parseIni, validateEdgeArgs, EDGE_DEFAULTS, type Io } from '@dune/netmirage';
 import { DuneError } from '@dune/topology';
@@ -99,6 +99,27 @@ describe('netmirage-core flags and setup file', () => {
     expect(kb.stderr).toContain('rate 12.5mbit ×23, 1.25mbit ×1');
     const rates = (stdout: string) => (JSON.parse(stdout) as Plan).hosts[0]?.ops.flatMap((o) => (o.op === 'impair' && o.impairment.rateBitsPerSec !== undefined ? [o.impairment.rateBitsPerSec] : []));
     expect(new Set(rates(kib.stdout))).toEqual(new Set([12500 * 8192, 1250 * 8192]));
+  });
+
+  it('needs no -2: edges before nodes give the same plan with or without it, from a file or standard input', async () => {
+    const text = readFileSync(twelve, 'utf8');
+    const edgesFirst = text.replace(/((?:\s*<node [^\n]*\n)+)((?:\s*<edge [^\n]*\n)+)/, '$2$1');
+    expect(edgesFirst.indexOf('<edge ')).toBeLessThan(edgesFirst.indexOf('<node '));
+    const f = join(mkdtempSync(join(tmpdir(), 'nm-2-')), 'edges-first.graphml');
+    made.push(dirname(f));
+    writeFileSync(f, edgesFirst);
+    const args = ['--dry-run', '-q', '-i', 'x', '-e', '192.0.2.1', '--client-node', 'client'];
+    const plain = await core([...args, '-f', twelve]);
+    const without = await core([...args, '-f', f]);
+    const withTwoPass = await core([...args, '-2', '-f', f]);
+    expect(without.code).toBe(0);
+    // The plans differ only in the source file's name and hash.
+    const body = (s: string) => {
+      const { source: _source, ...rest } = JSON.parse(s) as Plan;
+      return rest;
+    };
+    expect(body(without.stdout)).toEqual(body(plain.stdout));
+    expect(body(withTwoPass.stdout)).toEqual(body(plain.stdout));
   });
 
   it('accepts the flags NetMirage has and this one does not need', async () => {

@@ -71,6 +71,12 @@ describe.skipIf(why !== undefined)('netmirage on this kernel', () => {
     expect(Math.abs((r.json.iperf?.ratio ?? 0) - 1)).toBeLessThanOrEqual(0.05);
   }, 600_000);
 
+  it('edges and options from a setup file ([emulator], [edge1], [edge2]) end to end', async () => {
+    const r = await script(['test/netmirage/scenario.mjs', '--without-delay', '--setup']);
+    expect(r.json.failures).toEqual([]);
+    expect(r.json.checks.filter((c) => c.name.startsWith('ping ') && c.ok).length).toBe(6);
+  }, 600_000);
+
   it('--root-ns init: the root switch in the core host\'s own namespace, restored exactly', async () => {
     const r = await script(['test/netmirage/scenario.mjs', '--without-delay', '--root-ns', 'init']);
     expect(r.json.failures).toEqual([]);

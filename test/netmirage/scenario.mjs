@@ -11,7 +11,7 @@
 // self link); RTT against twice the path's latencies (when built with delay); iperf3 through
 // the bandwidth-limited client; --remove and --destroy leave every namespace as it was.
 //
-//   node test/netmirage/scenario.mjs [--switch linux|ovs] [--without-delay] [--iperf] [--rtt [--rtt-slack MS]] [--kill-mid-build]
+//   node test/netmirage/scenario.mjs [--switch linux|ovs] [--without-delay] [--iperf] [--rtt [--rtt-slack MS]] [--setup]
 //
 // Prints one JSON object (the measurements and every failed check) and exits 1 on a failure.
 import { spawnSync, spawn } from 'node:child_process';
@@ -118,6 +118,30 @@ function ping(srcNs, src, dst, count = opt('--rtt') ? 10 : 5) {
 const coreArgs = ['-p', PREFIX, '--client-node', 'client', '--switch', sw, '--ovs-dir', ovsDir, '-v', 'info', '-f', GRAPHML, '-E', join(work, 'edges.txt'),
   '-e', '198.51.100.2,iface=nic1,rdev=eth1,rapps=12', '-e', '198.51.100.6,iface=nic2,rdev=eth1,rapps=12'];
 if (opt('--without-delay')) coreArgs.push('--without-delay');
+// --setup: the edges and options from a NetMirage setup file ([emulator] and [edge*] groups) instead of -e.
+if (opt('--setup')) {
+  const cfg = join(work, 'setup.cfg');
+  writeFileSync(cfg, `# as NetMirage's users write it
+[emulator]
+netns-prefix = ${PREFIX}
+client-node = client
+verbosity = info
+
+[edge1]
+ip = 198.51.100.2
+iface = nic1
+rdev = eth1
+rapps = 12
+
+[edge2]
+ip = 198.51.100.6
+iface = nic2
+rdev = eth1
+rapps = 12
+`);
+  const keep = coreArgs.filter((a, i) => !['-p', '--client-node', '-v', '-e'].includes(a) && !['-p', '--client-node', '-v', '-e'].includes(coreArgs[i - 1]));
+  coreArgs.splice(0, coreArgs.length, ...keep, '-s', cfg);
+}
 // --root-ns init: the root switch lives in the core host's own namespace (NICs not moved).
 const initRoot = args.includes('--root-ns') && args[args.indexOf('--root-ns') + 1] === 'init';
 if (initRoot) coreArgs.push('--root-ns', 'init');

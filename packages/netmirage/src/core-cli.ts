@@ -124,11 +124,11 @@ export function buildCoreProgram(io: Io = stdio): Command {
     .addOption(new Option('-r, --root-ns <where>', 'where the root namespace lives (default: custom)').choices([...NETMIRAGE_ROOT_NS]))
     .option('--ovs-dir <dir>', `private Open vSwitch db, sockets, logs and pids (default: ${OVS_DEFAULTS.dir})`)
     .option('--ovs-schema <file>', `Open vSwitch schema (default: ${OVS_DEFAULTS.schema})`)
-    .option('-m, --mem <MiB>', 'soft memory cap (accepted for compatibility: nothing here caches namespace handles) (default: 2048)')
+    .option('-m, --mem <MiB>', 'not needed here, accepted and ignored: NetMirage caps its cache of namespace handles with it; this core keeps none (default: 2048)')
     .addOption(new Option('-u, --units <units>', 'node bandwidth units: shadow/KiB = KiB/s, modelnet/Kb = Kbit/s; applied (default: shadow)').choices([...GRAPHML_UNITS]))
     .option('-w, --weight <key>', 'edge attribute for shortest paths (default: latency)')
     .option('--client-node <type>', 'a node is a client iff its `type` equals this (default: every node)')
-    .option('-2, --two-pass', 'accepted for compatibility: edges may come before nodes in any case')
+    .option('-2, --two-pass', 'not needed here, accepted and ignored: the GraphML is read whole, so edges may come before nodes, from a file or standard input')
     .addOption(new Option('--switch <kind>', 'root switch: linux (policy routing, no daemon) or ovs (private Open vSwitch, as NetMirage) (default: linux)').choices([...NETMIRAGE_SWITCHES]))
     .option('--without-delay', 'build without link delay and jitter, for kernels without netem (explicit: the emulation then has none)')
     .option('--dry-run', 'compile and print what would be built and the edge commands; change nothing')
@@ -174,6 +174,8 @@ Examples:
     const ssh = { edgeBin: str('edge-bin') as string, acceptNewHostKeys: bool('accept-new-host-keys'), ...(knownHosts !== undefined ? { knownHostsFile: knownHosts } : {}) };
     const mem = str('mem') as string;
     if (!/^[1-9]\d*$/.test(mem)) throw new DuneError('bad-option', `--mem "${mem}" is not a number of MiB`, { hint: 'e.g. -m 2048' });
+    if (flags['mem'] !== undefined || fromIni.has('mem')) log('info', '--mem is not needed here (no namespace-handle cache): ignored');
+    if (bool('two-pass')) log('info', '--two-pass is not needed here (the GraphML is read whole): ignored');
 
     if (bool('destroy')) {
       requireRoot('netmirage-core --destroy');
