@@ -1,10 +1,11 @@
 /** netmirage-core and netmirage-edge front ends: flags, setup files, precedence. No root needed. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { appAddresses, coreMain, parseEdgeNode, parseIni, validateEdgeArgs, EDGE_DEFAULTS, type Io } from '@dune/netmirage';
 import { DuneError } from '@dune/topology';
+import type { Plan } from '@dune/compiler';
 
 const root = new URL('../../', import.meta.url).pathname;
 const twelve = `${root}test/netmirage/twelve.graphml`;
@@ -36,7 +37,8 @@ function setup(text: string): string {
   return f;
 }
 
-const edgeLines = (stdout: string) => stdout.split('\n').filter((l) => l.startsWith('netmirage-edge'));
+/** A dry run's edge commands: on standard error, beside the summary (standard output is the plan). */
+const edgeLines = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('netmirage-edge'));
 
 describe('netmirage-core flags and setup file', () => {
   it('parses -e edge specs and rejects unknown settings', () => {
@@ -60,15 +62,16 @@ describe('netmirage-core flags and setup file', () => {
     const f = setup('[emulator]\niface=nic9\nnetns-prefix=fromfile-\nclient-node=client\nrouting-ip=192.0.2.254\n[edge1]\nip=192.0.2.1\nrdev=em1\nrapps=4\n[node2]\nip=192.0.2.2\nvsubnet=10.200.0.0/16\n');
     const a = await core(['--dry-run', '-s', f, '-f', twelve]);
     expect(a.code).toBe(0);
-    expect(a.stdout).toContain('namespaces: fromfile-<node>');
-    expect(edgeLines(a.stdout)).toEqual([
+    expect(a.stderr).toContain('namespaces: fromfile-<node>');
+    expect((JSON.parse(a.stdout) as Plan).nsPrefix).toBe('fromfile-');
+    expect(edgeLines(a.stderr)).toEqual([
       'netmirage-edge -e 10.200.0.0/16 -c 6 em1 192.0.2.254 10.0.0.0/9 4',
       'netmirage-edge -e 10.0.0.0/9 -c 6 <iface> 192.0.2.254 10.200.0.0/16 <applications>',
     ]);
     const b = await core(['--dry-run', '-s', f, '-f', twelve, '-p', 'cli-', '-e', '192.0.2.9', '-I', '192.0.2.1']);
     expect(b.code).toBe(0);
-    expect(b.stdout).toContain('namespaces: cli-<node>');
-    expect(edgeLines(b.stdout)).toEqual(['netmirage-edge -c 12 <iface> 192.0.2.1 10.0.0.0/8 <applications>']);
+    expect(b.stderr).toContain('namespaces: cli-<node>');
+    expect(edgeLines(b.stderr)).toEqual(['netmirage-edge -c 12 <iface> 192.0.2.1 10.0.0.0/8 <applications>']);
   });
 
   it('says what is wrong with a setup file, and a missing one given explicitly', async () => {
@@ -92,14 +95,37 @@ describe('netmirage-core flags and setup file', () => {
   it('applies --units to node bandwidths', async () => {
     const kib = await core(['--dry-run', '-i', 'x', '-e', '192.0.2.1', '--client-node', 'client', '-f', twelve]);
     const kb = await core(['--dry-run', '-i', 'x', '-e', '192.0.2.1', '--client-node', 'client', '-u', 'Kb', '-f', twelve]);
-    expect(kib.stdout).toContain('rate 102.4mbit ×23, 10.24mbit ×1');
-    expect(kb.stdout).toContain('rate 12.5mbit ×23, 1.25mbit ×1');
+    expect(kib.stderr).toContain('rate 102.4mbit ×23, 10.24mbit ×1');
+    expect(kb.stderr).toContain('rate 12.5mbit ×23, 1.25mbit ×1');
+    const rates = (stdout: string) => (JSON.parse(stdout) as Plan).hosts[0]?.ops.flatMap((o) => (o.op === 'impair' && o.impairment.rateBitsPerSec !== undefined ? [o.impairment.rateBitsPerSec] : []));
+    expect(new Set(rates(kib.stdout))).toEqual(new Set([12500 * 8192, 1250 * 8192]));
+  });
+
+  it('needs no -2: edges before nodes give the same plan with or without it, from a file or standard input', async () => {
+    const text = readFileSync(twelve, 'utf8');
+    const edgesFirst = text.replace(/((?:\s*<node [^\n]*\n)+)((?:\s*<edge [^\n]*\n)+)/, '$2$1');
+    expect(edgesFirst.indexOf('<edge ')).toBeLessThan(edgesFirst.indexOf('<node '));
+    const f = join(mkdtempSync(join(tmpdir(), 'nm-2-')), 'edges-first.graphml');
+    made.push(dirname(f));
+    writeFileSync(f, edgesFirst);
+    const args = ['--dry-run', '-q', '-i', 'x', '-e', '192.0.2.1', '--client-node', 'client'];
+    const plain = await core([...args, '-f', twelve]);
+    const without = await core([...args, '-f', f]);
+    const withTwoPass = await core([...args, '-2', '-f', f]);
+    expect(without.code).toBe(0);
+    // The plans differ only in the source file's name and hash.
+    const body = (s: string) => {
+      const { source: _source, ...rest } = JSON.parse(s) as Plan;
+      return rest;
+    };
+    expect(body(without.stdout)).toEqual(body(plain.stdout));
+    expect(body(withTwoPass.stdout)).toEqual(body(plain.stdout));
   });
 
   it('accepts the flags NetMirage has and this one does not need', async () => {
     const r = await core(['--dry-run', '-2', '-m', '4096', '-k', '-q', '-i', 'x', '-e', '192.0.2.1', '-f', twelve]);
     expect(r.code).toBe(0);
-    expect(edgeLines(r.stdout)).toEqual([]);
+    expect(edgeLines(r.stderr)).toEqual([]);
   });
 });
 

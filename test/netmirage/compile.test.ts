@@ -5,7 +5,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseGraphml, TopologyError, type Topology } from '@dune/topology';
-import { clientsPerEdge, compileNetmirage, formatEdgeCommand, splitEvenly, type NetmirageSettings, type Op, cidr } from '@dune/compiler';
+import { clientsPerEdge, compileNetmirage, formatEdgeCommand, serializePlan, splitEvenly, type NetmirageSettings, type Op, cidr } from '@dune/compiler';
 
 const root = new URL('../../', import.meta.url).pathname;
 const twelve = () => parseGraphml(readFileSync(`${root}test/netmirage/twelve.graphml`, 'utf8'), 'test/netmirage/twelve.graphml', { clientType: 'client' });
@@ -115,6 +115,55 @@ describe('compileNetmirage', () => {
     ).toMatchSnapshot();
     expect(errorsOf(() => compileNetmirage(twelve(), settings({ edges: [{ ip: '192.0.2.1', iface: 'n', vsubnet: '10.0.0.0/9' }, { ip: '192.0.2.2', iface: 'n', vsubnet: '10.0.0.0/10' }] })))).toMatchSnapshot();
     expect(errorsOf(() => compileNetmirage(twelve(), settings({ edges: Array.from({ length: 13 }, (_, i) => ({ ip: `192.0.2.${i + 1}`, iface: 'n' })) })))).toMatchSnapshot();
+  });
+});
+
+/** Two clients (one with a self-loop and a slow downlink) on one relay, Shadow units. */
+const SMALL = `<?xml version="1.0" encoding="utf-8"?>
+<graphml xmlns="http://graphml.graphdrawing.org/xmlns">
+  <key attr.name="latency" attr.type="double" for="edge" id="l" />
+  <key attr.name="jitter" attr.type="double" for="edge" id="j" />
+  <key attr.name="type" attr.type="string" for="node" id="t" />
+  <key attr.name="bandwidthdown" attr.type="int" for="node" id="bd" />
+  <key attr.name="bandwidthup" attr.type="int" for="node" id="bu" />
+  <graph edgedefault="undirected">
+    <node id="relay"><data key="t">relay</data></node>
+    <node id="a"><data key="t">client</data><data key="bd">1250</data><data key="bu">12500</data></node>
+    <node id="b"><data key="t">client</data></node>
+    <edge source="a" target="relay"><data key="l">3.0</data><data key="j">0.5</data></edge>
+    <edge source="b" target="relay"><data key="l">7.0</data></edge>
+    <edge source="a" target="a"><data key="l">2.0</data></edge>
+  </graph>
+</graphml>
+`;
+
+describe('the plan of a NetMirage build', () => {
+  const nics = [
+    { name: 'nic1', saved: { mtu: 1500, up: true, addrs: ['198.51.100.1/30'], routes: [{ family: 'inet' as const, table: 254, dst: '203.0.113.0/24', via: '198.51.100.2', type: 1, scope: 0, protocol: 3 }] } },
+    { name: 'nic2', saved: { mtu: 1500, up: true, addrs: ['198.51.100.5/30'], routes: [] } },
+  ];
+  const small = () => parseGraphml(SMALL, 'small.graphml', { clientType: 'client' });
+
+  it('is one plain-JSON plan: NICs adopted with what they had, the root switch and self links as rules and routes in tables', () => {
+    const nm = compileNetmirage(small(), settings({ nics }));
+    expect(serializePlan(nm.plan, 2)).toMatchSnapshot();
+  });
+
+  it('adopts each NIC first and keeps the root switch out of `-r init` namespaces it does not own', () => {
+    const ops = compileNetmirage(small(), settings({ nics })).plan.hosts[0]?.ops ?? [];
+    expect(ops.findIndex((o) => o.op === 'adopt')).toBeLessThan(ops.findIndex((o) => o.op === 'veth'));
+    expect(ops.filter((o) => o.op === 'adopt').map((o) => (o.op === 'adopt' ? `${o.dev}>${o.ns}` : ''))).toEqual(['nic1>nm-root', 'nic2>nm-root']);
+    expect(ops.filter((o) => o.op === 'rule').map((o) => (o.op === 'rule' ? `${o.ns} ${o.priority} ${o.src ?? ''}>${o.dst ?? ''} ${o.iif} ${o.table}` : ''))).toEqual([
+      'nm-root 1000 10.0.0.0/9> nic1 10000',
+      'nm-root 1000 10.128.0.0/9> nic2 10001',
+      'nm-a 9999 >10.0.0.0/9 self 120',
+      'nm-b 9999 >10.128.0.0/9 self 120',
+    ]);
+    const init = compileNetmirage(small(), settings({ nics, rootNs: 'init' })).plan.hosts[0]?.ops ?? [];
+    expect(init.filter((o) => o.op === 'adopt')).toEqual([]);
+    expect(init.filter((o) => o.op === 'rule' && o.ns === '')).toHaveLength(2);
+    const ovs = compileNetmirage(small(), settings({ nics, switch: 'ovs' })).plan.hosts[0]?.ops ?? [];
+    expect(ovs.filter((o) => o.op === 'rule' && o.ns === 'nm-root')).toEqual([]);
   });
 });
 

@@ -1,10 +1,10 @@
 /**
  * NetMirage for real: the scenario (a core host and two edge hosts as namespaces, twelve
- * clients) with each root switch, the delay fidelity in the UML kernel lab (the host kernel
- * has no netem), the refusal to build delay on a kernel without netem, and real builds of
- * the shipped GraphML files. Root only; each script cleans up and checks that it did.
+ * clients) with each root switch, with delay on this kernel (the userspace engine where
+ * there is no netem) and in the UML kernel lab (netem), a build killed midway then
+ * destroyed, and real builds of the shipped GraphML files. Root only; each script cleans up and checks that it did.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
@@ -15,8 +15,18 @@ const has = (cmd: string) => spawnSync('which', [cmd]).status === 0;
 const why = !isRoot ? 'needs root (namespaces, veth, rules)' : !built ? 'needs `npm run build` first' : undefined;
 if (why !== undefined) console.warn(`netmirage kernel tests skipped: ${why}`);
 
+/** Whether this kernel has sch_netem (ours does not: the userspace engine then carries delay). */
+function hasNetem(): boolean {
+  spawnSync('ip', ['netns', 'add', 'nmtest-probe']);
+  spawnSync('ip', ['-n', 'nmtest-probe', 'link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1']);
+  const netem = spawnSync('tc', ['-n', 'nmtest-probe', 'qdisc', 'add', 'dev', 'd0', 'root', 'netem', 'delay', '1ms']);
+  spawnSync('ip', ['netns', 'del', 'nmtest-probe']);
+  return netem.status === 0;
+}
+
 interface Scenario {
   failures: string[];
+  backend?: string;
   checks: { name: string; ok: boolean }[];
   iperf?: { measured: number; expectedGoodput: number; ratio: number };
   pings: { path: string; minMs?: number; expectedRttMs: number }[];
@@ -61,6 +71,12 @@ describe.skipIf(why !== undefined)('netmirage on this kernel', () => {
     expect(Math.abs((r.json.iperf?.ratio ?? 0) - 1)).toBeLessThanOrEqual(0.05);
   }, 600_000);
 
+  it('edges and options from a setup file ([emulator], [edge1], [edge2]) end to end', async () => {
+    const r = await script(['test/netmirage/scenario.mjs', '--without-delay', '--setup']);
+    expect(r.json.failures).toEqual([]);
+    expect(r.json.checks.filter((c) => c.name.startsWith('ping ') && c.ok).length).toBe(6);
+  }, 600_000);
+
   it('--root-ns init: the root switch in the core host\'s own namespace, restored exactly', async () => {
     const r = await script(['test/netmirage/scenario.mjs', '--without-delay', '--root-ns', 'init']);
     expect(r.json.failures).toEqual([]);
@@ -72,28 +88,48 @@ describe.skipIf(why !== undefined)('netmirage on this kernel', () => {
     expect(r.json.checks.some((c) => c.name === 'edge 1 configured over SSH' && c.ok)).toBe(true);
   }, 600_000);
 
-  it('refuses delay on a kernel without netem before building anything', () => {
-    spawnSync('ip', ['netns', 'add', 'nmtest-probe']);
-    spawnSync('ip', ['-n', 'nmtest-probe', 'link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1']);
-    const netem = spawnSync('tc', ['-n', 'nmtest-probe', 'qdisc', 'add', 'dev', 'd0', 'root', 'netem', 'delay', '1ms']);
-    spawnSync('ip', ['netns', 'del', 'nmtest-probe']);
-    if (netem.status === 0) return; // this kernel has netem: nothing to refuse
-    const core = 'nmtest-refuse';
+  it('with delay: netem where present, the userspace engine otherwise; RTT = 2 × path latency within 1.5 ms, both machines restored', async () => {
+    const r = await script(['test/netmirage/scenario.mjs', '--rtt', '--rtt-slack', '1.5']);
+    expect(r.json.failures).toEqual([]);
+    const delayed = r.json.pings.filter((p) => p.expectedRttMs > 0);
+    expect(delayed.length).toBeGreaterThanOrEqual(5);
+    for (const p of delayed) expect(Math.abs((p.minMs ?? Infinity) - p.expectedRttMs)).toBeLessThanOrEqual(1.5);
+    // The backend is chosen by the kernel, and said.
+    expect(r.json.backend).toBe(`impairments: delay by ${hasNetem() ? 'netem' : 'userspace'}`);
+  }, 600_000);
+
+  it('a build killed midway (SIGKILL) leaves nothing after --destroy: the NIC back with its address and route', async () => {
+    const core = 'nmtest-kill';
+    const prefix = 'nmtest-k-';
     spawnSync('ip', ['netns', 'add', core]);
     try {
+      // No IPv6 link-local addresses appearing (after DAD) between the two snapshots.
+      for (const k of ['all', 'default']) spawnSync('ip', ['netns', 'exec', core, 'sysctl', '-q', '-w', `net.ipv6.conf.${k}.disable_ipv6=1`]);
       spawnSync('ip', ['-n', core, 'link', 'add', 'nic1', 'type', 'veth', 'peer', 'name', 'peer1']);
       spawnSync('ip', ['-n', core, 'addr', 'add', '198.51.100.1/30', 'dev', 'nic1']);
-      const r = spawnSync('nsenter', [`--net=/run/netns/${core}`, '--', 'node', 'packages/netmirage/dist/bin/netmirage-core.js', '-p', 'nmtest-r-', '--client-node', 'client', '-e', '198.51.100.2,iface=nic1', '-f', 'test/netmirage/twelve.graphml'], { cwd: root, encoding: 'utf8' });
-      expect(r.status).toBe(1);
-      expect(r.stderr).toContain('error[impairment-unsupported]: this kernel cannot apply');
-      expect(r.stderr).toContain('--without-delay');
-      expect(readdirSync('/run/netns').filter((n) => n.startsWith('nmtest-r-'))).toEqual([]);
-      const links = spawnSync('ip', ['-n', core, '-br', 'addr'], { encoding: 'utf8' }).stdout;
-      expect(links).toMatch(/^nic1\S* .*198\.51\.100\.1\/30/m);
+      for (const d of ['lo', 'nic1', 'peer1']) spawnSync('ip', ['-n', core, 'link', 'set', d, 'up']);
+      spawnSync('ip', ['-n', core, 'route', 'add', '203.0.113.0/24', 'via', '198.51.100.2', 'dev', 'nic1']);
+      await new Promise((res) => setTimeout(res, 300));
+      const snap = () => ['addr', 'rule', 'route show table all'].map((a) => spawnSync('sh', ['-c', `ip -n ${core} ${a}`], { encoding: 'utf8' }).stdout.replace(/@if\d+/g, '').replace(/NO-CARRIER,/g, '').replace(/ state \S+ /g, ' ')).join('\n');
+      const before = snap();
+      const child = spawn('nsenter', [`--net=/run/netns/${core}`, '--', 'node', 'packages/netmirage/dist/bin/netmirage-core.js', '-p', prefix, '--client-node', 'client', '-e', '198.51.100.2,iface=nic1', '-q', '-f', 'test/netmirage/twelve.graphml'], { cwd: root, stdio: 'ignore' });
+      // Killed once the NIC has gone into the root namespace and the links are being made.
+      const t0 = Date.now();
+      while (Date.now() - t0 < 60_000 && !(existsSync(`/run/netns/${prefix}root`) && spawnSync('ip', ['-n', `${prefix}root`, '-br', 'link'], { encoding: 'utf8' }).stdout.includes('node-'))) await new Promise((res) => setTimeout(res, 5));
+      const killedMidway = existsSync(`/run/netns/${prefix}root`);
+      child.kill('SIGKILL');
+      await new Promise((res) => child.once('exit', res));
+      expect(killedMidway).toBe(true);
+      const d = spawnSync('nsenter', [`--net=/run/netns/${core}`, '--', 'node', 'packages/netmirage/dist/bin/netmirage-core.js', '-d', '-p', prefix], { cwd: root, encoding: 'utf8' });
+      expect(d.stderr).toBe('');
+      expect(d.status).toBe(0);
+      expect(readdirSync('/run/netns').filter((n) => n.startsWith(prefix))).toEqual([]);
+      expect(snap()).toBe(before);
+      expect(spawnSync('pgrep', ['-f', `impair-engine.*netmirage-${prefix}`]).status).toBe(1);
     } finally {
       spawnSync('ip', ['netns', 'del', core]);
     }
-  }, 120_000);
+  }, 180_000);
 
   it('destroys what it built when building fails (OVS switch, an edge that never answers ARP)', () => {
     const core = 'nmtest-rollback';

@@ -15,6 +15,7 @@
  */
 import { closeSync, constants as fsc, writeSync } from 'node:fs';
 import type {
+  AdoptOp,
   BridgeOp,
   ImpairOp,
   NetnsOp,
@@ -32,6 +33,8 @@ import { isNativeError, native } from './native.js';
 import { getLink, newBridge, newVeth, newVxlan, parseLink, setLink, type BridgeSpec, type LinkSpec } from './netlink/link.js';
 import { newAddr, newRoute } from './netlink/addr-route.js';
 import { NlSocket } from './netlink/socket.js';
+import { addrMsg, moveLinkMsg, ourRoute, ruleMsg, tableRouteMsg, type Rule } from './netlink/rule.js';
+import { RTPROT_DUNE } from './netlink/constants.js';
 import { createNamespaces, NETNS_INIT_SYSCTLS, nsPath, openNsFd } from './netns.js';
 import { mapLimit } from './run.js';
 import type { Caps } from './probe-types.js';
@@ -75,7 +78,7 @@ export interface ApplyResult {
   impairments: { ns: string; dev: string; link: string; plan: ImpairPlan }[];
 }
 
-const KERNEL_KINDS = new Set<OpKind>(['netns', 'veth', 'vxlan', 'bridge', 'enslave', 'addr', 'up', 'route', 'sysctl', 'impair']);
+const KERNEL_KINDS = new Set<OpKind>(['netns', 'adopt', 'veth', 'vxlan', 'bridge', 'enslave', 'addr', 'up', 'route', 'rule', 'sysctl', 'impair']);
 
 /** A request on a socket, pointing back at its op. */
 interface Ref {
@@ -202,6 +205,8 @@ class Applier {
 
     this.createNamespaces(ups);
     this.phase('netns');
+    this.adopt();
+    this.phase('adopt');
     this.createLinks(ups);
     this.phase('links');
     this.sysctls();
@@ -260,6 +265,43 @@ class Applier {
     for (const c of this.nss.values()) c.sock.flush();
     this.drainAll();
     this.progress('netns', netnsOps.length);
+  }
+
+  /**
+   * Interfaces of the host's namespace moved into theirs (before any link is made there, so
+   * each keeps its ifindex), with their IPv4 addresses, state and IPv4 routes put back.
+   */
+  private adopt(): void {
+    const adopts = this.ops.map((op, i) => [op, i] as const).filter((x): x is [AdoptOp, number] => x[0].op === 'adopt');
+    if (adopts.length === 0) return;
+    const host = this.hostCtx();
+    const moved: [AdoptOp, NsCtx, number, number][] = [];
+    for (const [op, i] of adopts) {
+      const index = host.index(op.dev);
+      if (index === undefined) {
+        throw new ApplyError(`${describeOp(op)}: no interface ${op.dev} in ${host.name ?? 'the host namespace'}`, { op, errno: 19, journal: this.journal, hint: 'name an interface of the namespace the command runs in' });
+      }
+      const c = this.ctx(op.ns, op);
+      host.sock.queue({ opIndex: i }, (w, seq) => moveLinkMsg(w, seq, index, c.nsFd));
+      moved.push([op, c, index, i]);
+    }
+    host.sock.drain();
+    if (host.sock.failures.length > 0) this.throwFailures([host]);
+    for (const [op, c, index, i] of moved) {
+      host.ifindex.delete(op.dev);
+      c.ifindex.set(op.dev, index);
+      c.nextIndex = Math.max(c.nextIndex, index + 1);
+      const ref = { opIndex: i };
+      for (const a of op.saved.addrs) if (!a.includes(':')) c.sock.queue(ref, (w, seq) => addrMsg(w, seq, { ifindex: index, cidr: a }));
+      if (op.saved.up) c.sock.queue(ref, (w, seq) => setLink(w, seq, { index, up: true }));
+      for (const r of op.saved.routes) if (r.family === 'inet') c.sock.queue(ref, (w, seq) => tableRouteMsg(w, seq, { ...r, oif: index }));
+      c.sock.flush();
+    }
+    for (const [, c] of moved) c.sock.drain();
+    // Routes the addresses brought back already (EEXIST) are as they were.
+    for (const [, c] of moved) c.sock.failures.splice(0, c.sock.failures.length, ...c.sock.failures.filter((f) => Math.abs(f.ack.errno) !== 17));
+    if (moved.some(([, c]) => c.sock.failures.length > 0)) this.throwFailures(moved.map(([, c]) => c));
+    this.progress('adopt', adopts.length);
   }
 
   /** The namespace's context, after checking that `name` is free there. */
@@ -501,9 +543,27 @@ class Applier {
           bump('addr');
           return;
         }
+        case 'rule': {
+          const c = this.ctx(op.ns, op);
+          const rule: Rule = { family: 'inet', priority: op.priority, table: op.table, action: 'table', protocol: RTPROT_DUNE };
+          if (op.src !== undefined) rule.src = op.src;
+          if (op.dst !== undefined) rule.dst = op.dst;
+          if (op.iif !== undefined) rule.iif = op.iif;
+          c.sock.queue(ref, (w, seq) => ruleMsg(w, seq, rule));
+          bump('rule');
+          return;
+        }
         case 'route': {
           const c = this.ctx(op.ns, op);
           const oif = this.devIndex(c, op.dev, op);
+          if (op.table !== undefined || op.onlink === true) {
+            const r = ourRoute(op.table ?? 254, op.dst, oif, op.via, op.onlink === true);
+            if (op.metric !== undefined) r.metric = op.metric;
+            if (op.src !== undefined) r.src = op.src;
+            c.sock.queue(ref, (w, seq) => tableRouteMsg(w, seq, r));
+            bump('route');
+            return;
+          }
           c.sock.queue(ref, (w, seq) =>
             newRoute(w, seq, {
               dst: op.dst,
@@ -537,7 +597,7 @@ class Applier {
     });
     for (const c of this.contexts()) c.sock.flush();
     this.drainAll();
-    for (const k of ['enslave', 'up', 'addr', 'route', 'impair'] as const) {
+    for (const k of ['enslave', 'up', 'addr', 'route', 'rule', 'impair'] as const) {
       if (done[k] !== undefined) this.progress(k, done[k]);
     }
     return nft;

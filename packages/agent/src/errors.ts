@@ -34,7 +34,11 @@ export function describeOp(op: Op): string {
     case 'up':
       return `up ${op.ns}/${op.dev}`;
     case 'route':
-      return `route ${op.dst}${op.via ? ` via ${op.via}` : ''} dev ${op.dev} in ${op.ns}`;
+      return `route ${op.dst}${op.via ? ` via ${op.via}` : ''} dev ${op.dev}${op.table !== undefined ? ` table ${op.table}` : ''} in ${op.ns}`;
+    case 'rule':
+      return `rule ${op.priority}${op.src ? ` from ${op.src}` : ''}${op.dst ? ` to ${op.dst}` : ''}${op.iif ? ` iif ${op.iif}` : ''} lookup ${op.table} in ${op.ns || 'the host namespace'}`;
+    case 'adopt':
+      return `adopt ${op.dev} into ${op.ns}`;
     case 'sysctl':
       return `sysctl ${op.key}=${op.value} in ${op.ns}`;
     case 'impair':

@@ -28,6 +28,7 @@ export { ApplyError, describeOp, emptyJournal, type Journal } from './errors.js'
 export { createNamespaces, deleteNamespaces, listNamespaces, nsPath, NETNS_DIR } from './netns.js';
 export { rollback } from './rollback.js';
 export { removeKernelOps } from './remove.js';
+export { releaseAdopted, undoHostOps, savedInterface } from './adopt.js';
 export {
   up, down, status, set, change, routes, listLabs, resolveLab, labPlan, nodeNs, requireRoot, checkLabName,
   type ChangeParams, type ChangeResult, type NodeAction, type LabEvent, type UpOptions, type UpResult, type DownResult, type LabStatus, type LinkStatus as LabLinkStatus,

@@ -12,6 +12,9 @@ import { delLink } from './netlink/link.js';
 import { describeAck, NlSocket } from './netlink/socket.js';
 import { deleteNamespaces, nsPath } from './netns.js';
 import { dumpLinks } from './status.js';
+import { releaseAdopted, undoHostOps } from './adopt.js';
+import { RTPROT_DUNE } from './netlink/constants.js';
+import { ourRoute, ruleMsg, tableRouteMsg } from './netlink/rule.js';
 
 /** ENOENT, ESRCH, ENODEV, EADDRNOTAVAIL: the object is not there any more. */
 const GONE = new Set([2, 3, 19, 99]);
@@ -19,7 +22,12 @@ const GONE = new Set([2, 3, 19, 99]);
 export async function removeKernelOps(ops: readonly Op[], opts: { lab?: string } = {}): Promise<void> {
   const dropNs = new Set(ops.filter((o) => o.op === 'netns').map((o) => o.ns));
   const byNs = new Map<string, Op[]>();
+  // Adopted interfaces go back before anything else of their namespace goes; the host's own
+  // namespace ("") is undone by undoHostOps.
+  const hostErrs = [...releaseAdopted(ops), ...undoHostOps(ops)];
+  if (hostErrs.length > 0) throw new ApplyError(hostErrs.join('; '), { errno: 0, journal: emptyJournal() });
   for (const op of ops) {
+    if (op.op === 'adopt' || ('ns' in op && op.ns === '')) continue;
     if (op.op === 'netns' || op.op === 'file' || op.op === 'exec' || op.op === 'process') continue;
     if (dropNs.has(op.ns)) continue;
     const l = byNs.get(op.ns) ?? [];
@@ -33,11 +41,16 @@ export async function removeKernelOps(ops: readonly Op[], opts: { lab?: string }
     const s = NlSocket.open<Op>(nsPath(ns), ns);
     try {
       const index = new Map(dumpLinks(s as unknown as NlSocket).map((l) => [l.name, l.index]));
-      const order: Op['op'][] = ['route', 'addr', 'vxlan', 'veth', 'bridge'];
+      const order: Op['op'][] = ['rule', 'route', 'addr', 'vxlan', 'veth', 'bridge'];
       for (const kind of order) {
         for (const op of list) {
           if (op.op !== kind) continue;
-          if (op.op === 'route') {
+          if (op.op === 'rule') {
+            s.queue(op, (w, seq) => ruleMsg(w, seq, { family: 'inet', priority: op.priority, table: op.table, action: 'table', protocol: RTPROT_DUNE, ...(op.src !== undefined ? { src: op.src } : {}), ...(op.dst !== undefined ? { dst: op.dst } : {}), ...(op.iif !== undefined ? { iif: op.iif } : {}) }, true));
+          } else if (op.op === 'route' && (op.table !== undefined || op.onlink === true)) {
+            const oif = index.get(op.dev);
+            if (oif !== undefined) s.queue(op, (w, seq) => tableRouteMsg(w, seq, ourRoute(op.table ?? 254, op.dst, oif, op.via, op.onlink === true), true));
+          } else if (op.op === 'route') {
             const oif = index.get(op.dev);
             if (oif === undefined) continue;
             s.queue(op, (w, seq) => newRoute(w, seq, { dst: op.dst, oif, ...(op.via !== undefined ? { via: op.via } : {}), ...(op.metric !== undefined ? { metric: op.metric } : {}) }, true));

@@ -43,6 +43,8 @@ export interface TeardownResult {
 export interface TeardownOptions {
   /** The namespace treated as the host's (see ApplyOptions.hostNs). */
   hostNs?: string;
+  /** The lab's namespaces are `<nsPrefix><key>` rather than `dune.<lab>.<key>` (its plan's nsPrefix). */
+  nsPrefix?: string;
 }
 
 export function teardownLab(lab: string, opts: TeardownOptions = {}): Promise<TeardownResult> {
@@ -79,9 +81,9 @@ async function teardown(lab: string | null, opts: TeardownOptions): Promise<Tear
   };
   // Listing nftables tables means spawning nft: start it now, it runs while we work.
   const tablesP = listNftTables(opts.hostNs ?? null);
-  const prefix = lab === null ? 'dune.' : `dune.${lab}.`;
+  const prefix = lab !== null && opts.nsPrefix !== undefined ? opts.nsPrefix : lab === null ? 'dune.' : `dune.${lab}.`;
   const candidates = listNamespaces().filter((n) => n.startsWith(prefix) && n !== opts.hostNs);
-  const marked = verifyMarks(candidates, res);
+  const marked = verifyMarks(candidates, res, lab !== null && opts.nsPrefix !== undefined ? lab : undefined);
   const t1 = performance.now();
   res.timingsMs.verify = Math.round(t1 - t0);
   // Host-side objects first: deleting namespaces starts the kernel's cleanup of every
@@ -103,7 +105,7 @@ async function teardown(lab: string | null, opts: TeardownOptions): Promise<Tear
  * Reads lo's alias in every candidate namespace: a socket opened inside each, one GETLINK
  * sent on each, then the answers read. Returns the names that carry the right mark.
  */
-function verifyMarks(names: string[], res: TeardownResult): string[] {
+function verifyMarks(names: string[], res: TeardownResult, labOfAll?: string): string[] {
   const n = native();
   const open: { name: string; fd: number }[] = [];
   const w = new NlWriter(256);
@@ -137,7 +139,7 @@ function verifyMarks(names: string[], res: TeardownResult): string[] {
   for (const { name, fd } of open) {
     try {
       const alias = readAlias(fd);
-      const want = nsLab(name);
+      const want = labOfAll ?? nsLab(name);
       const got = aliasLab(alias);
       if (got !== undefined && got === want) ours.push(name);
       else {

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Op } from '@dune/compiler';
-import { applyOps, changeImpairment, probeCapabilities, readImpairment, readLinks, readRoutes, rollback, teardownLab, ApplyError, type Caps } from '../src/index.js';
+import { applyOps, changeImpairment, probeCapabilities, readImpairment, readLinks, readRoutes, releaseAdopted, rollback, savedInterface, teardownLab, undoHostOps, ApplyError, type Caps } from '../src/index.js';
 import { isRoot, node, ns, nsList, ping, ROOT_REASON, sh, veth } from './helpers.js';
 
 const LAB = 'dunetestap';
@@ -262,5 +262,54 @@ describe.skipIf(!isRoot)(`teardown from kernel marks (${ROOT_REASON})`, () => {
     const again = await teardownLab(L);
     expect(again.deletedNamespaces).toEqual([]);
     expect(again.errors).toEqual([]);
+  });
+});
+
+describe.skipIf(!isRoot)(`adopted interfaces, policy rules and routes in tables (${ROOT_REASON})`, () => {
+  const LAB2 = 'dunetestad';
+  const H = 'dunetestad-host';
+  const R = ns(LAB2, 'r');
+  afterAll(async () => {
+    await teardownLab(LAB2);
+    sh(['ip', 'netns', 'del', H]);
+    expect(nsList(`dune.${LAB2}.`)).toEqual([]);
+  });
+
+  it('moves a host interface in with what it had (same ifindex), routes by policy, and puts everything back exactly', async () => {
+    sh(['ip', 'netns', 'add', H]);
+    for (const k of ['all', 'default']) sh(['ip', 'netns', 'exec', H, 'sysctl', '-q', '-w', `net.ipv6.conf.${k}.disable_ipv6=1`]);
+    sh(['ip', '-n', H, 'link', 'add', 'nic1', 'type', 'veth', 'peer', 'name', 'peer1']);
+    sh(['ip', '-n', H, 'addr', 'add', '198.51.100.1/30', 'dev', 'nic1']);
+    for (const d of ['lo', 'nic1', 'peer1']) sh(['ip', '-n', H, 'link', 'set', d, 'up']);
+    sh(['ip', '-n', H, 'route', 'add', '203.0.113.0/24', 'via', '198.51.100.2', 'dev', 'nic1']);
+    await new Promise((r) => setTimeout(r, 200));
+    const snap = () => [['addr'], ['rule'], ['route', 'show', 'table', 'all']].map((a) => sh(['ip', '-n', H, ...a]).out.replace(/@if\d+/g, '').replace(/NO-CARRIER,/g, '').replace(/ state \S+ /g, ' ')).join('\n');
+    const before = snap();
+    const index = readLinks(H).find((l) => l.name === 'nic1')?.index;
+    const saved = savedInterface(H, 'nic1');
+    expect(saved).toMatchObject({ mtu: 1500, up: true, addrs: ['198.51.100.1/30'] });
+    expect(saved?.routes.map((r) => `${r.dst} ${r.via}`)).toEqual(['203.0.113.0/24 198.51.100.2']);
+    const ops: Op[] = [
+      ...node(LAB2, 'r'),
+      { op: 'adopt', ns: R, dev: 'nic1', saved: saved as NonNullable<typeof saved> },
+      { op: 'up', ns: R, dev: 'lo' },
+      { op: 'route', ns: R, table: 100, dst: '10.9.0.0/16', via: '198.51.100.2', dev: 'nic1' },
+      { op: 'rule', ns: R, priority: 1000, table: 100, src: '10.8.0.0/16', iif: 'nic1' },
+      { op: 'addr', ns: '', dev: 'lo', cidr: '198.51.100.200/32' },
+      { op: 'rule', ns: '', priority: 1001, table: 101, src: '10.7.0.0/16' },
+    ];
+    await applyOps(ops, { hostNs: H, lab: LAB2 });
+    expect(readLinks(R).find((l) => l.name === 'nic1')?.index).toBe(index);
+    expect(sh(['ip', '-n', R, '-4', 'addr', 'show', 'dev', 'nic1']).out).toContain('inet 198.51.100.1/30');
+    expect(sh(['ip', '-n', R, 'route']).out).toContain('203.0.113.0/24 via 198.51.100.2 dev nic1');
+    expect(sh(['ip', '-n', R, 'route', 'show', 'table', '100']).out).toContain('10.9.0.0/16 via 198.51.100.2 dev nic1');
+    expect(sh(['ip', '-n', R, 'rule']).out).toMatch(/^1000:\s+from 10\.8\.0\.0\/16 iif nic1 lookup 100/m);
+    expect(sh(['ip', '-n', H, 'rule']).out).toMatch(/^1001:\s+from 10\.7\.0\.0\/16 lookup 101/m);
+    expect(sh(['ip', '-n', H, 'addr', 'show', 'dev', 'lo']).out).toContain('198.51.100.200/32');
+    expect([...releaseAdopted(ops, H), ...undoHostOps(ops, H)]).toEqual([]);
+    await teardownLab(LAB2);
+    expect(snap()).toBe(before);
+    // A second release finds nothing to do.
+    expect([...releaseAdopted(ops, H), ...undoHostOps(ops, H)]).toEqual([]);
   });
 });

@@ -19,7 +19,7 @@ import { blockSize, carve, formatAddr, formatNetwork, overlaps, parseAddr, parse
 import { compileWithDiagnostics } from './compile.js';
 import { ifAlias, labName, nodeKeys, validIfName } from './naming.js';
 import { hasImpairment, ifaceRpFilterKey } from './ops.js';
-import type { Op, Plan } from './plan.js';
+import type { AdoptOp, Op, Plan } from './plan.js';
 
 export const NETMIRAGE_SWITCHES = ['linux', 'ovs'] as const;
 export type NetmirageSwitch = (typeof NETMIRAGE_SWITCHES)[number];
@@ -69,6 +69,12 @@ export interface NetmirageSettings {
   withoutDelay?: boolean;
   /** Prefixes the internal addresses must avoid (the core NIC's subnets). */
   avoid?: string[];
+  /**
+   * The edge-facing interfaces as they are before the build (the runtime reads them): moved
+   * into the root namespace by `adopt` ops that carry this, so down puts them back exactly.
+   * An interface not listed is adopted with nothing saved (a dry run without it).
+   */
+  nics?: { name: string; saved: AdoptOp['saved'] }[];
 }
 
 export interface NetmirageClient {
@@ -180,7 +186,7 @@ function mac(kind: number, i: number): string {
 }
 
 const KIND_RANK: Record<Op['op'], number> = {
-  netns: 0, veth: 1, vxlan: 1, bridge: 1, enslave: 2, addr: 3, up: 4, sysctl: 5, impair: 6, route: 7, file: 8, exec: 9, process: 10,
+  netns: 0, adopt: 0.5, veth: 1, vxlan: 1, bridge: 1, enslave: 2, addr: 3, up: 4, sysctl: 5, impair: 6, route: 7, rule: 7.5, file: 8, exec: 9, process: 10,
 };
 
 /** What NetMirage sets in every namespace (reference 4.4 step 3), beyond dune's router sysctls. */
@@ -421,11 +427,48 @@ export function compileNetmirage(topo: Topology, s: NetmirageSettings): Netmirag
     if (self !== undefined && hasImpairment(self)) ops.push({ op: 'impair', ns: c.ns, dev: 'self', link: `client:${key}:self`, impairment: self, mtu });
     ops.push({ op: 'route', ns: c.ns, dst: `${rootIp}/32`, dev: 'root' }, { op: 'route', ns: c.ns, dst: c.subnet, via: rootIp, dev: 'root' });
   });
+  // The edge-facing interfaces: into the root namespace (NetMirage's order: first of all, so
+  // each keeps its ifindex), forwarding without reverse-path checks.
+  for (const dev of ifaces) {
+    const saved = s.nics?.find((n) => n.name === dev)?.saved ?? { mtu, up: true, addrs: [], routes: [] };
+    if (rootNs !== null) ops.push({ op: 'adopt', ns: rootNs, dev, saved });
+    ops.push({ op: 'sysctl', ns: rootNsOp, key: ifaceRpFilterKey(dev), value: '0' });
+  }
+  // The Linux root switch: policy routing in the root namespace.
+  //   from an edge (iif NIC, from S_c) → table T_c: S_c via the client's self link, anything
+  //   else via its root link; to an edge (main): the edge's vsubnet via the edge's address.
+  if (s.switch === 'linux') {
+    s.edges.forEach((e, i) => {
+      const iface = (e.iface ?? s.iface) as string;
+      ops.push({ op: 'route', ns: rootNsOp, dst: formatNetwork(vsub[i] as Prefix), via: e.ip, dev: iface });
+    });
+    for (const c of clients) {
+      const iface = (s.edges[c.edge]?.iface ?? s.iface) as string;
+      ops.push(
+        { op: 'route', ns: rootNsOp, table: c.table, dst: c.subnet, via: c.ip, dev: c.selfDev, onlink: true },
+        { op: 'route', ns: rootNsOp, table: c.table, dst: 'default', via: c.ip, dev: c.rootDev, onlink: true },
+        { op: 'rule', ns: rootNsOp, priority: ROOT_RULE_PREF, table: c.table, src: c.subnet, iif: iface },
+      );
+    }
+  }
+  // In each client: traffic for its own subnet that arrives on `self` goes back out by `self`.
+  for (const c of clients) {
+    ops.push(
+      { op: 'route', ns: c.ns, table: CLIENT_SELF_TABLE, dst: `${rootIp}/32`, dev: 'self' },
+      { op: 'route', ns: c.ns, table: CLIENT_SELF_TABLE, dst: c.subnet, via: rootIp, dev: 'self' },
+      { op: 'rule', ns: c.ns, priority: CLIENT_SELF_RULE_PREF, table: CLIENT_SELF_TABLE, dst: c.subnet, iif: 'self' },
+    );
+  }
   ops.sort((a, b) => KIND_RANK[a.op] - KIND_RANK[b.op]);
   host.ops = ops;
   if (rootNs !== null) host.nodes.push({ node: 'root', ns: rootNs, cpus: [] });
   const count = (kind: Op['op']) => ops.reduce((n, o) => n + (o.op === kind ? 1 : 0), 0);
-  Object.assign(plan.stats, { ops: ops.length, clients: clients.length, addrsV4: count('addr'), addrsV6: 0, routesV4: count('route'), routesV6: 0, sysctls: count('sysctl'), impairments: count('impair') });
+  // Routes: the nodes' own (main table); the root switch's and self links' (other tables, and the root's main table toward the edges) apart.
+  const nodeRoutes = ops.filter((o) => o.op === 'route' && o.table === undefined && o.ns !== rootNsOp).length;
+  Object.assign(plan.stats, {
+    ops: ops.length, clients: clients.length, addrsV4: count('addr'), addrsV6: 0, routesV4: nodeRoutes, routesV6: 0, switchRoutes: count('route') - nodeRoutes,
+    rules: count('rule'), adopted: count('adopt'), sysctls: count('sysctl'), impairments: count('impair'),
+  });
 
   const edges: NetmirageEdge[] = s.edges.map((e, i) => {
     const own = vsub[i] as Prefix;

@@ -94,12 +94,55 @@ export interface RouteOp {
   via?: string;
   dev: string;
   metric?: number;
+  /** Routing table (absent: main). */
+  table?: number;
+  /** The gateway is on the link whatever its address (RTNH_F_ONLINK). */
+  onlink?: boolean;
   /**
    * Preferred source address (RTA_PREFSRC) for traffic the node itself sends this way: its
    * loopback. Link subnets are not routed beyond their link, so without it a reply to the
    * interface address the kernel would pick could not find its way back.
    */
   src?: string;
+}
+
+/** A policy rule: `ip rule add priority P [from SRC] [to DST] [iif DEV] lookup TABLE`. */
+export interface RuleOp {
+  op: 'rule';
+  ns: string;
+  priority: number;
+  table: number;
+  src?: string;
+  dst?: string;
+  iif?: string;
+}
+
+/** A route of an adopted interface, as it was before (any table, type, scope, protocol). */
+export interface SavedRoute {
+  family: 'inet' | 'inet6';
+  table: number;
+  dst: string;
+  via?: string;
+  type: number;
+  scope: number;
+  protocol: number;
+  src?: string;
+  metric?: number;
+  onlink?: boolean;
+  tos?: number;
+}
+
+/**
+ * An interface of the host's namespace (NetMirage's edge-facing NIC) moved into `ns`, right
+ * after the namespaces exist (so it keeps its ifindex), with its IPv4 addresses, state and
+ * routes put back there. `saved` is what it had: the agent's down moves it back and restores
+ * exactly that before the namespace goes (a namespace deleted with a veth inside destroys it).
+ */
+export interface AdoptOp {
+  op: 'adopt';
+  ns: string;
+  dev: string;
+  saved: { mtu: number; up: boolean; addrs: string[]; routes: SavedRoute[] };
 }
 
 export interface SysctlOp {
@@ -185,6 +228,8 @@ export type Op =
   | LinkUpOp
   | RouteOp
   | SysctlOp
+  | RuleOp
+  | AdoptOp
   | ImpairOp
   | FileOp
   | ExecOp

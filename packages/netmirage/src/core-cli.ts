@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { GRAPHML_UNITS, DuneError, choicesHint, parseGraphml, type GraphmlUnits } from '@dune/topology';
-import { NETMIRAGE_ROOT_NS, NETMIRAGE_SWITCHES, NETNS_PREFIX_RE, summarizePlan, type NetmirageEdgeSpec, type NetmirageRootNs, type NetmirageSwitch } from '@dune/compiler';
+import { NETMIRAGE_ROOT_NS, NETMIRAGE_SWITCHES, NETNS_PREFIX_RE, serializePlan, summarizePlan, type NetmirageEdgeSpec, type NetmirageRootNs, type NetmirageSwitch } from '@dune/compiler';
 import { requireRoot } from '@dune/agent';
 import { buildCore, destroyCore } from './core.js';
 import { OVS_DEFAULTS } from './ovs.js';
@@ -124,11 +124,11 @@ export function buildCoreProgram(io: Io = stdio): Command {
     .addOption(new Option('-r, --root-ns <where>', 'where the root namespace lives (default: custom)').choices([...NETMIRAGE_ROOT_NS]))
     .option('--ovs-dir <dir>', `private Open vSwitch db, sockets, logs and pids (default: ${OVS_DEFAULTS.dir})`)
     .option('--ovs-schema <file>', `Open vSwitch schema (default: ${OVS_DEFAULTS.schema})`)
-    .option('-m, --mem <MiB>', 'soft memory cap (accepted for compatibility: nothing here caches namespace handles) (default: 2048)')
+    .option('-m, --mem <MiB>', 'not needed here, accepted and ignored: NetMirage caps its cache of namespace handles with it; this core keeps none (default: 2048)')
     .addOption(new Option('-u, --units <units>', 'node bandwidth units: shadow/KiB = KiB/s, modelnet/Kb = Kbit/s; applied (default: shadow)').choices([...GRAPHML_UNITS]))
     .option('-w, --weight <key>', 'edge attribute for shortest paths (default: latency)')
     .option('--client-node <type>', 'a node is a client iff its `type` equals this (default: every node)')
-    .option('-2, --two-pass', 'accepted for compatibility: edges may come before nodes in any case')
+    .option('-2, --two-pass', 'not needed here, accepted and ignored: the GraphML is read whole, so edges may come before nodes, from a file or standard input')
     .addOption(new Option('--switch <kind>', 'root switch: linux (policy routing, no daemon) or ovs (private Open vSwitch, as NetMirage) (default: linux)').choices([...NETMIRAGE_SWITCHES]))
     .option('--without-delay', 'build without link delay and jitter, for kernels without netem (explicit: the emulation then has none)')
     .option('--dry-run', 'compile and print what would be built and the edge commands; change nothing')
@@ -174,11 +174,13 @@ Examples:
     const ssh = { edgeBin: str('edge-bin') as string, acceptNewHostKeys: bool('accept-new-host-keys'), ...(knownHosts !== undefined ? { knownHostsFile: knownHosts } : {}) };
     const mem = str('mem') as string;
     if (!/^[1-9]\d*$/.test(mem)) throw new DuneError('bad-option', `--mem "${mem}" is not a number of MiB`, { hint: 'e.g. -m 2048' });
+    if (flags['mem'] !== undefined || fromIni.has('mem')) log('info', '--mem is not needed here (no namespace-handle cache): ignored');
+    if (bool('two-pass')) log('info', '--two-pass is not needed here (the GraphML is read whole): ignored');
 
     if (bool('destroy')) {
       requireRoot('netmirage-core --destroy');
       const r = await destroyCore(prefix, { ovs, log, ssh });
-      log('info', `destroyed ${r.namespaces.length} namespaces${r.movedBack.length > 0 ? `, moved ${r.movedBack.join(', ')} back` : ''}${r.ovsStopped ? ', stopped Open vSwitch' : ''}`);
+      log('info', `destroyed ${r.namespaces} namespaces${r.ovsStopped ? ', stopped Open vSwitch' : ''}`);
       return;
     }
 
@@ -210,19 +212,29 @@ Examples:
     const dryRun = bool('dry-run');
     if (!dryRun) requireRoot('netmirage-core');
     const r = await buildCore({ topology, settings, keep: bool('keep'), ovs, log, dryRun, ssh });
+    const edgeText = r.edgeLines.join('\n') + '\n';
     if (dryRun) {
+      // The plan the agent would apply, exactly, on standard output; what it means on standard error.
       for (const d of r.nm.diagnostics) log(d.severity === 'note' ? 'info' : 'warning', d.message);
-      io.out(summarizePlan(r.nm.plan).trimEnd());
-      io.out(`clients: ${r.nm.clients.length}; root namespace ${r.nm.rootNs ?? '(this one)'}; switch ${settings.switch}`);
-      for (const e of r.nm.edges) io.out(`edge ${e.ip} on ${e.iface}: vsubnet ${e.vsubnet}, ${e.clients} clients`);
-    } else {
-      log('info', `network built in ${Math.round(r.elapsedMs)} ms`);
+      io.write(serializePlan(r.nm.plan, 2));
+      io.err(summarizePlan(r.nm.plan).trimEnd());
+      io.err(`clients: ${r.nm.clients.length}; root namespace ${r.nm.rootNs ?? '(this one)'}; switch ${settings.switch}`);
+      for (const e of r.nm.edges) io.err(`edge ${e.ip} on ${e.iface}: vsubnet ${e.vsubnet}, ${e.clients} clients`);
+      if (!bool('quiet')) {
+        const out = str('edge-output');
+        if (out !== undefined) writeFileSync(out, edgeText);
+        else io.err(edgeText.trimEnd());
+      }
+      return;
     }
+    log('info', `network built in ${Math.round(r.elapsedMs)} ms (lab ${r.nm.lab})`);
+    // Which backend carries delay and jitter (netem, or the userspace engine where the kernel has no netem) is said plainly.
+    const carried = Object.entries(r.backend).filter(([k]) => k === 'delayUs' || k === 'jitterUs');
+    if (carried.length > 0) io.err(`impairments: ${carried.map(([k, b]) => `${k === 'delayUs' ? 'delay' : 'jitter'} by ${b}`).join(', ')}`);
     if (!bool('quiet')) {
-      const text = r.edgeLines.join('\n') + '\n';
       const out = str('edge-output');
-      if (out !== undefined) writeFileSync(out, text);
-      else io.write(text);
+      if (out !== undefined) writeFileSync(out, edgeText);
+      else io.write(edgeText);
     }
   });
   return p;

@@ -1,64 +1,31 @@
 /**
- * netmirage-core at run time (reference 4.4), on dune's compiler and agent:
+ * netmirage-core at run time (reference 4.4), on dune's compiler and the lab engine:
  *
  *   destroy the previous network (unless --keep) ─► read the edge-facing NICs (addresses,
- *   routes, MTU: saved to /run/netmirage/<prefix>.json before anything changes) ─► compile
- *   ─► refuse impairments this kernel cannot apply ─► applyOps (namespaces, links, shaping,
- *   routes) ─► NICs moved into <prefix>root and their addresses put back ─► the root switch
- *   (Linux policy routing, or Open vSwitch) ─► client self-link rules ─► edge commands
+ *   routes, MTU) ─► compile: one plan, the NICs' `adopt` ops carrying what they had, the
+ *   root switch's rules and routes, the self links ─► the agent's lab up (journal, probe,
+ *   backends: netem or the userspace engine for delay, rollback) ─► Open vSwitch, when it
+ *   is the switch ─► edges over SSH ─► edge commands
  *
- * Any failure destroys what was built. `destroy` works from the state file and from the
- * kernel's marks: namespaces `<prefix>*` whose lo carries `dune:<lab>:`, foreign interfaces
- * in the root namespace moved back with their saved configuration, the private OVS stopped.
+ * The network is a lab like any other (`netmirage-<prefix>`, see `dune status`): the agent
+ * journals it and its down removes it, the NICs moved back with what they had. What a plan
+ * cannot hold, the private Open vSwitch and the edges configured over SSH, is recorded in
+ * /run/netmirage/<prefix>.json and undone first.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { listNamespaces, readLinks, savedInterface, teardownLab } from '@dune/agent';
 import {
-  addrMsg,
-  applyOps,
-  delLink,
-  deleteNamespaces,
-  dumpLinks,
-  getAddrDump,
-  getRouteDump,
-  getRuleDump,
-  linkByName,
-  listNamespaces,
-  moveLinkMsg,
-  NetlinkError,
-  NlSocket,
-  nsPath,
-  openNsFd,
-  ourRoute,
-  parseAddrMsg,
-  parseRule,
-  parseTableRoute,
-  planImpairment,
-  probeCapabilities,
-  readLinks,
-  RTPROT_KERNEL,
-  ruleMsg,
-  setLink,
-  tableRouteMsg,
-  type Caps,
-  type Rule,
-  type TableRoute,
-} from '@dune/agent';
-import {
-  CLIENT_SELF_RULE_PREF,
-  CLIENT_SELF_TABLE,
   compileNetmirage,
   formatEdgeCommand,
   netmirageLab,
   netmirageRootNs,
-  ROOT_RULE_PREF,
   cidr,
   type NetmiragePlan,
   type NetmirageSettings,
-  type Op,
+  type SavedRoute,
 } from '@dune/compiler';
+import { downLab, upLab, type HostEvent } from '@dune/transport';
 import { DuneError, type Topology } from '@dune/topology';
 import { ovsDestroy, ovsStart, ovsConfigure, type OvsOptions } from './ovs.js';
 import { configureSshEdge, removeSshEdge, type SshEdge, type SshEdgeOptions } from './ssh-edges.js';
@@ -75,28 +42,20 @@ export interface SavedIface {
   /** IPv4 and global IPv6 addresses, CIDR. */
   addrs: string[];
   /** Routes through it other than the kernel's own (which come back with the addresses). */
-  routes: TableRoute[];
+  routes: SavedRoute[];
 }
 
+/** What the lab's plan cannot hold: the private Open vSwitch and the edges configured over SSH. */
 export interface CoreState {
-  version: 1;
+  version: 2;
   prefix: string;
   lab: string;
-  rootNs: string | null;
   switch: NetmirageSettings['switch'];
   ovsDir?: string;
-  ifaces: SavedIface[];
-  /** In the root namespace when it is the core's own (`-r init`): what to delete. */
-  rootRules: Rule[];
-  rootTables: number[];
-  rootAddrs: string[];
-  /** Main-table routes toward the edges (`-r init`). */
-  rootRoutes?: TableRoute[];
   /** Edges configured over SSH, undone by destroy; with the remote netmirage-edge to use. */
   sshEdges?: SshEdge[];
   edgeBin?: string;
   knownHostsFile?: string;
-  phase: 'building' | 'up';
 }
 
 export function coreStatePath(prefix: string, dir = CORE_STATE_DIR): string {
@@ -112,40 +71,23 @@ function writeState(s: CoreState, dir: string): void {
 
 function readState(prefix: string, dir: string): CoreState | undefined {
   const p = coreStatePath(prefix, dir);
-  return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as CoreState) : undefined;
+  if (!existsSync(p)) return undefined;
+  const s = JSON.parse(readFileSync(p, 'utf8')) as Partial<CoreState>;
+  // A version 1 file (the core before the lab engine) has the same SSH and OVS fields.
+  return { version: 2, prefix, lab: s.lab ?? netmirageLab(prefix), switch: s.switch ?? 'linux', ...s } as CoreState;
 }
 
 /** An interface in `ns` (null: ours) with its addresses and non-kernel routes. */
 export function readIface(ns: string | null, name: string): SavedIface | undefined {
-  const s = NlSocket.open(ns === null ? null : nsPath(ns), ns ?? 'core');
-  try {
-    const links = dumpLinks(s);
-    const l = links.find((x) => x.name === name);
-    if (l === undefined) return undefined;
-    const addrs = s
-      .dump((w, seq, f) => getAddrDump(w, seq, f), 'addresses')
-      .map(parseAddrMsg)
-      .filter((a) => a.ifindex === l.index && (a.family === 'inet' || !a.cidr.startsWith('fe80:')))
-      .map((a) => a.cidr);
-    const routes = s
-      .dump((w, seq, f) => getRouteDump(w, seq, f), 'routes')
-      .map(parseTableRoute)
-      .filter((r) => r.oif === l.index && r.protocol !== RTPROT_KERNEL && r.type === 1 && !(r.family === 'inet6' && r.dst.startsWith('fe80:')))
-      .map((r) => {
-        const { oif: _oif, ...rest } = r;
-        return rest;
-      });
-    const out: SavedIface = { name, mtu: l.mtu ?? 1500, up: l.up, addrs, routes };
-    if (l.mac !== undefined) out.mac = l.mac;
-    return out;
-  } finally {
-    s.close();
-  }
+  const saved = savedInterface(ns, name);
+  if (saved === undefined) return undefined;
+  const mac = readLinks(ns).find((l) => l.name === name)?.mac;
+  return { name, ...saved, ...(mac !== undefined ? { mac } : {}) };
 }
 
 export interface BuildOptions {
   topology: Topology;
-  settings: Omit<NetmirageSettings, 'mtu' | 'avoid'>;
+  settings: Omit<NetmirageSettings, 'mtu' | 'avoid' | 'nics'>;
   keep: boolean;
   ovs: OvsOptions;
   log: Log;
@@ -161,6 +103,8 @@ export interface BuildResult {
   /** One `netmirage-edge ...` line per edge. */
   edgeLines: string[];
   elapsedMs: number;
+  /** Which backend carries each impairment parameter (delayUs → netem or userspace, ...). */
+  backend: Record<string, string>;
 }
 
 /** The core's address facing `edgeIp`: the NIC address whose subnet holds it. */
@@ -176,13 +120,17 @@ function coreIpFor(edgeIp: string, nic: SavedIface | undefined): string | undefi
   return undefined;
 }
 
-/** Compiles with the NICs' real MTU and subnets; fills each edge command's core IP when -I is absent. */
+/** Compiles with the NICs' real MTU, subnets and configuration; fills each edge command's core IP when -I is absent. */
 export function planCore(o: Pick<BuildOptions, 'topology' | 'settings'>, nics: Map<string, SavedIface>): { nm: NetmiragePlan; edgeLines: string[] } {
   const mtus = new Set([...nics.values()].map((n) => n.mtu));
   if (mtus.size > 1) {
     throw new DuneError('mtu-mismatch', `the edge-facing interfaces have different MTUs (${[...nics.values()].map((n) => `${n.name} ${n.mtu}`).join(', ')})`, { hint: 'give them one MTU' });
   }
-  const settings: NetmirageSettings = { ...o.settings, avoid: [...nics.values()].flatMap((n) => n.addrs.filter((a) => !a.includes(':'))) };
+  const settings: NetmirageSettings = {
+    ...o.settings,
+    avoid: [...nics.values()].flatMap((n) => n.addrs.filter((a) => !a.includes(':'))),
+    nics: [...nics.values()].map((n) => ({ name: n.name, saved: { mtu: n.mtu, up: n.up, addrs: n.addrs, routes: n.routes } })),
+  };
   const mtu = [...mtus][0];
   if (mtu !== undefined) settings.mtu = mtu;
   const nm = compileNetmirage(o.topology, settings);
@@ -199,29 +147,13 @@ export function planCore(o: Pick<BuildOptions, 'topology' | 'settings'>, nics: M
   return { nm, edgeLines };
 }
 
-/** Every impairment planned against this kernel before anything is built. */
-function checkImpairments(ops: readonly Op[], caps: Caps): void {
-  const refused: string[] = [];
-  let hint: string | undefined;
-  for (const op of ops) {
-    if (op.op !== 'impair') continue;
-    try {
-      planImpairment(op.impairment, caps, { mtu: op.mtu, where: `${op.ns || 'core'}/${op.dev}` });
-    } catch (e) {
-      if (!(e instanceof DuneError)) throw e;
-      refused.push(`${op.link}: ${e.message}`);
-      hint ??= e.hint;
-    }
-  }
-  if (refused.length > 0) {
-    throw new DuneError('impairment-unsupported', `this kernel cannot apply ${refused.length} impairment${refused.length === 1 ? '' : 's'}; nothing was built:\n  ${refused.slice(0, 8).join('\n  ')}${refused.length > 8 ? `\n  and ${refused.length - 8} more` : ''}`, {
-      hint: `${hint ?? ''}; or build without delay and jitter with --without-delay (explicitly: the emulation then has none)`.replace(/^; /, ''),
-    });
-  }
-}
-
-function openSock(ns: string | null): NlSocket {
-  return NlSocket.open(ns === null ? null : nsPath(ns), ns ?? 'core');
+/** The lab's events as NetMirage's log lines. */
+function logEvent(log: Log): (e: HostEvent) => void {
+  return (e) => {
+    if (e.type === 'warning') log('warning', e.message);
+    else if (e.type === 'note') log('info', e.message);
+    else if (e.type === 'phase') log('debug', `${e.phase}${e.total !== undefined ? ` (${e.total})` : ''}`);
+  };
 }
 
 export async function buildCore(o: BuildOptions): Promise<BuildResult> {
@@ -235,17 +167,17 @@ export async function buildCore(o: BuildOptions): Promise<BuildResult> {
   if (o.dryRun) {
     const nics = new Map<string, SavedIface>();
     for (const n of nicNames) {
-      const i = safeReadIface(null, n) ?? (rootNs !== null ? safeReadIface(rootNs, n) : undefined);
+      const i = safeReadIface(null, n);
       if (i !== undefined) nics.set(n, i);
     }
     const { nm, edgeLines } = planCore(o, nics);
-    return { nm, edgeLines, elapsedMs: performance.now() - t0 };
+    return { nm, edgeLines, elapsedMs: performance.now() - t0, backend: {} };
   }
 
   warnPrivateMounts(log);
   if (!o.keep) {
     const d = await destroyCore(prefix, { ovs: o.ovs, log, stateDir: dir, ...(o.ssh ? { ssh: o.ssh } : {}) });
-    if (d.namespaces.length > 0 || d.movedBack.length > 0) log('info', `destroyed the previous network: ${d.namespaces.length} namespaces, ${d.movedBack.length} interfaces moved back`);
+    if (d.namespaces > 0) log('info', `destroyed the previous network: ${d.namespaces} namespaces`);
   }
   const nics = new Map<string, SavedIface>();
   for (const n of nicNames) {
@@ -263,45 +195,25 @@ export async function buildCore(o: BuildOptions): Promise<BuildResult> {
   warnNeighbours(nm, log);
   // A kernel without IPv6 (a module not loaded) has no IPv6 to disable.
   if (!existsSync('/proc/sys/net/ipv6')) host.ops = host.ops.filter((op) => !(op.op === 'sysctl' && op.key.startsWith('net.ipv6.')));
-  const caps = await probeCapabilities();
-  checkImpairments(host.ops, caps);
   if (rootNs !== null && listNamespaces().includes(rootNs)) {
     throw new DuneError('network-exists', `the namespace ${rootNs} already exists`, { hint: `destroy the old network first: netmirage-core -d -p ${prefix}` });
   }
 
-  const state: CoreState = {
-    version: 1,
-    prefix,
-    lab: nm.lab,
-    rootNs,
-    switch: o.settings.switch,
-    ifaces: [...nics.values()],
-    rootRules: [],
-    rootTables: [],
-    rootAddrs: rootNs === null && o.settings.switch === 'linux' ? [`${nm.rootIp}/32`] : [],
-    phase: 'building',
-  };
+  const state: CoreState = { version: 2, prefix, lab: nm.lab, switch: o.settings.switch };
   if (o.settings.switch === 'ovs') state.ovsDir = o.ovs.dir;
   writeState(state, dir);
+  let backend: Record<string, string> = {};
   try {
     log('info', `building ${nm.plan.stats['nodes']} nodes (${nm.clients.length} clients), ${nm.plan.stats['links']} links: ${host.ops.length} operations`);
-    // The root namespace and its NICs first (NetMirage's order): a NIC keeps its ifindex
-    // when it arrives in a namespace that has only lo, and so when it goes back.
-    const first = host.ops.filter((op) => op.op === 'netns' && op.ns === rootNs);
-    await applyOps(first, { caps, lab: nm.lab });
-    if (rootNs !== null) moveIn(rootNs, [...nics.values()], log);
-    const r = await applyOps(host.ops.filter((op) => !first.includes(op)), { caps, lab: nm.lab });
-    log('debug', `applied in ${Object.entries(r.timingsMs).map(([k, v]) => `${k} ${Math.round(v)} ms`).join(', ')}`);
-    if (o.settings.switch === 'linux') linuxSwitch(nm, state, dir);
-    else {
+    // The lab engine's up: it checks every impairment against this kernel (netem, or the
+    // userspace engine for delay and jitter where netem is missing) before building, and
+    // rolls back on failure (the NICs moved back).
+    const up = await upLab(nm.plan, { onEvent: logEvent(log) });
+    backend = up.hosts[0]?.result.backend ?? {};
+    if (o.settings.switch === 'ovs') {
       await ovsStart(o.ovs, nm, log);
       await ovsConfigure(o.ovs, nm, [...nics.values()], log);
     }
-    await applyOps(
-      nicNames.map((n): Op => ({ op: 'sysctl', ns: rootNs ?? '', key: `net.ipv4.conf.${n}.rp_filter`, value: '0' })),
-      { caps, lab: nm.lab },
-    );
-    selfLinks(nm);
     const viaSsh = o.settings.edges.map((spec, i) => [spec, nm.edges[i]] as const).filter(([spec]) => spec.ssh !== undefined);
     if (viaSsh.length > 0) {
       const ssh = o.ssh ?? { edgeBin: 'netmirage-edge' };
@@ -317,8 +229,6 @@ export async function buildCore(o: BuildOptions): Promise<BuildResult> {
         await configureSshEdge(e, argv, ssh, log);
       }
     }
-    state.phase = 'up';
-    writeState(state, dir);
   } catch (e) {
     log('error', `building failed (${(e as Error).message}); destroying what was built`);
     try {
@@ -328,7 +238,7 @@ export async function buildCore(o: BuildOptions): Promise<BuildResult> {
     }
     throw e;
   }
-  return { nm, edgeLines, elapsedMs: performance.now() - t0 };
+  return { nm, edgeLines, elapsedMs: performance.now() - t0, backend };
 }
 
 /**
@@ -370,225 +280,51 @@ function safeReadIface(ns: string | null, name: string): SavedIface | undefined 
   }
 }
 
-/** Moves each NIC into the root namespace and gives it back its addresses and routes there. */
-function moveIn(rootNs: string, nics: SavedIface[], log: Log): void {
-  const here = openSock(null);
-  const fd = openNsFd(rootNs);
-  try {
-    for (const n of nics) {
-      const l = linkByName(here, n.name);
-      here.call((w, seq) => moveLinkMsg(w, seq, l.index, fd), `move ${n.name} into ${rootNs}`);
-      log('info', `moved ${n.name} into ${rootNs}`);
-    }
-  } finally {
-    closeSync(fd);
-    here.close();
-  }
-  configureIface(rootNs, nics);
-}
-
-/** Addresses (v4), up, and the saved routes of interfaces that just arrived in `ns`. */
-function configureIface(ns: string | null, nics: SavedIface[]): void {
-  const s = openSock(ns);
-  try {
-    for (const n of nics) {
-      const l = linkByName(s, n.name);
-      for (const a of n.addrs) {
-        if (ns !== null && a.includes(':')) continue; // IPv6 is off in the root namespace
-        try {
-          s.call((w, seq) => addrMsg(w, seq, { ifindex: l.index, cidr: a }), `address ${a} on ${n.name}`);
-        } catch (e) {
-          if (!(e instanceof NetlinkError && e.errno === 17)) throw e;
-        }
-      }
-      if (n.up) s.call((w, seq) => setLink(w, seq, { index: l.index, up: true }), `up ${n.name}`);
-      for (const r of n.routes) {
-        if (ns !== null && r.family === 'inet6') continue;
-        try {
-          s.call((w, seq) => tableRouteMsg(w, seq, { ...r, oif: l.index }), `route ${r.dst} dev ${n.name}`);
-        } catch (e) {
-          if (!(e instanceof NetlinkError && e.errno === 17)) throw e;
-        }
-      }
-    }
-  } finally {
-    s.close();
-  }
-}
-
-/**
- * The Linux-native root switch: policy routing in the root namespace.
- *   from an edge (iif NIC, from S_c) → table T_c: S_c via the client's self link, anything
- *   else via its root link; to an edge (main): the edge's vsubnet via the edge's address.
- */
-function linuxSwitch(nm: NetmiragePlan, state: CoreState, dir: string): void {
-  const s = openSock(nm.rootNs);
-  try {
-    for (const e of nm.edges) {
-      const nic = linkByName(s, e.iface);
-      const r = ourRoute(254, e.vsubnet, nic.index, e.ip);
-      if (nm.rootNs === null) {
-        state.rootRoutes = [...(state.rootRoutes ?? []), r];
-        writeState(state, dir);
-      }
-      s.call((w, seq) => tableRouteMsg(w, seq, r), `route ${e.vsubnet} via ${e.ip}`);
-    }
-    const idx = new Map(dumpLinks(s).map((l) => [l.name, l.index]));
-    for (const c of nm.clients) {
-      const iface = nm.edges[c.edge]?.iface as string;
-      const rule: Rule = { family: 'inet', priority: ROOT_RULE_PREF, table: c.table, action: 'table', src: c.subnet, iif: iface, protocol: 0x44 };
-      if (nm.rootNs === null) {
-        state.rootTables.push(c.table);
-        state.rootRules.push(rule);
-        writeState(state, dir);
-      }
-      const self = idx.get(c.selfDev) as number;
-      const root = idx.get(c.rootDev) as number;
-      s.queue(c.node, (w, seq) => tableRouteMsg(w, seq, ourRoute(c.table, c.subnet, self, c.ip, true)));
-      s.queue(c.node, (w, seq) => tableRouteMsg(w, seq, ourRoute(c.table, 'default', root, c.ip, true)));
-      s.queue(c.node, (w, seq) => ruleMsg(w, seq, rule));
-    }
-    s.drain();
-    const f = s.takeFailures()[0];
-    if (f !== undefined) throw new NetlinkError(`root switch for client ${f.ref}: errno ${f.ack.errno}${f.ack.extack ? `: ${f.ack.extack}` : ''}`, f.ack);
-  } finally {
-    s.close();
-  }
-}
-
-/** In each client: traffic for its own subnet that arrives on `self` goes back out by `self`. */
-function selfLinks(nm: NetmiragePlan): void {
-  for (const c of nm.clients) {
-    const s = openSock(c.ns);
-    try {
-      const self = linkByName(s, 'self').index;
-      s.queue('r', (w, seq) => tableRouteMsg(w, seq, ourRoute(CLIENT_SELF_TABLE, `${nm.rootIp}/32`, self)));
-      s.queue('r', (w, seq) => tableRouteMsg(w, seq, ourRoute(CLIENT_SELF_TABLE, c.subnet, self, nm.rootIp)));
-      s.queue('r', (w, seq) => ruleMsg(w, seq, { family: 'inet', priority: CLIENT_SELF_RULE_PREF, table: CLIENT_SELF_TABLE, action: 'table', dst: c.subnet, iif: 'self' }));
-      s.drain();
-      const f = s.takeFailures()[0];
-      if (f !== undefined) throw new NetlinkError(`self link of ${c.node}: errno ${f.ack.errno}${f.ack.extack ? `: ${f.ack.extack}` : ''}`, f.ack);
-    } finally {
-      s.close();
-    }
-  }
-}
-
 export interface DestroyResult {
-  namespaces: string[];
+  /** Namespaces deleted. */
+  namespaces: number;
+  /** Namespaces with the prefix that are not this network's: left alone. */
   foreign: string[];
-  movedBack: string[];
   ovsStopped: boolean;
-  errors: string[];
 }
 
 /**
- * Removes the network with this prefix: the OVS instance, foreign interfaces moved back out of
- * the root namespace (with their saved configuration), then every `<prefix>*` namespace
- * carrying our mark. Idempotent.
+ * Removes the network with this prefix: the edges configured over SSH, the private Open
+ * vSwitch, then the lab (the agent's down: processes, the userspace engine, the NICs moved
+ * back with what they had, the namespaces). Without a journal (never built, or removed
+ * already), namespaces `<prefix>*` carrying the lab's mark are still found and deleted.
+ * Idempotent.
  */
 export async function destroyCore(prefix: string, o: { ovs: OvsOptions; log: Log; stateDir?: string; ssh?: Omit<SshEdgeOptions, 'edgeBin'> }): Promise<DestroyResult> {
   const dir = o.stateDir ?? CORE_STATE_DIR;
   const state = readState(prefix, dir);
   const lab = state?.lab ?? netmirageLab(prefix);
-  const rootNs = netmirageRootNs(prefix);
-  const res: DestroyResult = { namespaces: [], foreign: [], movedBack: [], ovsStopped: false, errors: [] };
+  const errors: string[] = [];
   for (const e of state?.sshEdges ?? []) {
     try {
       const known = o.ssh?.knownHostsFile ?? state?.knownHostsFile;
       await removeSshEdge(e, { ...o.ssh, ...(known !== undefined ? { knownHostsFile: known } : {}), edgeBin: state?.edgeBin ?? 'netmirage-edge' }, o.log);
     } catch (err) {
       // An edge that was never configured (the build failed before it) has nothing to remove.
-      if (!/edge-not-configured|no netmirage-edge state/.test((err as Error).message)) res.errors.push(`edge ${e.ip} over SSH: ${(err as Error).message}`);
+      if (!/edge-not-configured|no netmirage-edge state/.test((err as Error).message)) errors.push(`edge ${e.ip} over SSH: ${(err as Error).message}`);
     }
   }
-  res.ovsStopped = await ovsDestroy(state?.ovsDir ?? o.ovs.dir, o.log);
-
-  const present = listNamespaces().filter((n) => n.startsWith(prefix));
-  if (present.includes(rootNs)) {
-    try {
-      res.movedBack = moveOut(rootNs, state?.ifaces ?? [], o.log);
-    } catch (e) {
-      res.errors.push(`move interfaces out of ${rootNs}: ${(e as Error).message}`);
-    }
+  const ovsStopped = await ovsDestroy(state?.ovsDir ?? o.ovs.dir, o.log);
+  const d = await downLab({ lab, hosts: [{ phynode: 'local', target: {} }], nodes: {} }, { onEvent: logEvent(o.log) });
+  const r = d.hosts[0]?.result;
+  let namespaces = r?.namespaces ?? 0;
+  const foreign = [...(r?.foreign ?? [])];
+  if (r?.journal !== true) {
+    const t = await teardownLab(lab, { nsPrefix: prefix });
+    namespaces += t.deletedNamespaces.length;
+    foreign.push(...t.foreign.map((f) => `${f.ns} (${f.reason})`));
+    errors.push(...t.errors);
   }
-  if (state !== undefined && state.rootNs === null) cleanInitRoot(state, lab, res);
-
-  const mark = `dune:${lab}:`;
-  const ours: string[] = [];
-  for (const ns of present) {
-    let alias: string | undefined;
-    try {
-      alias = readLinks(ns).find((l) => l.name === 'lo')?.alias;
-    } catch (e) {
-      res.foreign.push(`${ns} (cannot be read: ${(e as Error).message})`);
-      continue;
-    }
-    if (alias?.startsWith(mark)) ours.push(ns);
-    else res.foreign.push(`${ns} (${alias === undefined ? 'no mark on lo' : `lo's alias ${JSON.stringify(alias)}`}: not ours, left alone)`);
-  }
-  for (const f of deleteNamespaces(ours)) res.errors.push(`delete ${f.name}: ${f.message}`);
-  res.namespaces = ours;
-  for (const f of res.foreign) o.log('warning', `namespace ${f}`);
-  if (res.errors.length > 0) {
-    throw new DuneError('destroy-incomplete', `could not remove everything of ${prefix}:\n  ${res.errors.join('\n  ')}`, { hint: `the state is kept in ${coreStatePath(prefix, dir)}; fix the cause and run netmirage-core -d -p ${prefix} again` });
+  for (const f of foreign) o.log('warning', `namespace ${f}`);
+  if (errors.length > 0) {
+    throw new DuneError('destroy-incomplete', `could not remove everything of ${prefix}:\n  ${errors.join('\n  ')}`, { hint: `fix the cause and run netmirage-core -d -p ${prefix} again` });
   }
   rmSync(coreStatePath(prefix, dir), { force: true });
   removeIfEmpty(dir);
-  return res;
-}
-
-/** Interfaces in the root namespace that are not ours go back where the core runs, configured as before. */
-function moveOut(rootNs: string, saved: SavedIface[], log: Log): string[] {
-  const s = openSock(rootNs);
-  const fd = openNsFd(null);
-  const moved: string[] = [];
-  try {
-    const foreign = dumpLinks(s).filter((l) => l.name !== 'lo' && !(l.alias ?? '').startsWith('dune:') && l.kind !== 'openvswitch' && !/^(ovs-system|netmirage-br0)$/.test(l.name));
-    for (const l of foreign) {
-      s.call((w, seq) => setLink(w, seq, { index: l.index, up: false }), `down ${l.name}`);
-      s.call((w, seq) => moveLinkMsg(w, seq, l.index, fd), `move ${l.name} back`);
-      moved.push(l.name);
-      log('info', `moved ${l.name} back out of ${rootNs}`);
-    }
-  } finally {
-    closeSync(fd);
-    s.close();
-  }
-  const back = saved.filter((n) => moved.includes(n.name));
-  configureIface(null, back);
-  for (const name of moved) if (!back.some((b) => b.name === name)) log('warning', `${name} came back without saved configuration (no state file): its addresses are gone`);
-  return moved;
-}
-
-/** `-r init`: our rules, tables and the root address in the core's own namespace. */
-function cleanInitRoot(state: CoreState, lab: string, res: DestroyResult): void {
-  const s = openSock(null);
-  try {
-    // Only what the state says this network made: the namespace is the core's own.
-    const tables = new Set(state.rootTables);
-    for (const r of s.dump((w, seq, f) => getRuleDump(w, seq, f), 'rules').map(parseRule)) {
-      if (tables.has(r.table) && state.rootRules.some((x) => x.priority === r.priority && x.src === r.src && x.iif === r.iif)) s.queue('rule', (w, seq) => ruleMsg(w, seq, r, true));
-    }
-    const mainRoutes = new Set((state.rootRoutes ?? []).map((r) => `${r.dst} ${r.via}`));
-    for (const r of s.dump((w, seq, f) => getRouteDump(w, seq, f, 2), 'routes').map(parseTableRoute)) {
-      if (tables.has(r.table) || (r.table === 254 && r.protocol === 0x44 && mainRoutes.has(`${r.dst} ${r.via}`))) s.queue('route', (w, seq) => tableRouteMsg(w, seq, r, true));
-    }
-    const lo = linkByName(s, 'lo').index;
-    for (const a of state.rootAddrs) s.queue('addr', (w, seq) => addrMsg(w, seq, { ifindex: lo, cidr: a }, true));
-    for (const l of dumpLinks(s).filter((x) => (x.alias ?? '').startsWith(`dune:${lab}:`))) s.queue('link', (w, seq) => setLink(w, seq, { index: l.index, up: false }));
-    s.drain();
-    s.takeFailures();
-    for (const l of dumpLinks(s).filter((x) => (x.alias ?? '').startsWith(`dune:${lab}:`))) {
-      try {
-        s.call((w, seq) => delLink(w, seq, { index: l.index }), `delete ${l.name}`);
-      } catch (e) {
-        if (!(e instanceof NetlinkError && e.errno === 19)) res.errors.push(`delete ${l.name}: ${(e as Error).message}`);
-      }
-    }
-    // Client loss rules on node-<i> live in the core's own nftables here.
-    spawnSync('nft', ['delete', 'table', 'inet', `dune_${lab}`], { stdio: 'ignore' });
-  } finally {
-    s.close();
-  }
+  return { namespaces, foreign, ovsStopped };
 }

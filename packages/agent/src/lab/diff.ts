@@ -34,7 +34,11 @@ export function opKey(op: Op): string {
     case 'up':
       return `up ${op.ns}/${op.dev}`;
     case 'route':
-      return `route ${op.ns}/${op.dst}`;
+      return op.table === undefined ? `route ${op.ns}/${op.dst}` : `route ${op.ns}/table ${op.table}/${op.dst}`;
+    case 'rule':
+      return `rule ${op.ns}/${op.priority}/${op.src ?? ''}/${op.dst ?? ''}/${op.iif ?? ''}`;
+    case 'adopt':
+      return `adopt ${op.ns}/${op.dev}`;
     case 'sysctl':
       return `sysctl ${op.ns}/${op.key}`;
     case 'impair':
@@ -90,7 +94,7 @@ export interface Convergence {
   unchanged: number;
 }
 
-const UNDO_ORDER: Op['op'][] = ['process', 'exec', 'file', 'impair', 'route', 'addr', 'up', 'sysctl', 'enslave', 'vxlan', 'veth', 'bridge', 'netns'];
+const UNDO_ORDER: Op['op'][] = ['process', 'exec', 'file', 'impair', 'rule', 'route', 'addr', 'up', 'sysctl', 'enslave', 'vxlan', 'veth', 'bridge', 'adopt', 'netns'];
 
 export function converge(old: HostPlan | undefined, next: HostPlan): Convergence {
   // A fresh lab: everything is new (and a big plan's 1 M op keys need not be built).

@@ -30,6 +30,7 @@ import { describeOp } from '../errors.js';
 import { dumpLinks, readLinks } from '../status.js';
 import { daemonOps, daemonState, nodeRoutes, waitConverged, type DaemonState, type NodeRoute } from './routing.js';
 import { teardownLab } from '../teardown.js';
+import { releaseAdopted, undoHostOps } from '../adopt.js';
 import { reclaimTransients } from '../transient.js';
 
 export type LabEvent =
@@ -126,7 +127,7 @@ function withLock<T>(lab: string, fn: () => Promise<T>): Promise<T> {
   return fn().finally(() => rmSync(p, { force: true }));
 }
 
-const KERNEL_OPS = new Set<Op['op']>(['netns', 'veth', 'vxlan', 'bridge', 'enslave', 'addr', 'up', 'route', 'sysctl', 'impair']);
+const KERNEL_OPS = new Set<Op['op']>(['netns', 'adopt', 'veth', 'vxlan', 'bridge', 'enslave', 'addr', 'up', 'route', 'rule', 'sysctl', 'impair']);
 
 /**
  * Builds or converges this host's part of a lab, in one pass:
@@ -217,7 +218,7 @@ async function diff(plan: Plan, emit: (e: LabEvent) => void): Promise<Diff> {
   }
   // An interrupted up (kill -9) leaves phase `applying`: start from a clean slate.
   const fresh = oldPlan === undefined || old === undefined || old.state.phase !== 'up';
-  if (fresh && (oldPlan !== undefined || hasNamespaces(lab))) {
+  if (fresh && (oldPlan !== undefined || hasNamespaces(plan.nsPrefix))) {
     emit({ type: 'note', message: `lab ${lab} was left half-built; removing it first` });
     await down(lab, { onEvent: emit, locked: true });
   }
@@ -277,8 +278,8 @@ async function routingDaemons(plan: Plan, host: HostPlan, opts: UpOptions, emit:
   });
 }
 
-function hasNamespaces(lab: string): boolean {
-  return existsSync('/run/netns') && readdirSync('/run/netns').some((n) => n.startsWith(nsPrefix(lab)));
+function hasNamespaces(prefix: string): boolean {
+  return existsSync('/run/netns') && readdirSync('/run/netns').some((n) => n.startsWith(prefix));
 }
 
 function labIntact(plan: Plan, state: LabState): boolean {
@@ -495,11 +496,11 @@ function loAlias(ns: string): string | null | undefined {
  * without any mark that the journal says an interrupted up was creating (see
  * LabState.pendingNamespaces); anything else with the prefix is foreign.
  */
-function labNamespaces(lab: string, state: LabState | undefined): { marked: string[]; unmarked: string[] } {
+function labNamespaces(lab: string, state: LabState | undefined, prefix: string): { marked: string[]; unmarked: string[] } {
   const pending = new Set(state?.pendingNamespaces ?? []);
   const marked: string[] = [];
   const unmarked: string[] = [];
-  const names = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(nsPrefix(lab))) : [];
+  const names = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(prefix)) : [];
   for (const ns of names) {
     const alias = loAlias(ns);
     if (typeof alias === 'string' && alias.startsWith(`dune:${lab}:`)) marked.push(ns);
@@ -527,12 +528,19 @@ export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void;
     // `dune exec ... &`, or recorded by an up that was killed before writing its journal).
     // Only in namespaces that are the lab's: a process in a foreign namespace that merely
     // has the lab's prefix is not ours to kill.
-    const { marked, unmarked } = labNamespaces(lab, state);
+    // A lab whose namespaces are not named dune.<lab>.* (NetMirage's <prefix><node>) says so in its plan.
+    const plan = readPlan(lab);
+    const prefix = plan?.nsPrefix ?? nsPrefix(lab);
+    const { marked, unmarked } = labNamespaces(lab, state, prefix);
     const stray = [...pidsInNamespaces([...marked, ...unmarked]).values()].flat().filter((p) => p !== process.pid);
     const killed = await terminate(stray, 2000);
     if (killed.length > 0) emit({ type: 'note', message: `killed ${killed.length} process${killed.length === 1 ? '' : 'es'} that ignored SIGTERM` });
     emit({ type: 'phase', phase: 'network' });
-    const t = await teardownLab(lab);
+    // What deleting the namespaces would not undo, or would undo wrongly: adopted interfaces
+    // go back first, then the lab's rules, routes and addresses in the host's namespace.
+    const planOps = plan?.hosts.flatMap((h) => h.ops) ?? [];
+    for (const e of [...releaseAdopted(planOps), ...undoHostOps(planOps)]) emit({ type: 'warning', message: e });
+    const t = await teardownLab(lab, prefix === nsPrefix(lab) ? {} : { nsPrefix: prefix });
     for (const e of t.errors) emit({ type: 'warning', message: e });
     const failed = new Set(deleteNamespaces(unmarked).map((f) => {
       emit({ type: 'warning', message: `delete namespace ${f.name}: ${f.message}` });
