@@ -461,6 +461,9 @@ export function compileNetmirage(topo: Topology, s: NetmirageSettings): Netmirag
   }
   ops.sort((a, b) => KIND_RANK[a.op] - KIND_RANK[b.op]);
   host.ops = ops;
+  // IPv4 only: no node or link end shows an IPv6 address it does not have (dune status).
+  for (const n of plan.nodes) delete n.v6;
+  for (const l of plan.links) for (const e of [l.a, l.b]) delete e.v6;
   if (rootNs !== null) host.nodes.push({ node: 'root', ns: rootNs, cpus: [] });
   const count = (kind: Op['op']) => ops.reduce((n, o) => n + (o.op === kind ? 1 : 0), 0);
   // Routes: the nodes' own (main table); the root switch's and self links' (other tables, and the root's main table toward the edges) apart.
