@@ -100,7 +100,8 @@ export interface RunScheduleOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
-function sleepMs(ms: number, signal?: AbortSignal): Promise<void> {
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function sleepMs(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (ms <= 0 || signal?.aborted) return resolve();
     const t = setTimeout(done, ms);

@@ -16,6 +16,7 @@ import { Diagnostics, mahimahiSteps, parseMahimahi, TopologyError, type Impairme
 import type { PlanTrace } from '@dune/compiler';
 import type * as transport from '@dune/transport';
 import { setImpairment } from './engine.js';
+import { sleepMs } from './faults.js';
 
 export const DEFAULT_GRANULARITY_MS = 100;
 
@@ -83,19 +84,6 @@ export interface FollowOptions {
   signal?: AbortSignal;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (ms <= 0 || signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
 /** Applies the traces' changes at their times with `apply`; resolves with what was applied. */
 export async function followTimeline(changes: readonly TraceChange[], apply: (c: TraceChange) => Promise<void>, o: FollowOptions = {}): Promise<TraceReport[]> {
   const done: TraceReport[] = [];
@@ -114,7 +102,7 @@ export async function followTimeline(changes: readonly TraceChange[], apply: (c:
   const t0 = performance.now();
   for (; i < changes.length; i++) {
     const c = changes[i] as TraceChange;
-    await sleep(c.atMs - (performance.now() - t0), o.signal);
+    await sleepMs(c.atMs - (performance.now() - t0), o.signal);
     if (o.signal?.aborted) break;
     // Behind: a later change of the same direction already due replaces this one.
     const now = performance.now() - t0;
