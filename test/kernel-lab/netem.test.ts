@@ -24,41 +24,16 @@
  * slow on UML's one CPU); UML_TIMEOUT bounds the run, the vitest timeout bounds the test.
  */
 import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { netemOptions } from '@dune/agent';
 import type { Impairment } from '@dune/topology';
+import { guestMissing, ROOT } from './guest.js';
 import { binomialInterval, quantile, reorderedCount, simulateReorder, stdev } from './stats.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const UML_RUN = fileURLToPath(new URL('./uml-run', import.meta.url));
 const GUEST_TIMEOUT_S = 240;
 const TEST_TIMEOUT_MS = (GUEST_TIMEOUT_S + 30) * 1000;
-
-function onPath(cmd: string): boolean {
-  return (process.env.PATH ?? '').split(delimiter).some((d) => {
-    try {
-      accessSync(join(d, cmd), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
-/** Why the guest cannot run here, or undefined. */
-function missing(): string | undefined {
-  if (!onPath('linux.uml')) return 'linux.uml not found (apt-get install -y user-mode-linux)';
-  if (!onPath('insmod')) return 'insmod not found (apt-get install -y kmod)';
-  if (!existsSync('/usr/lib/uml/modules') || readdirSync('/usr/lib/uml/modules').length === 0) {
-    return 'no UML kernel modules in /usr/lib/uml/modules (apt-get install -y user-mode-linux)';
-  }
-  if (!existsSync(join(ROOT, 'packages/cli/dist/bin/dune.js'))) return 'the CLI is not built (npm run build)';
-  if (!existsSync(join(ROOT, 'packages/agent/native/build/Release/dune_native.node'))) return 'the agent addon is not built (npm run build)';
-  return undefined;
-}
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the guest's JSON, checked field by field below */
 type Json = any;
@@ -154,7 +129,7 @@ describe('kernel-lab statistics (pure)', () => {
 });
 
 const skipRoot = process.getuid?.() !== 0;
-const why = skipRoot ? undefined : missing();
+const why = skipRoot ? undefined : guestMissing();
 
 describe.skipIf(skipRoot)('netem in a UML guest (root only: the guest uses the host\'s / as its root file system and acts with the invoking user\'s rights)', () => {
   describe.skipIf(why !== undefined)(`netem end to end${why ? ` — skipped: ${why}` : ''}`, () => {

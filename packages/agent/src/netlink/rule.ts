@@ -35,6 +35,7 @@ import {
 import { formatIp, parseIp, parsePrefix } from './ip.js';
 import { attrs, attrStr, attrU32, type NlMsg } from './parse.js';
 import type { NlWriter } from './writer.js';
+import type { SavedRoute } from '@dune/compiler';
 
 export const RTM_NEWRULE = 32;
 export const RTM_DELRULE = 33;
@@ -164,22 +165,13 @@ export function parseRule(m: NlMsg): Rule {
   return r;
 }
 
-/** A route in any table, with what it takes to put it back exactly. */
-export interface TableRoute {
-  family: 'inet' | 'inet6';
-  table: number;
-  /** Prefix, or `default`. */
-  dst: string;
-  via?: string;
+/**
+ * A route in any table, with what it takes to put it back exactly: the plan's saved route
+ * (compiler SavedRoute; `type` is RTN_*: 1 unicast, 2 local, 3 broadcast, 7 unreachable)
+ * with the device it leaves by.
+ */
+export interface TableRoute extends SavedRoute {
   oif?: number;
-  /** RTN_*: 1 unicast, 2 local, 3 broadcast, 7 unreachable. */
-  type: number;
-  scope: number;
-  protocol: number;
-  src?: string;
-  metric?: number;
-  onlink?: boolean;
-  tos?: number;
 }
 
 /** `ip route add|del DST [via GW] [dev OIF] table T [proto P] [scope S] [src A] [onlink]`. */
