@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, wr
 import { dirname, join } from 'node:path';
 import { DuneError, type Impairment } from '@dune/topology';
 import type { LinkInfoMsg } from '../netlink/link.js';
-import { findNode, PLAN_FORMAT, allocateVnis, serializePlan, nsPrefix, NS_PREFIX, vniUses, type HostPlan, type Op, type Plan, type ProcessOp } from '@dune/compiler';
+import { findNode, PLAN_FORMAT, allocateVnis, serializePlan, nsPrefix, NS_PREFIX, vniUses, type HostPlan, type Op, type OpKind, type Plan, type ProcessOp } from '@dune/compiler';
 import {
   LabJournal, STATE_ROOT, journalLabs, labDir, logDir, readPlan, readPlanText, readState, removeJournal, readVnis,
   type LabState, type ProcessRecord,
@@ -27,6 +27,7 @@ import { NlSocket, describeAck } from '../netlink/socket.js';
 import { setLink } from '../netlink/link.js';
 import { newAddr, newRoute } from '../netlink/addr-route.js';
 import { describeOp } from '../errors.js';
+import { opKinds } from '../ops/index.js';
 import { dumpLinks, readLinks } from '../status.js';
 import { daemonOps, daemonState, nodeRoutes, waitConverged, type DaemonState, type NodeRoute } from './routing.js';
 import { teardownLab } from '../teardown.js';
@@ -718,7 +719,7 @@ export async function set(lab: string, node: string, dev: string, changes: Parti
 export { opKey };
 
 /** Ops a running lab accepts as a runtime change (the API's addresses, routes and link state). */
-const RUNTIME_OPS = new Set<Op['op']>(['addr', 'route', 'up', 'sysctl']);
+const RUNTIME_OPS = new Set((Object.keys(opKinds) as OpKind[]).filter((k) => opKinds[k].runtime === true));
 
 export interface ChangeParams {
   lab: string;
