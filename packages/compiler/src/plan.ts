@@ -197,7 +197,8 @@ export interface LinkInfo {
   index: number;
   a: { node: string; ns: string; dev: string; phynode: string; v4?: string; v6?: string };
   b: { node: string; ns: string; dev: string; phynode: string; v4?: string; v6?: string };
-  kind: 'veth' | 'vxlan';
+  /** Its link kind (kinds/links). */
+  kind: import('./kinds/links/index.js').LinkKind;
   vni?: number;
 }
 
