@@ -158,6 +158,30 @@ export interface ProcessOp {
   control?: { kind: 'bird'; socket: string };
 }
 
+/**
+ * One nftables transaction in a node's namespace (a brick's filters, kinds/nodes): the tables
+ * it names are created, or replaced whole, atomically by one `nft -f`. A later nft op of the
+ * same node (a live change) replaces them the same way.
+ */
+export interface NftOp {
+  op: 'nft';
+  ns: string;
+  node: string;
+  /** `family name` of every table the script defines: `bridge dune_brick`. */
+  tables: string[];
+  /** The tables' definitions, in nft's syntax. */
+  script: string;
+  /** Named counters shown by `dune status`, in order: which table, which counter, what it counts. */
+  counters: NftCounter[];
+}
+
+export interface NftCounter {
+  /** `family name` of its table. */
+  table: string;
+  name: string;
+  label: string;
+}
+
 export type Op =
   | NetnsOp
   | VethOp
@@ -169,6 +193,7 @@ export type Op =
   | RouteOp
   | SysctlOp
   | ImpairOp
+  | NftOp
   | FileOp
   | ExecOp
   | ProcessOp;

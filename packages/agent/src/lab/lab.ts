@@ -27,7 +27,7 @@ import { NlSocket, describeAck } from '../netlink/socket.js';
 import { setLink } from '../netlink/link.js';
 import { newAddr, newRoute } from '../netlink/addr-route.js';
 import { describeOp } from '../errors.js';
-import { opKinds } from '../ops/index.js';
+import { kindOfOp, opKinds, type OpCounter } from '../ops/index.js';
 import { dumpLinks, readLinks } from '../status.js';
 import { daemonOps, daemonState, nodeRoutes, waitConverged, type DaemonState, type NodeRoute } from './routing.js';
 import { teardownLab } from '../teardown.js';
@@ -127,7 +127,8 @@ function withLock<T>(lab: string, fn: () => Promise<T>): Promise<T> {
   return fn().finally(() => rmSync(p, { force: true }));
 }
 
-const KERNEL_OPS = new Set<Op['op']>(['netns', 'veth', 'vxlan', 'bridge', 'enslave', 'addr', 'up', 'route', 'sysctl', 'impair']);
+/** Ops the agent's kernel layer applies (the rest, files, commands and processes, are the lab's). */
+const KERNEL_OPS = new Set((Object.keys(opKinds) as OpKind[]).filter((k) => opKinds[k].apply.stage !== 'deferred'));
 
 /**
  * Builds or converges this host's part of a lab, in one pass:
@@ -601,6 +602,8 @@ export interface LabStatus {
   impairEngine?: EngineSummary;
   /** Routing daemons (routing = "ospf" | "bgp"): each node's daemon, its protocols and neighbours. */
   routing?: DaemonState[];
+  /** What bricks count (a diode's dropped frames, a firewall's rules, an antispoof port's drops), per node. */
+  counters?: OpCounter[];
 }
 
 function num(v: bigint | undefined): number | null {
@@ -649,6 +652,13 @@ export async function status(lab: string): Promise<LabStatus> {
   }
   const processes = (state?.processes ?? []).map((p) => ({ name: p.name, node: p.node, pid: p.pid, alive: isAlive(p.pid, p.startTicks), cpus: p.cpus, argv: p.argv, log: p.log }));
   const daemons = plan.hosts.flatMap((h) => daemonOps(h.ops)).filter((d) => existsSync(`/run/netns/${d.ns}`));
+  const counters: OpCounter[] = [];
+  for (const h of plan.hosts) {
+    for (const op of h.ops) {
+      const read = kindOfOp(op).counters;
+      if (read !== undefined && 'ns' in op && existsSync(`/run/netns/${op.ns}`)) counters.push(...(await read(op)));
+    }
+  }
   return {
     lab,
     phase: state?.phase ?? 'unknown',
@@ -658,6 +668,7 @@ export async function status(lab: string): Promise<LabStatus> {
     backend: state?.backend ?? {},
     ...(engine.summary ? { impairEngine: engine.summary } : {}),
     ...(daemons.length > 0 ? { routing: daemons.map(daemonState) } : {}),
+    ...(counters.length > 0 ? { counters } : {}),
   };
 }
 

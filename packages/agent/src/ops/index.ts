@@ -31,6 +31,7 @@ import { exec } from './exec.js';
 import { file } from './file.js';
 import { impair } from './impair.js';
 import { netns } from './netns.js';
+import { nft } from './nft.js';
 import { process } from './process.js';
 import { route } from './route.js';
 import { sysctl } from './sysctl.js';
@@ -50,6 +51,7 @@ export const opKinds: { readonly [K in OpKind]: OpKindDef<Extract<Op, { op: K }>
   route,
   sysctl,
   impair,
+  nft,
   file,
   exec,
   process,
@@ -63,3 +65,4 @@ export function kindOfOp(op: Op): OpKindDef<Op> {
 export * from './types.js';
 export { deleteIfThere } from './undo.js';
 export { sysctlPath } from './sysctl.js';
+export { nftTransaction } from './nft.js';

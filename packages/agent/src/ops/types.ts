@@ -122,6 +122,17 @@ export interface OpKindDef<O extends Op> {
   apply: ApplyStage<O>;
   undo?: UndoHook<O>;
   runtime?: boolean;
+  /** What it counts, read from the kernel for `dune status` (a brick's named nft counters). */
+  counters?(op: O): Promise<OpCounter[]>;
+}
+
+/** One counter of a node's op, as `dune status` shows it (null: not readable now). */
+export interface OpCounter {
+  node: string;
+  name: string;
+  label: string;
+  packets: number | null;
+  bytes: number | null;
 }
 
 /** Declares the op kind `K` with its op type. */

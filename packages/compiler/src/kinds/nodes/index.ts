@@ -19,6 +19,9 @@
  */
 import type { Diagnostics, Node } from '@dune/topology';
 import { choicesHint } from '@dune/topology';
+import { antispoof } from './antispoof.js';
+import { diode } from './diode.js';
+import { firewall } from './firewall.js';
 import { hub } from './hub.js';
 import { router } from './router.js';
 import { switchKind } from './switch.js';
@@ -28,6 +31,9 @@ export const nodeKinds = {
   router,
   switch: switchKind,
   hub,
+  diode,
+  firewall,
+  antispoof,
 } as const satisfies Record<string, Pick<NodeKindDef, 'description' | 'layer'>>;
 
 export type NodeKind = keyof typeof nodeKinds;
@@ -62,3 +68,5 @@ export function checkKindNames(nodes: readonly Node[], diags: Diagnostics): void
 
 export * from './types.js';
 export { bridgePhases } from './bridge.js';
+export { readFirewall, firewallOp, describeRule, FIREWALL_KEYS, RULE_KEYS, type FirewallSpec, type FirewallRule } from './firewall-rules.js';
+export { BRICK_TABLE, BRICK_INET_TABLE } from './nft.js';
