@@ -17,6 +17,7 @@ import { registerFaultCommands } from './fault-commands.js';
 import { registerExperimentCommands } from './experiment-commands.js';
 import { registerCalibrateCommands } from './calibrate-commands.js';
 import { registerPictureCommands } from './picture-commands.js';
+import { registerBrickCommands } from './brick-commands.js';
 import { addReaderOptions, readerOptions, type ReaderFlags } from './reader-options.js';
 
 export function buildProgram(o: Output = stdio): Command {
@@ -88,6 +89,7 @@ Examples:
   registerExperimentCommands(program, o);
   registerCalibrateCommands(program, o);
   registerPictureCommands(program, o);
+  registerBrickCommands(program, o);
   return program;
 }
 

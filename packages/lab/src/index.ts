@@ -13,6 +13,7 @@ export { Lab, LabNode, LabLink, LabInterface, type LabOptions, type NodeOptions,
 export { LabProcess, type RunResult } from './process.js';
 export * from './engine.js';
 export * from './faults.js';
+export * from './bricks.js';
 export * from './graph/index.js';
 export { startUi, type UiOptions, type UiServer } from './ui/server.js';
 export { compileLoaded, loadTopology, type Loaded, type LoadOptions, type Compiled } from './load.js';
