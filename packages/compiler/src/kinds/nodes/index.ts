@@ -3,15 +3,16 @@
  *
  * Adding a kind is one file in this folder plus one line in `nodeKinds` below:
  *
- *   // kinds/nodes/mirror.ts
- *   export const mirror = nodeKind({
- *     description: 'a hub that also copies every frame to a capture port',
+ *   // kinds/nodes/blackhole.ts: a switch that swallows every frame and counts it
+ *   export const blackhole = nodeKind({
+ *     description: 'swallows every frame and counts it',
  *     layer: 2,
- *     keys: ['port'],                                  // its own keys in [topology.nodes.X]
- *     options: (c) => readPort(c),                     // checked, with locations (c.loc)
- *     phases: { ...bridgePhases(0), filters: (n, out) => out.push({ op: 'nft', ... }) },
+ *     phases: { ...bridgePhases(), filters: (n, out) => out.push(brickOp(n.ns, n.node.id, [BRICK_TABLE], [...], counters)) },
  *   });
  *
+ *   // here, in nodeKinds:  blackhole,
+ *
+ * (docs/kinds.md has it whole; diode.ts, firewall.ts and antispoof.ts read keys of their own.)
  * The contract (types.ts): `layer` says whether the node routes (3) or carries frames (2,
  * part of an L2 segment); `options` reads the kind's keys; each phase hook pushes the node's
  * ops for that phase of the host's op list. Nothing else in the compiler or the agent names
