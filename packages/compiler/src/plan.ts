@@ -167,6 +167,8 @@ export interface NftOp {
   op: 'nft';
   ns: string;
   node: string;
+  /** The node kind whose filters these are (`diode`, `firewall`, ...): for status and pictures. */
+  kind: string;
   /** `family name` of every table the script defines: `bridge dune_brick`. */
   tables: string[];
   /** The tables' definitions, in nft's syntax. */

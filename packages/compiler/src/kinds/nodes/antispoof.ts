@@ -128,7 +128,7 @@ export const antispoof = nodeKind<GuardedPort[]>({
           '  }',
         );
       });
-      out.push(brickOp(n.ns, n.node.id, [BRICK_TABLE], [
+      out.push(brickOp(n, [BRICK_TABLE], [
         `table ${BRICK_TABLE} {`,
         ...counterDecls(counters, BRICK_TABLE),
         ...sets,

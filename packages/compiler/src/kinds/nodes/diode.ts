@@ -46,7 +46,7 @@ export const diode = nodeKind<DiodeOptions | undefined>({
         { table: BRICK_TABLE, name: 'passed', label: `${o.inPort.peer} → ${o.outPort.peer}: passed` },
         { table: BRICK_TABLE, name: 'dropped', label: `${o.outPort.peer} → ${o.inPort.peer}: dropped` },
       ];
-      out.push(brickOp(n.ns, n.node.id, [BRICK_TABLE], [
+      out.push(brickOp(n, [BRICK_TABLE], [
         `table ${BRICK_TABLE} {`,
         ...counterDecls(counters, BRICK_TABLE),
         '  chain diode {',

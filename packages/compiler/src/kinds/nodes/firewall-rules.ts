@@ -183,6 +183,7 @@ const CT_ALLOWED = '0x00000001';
 
 /** The firewall's one nftables transaction, for its ports (kernel name and the neighbour each faces). */
 export function firewallOp(spec: FirewallSpec, portList: readonly { name: string; peer: string }[], ns: string, node: string): NftOp {
+  const n = { ns, node: { id: node, kind: 'firewall' } };
   const mark = (peer: string) => `0x${(portList.findIndex((p) => p.peer === peer) + 1).toString(16).padStart(8, '0')}`;
   const anyStateful = spec.rules.some((r) => r.action === 'allow' && r.stateful);
   const counters: NftCounter[] = [];
@@ -202,7 +203,7 @@ export function firewallOp(spec: FirewallSpec, portList: readonly { name: string
   });
   if (anyStateful) counters.push({ table: BRICK_INET_TABLE, name: 'replies', label: 'later packets of allowed connections, both ways (stateful)' });
   counters.push({ table: BRICK_INET_TABLE, name: 'unmatched', label: `no rule matched: ${spec.policy}` });
-  return brickOp(ns, node, [BRICK_TABLE, BRICK_INET_TABLE], [
+  return brickOp(n, [BRICK_TABLE, BRICK_INET_TABLE], [
     `table ${BRICK_TABLE} {`,
     '  chain ports {',
     '    type filter hook prerouting priority -300; policy accept;',

@@ -7,7 +7,7 @@
  *   export const blackhole = nodeKind({
  *     description: 'swallows every frame and counts it',
  *     layer: 2,
- *     phases: { ...bridgePhases(), filters: (n, out) => out.push(brickOp(n.ns, n.node.id, [BRICK_TABLE], [...], counters)) },
+ *     phases: { ...bridgePhases(), filters: (n, out) => out.push(brickOp(n, [BRICK_TABLE], [...], counters)) },
  *   });
  *
  *   // here, in nodeKinds:  blackhole,

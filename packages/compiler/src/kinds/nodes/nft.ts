@@ -13,8 +13,9 @@ export function nftString(s: string): string {
   return JSON.stringify(s);
 }
 
-export function brickOp(ns: string, node: string, tables: string[], script: string[], counters: NftCounter[]): NftOp {
-  return { op: 'nft', ns, node, tables, script: script.join('\n') + '\n', counters };
+/** A brick's nft op; `n` is the kind's node (its namespace, id and kind). */
+export function brickOp(n: { ns: string; node: { id: string; kind?: string } }, tables: string[], script: string[], counters: NftCounter[]): NftOp {
+  return { op: 'nft', ns: n.ns, node: n.node.id, kind: n.node.kind ?? 'router', tables, script: script.join('\n') + '\n', counters };
 }
 
 /** `counter NAME { }` lines for a table, one per counter. */
