@@ -104,7 +104,6 @@ describe.skipIf(!isRoot || !built)(`bricks across two phynodes (${REASON})`, () 
   });
 
   it('a diode on the other host drops the reverse direction and its counters reach the controller', () => {
-    const a = addrOf('a');
     const b = addrOf('b');
     expect(dune(['exec', '--lab', LAB, 'a', '--', 'ip', 'neigh', 'replace', b.v4, 'lladdr', b.mac, 'dev', 'eth0', 'nud', 'permanent']).code).toBe(0);
     // a → b: the echo requests cross (counted as passed); the replies do not (dropped).
