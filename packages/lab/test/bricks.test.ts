@@ -1,5 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, it, test } from 'vitest';
+import { Lab, type LabNode } from '@dune/lab';
 import { compile, type NftOp } from '@dune/compiler';
 import { parseDuneToml } from '@dune/topology';
 import { firewallChange } from '../src/bricks.js';
@@ -27,5 +29,43 @@ describe('firewallChange: a running firewall\'s new rules, from its plan', () =>
     );
     expect(() => firewallChange(plan, 'client', { rules: [] })).toThrow('node "client" of lab firewall is not a firewall');
     expect(() => firewallChange(plan, 'nope', { rules: [] })).toThrow('lab firewall has no node "nope"');
+  });
+});
+
+const isRoot = process.getuid?.() === 0;
+
+async function pings(from: LabNode, to: string, n: number): Promise<number> {
+  const r = await from.run(['ping', '-n', '-c', String(n), '-i', '0.2', '-W', '1', to]);
+  return Number(/(\d+) received/.exec(r.stdout)?.[1] ?? NaN);
+}
+
+describe.skipIf(!isRoot)(`a firewall built and changed through the API${isRoot ? '' : ' (needs root: namespaces, nftables)'}`, () => {
+  const lab = new Lab({ name: 'apifw' });
+  const a = lab.node('a');
+  const b = lab.node('b');
+  const fw = lab.node('fw', { kind: 'firewall', rules: [{ action: 'allow', proto: 'icmp', from: 'a' }] });
+  lab.link(a, fw);
+  lab.link(fw, b);
+
+  afterAll(async () => {
+    await lab.down();
+    expect(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout).not.toContain('dune.apifw.');
+  });
+
+  it('passes what its rules allow, counts it, and takes new rules with LabNode.firewall()', async () => {
+    await lab.up();
+    expect(await pings(a, b.address(4), 2)).toBe(2);
+    expect(await pings(b, a.address(4), 2)).toBe(0);
+    const counted = (await lab.status()).counters ?? [];
+    expect(counted.find((c) => c.node === 'fw' && c.name === 'rule0')?.packets).toBeGreaterThanOrEqual(1);
+
+    const spec = await fw.firewall({ policy: 'deny', rules: [{ action: 'allow', proto: 'icmp', from: 'b', name: 'from b' }] });
+    expect(spec.rules.map((r) => r.name)).toEqual(['from b']);
+    expect(await pings(a, b.address(4), 2)).toBe(0);
+    expect(await pings(b, a.address(4), 2)).toBe(2);
+    const labels = ((await lab.status()).counters ?? []).filter((c) => c.node === 'fw').map((c) => c.label);
+    expect(labels[0]).toBe('rule 1: from b');
+    await expect(fw.firewall({ rules: [{ action: 'allow', proto: 'tcp', dport: 'http' }] })).rejects.toThrow('rules.0.dport = "http" is not a port or a range');
+    await expect(a.firewall({ rules: [] })).rejects.toThrow('node "a" of lab apifw is not a firewall');
   });
 });
