@@ -13,29 +13,17 @@
  *
  * Ops that are not kernel objects (file, exec, process) are returned as `deferred`.
  */
-import { closeSync, constants as fsc, writeSync } from 'node:fs';
-import type {
-  AdoptOp,
-  BridgeOp,
-  ImpairOp,
-  NetnsOp,
-  Op,
-  OpKind,
-  SysctlOp,
-  VethOp,
-  VxlanOp,
-} from '@dune/compiler';
-import { ApplyError, describeErrno, describeOp, emptyJournal, type Journal } from './errors.js';
-import { planImpairment, type ImpairmentBackendSetting, type ImpairPlan } from './impair/backends.js';
+import { closeSync, constants as fsc } from 'node:fs';
+import type { AdoptOp, NetnsOp, Op, OpKind } from '@dune/compiler';
+import { ApplyError, describeOp, emptyJournal, type Journal } from './errors.js';
+import type { ImpairmentBackendSetting, ImpairPlan } from './impair/backends.js';
 import { applyNftLoss, nftTableName, type NftLossEntry } from './impair/nft.js';
-import { queueTcPlan } from './impair/tc-apply.js';
 import { isNativeError, native } from './native.js';
-import { getLink, newBridge, newVeth, newVxlan, parseLink, setLink, type BridgeSpec, type LinkSpec } from './netlink/link.js';
-import { newAddr, newRoute } from './netlink/addr-route.js';
+import { getLink, parseLink, setLink, type LinkSpec } from './netlink/link.js';
 import { NlSocket } from './netlink/socket.js';
-import { addrMsg, moveLinkMsg, ourRoute, ruleMsg, tableRouteMsg, type Rule } from './netlink/rule.js';
-import { RTPROT_DUNE } from './netlink/constants.js';
+import { addrMsg, moveLinkMsg, tableRouteMsg } from './netlink/rule.js';
 import { createNamespaces, NETNS_INIT_SYSCTLS, nsPath, openNsFd } from './netns.js';
+import { kindOfOp, opKinds, type LinkStage, type NsContext, type Ref, type SocketStage } from './ops/index.js';
 import { mapLimit } from './run.js';
 import type { Caps } from './probe-types.js';
 
@@ -78,15 +66,8 @@ export interface ApplyResult {
   impairments: { ns: string; dev: string; link: string; plan: ImpairPlan }[];
 }
 
-const KERNEL_KINDS = new Set<OpKind>(['netns', 'adopt', 'veth', 'vxlan', 'bridge', 'enslave', 'addr', 'up', 'route', 'rule', 'sysctl', 'impair']);
-
-/** A request on a socket, pointing back at its op. */
-interface Ref {
-  opIndex: number;
-}
-
 /** A namespace the apply works in: its socket, its fd, and the interfaces it knows by name. */
-class NsCtx {
+class NsCtx implements NsContext {
   readonly name: string | null;
   sock: NlSocket<Ref>;
   nsFd: number;
@@ -128,22 +109,30 @@ export async function applyOps(ops: Op[], opts: ApplyOptions = {}): Promise<Appl
   }
 }
 
-class Applier {
+class Applier implements LinkStage, SocketStage {
   private readonly ops: Op[];
-  private readonly opts: ApplyOptions;
-  private readonly journal = emptyJournal();
+  readonly opts: ApplyOptions;
+  readonly journal = emptyJournal();
   private readonly counts: Partial<Record<OpKind, number>> = {};
   private readonly timings: Record<string, number> = {};
   private readonly nss = new Map<string, NsCtx>();
   private host: NsCtx | undefined;
   /** `ns\0dev` of devices created up, so their `up` op is already done. */
-  private readonly upAtCreation = new Set<string>();
+  private readonly upAtCreationSet = new Set<string>();
   private readonly impairments: ApplyResult['impairments'] = [];
+  private readonly nft = new Map<string | null, NftLossEntry[]>();
+  private ups = new Set<string>();
+  private probed: Caps | undefined;
+  /** The link stage's state: sockets that sent creations, aliases to set after, host devices made. */
+  private readonly creators = new Set<NsCtx>();
+  private aliases: { c: NsCtx; index: number; alias: string; opIndex: number; up: boolean }[] = [];
+  private hostCreated: [string, number][] = [];
   private t0 = performance.now();
 
   constructor(ops: Op[], opts: ApplyOptions) {
     this.ops = ops;
     this.opts = opts;
+    this.probed = opts.caps;
   }
 
   private phase(name: string): void {
@@ -164,11 +153,11 @@ class Applier {
     this.host?.close();
   }
 
-  private isHost(ns: string | null | undefined): boolean {
+  isHost(ns: string | null | undefined): boolean {
     return ns === null || ns === undefined || ns === '' || ns === this.opts.hostNs;
   }
 
-  private hostCtx(): NsCtx {
+  hostCtx(): NsCtx {
     if (!this.host) {
       const ns = this.opts.hostNs ?? null;
       this.host = new NsCtx(ns, NlSocket.open<Ref>(ns === null ? null : nsPath(ns), ns ?? 'host'), openNsFd(ns));
@@ -178,7 +167,7 @@ class Applier {
   }
 
   /** The context of a namespace, opening (and learning) an existing one on first use. */
-  private ctx(ns: string | null | undefined, op: Op): NsCtx {
+  ctx(ns: string | null | undefined, op: Op): NsCtx {
     if (this.isHost(ns)) return this.hostCtx();
     const name = ns as string;
     let c = this.nss.get(name);
@@ -199,21 +188,32 @@ class Applier {
     return c;
   }
 
-  async run(): Promise<ApplyResult> {
-    const deferred = this.ops.filter((o) => !KERNEL_KINDS.has(o.op));
-    const ups = new Set(this.ops.filter((o) => o.op === 'up').map((o) => key(o.ns, (o as { dev: string }).dev)));
+  caps(): Caps {
+    if (this.probed === undefined) {
+      throw new ApplyError('impair ops need the capability probe: pass `caps` (from probeCapabilities()) to applyOps', {
+        journal: this.journal,
+        hint: 'call probeCapabilities() once per host and pass its result as `caps`',
+      });
+    }
+    return this.probed;
+  }
 
-    this.createNamespaces(ups);
+  async run(): Promise<ApplyResult> {
+    const deferred = this.ops.filter((o) => kindOfOp(o).apply.stage === 'deferred');
+    this.ups = new Set(this.ops.filter((o) => o.op === 'up').map((o) => key(o.ns, (o as { dev: string }).dev)));
+
+    this.createNamespaces();
     this.phase('netns');
     this.adopt();
     this.phase('adopt');
-    this.createLinks(ups);
+    this.createLinks();
     this.phase('links');
     this.sysctls();
     this.phase('sysctl');
-    const nft = this.perNamespaceOps();
+    this.perNamespaceOps();
     this.phase('addr-route-tc');
-    await this.nftLoss(nft);
+    await this.applyNftLoss();
+    await this.batches();
     this.phase('nft');
 
     return {
@@ -225,7 +225,7 @@ class Applier {
     };
   }
 
-  private createNamespaces(ups: Set<string>): void {
+  private createNamespaces(): void {
     const netnsOps = this.ops.map((op, i) => [op, i] as const).filter((x): x is [NetnsOp, number] => x[0].op === 'netns');
     if (netnsOps.length === 0) return;
     const names = netnsOps.map(([op]) => op.ns);
@@ -258,8 +258,8 @@ class Applier {
       c.nextIndex = base;
       c.ifindex.set('lo', lo);
       // The mark teardown trusts: lo's alias names the lab and node.
-      const up = ups.has(key(op.ns, 'lo'));
-      if (up) this.upAtCreation.add(key(op.ns, 'lo'));
+      const up = this.ups.has(key(op.ns, 'lo'));
+      if (up) this.upAtCreationSet.add(key(op.ns, 'lo'));
       c.sock.queue({ opIndex: i }, (w, seq) => setLink(w, seq, { index: lo, alias: op.alias, ...(up ? { up: true } : {}) }));
     }
     for (const c of this.nss.values()) c.sock.flush();
@@ -304,8 +304,10 @@ class Applier {
     this.progress('adopt', adopts.length);
   }
 
+  // --- LinkStage: what a `link` op kind's create() uses (ops/types.ts) ---
+
   /** The namespace's context, after checking that `name` is free there. */
-  private freeName(ns: string | null | undefined, op: Op, name: string): NsCtx {
+  freeName(ns: string | null | undefined, op: Op, name: string): NsCtx {
     const c = this.ctx(ns, op);
     if (c.ifindex.has(name)) {
       throw new ApplyError(`${describeOp(op)}: ${name} already exists in ${c.name ?? 'the host namespace'}`, {
@@ -317,15 +319,30 @@ class Applier {
     return c;
   }
 
-  private allocIndex(ns: string | null | undefined, op: Op, name: string): [NsCtx, number] {
+  allocIndex(ns: string | null | undefined, op: Op, name: string): [NsCtx, number] {
     const c = this.freeName(ns, op, name);
     const idx = c.nextIndex++;
     c.ifindex.set(name, idx);
     return [c, idx];
   }
 
-  private spec(c: NsCtx, index: number, name: string, extra: Partial<LinkSpec>): LinkSpec {
+  reserve(c: NsContext, name: string | undefined, index: number): void {
+    const n = c as NsCtx;
+    n.nextIndex = index + 1;
+    if (name !== undefined) n.ifindex.set(name, index);
+  }
+
+  nextIndex(c: NsContext): number {
+    return (c as NsCtx).nextIndex;
+  }
+
+  spec(c: NsContext, index: number, name: string, extra: Partial<LinkSpec>): LinkSpec {
     return { name, index, nsFd: c.nsFd, ...extra };
+  }
+
+  create(c: NsContext, ref: Ref, build: Parameters<NlSocket<Ref>['queue']>[1]): void {
+    c.sock.queue(ref, build);
+    this.creators.add(c as NsCtx);
   }
 
   /**
@@ -333,105 +350,52 @@ class Applier {
    * so `up` costs no message of its own. (Not at creation: a veth peer created up fails with
    * ENOTCONN, because veth_open runs before the kernel has joined the two ends.)
    */
-  private aliasAndUp(c: NsCtx, name: string, ups: Set<string>): boolean {
+  alias(c: NsContext, index: number, alias: string, ref: Ref, name: string): void {
     const k = key(c.name, name);
-    if (!ups.has(k)) return false;
-    this.upAtCreation.add(k);
-    return true;
+    const up = this.ups.has(k);
+    if (up) this.upAtCreationSet.add(k);
+    this.aliases.push({ c: c as NsCtx, index, alias, opIndex: ref.opIndex, up });
   }
 
-  private createLinks(ups: Set<string>): void {
+  createdOnHost(name: string, ref: Ref): void {
+    this.hostCreated.push([name, ref.opIndex]);
+  }
+
+  private createLinks(): void {
     const host = this.hostCtx();
-    const aliases: { c: NsCtx; index: number; alias: string; opIndex: number; up: boolean }[] = [];
-    /** Sockets that sent creations, drained together. */
-    const creators = new Set<NsCtx>();
-    const hostCreated: [string, number][] = [];
-    let n: Record<'veth' | 'vxlan' | 'bridge', number> = { veth: 0, vxlan: 0, bridge: 0 };
+    const n: Partial<Record<OpKind, number>> = {};
     this.ops.forEach((op, i) => {
-      if (op.op !== 'veth' && op.op !== 'vxlan' && op.op !== 'bridge') return;
-      const ref = { opIndex: i };
-      if (op.op === 'veth') {
-        const v: VethOp = op;
-        const [ca, ia] = this.allocIndex(v.ns, op, v.name);
-        const [cb, ib] = this.allocIndex(v.peerNs, op, v.peerName);
-        // Sent from a socket inside the first end's own namespace, with no IFLA_NET_NS_FD for
-        // it: before Linux 6.x's fix, rtnl_newlink looks an explicit ifi_index up in the
-        // *requesting* socket's namespace, so from the host socket index 2 (the host's eth0)
-        // made Debian 12's 6.1 kernel answer EEXIST. The peer's index is checked where it goes.
-        const sa: LinkSpec = { name: v.name, index: ia, ...(v.mtu ? { mtu: v.mtu } : {}), ...(v.mac ? { mac: v.mac } : {}) };
-        const sb = this.spec(cb, ib, v.peerName, { ...(v.mtu ? { mtu: v.mtu } : {}), ...(v.peerMac ? { mac: v.peerMac } : {}) });
-        ca.sock.queue(ref, (w, seq) => newVeth(w, seq, sa, sb));
-        creators.add(ca);
-        aliases.push(
-          { c: ca, index: ia, alias: v.alias, opIndex: i, up: this.aliasAndUp(ca, v.name, ups) },
-          { c: cb, index: ib, alias: v.peerAlias, opIndex: i, up: this.aliasAndUp(cb, v.peerName, ups) },
-        );
-        if (ca === host) hostCreated.push([v.name, i]);
-        if (cb === host) hostCreated.push([v.peerName, i]);
-      } else if (op.op === 'vxlan') {
-        const x: VxlanOp = op;
-        const c = this.freeName(x.ns, op, x.name);
-        // The host socket must send it (the UDP socket lives where the request comes from).
-        // Older kernels look an explicit ifi_index up in the requesting namespace (see veth
-        // above), so the index must be free in the host's namespace as well as in the node's.
-        const idx = Math.max(c.nextIndex, host.nextIndex);
-        c.nextIndex = idx + 1;
-        host.nextIndex = idx + 1;
-        c.ifindex.set(x.name, idx);
-        let underlayIndex: number | undefined;
-        if (x.underlayDev !== undefined) {
-          underlayIndex = host.index(x.underlayDev);
-          if (underlayIndex === undefined) {
-            throw new ApplyError(`${describeOp(op)}: underlay device ${x.underlayDev} not found in ${host.name ?? 'the host namespace'}`, {
-              op,
-              errno: 19,
-              journal: this.journal,
-              hint: 'check the phynode\'s `iface` (the underlay interface) on this host',
-            });
-          }
-        }
-        const s = {
-          ...this.spec(c, idx, x.name, { mtu: x.mtu, ...(x.mac ? { mac: x.mac } : {}) }),
-          vni: x.vni,
-          local: x.local,
-          remote: x.remote,
-          port: x.port,
-          ...(underlayIndex !== undefined ? { underlayIndex } : {}),
-        };
-        // Sent on the host's socket: the VXLAN UDP socket belongs to the creating namespace.
-        host.sock.queue(ref, (w, seq) => newVxlan(w, seq, s));
-        aliases.push({ c, index: idx, alias: x.alias, opIndex: i, up: this.aliasAndUp(c, x.name, ups) });
-        if (c === host) hostCreated.push([x.name, i]);
-      } else {
-        const b: BridgeOp = op;
-        const [c, idx] = this.allocIndex(b.ns, op, b.name);
-        // nemu's Switch: STP off and no forward delay, so ports forward as soon as they are up.
-        const s: BridgeSpec = {
-          name: b.name,
-          index: idx,
-          ...(b.mtu ? { mtu: b.mtu } : {}),
-          stpState: 0,
-          forwardDelayCs: 0,
-          ...(b.ageingTimeCs !== undefined ? { ageingTimeCs: b.ageingTimeCs } : {}),
-        };
-        c.sock.queue(ref, (w, seq) => newBridge(w, seq, s));
-        creators.add(c);
-        aliases.push({ c, index: idx, alias: b.alias, opIndex: i, up: this.aliasAndUp(c, b.name, ups) });
-        if (c === host) hostCreated.push([b.name, i]);
-      }
-      n = { ...n, [op.op]: n[op.op] + 1 };
+      const a = kindOfOp(op).apply;
+      if (a.stage !== 'link') return;
+      a.create(op, { opIndex: i }, this);
+      n[op.op] = (n[op.op] ?? 0) + 1;
     });
-    creators.add(host);
-    for (const c of creators) c.sock.flush();
-    for (const c of creators) c.sock.drain();
+    this.creators.add(host);
+    for (const c of this.creators) c.sock.flush();
+    for (const c of this.creators) c.sock.drain();
     // Host-side interfaces go in the journal only once they exist.
-    const failedOps = new Set([...creators].flatMap((c) => c.sock.failures.map((f) => f.ref.opIndex)));
-    for (const [name, i] of hostCreated) if (!failedOps.has(i)) this.journal.hostInterfaces.push(name);
-    if (failedOps.size > 0) this.throwFailures([...creators]);
-    for (const a of aliases) {
+    const failedOps = new Set([...this.creators].flatMap((c) => c.sock.failures.map((f) => f.ref.opIndex)));
+    for (const [name, i] of this.hostCreated) if (!failedOps.has(i)) this.journal.hostInterfaces.push(name);
+    if (failedOps.size > 0) this.throwFailures([...this.creators]);
+    for (const a of this.aliases) {
       a.c.sock.queue({ opIndex: a.opIndex }, (w, seq) => setLink(w, seq, { index: a.index, alias: a.alias, ...(a.up ? { up: true } : {}) }));
     }
-    for (const k of ['veth', 'vxlan', 'bridge'] as const) this.progress(k, n[k]);
+    for (const k of linkStageKinds()) this.progress(k, n[k] ?? 0);
+  }
+
+  private sysctls(): void {
+    const done: Partial<Record<OpKind, number>> = {};
+    try {
+      this.ops.forEach((op) => {
+        const a = kindOfOp(op).apply;
+        if (a.stage !== 'sysctl') return;
+        a.write(op, this);
+        done[op.op] = (done[op.op] ?? 0) + 1;
+      });
+    } finally {
+      this.closeNetDir();
+    }
+    for (const [k, d] of Object.entries(done) as [OpKind, number][]) this.progress(k, d);
   }
 
   /**
@@ -444,27 +408,12 @@ class Applier {
    */
   private netDir: { ns: string | null; fd: number } | undefined;
 
-  private sysctls(): void {
-    let done = 0;
-    try {
-      this.ops.forEach((op) => {
-        if (op.op !== 'sysctl') return;
-        this.writeSysctl(op);
-        done++;
-      });
-    } finally {
-      this.closeNetDir();
-    }
-    if (done > 0) this.progress('sysctl', done);
-  }
-
   private closeNetDir(): void {
     if (this.netDir !== undefined && this.netDir.fd >= 0) closeSync(this.netDir.fd);
     this.netDir = undefined;
   }
 
-  /** Where to open a sysctl: below the namespace's /proc/sys/net when it can be held open. */
-  private sysctlOpenPath(ns: string | null, path: string): string {
+  sysctlOpenPath(ns: string | null, path: string): string {
     if (!path.startsWith('/proc/sys/net/')) return path;
     if (this.netDir?.ns !== ns) {
       this.closeNetDir();
@@ -472,158 +421,63 @@ class Applier {
       try {
         fd = native().openInNs(ns === null ? null : nsPath(ns), '/proc/sys/net', fsc.O_RDONLY | fsc.O_DIRECTORY);
       } catch {
-        // opened by its full path below, which reports what is wrong
+        // opened by its full path, which reports what is wrong
       }
       this.netDir = { ns, fd };
     }
     return this.netDir.fd >= 0 ? `/proc/self/fd/${this.netDir.fd}/${path.slice('/proc/sys/net/'.length)}` : path;
   }
 
-  private writeSysctl(op: SysctlOp): void {
-    const path = sysctlPath(op.key);
-    const ns = this.isHost(op.ns) ? (this.opts.hostNs ?? null) : op.ns;
-    let fd: number;
-    try {
-      fd = native().openInNs(ns === null ? null : nsPath(ns), this.sysctlOpenPath(ns, path), fsc.O_WRONLY);
-    } catch (e) {
-      const errno = isNativeError(e) ? e.errno : 0;
-      throw new ApplyError(`${describeOp(op)}: cannot open ${path}: ${describeErrno(errno)}`, {
-        op,
-        errno,
-        journal: this.journal,
-        hint: errno === 2 ? `no such sysctl in a network namespace on this kernel (${path})` : undefined,
-        cause: e,
-      });
-    }
-    try {
-      writeSync(fd, `${op.value}\n`);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code ?? '';
-      throw new ApplyError(`${describeOp(op)}: the kernel refused the value (${code})`, {
-        op,
-        errno: (e as NodeJS.ErrnoException).errno ? -((e as NodeJS.ErrnoException).errno ?? 0) : 22,
-        journal: this.journal,
-        hint: `check the value's range for ${op.key}`,
-        cause: e,
-      });
-    } finally {
-      closeSync(fd);
-    }
+  // --- SocketStage ---
+
+  upAtCreation(ns: string | null, dev: string): boolean {
+    return this.upAtCreationSet.has(key(ns, dev));
+  }
+
+  nftLoss(ns: string | null, entry: NftLossEntry): void {
+    const list = this.nft.get(ns) ?? [];
+    list.push(entry);
+    this.nft.set(ns, list);
+  }
+
+  impaired(record: { ns: string; dev: string; link: string; plan: ImpairPlan }): void {
+    this.impairments.push(record);
   }
 
   /** Everything that talks to one namespace's socket, in plan order, then one drain. */
-  private perNamespaceOps(): Map<string | null, NftLossEntry[]> {
-    const nft = new Map<string | null, NftLossEntry[]>();
+  private perNamespaceOps(): void {
     const done: Partial<Record<OpKind, number>> = {};
-    const bump = (k: OpKind) => (done[k] = (done[k] ?? 0) + 1);
-    let caps = this.opts.caps;
     this.ops.forEach((op, i) => {
-      const ref = { opIndex: i };
-      switch (op.op) {
-        case 'enslave': {
-          const c = this.ctx(op.ns, op);
-          const dev = this.devIndex(c, op.dev, op);
-          const master = this.devIndex(c, op.master, op);
-          c.sock.queue(ref, (w, seq) => setLink(w, seq, { index: dev, master }));
-          bump('enslave');
-          return;
-        }
-        case 'up': {
-          bump('up');
-          if (this.upAtCreation.has(key(this.isHost(op.ns) ? (this.opts.hostNs ?? null) : op.ns, op.dev))) return;
-          const c = this.ctx(op.ns, op);
-          const dev = this.devIndex(c, op.dev, op);
-          c.sock.queue(ref, (w, seq) => setLink(w, seq, { index: dev, up: true }));
-          return;
-        }
-        case 'addr': {
-          const c = this.ctx(op.ns, op);
-          const dev = this.devIndex(c, op.dev, op);
-          c.sock.queue(ref, (w, seq) => newAddr(w, seq, dev, op.cidr));
-          bump('addr');
-          return;
-        }
-        case 'rule': {
-          const c = this.ctx(op.ns, op);
-          const rule: Rule = { family: 'inet', priority: op.priority, table: op.table, action: 'table', protocol: RTPROT_DUNE };
-          if (op.src !== undefined) rule.src = op.src;
-          if (op.dst !== undefined) rule.dst = op.dst;
-          if (op.iif !== undefined) rule.iif = op.iif;
-          c.sock.queue(ref, (w, seq) => ruleMsg(w, seq, rule));
-          bump('rule');
-          return;
-        }
-        case 'route': {
-          const c = this.ctx(op.ns, op);
-          const oif = this.devIndex(c, op.dev, op);
-          if (op.table !== undefined || op.onlink === true) {
-            const r = ourRoute(op.table ?? 254, op.dst, oif, op.via, op.onlink === true);
-            if (op.metric !== undefined) r.metric = op.metric;
-            if (op.src !== undefined) r.src = op.src;
-            c.sock.queue(ref, (w, seq) => tableRouteMsg(w, seq, r));
-            bump('route');
-            return;
-          }
-          c.sock.queue(ref, (w, seq) =>
-            newRoute(w, seq, {
-              dst: op.dst,
-              oif,
-              ...(op.via !== undefined ? { via: op.via } : {}),
-              ...(op.metric !== undefined ? { metric: op.metric } : {}),
-              ...(op.src !== undefined ? { src: op.src } : {}),
-            }),
-          );
-          bump('route');
-          return;
-        }
-        case 'impair': {
-          caps ??= this.requireCaps();
-          const c = this.ctx(op.ns, op);
-          const dev = this.devIndex(c, op.dev, op);
-          const plan = this.planImpair(op, caps);
-          queueTcPlan(c.sock, ref, dev, plan, false);
-          if (plan.nftLossPpm !== undefined) {
-            const list = nft.get(c.name) ?? [];
-            list.push({ dev: op.dev, ppm: plan.nftLossPpm });
-            nft.set(c.name, list);
-          }
-          this.impairments.push({ ns: op.ns, dev: op.dev, link: op.link, plan });
-          bump('impair');
-          return;
-        }
-        default:
-          return;
-      }
+      const a = kindOfOp(op).apply;
+      if (a.stage !== 'socket') return;
+      a.queue(op, { opIndex: i }, this);
+      done[op.op] = (done[op.op] ?? 0) + 1;
     });
     for (const c of this.contexts()) c.sock.flush();
     this.drainAll();
-    for (const k of ['enslave', 'up', 'addr', 'route', 'rule', 'impair'] as const) {
-      if (done[k] !== undefined) this.progress(k, done[k]);
+    for (const [k, d] of Object.entries(done) as [OpKind, number][]) this.progress(k, d);
+  }
+
+  /** Ops of `batch` kinds, each kind given all of its ops at once, in plan order. */
+  private async batches(): Promise<void> {
+    const byKind = new Map<OpKind, Op[]>();
+    for (const op of this.ops) {
+      if (kindOfOp(op).apply.stage !== 'batch') continue;
+      const l = byKind.get(op.op) ?? [];
+      l.push(op);
+      byKind.set(op.op, l);
     }
-    return nft;
-  }
-
-  private planImpair(op: ImpairOp, caps: Caps): ImpairPlan {
-    try {
-      return planImpairment(op.impairment, caps, { mtu: op.mtu, where: `${op.ns}/${op.dev} (link ${op.link})`, prefer: this.opts.impairmentBackend ?? 'auto', userspaceEngine: this.opts.userspaceEngine === true });
-    } catch (e) {
-      // Unsupported is a plan-level problem; keep its message and hint, add the journal.
-      const err = e as ApplyError;
-      throw new ApplyError(err.message, { op, errno: 95, journal: this.journal, hint: err.hint, cause: e });
+    for (const [k, list] of byKind) {
+      const a = kindOfOp(list[0] as Op).apply;
+      if (a.stage === 'batch') await a.run(list, this);
+      this.progress(k, list.length);
     }
   }
 
-  private requireCaps(): Caps {
-    throw new ApplyError('impair ops need the capability probe: pass `caps` (from probeCapabilities()) to applyOps', {
-      journal: this.journal,
-      hint: 'call probeCapabilities() once per host and pass its result as `caps`',
-    });
-  }
-
-  private async nftLoss(nft: Map<string | null, NftLossEntry[]>): Promise<void> {
-    if (nft.size === 0) return;
+  private async applyNftLoss(): Promise<void> {
+    if (this.nft.size === 0) return;
     const lab = this.opts.lab;
-    const entries = [...nft.entries()];
+    const entries = [...this.nft.entries()];
     await mapLimit(entries, 4, async ([ns, list]) => {
       const l = lab ?? labOf(ns);
       if (l === undefined) {
@@ -647,7 +501,7 @@ class Applier {
     });
   }
 
-  private devIndex(c: NsCtx, dev: string, op: Op): number {
+  devIndex(c: NsContext, dev: string, op: Op): number {
     const idx = c.index(dev);
     if (idx !== undefined) return idx;
     throw new ApplyError(`${describeOp(op)}: no interface ${dev} in ${c.name ?? 'the host namespace'}`, {
@@ -675,6 +529,11 @@ class Applier {
   }
 }
 
+/** The op kinds of the link stage, for progress (each reported, even when a plan has none). */
+function linkStageKinds(): OpKind[] {
+  return (Object.keys(opKinds) as OpKind[]).filter((k) => opKinds[k].apply.stage === 'link');
+}
+
 function key(ns: string | null, dev: string): string {
   return `${ns ?? ''}\0${dev}`;
 }
@@ -686,21 +545,4 @@ export function labOf(ns: string | null): string | undefined {
   return m?.[1];
 }
 
-/**
- * `net.ipv4.conf.eth0.1.rp_filter` → `/proc/sys/net/ipv4/conf/eth0.1/rp_filter`: under
- * conf/neigh the interface name (which may contain dots) is everything between the
- * directory and the last component.
- */
-export function sysctlPath(k: string): string {
-  const parts = k.split('.');
-  let rel: string[];
-  if (k.includes('/')) rel = k.replace(/^\/+/, '').split('/');
-  else if (parts.length >= 5 && parts[0] === 'net' && (parts[1] === 'ipv4' || parts[1] === 'ipv6') && (parts[2] === 'conf' || parts[2] === 'neigh')) {
-    rel = [...parts.slice(0, 3), parts.slice(3, -1).join('.'), parts[parts.length - 1] ?? ''];
-  } else rel = parts;
-  // Keys come from topology files: never let one climb out of /proc/sys.
-  if (rel.some((p) => p === '' || p === '.' || p === '..' || !/^[A-Za-z0-9_.@+:-]+$/.test(p))) {
-    throw new Error(`not a sysctl key: ${JSON.stringify(k)}`);
-  }
-  return `/proc/sys/${rel.join('/')}`;
-}
+export { sysctlPath } from './ops/sysctl.js';

@@ -3,6 +3,7 @@ import { DuneError } from '@dune/topology';
 import type { Op } from '@dune/compiler';
 import type { NlAck } from './netlink/parse.js';
 import { describeAck } from './netlink/socket.js';
+import { kindOfOp } from './ops/index.js';
 
 /** What an apply created before it stopped: enough for the caller to roll back. */
 export interface Journal {
@@ -16,40 +17,9 @@ export interface Journal {
 
 export const emptyJournal = (): Journal => ({ namespaces: [], hostInterfaces: [], nftTables: [] });
 
-/** `veth dune.l.a/eth0 ↔ dune.l.b/eth0`: an op as a user reads it. */
+/** `veth dune.l.a/eth0 ↔ dune.l.b/eth0`: an op as a user reads it (its kind's `describe`, ops/). */
 export function describeOp(op: Op): string {
-  switch (op.op) {
-    case 'netns':
-      return `netns ${op.ns}`;
-    case 'veth':
-      return `veth ${op.ns}/${op.name} <-> ${op.peerNs}/${op.peerName}`;
-    case 'vxlan':
-      return `vxlan ${op.ns}/${op.name} (vni ${op.vni}, ${op.local} -> ${op.remote}:${op.port})`;
-    case 'bridge':
-      return `bridge ${op.ns}/${op.name}`;
-    case 'enslave':
-      return `enslave ${op.ns}/${op.dev} to ${op.master}`;
-    case 'addr':
-      return `addr ${op.cidr} on ${op.ns}/${op.dev}`;
-    case 'up':
-      return `up ${op.ns}/${op.dev}`;
-    case 'route':
-      return `route ${op.dst}${op.via ? ` via ${op.via}` : ''} dev ${op.dev}${op.table !== undefined ? ` table ${op.table}` : ''} in ${op.ns}`;
-    case 'rule':
-      return `rule ${op.priority}${op.src ? ` from ${op.src}` : ''}${op.dst ? ` to ${op.dst}` : ''}${op.iif ? ` iif ${op.iif}` : ''} lookup ${op.table} in ${op.ns || 'the host namespace'}`;
-    case 'adopt':
-      return `adopt ${op.dev} into ${op.ns}`;
-    case 'sysctl':
-      return `sysctl ${op.key}=${op.value} in ${op.ns}`;
-    case 'impair':
-      return `impair ${op.ns}/${op.dev} (link ${op.link})`;
-    case 'file':
-      return `file ${op.path} for ${op.node}`;
-    case 'exec':
-      return `exec in ${op.ns}`;
-    case 'process':
-      return `process ${op.name} in ${op.ns}`;
-  }
+  return kindOfOp(op).describe(op);
 }
 
 const HINTS: Record<number, string> = {

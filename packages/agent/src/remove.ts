@@ -6,15 +6,11 @@
  */
 import type { Op } from '@dune/compiler';
 import { ApplyError, describeOp, emptyJournal } from './errors.js';
-import { changeImpairment } from './impair/index.js';
-import { newAddr, newRoute } from './netlink/addr-route.js';
-import { delLink } from './netlink/link.js';
+import { kindOfOp } from './ops/index.js';
 import { describeAck, NlSocket } from './netlink/socket.js';
 import { deleteNamespaces, nsPath } from './netns.js';
 import { dumpLinks } from './status.js';
 import { releaseAdopted, undoHostOps } from './adopt.js';
-import { RTPROT_DUNE } from './netlink/constants.js';
-import { ourRoute, ruleMsg, tableRouteMsg } from './netlink/rule.js';
 
 /** ENOENT, ESRCH, ENODEV, EADDRNOTAVAIL: the object is not there any more. */
 const GONE = new Set([2, 3, 19, 99]);
@@ -27,40 +23,31 @@ export async function removeKernelOps(ops: readonly Op[], opts: { lab?: string }
   const hostErrs = [...releaseAdopted(ops), ...undoHostOps(ops)];
   if (hostErrs.length > 0) throw new ApplyError(hostErrs.join('; '), { errno: 0, journal: emptyJournal() });
   for (const op of ops) {
-    if (op.op === 'adopt' || ('ns' in op && op.ns === '')) continue;
-    if (op.op === 'netns' || op.op === 'file' || op.op === 'exec' || op.op === 'process') continue;
-    if (dropNs.has(op.ns)) continue;
-    const l = byNs.get(op.ns) ?? [];
+    if ('ns' in op && op.ns === '') continue;
+    // Namespaces go last, all at once; what is not a kernel object has no undo here.
+    const def = kindOfOp(op);
+    if (def.undo === undefined) continue;
+    const ns = def.nss(op)[0] as string;
+    if (dropNs.has(ns)) continue;
+    const l = byNs.get(ns) ?? [];
     l.push(op);
-    byNs.set(op.ns, l);
+    byNs.set(ns, l);
   }
   for (const [ns, list] of byNs) {
     for (const op of list) {
-      if (op.op === 'impair') await changeImpairment(ns, op.dev, {}, opts.lab !== undefined ? { lab: opts.lab } : {});
+      const undo = kindOfOp(op).undo;
+      if (undo !== undefined && 'run' in undo) await undo.run(op, opts);
     }
+    const queued = list.flatMap((op) => {
+      const undo = kindOfOp(op).undo;
+      return undo !== undefined && 'queue' in undo ? [{ op, undo }] : [];
+    });
+    if (queued.length === 0) continue;
     const s = NlSocket.open<Op>(nsPath(ns), ns);
     try {
       const index = new Map(dumpLinks(s as unknown as NlSocket).map((l) => [l.name, l.index]));
-      const order: Op['op'][] = ['rule', 'route', 'addr', 'vxlan', 'veth', 'bridge'];
-      for (const kind of order) {
-        for (const op of list) {
-          if (op.op !== kind) continue;
-          if (op.op === 'rule') {
-            s.queue(op, (w, seq) => ruleMsg(w, seq, { family: 'inet', priority: op.priority, table: op.table, action: 'table', protocol: RTPROT_DUNE, ...(op.src !== undefined ? { src: op.src } : {}), ...(op.dst !== undefined ? { dst: op.dst } : {}), ...(op.iif !== undefined ? { iif: op.iif } : {}) }, true));
-          } else if (op.op === 'route' && (op.table !== undefined || op.onlink === true)) {
-            const oif = index.get(op.dev);
-            if (oif !== undefined) s.queue(op, (w, seq) => tableRouteMsg(w, seq, ourRoute(op.table ?? 254, op.dst, oif, op.via, op.onlink === true), true));
-          } else if (op.op === 'route') {
-            const oif = index.get(op.dev);
-            if (oif === undefined) continue;
-            s.queue(op, (w, seq) => newRoute(w, seq, { dst: op.dst, oif, ...(op.via !== undefined ? { via: op.via } : {}), ...(op.metric !== undefined ? { metric: op.metric } : {}) }, true));
-          } else if (op.op === 'addr') {
-            const i = index.get(op.dev);
-            if (i !== undefined) s.queue(op, (w, seq) => newAddr(w, seq, i, op.cidr, true));
-          } else if (op.op === 'veth' || op.op === 'vxlan' || op.op === 'bridge') {
-            if (index.has(op.name)) s.queue(op, (w, seq) => delLink(w, seq, { name: op.name }));
-          }
-        }
+      for (const order of [...new Set(queued.map((q) => q.undo.order))].sort((x, y) => x - y)) {
+        for (const q of queued) if (q.undo.order === order) q.undo.queue(q.op, s, index);
         s.drain();
       }
       const failed = s.takeFailures().filter((f) => !GONE.has(Math.abs(f.ack.errno)));

@@ -18,6 +18,7 @@ import { registerExperimentCommands } from './experiment-commands.js';
 import { registerCalibrateCommands } from './calibrate-commands.js';
 import { registerPictureCommands } from './picture-commands.js';
 import { registerTraceCommands } from './trace-commands.js';
+import { registerBrickCommands } from './brick-commands.js';
 import { addReaderOptions, readerOptions, type ReaderFlags } from './reader-options.js';
 
 export function buildProgram(o: Output = stdio): Command {
@@ -90,6 +91,7 @@ Examples:
   registerCalibrateCommands(program, o);
   registerPictureCommands(program, o);
   registerTraceCommands(program, o);
+  registerBrickCommands(program, o);
   return program;
 }
 

@@ -216,6 +216,10 @@ export function registerLabCommands(program: Command, o: Output): void {
           o.out(`${cell(d.node, 20).padEnd(21)}${(d.running ? 'bird' : 'DOWN').padEnd(12)}${cell(protos || '-', 27).padEnd(28)}${d.neighbours.length ? `${full}/${d.neighbours.length} full` : '-'}${d.error ? `  ${d.error}` : ''}`);
         }
       }
+      if (s.counters?.length) {
+        o.out('\nCOUNTER'.padEnd(22) + 'PACKETS'.padStart(10) + 'BYTES'.padStart(12) + '  WHAT');
+        for (const c of s.counters) o.out(`${cell(c.node, 20).padEnd(21)}${String(c.packets ?? '-').padStart(10)}${String(c.bytes ?? '-').padStart(12)}  ${c.label}`);
+      }
       const onion = onionOfProcesses(s.processes);
       if (onion !== undefined) o.out(`\nonion service: http://${onion}/`);
       if (lab.isMultiStatus(s)) remote.printHosts(o, s);

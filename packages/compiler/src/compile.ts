@@ -1,7 +1,8 @@
 /**
  * Topology → Plan, as a pipeline of small pure stages:
  *
- *   check ends ─► interfaces ─► graph ─► L2 segments ─► addresses ─► weights ─► placement ─► carriers
+ *   check ends, kind names ─► interfaces ─► graph ─► L2 segments ─► addresses ─► kinds' keys
+ *     ─► weights ─► placement ─► carriers (link kinds)
  *     ─► source files ─► (errors so far) ─► templates ─► (errors) ─► routes ─► ops ─► Plan
  *
  * Each stage adds its problems to one Diagnostics, so a run reports every error it can
@@ -23,6 +24,8 @@ import { place } from './placement.js';
 import { canonicalJson, PLAN_FORMAT, type Plan } from './plan.js';
 import { chooseWeights, computeRoutes } from './routing.js';
 import { findSegments } from './segments.js';
+import { readKinds } from './kinds/check.js';
+import { checkKindNames } from './kinds/nodes/index.js';
 import { planEvents } from './events.js';
 import { planTraces } from './traces.js';
 import { checkSources, renderNodes, Sources } from './template.js';
@@ -69,6 +72,7 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
   const lab = labName(opts.lab ?? topo.lab.name);
 
   const nodeIndex = indexNodes(topo, diags);
+  checkKindNames(topo.nodes, diags);
   diags.throwIfErrors();
 
   const keyOf = nodeKeys(topo.nodes.map((n) => n.id));
@@ -79,6 +83,7 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
   const net = buildNetworkGraph(topo, nodeIndex);
   const segs = findSegments(topo, net, diags);
   const addr = assignAddresses(topo, ifs, segs, diags);
+  const kinds = readKinds({ topo, ifs, net, segs, addr }, diags);
   const weights = topo.lab.routing !== 'none' ? chooseWeights(topo, diags) : undefined;
   if (!opts.clientShapingApplied) warnShaping(topo, diags);
   const placement = place(topo, net, diags, { overcommit: opts.overcommit === true });
@@ -104,7 +109,7 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
     d.processes.forEach((p, v) => rendered.processes[v]?.unshift(...p));
   }
   const routes = weights && topo.lab.routing === 'static' ? computeRoutes({ topo, net, ifs, addr, ns, segs }, weights, diags) : undefined;
-  const assembled = assemble({ topo, lab, keys, ns, ifs, addr, net, placement, carriers, routes, rendered, segs });
+  const assembled = assemble({ topo, lab, keys, ns, ifs, addr, net, placement, carriers, routes, rendered, segs, kinds });
   const events = planEvents(topo, assembled.links, diags);
   const traces = planTraces(topo, assembled.links, diags);
   diags.throwIfErrors();

@@ -2,20 +2,25 @@
  * Stage 7: the per-phynode operation lists.
  *
  * Order (each kind needs the ones before it):
- *   netns → veth/vxlan → bridge → addr → enslave → up (lo, then bridge, then links) → sysctl
- *     → impair → route → file → exec → process
- * A switch or hub (node-kinds.ts) gets a bridge with every link end enslaved, and no
- * addresses, forwarding sysctls or routes.
- * Within a kind: node order, then the node's interfaces in link order (links: link order).
+ *   netns → links (link kinds: veth/vxlan) → node phases: devices (bridge) → addrs → enslave
+ *     → up (lo, then the kind's: bridge, links) → sysctls (the kind's, then the user's)
+ *     → impair → filters (nft) → route → file → exec → process
+ * What a node of each kind adds in each phase is its kind's (kinds/nodes); what carries a
+ * link is its link kind's (kinds/links). Within a phase: node order, then the node's
+ * interfaces in link order (links: link order).
  *
  * Route ops are the bulk (Kdl, all nodes: ~1.1 M). They are made here, straight into the
  * host's list, from routing's compact next-hop tables; their strings are shared, not copied.
  */
 import type { Impairment, Topology } from '@dune/topology';
-import { bridgeAgeingTimeCs, IMPAIRMENT_KEYS } from '@dune/topology';
+import { IMPAIRMENT_KEYS } from '@dune/topology';
 import type { Addressing } from './addressing.js';
 import type { NetworkGraph } from './graph.js';
 import type { Interfaces } from './interfaces.js';
+import type { KindState } from './kinds/check.js';
+import { portsOf } from './kinds/check.js';
+import { linkKinds } from './kinds/links/index.js';
+import { kindOf, NODE_PHASES, type KindNode, type NodePhase } from './kinds/nodes/index.js';
 import type { LinkCarriers } from './links.js';
 import { ifAlias } from './naming.js';
 import type { Placement } from './placement.js';
@@ -23,6 +28,8 @@ import type { HostPlan, HostTarget, LinkInfo, NodeInfo, Op, RouteOp, SysctlOp } 
 import type { Rendered } from './template.js';
 import type { Routes } from './routing.js';
 import type { Segments } from './segments.js';
+
+export { ifaceRpFilterKey, ROUTER_SYSCTLS } from './sysctls.js';
 
 export interface Assembly {
   topo: Topology;
@@ -38,6 +45,8 @@ export interface Assembly {
   routes: Routes | undefined;
   rendered: Rendered;
   segs: Segments;
+  /** What each node's kind read from its keys (kinds/check.ts). */
+  kinds: KindState;
 }
 
 /** The bridge of an L2 node: `br0`, or the first `br<N>` none of its links is named. */
@@ -46,24 +55,6 @@ export function bridgeName(ifs: Interfaces, v: number): string {
   let k = 0;
   while (used.has(`br${k}`)) k++;
   return `br${k}`;
-}
-
-/** What every node gets so it forwards, and so asymmetric paths are not dropped. */
-export const ROUTER_SYSCTLS: readonly [string, string][] = [
-  ['net.ipv4.ip_forward', '1'],
-  ['net.ipv6.conf.all.forwarding', '1'],
-  ['net.ipv4.conf.all.rp_filter', '0'],
-  ['net.ipv4.conf.default.rp_filter', '0'],
-];
-
-/**
- * The interface's own rp_filter: the kernel uses max(all, iface), and an interface takes the
- * namespace's `default` when it is created, which a new namespace inherits from the host
- * (often 2 on systemd distributions). The interfaces exist before the sysctl ops run.
- * An interface name may contain dots, so such keys use sysctl's slash form.
- */
-export function ifaceRpFilterKey(iface: string): string {
-  return iface.includes('.') ? `net/ipv4/conf/${iface}/rp_filter` : `net.ipv4.conf.${iface}.rp_filter`;
 }
 
 export function hasImpairment(imp: Impairment): boolean {
@@ -94,7 +85,7 @@ export interface Assembled {
 }
 
 export function assemble(a: Assembly): Assembled {
-  const { topo, lab, keys, ns, ifs, addr, net, placement, carriers, routes, rendered, segs } = a;
+  const { topo, lab, keys, ns, ifs, addr, net, placement, carriers, routes, rendered, segs, kinds } = a;
   const bridges = topo.nodes.map((_, v) => (segs.isL2[v] ? bridgeName(ifs, v) : ''));
   const H = placement.phynodes.length;
   const nodesOn: number[][] = Array.from({ length: H }, () => []);
@@ -143,106 +134,46 @@ export function assemble(a: Assembly): Assembled {
     for (const li of linksOn[h] as number[]) {
       const link = topo.links[li];
       if (link === undefined) continue;
-      const va = net.aNode[li] as number;
-      const vb = net.bNode[li] as number;
-      const aName = ifs.aName[li] as string;
-      const bName = ifs.bName[li] as string;
-      if (carriers.kind[li] === 'veth') {
-        ops.push({
-          op: 'veth',
-          ns: ns[va] as string,
-          name: aName,
-          peerNs: ns[vb] as string,
-          peerName: bName,
-          ...(link.mtu !== undefined ? { mtu: link.mtu } : {}),
-          ...(link.a.mac !== undefined ? { mac: link.a.mac } : {}),
-          ...(link.b.mac !== undefined ? { peerMac: link.b.mac } : {}),
-          alias: ifAlias(lab, keys[va] as string, aName),
-          peerAlias: ifAlias(lab, keys[vb] as string, bName),
-        });
-        continue;
-      }
-      for (const end of ['a', 'b'] as const) {
-        const v = end === 'a' ? va : vb;
-        const peer = end === 'a' ? vb : va;
-        if (placement.hostOf[v] !== h) continue;
-        const own = placement.phynodes[h];
-        const other = placement.phynodes[placement.hostOf[peer] as number];
-        const name = end === 'a' ? aName : bName;
-        const mac = link[end].mac;
-        ops.push({
-          op: 'vxlan',
-          ns: ns[v] as string,
-          name,
-          vni: carriers.vni[li] as number,
-          local: own?.underlay ?? '',
-          remote: other?.underlay ?? '',
-          port: topo.lab.vxlanPort,
-          ...(own?.iface !== undefined ? { underlayDev: own.iface } : {}),
-          mtu: carriers.mtu[li] as number,
-          ...(mac !== undefined ? { mac } : {}),
-          alias: ifAlias(lab, keys[v] as string, name),
-        });
-      }
-    }
-
-    for (const v of on) {
-      if (!segs.isL2[v]) continue;
-      const ageing = bridgeAgeingTimeCs(topo.nodes[v]?.kind);
-      const br = bridges[v] as string;
-      ops.push({ op: 'bridge', ns: ns[v] as string, name: br, alias: ifAlias(lab, keys[v] as string, br), ...(ageing !== undefined ? { ageingTimeCs: ageing } : {}) });
-    }
-
-    for (const v of on) {
-      if (segs.isL2[v]) continue;
-      const nsv = ns[v] as string;
-      const user = addr.user[v] as Map<string, string[]>;
-      const addrOp = (dev: string, cidr: string) => {
-        ops.push({ cidr, dev, ns: nsv, op: 'addr' });
-        if (cidr.includes(':')) stats.addrsV6++;
-        else stats.addrsV4++;
+      const end = (e: 'a' | 'b') => {
+        const v = (e === 'a' ? net.aNode[li] : net.bNode[li]) as number;
+        const dev = (e === 'a' ? ifs.aName[li] : ifs.bName[li]) as string;
+        return { ns: ns[v] as string, dev, host: placement.hostOf[v] as number, mac: link[e].mac ?? kinds.macs.get(`${li}:${e}`), alias: ifAlias(lab, keys[v] as string, dev) };
       };
-      addrOp('lo', `${addr.nodeV4[v]}/32`);
-      addrOp('lo', `${addr.nodeV6[v]}/128`);
-      for (const c of user.get('lo') ?? []) addrOp('lo', c);
-      for (const i of ifs.byNode[v] ?? []) {
-        const isA = i.end === 'a';
-        addrOp(i.name, `${isA ? addr.v4a[i.link] : addr.v4b[i.link]}/${addr.v4Len[i.link]}`);
-        addrOp(i.name, `${isA ? addr.v6a[i.link] : addr.v6b[i.link]}/${addr.v6Len[i.link]}`);
-        for (const c of user.get(i.name) ?? []) addrOp(i.name, c);
-      }
+      linkKinds[carriers.kind[li] as keyof typeof linkKinds].ops({
+        li, link, h, ends: { a: end('a'), b: end('b') }, mtu: carriers.mtu[li] as number, vni: carriers.vni[li] as number, placement, vxlanPort: topo.lab.vxlanPort,
+      }, ops);
     }
 
-    for (const v of on) {
-      if (!segs.isL2[v]) continue;
-      for (const i of ifs.byNode[v] ?? []) ops.push({ op: 'enslave', ns: ns[v] as string, dev: i.name, master: bridges[v] as string });
-    }
-
-    for (const v of on) {
-      const nsv = ns[v] as string;
-      ops.push({ dev: 'lo', ns: nsv, op: 'up' });
-      if (segs.isL2[v]) ops.push({ dev: bridges[v] as string, ns: nsv, op: 'up' });
-      for (const i of ifs.byNode[v] ?? []) ops.push({ dev: i.name, ns: nsv, op: 'up' });
-    }
-
-    for (const v of on) {
-      const node = topo.nodes[v];
-      if (node === undefined) continue;
-      const nsv = ns[v] as string;
-      const userKeys = new Set(Object.keys(node.sysctls));
-      const sys = (key: string, value: string) => {
-        ops.push({ key, ns: nsv, op: 'sysctl', value } satisfies SysctlOp);
-        stats.sysctls++;
+    // Each node's kind, phase by phase; `lo` comes up first, the user's sysctls last (theirs win).
+    const kindNodes = on.map((v): KindNode => {
+      const node = topo.nodes[v] as Topology['nodes'][number];
+      return {
+        v,
+        node,
+        ns: ns[v] as string,
+        key: keys[v] as string,
+        lab,
+        ports: portsOf(v, ifs, net, topo),
+        bridge: bridges[v] as string,
+        options: kinds.options[v],
+        alias: (dev) => ifAlias(lab, keys[v] as string, dev),
+        addr,
+        userSysctls: new Set(Object.keys(node.sysctls)),
       };
-      // A switch forwards frames in its bridge, not packets: it needs none of the router's.
-      if (!segs.isL2[v]) for (const [key, value] of ROUTER_SYSCTLS) if (!userKeys.has(key)) sys(key, value);
-      for (const i of segs.isL2[v] ? [] : (ifs.byNode[v] ?? [])) {
-        const key = ifaceRpFilterKey(i.name);
-        if (!userKeys.has(key)) sys(key, '0');
+    });
+    const phase = (p: NodePhase) => {
+      for (const n of kindNodes) {
+        if (p === 'up') ops.push({ dev: 'lo', ns: n.ns, op: 'up' });
+        kindOf(n.node).phases[p]?.(n, ops, stats);
+        if (p === 'sysctls') {
+          for (const [key, value] of Object.entries(n.node.sysctls)) {
+            ops.push({ key, ns: n.ns, op: 'sysctl', value } satisfies SysctlOp);
+            stats.sysctls++;
+          }
+        }
       }
-      // The user's last: theirs win.
-      for (const [key, value] of Object.entries(node.sysctls)) sys(key, value);
-    }
+    };
+    for (const p of NODE_PHASES) if (p !== 'filters') phase(p);
 
     for (const v of on) {
       for (const i of ifs.byNode[v] ?? []) {
@@ -254,6 +185,8 @@ export function assemble(a: Assembly): Assembled {
         stats.impairments++;
       }
     }
+
+    phase('filters');
 
     if (routes) for (const v of on) routes.emit(v, ops as RouteOp[]);
 
@@ -296,8 +229,9 @@ export function assemble(a: Assembly): Assembled {
         v6: (e === 'a' ? addr.v6a[li] : addr.v6b[li]) as string,
       };
     };
-    const info: LinkInfo = { index: link.index, a: end('a'), b: end('b'), kind: carriers.kind[li] as 'veth' | 'vxlan' };
-    if (carriers.kind[li] === 'vxlan') info.vni = carriers.vni[li] as number;
+    const kind = carriers.kind[li] as LinkInfo['kind'];
+    const info: LinkInfo = { index: link.index, a: end('a'), b: end('b'), kind };
+    if (linkKinds[kind].vni === true) info.vni = carriers.vni[li] as number;
     return info;
   });
 

@@ -218,6 +218,32 @@ export interface ProcessOp {
   control?: { kind: 'bird'; socket: string };
 }
 
+/**
+ * One nftables transaction in a node's namespace (a brick's filters, kinds/nodes): the tables
+ * it names are created, or replaced whole, atomically by one `nft -f`. A later nft op of the
+ * same node (a live change) replaces them the same way.
+ */
+export interface NftOp {
+  op: 'nft';
+  ns: string;
+  node: string;
+  /** The node kind whose filters these are (`diode`, `firewall`, ...): for status and pictures. */
+  kind: string;
+  /** `family name` of every table the script defines: `bridge dune_brick`. */
+  tables: string[];
+  /** The tables' definitions, in nft's syntax. */
+  script: string;
+  /** Named counters shown by `dune status`, in order: which table, which counter, what it counts. */
+  counters: NftCounter[];
+}
+
+export interface NftCounter {
+  /** `family name` of its table. */
+  table: string;
+  name: string;
+  label: string;
+}
+
 export type Op =
   | NetnsOp
   | VethOp
@@ -231,6 +257,7 @@ export type Op =
   | RuleOp
   | AdoptOp
   | ImpairOp
+  | NftOp
   | FileOp
   | ExecOp
   | ProcessOp;
@@ -259,7 +286,8 @@ export interface LinkInfo {
   index: number;
   a: { node: string; ns: string; dev: string; phynode: string; v4?: string; v6?: string };
   b: { node: string; ns: string; dev: string; phynode: string; v4?: string; v6?: string };
-  kind: 'veth' | 'vxlan';
+  /** Its link kind (kinds/links). */
+  kind: import('./kinds/links/index.js').LinkKind;
   vni?: number;
 }
 

@@ -1,5 +1,5 @@
 /**
- * Stage 1b: L2 segments. Switches and hubs (node-kinds.ts) carry frames, not packets: the
+ * Stage 1b: L2 segments. Layer-2 kinds (switches, hubs, bricks: kinds/nodes) carry frames, not packets: the
  * routers reached through one connected group of them share one Ethernet segment, so they
  * get one subnet (addressing.ts) and are all adjacent to one another (routing.ts).
  *
@@ -9,7 +9,7 @@
  * A direct router–router link is not part of any segment and keeps its /31 and /127.
  */
 import type { Diagnostics, Link, Topology } from '@dune/topology';
-import { isL2Kind } from '@dune/topology';
+import { isL2Kind } from './kinds/nodes/index.js';
 import { unionFind, type NetworkGraph } from './graph.js';
 import { describeLink } from './interfaces.js';
 

@@ -159,14 +159,14 @@ describe('node kinds in TOML', () => {
   test('an unknown kind lists the known ones and the nearest', () => {
     let msg = '';
     try {
-      parseDuneToml(toml('[topology.nodes.sw]\nkind = "swich"\n[topology.nodes.a]\n[topology.nodes.b]\n'), 't.toml');
+      compile(parseDuneToml(toml('[topology.nodes.sw]\nkind = "swich"\n[topology.nodes.a]\n[topology.nodes.b]\n'), 't.toml'));
     } catch (e) {
       msg = (e as Error).message;
     }
     expect(msg).toMatchInlineSnapshot(`
       "1 error in the topology:
-      t.toml:4:8: error[unknown-kind]: node kind "swich" (topology.nodes.sw.kind) is not supported; the kinds are router, switch, hub
-        hint: did you mean \`switch\`? Use one of: router, switch, hub"
+      t.toml:4:8: error[unknown-kind]: node kind "swich" (node "sw") is not supported; the kinds are router, switch, hub, diode, firewall, antispoof
+        hint: did you mean \`switch\`? Use one of: router, switch, hub, diode, firewall, antispoof"
     `);
   });
 

@@ -14,6 +14,7 @@ export { LabProcess, type RunResult } from './process.js';
 export * from './engine.js';
 export * from './faults.js';
 export * from './traces.js';
+export * from './bricks.js';
 export * from './graph/index.js';
 export { startUi, type UiOptions, type UiServer } from './ui/server.js';
 export { compileLoaded, loadTopology, type Loaded, type LoadOptions, type Compiled } from './load.js';

@@ -21,7 +21,7 @@ import {
   DuneError, formatDiagnostic, parseCidr, parseImpairmentAssignments, sortDiagnostics,
   type Diagnostic, type Impairment, type Phynode, type Topology,
 } from '@dune/topology';
-import { compileWithDiagnostics, cidr, type Op, type Plan } from '@dune/compiler';
+import { compileWithDiagnostics, cidr, type FirewallSpec, type Op, type Plan } from '@dune/compiler';
 import { opKey, type LabStatus } from '@dune/agent';
 import * as transport from '@dune/transport';
 import { callSite, mergeTopologies, readRendered, renderToml, type LabSettingsDecl, type LinkDecl, type NodeDecl, type TomlLike } from './builder.js';
@@ -30,6 +30,7 @@ import { loadTopology, type LoadOptions } from './load.js';
 import { LabProcess, type RunResult } from './process.js';
 import { forgetOnExit, tearDownOnExit } from './exit.js';
 import { nodeSteps, runSchedule, type NodeActionName, type RunScheduleOptions, type ScheduleReport } from './faults.js';
+import { firewallChange, type FirewallInput } from './bricks.js';
 import { forgetX11, x11Env } from './x11.js';
 
 /** A phynode, as `[infrastructure.nodes.NAME]` in TOML. */
@@ -599,6 +600,16 @@ export class LabNode {
   /** stop() then start(), in one change on the node's host. */
   async restart(): Promise<void> {
     await this.lab.nodeAction(this.name, 'restart');
+  }
+
+  /**
+   * A firewall node's rules (and policy, statefulness) replaced while the lab runs, in one
+   * nftables transaction; its counters start again from zero. The keys are the topology's.
+   */
+  async firewall(input: FirewallInput): Promise<FirewallSpec> {
+    const { op, spec } = firewallChange(this.lab.plan, this.name, input);
+    await this.lab.change(this.name, [op], []);
+    return spec;
   }
 
   /** @internal */

@@ -5,7 +5,6 @@ export * from './toml.js';
 export * from './graphml.js';
 export * from './read.js';
 export * from './assignments.js';
-export * from './node-kinds.js';
 export * from './random.js';
 export { parseCidr, ifnameProblem } from './toml-values.js';
 export { locateToml, TomlLocator, type TomlPath } from './toml-locate.js';

@@ -5,7 +5,6 @@
  * Nothing after resolution sees a raw type.
  */
 import type { SourceLoc } from './errors.js';
-import type { NodeKind } from './node-kinds.js';
 
 export type TopologyFormat = 'dune-toml' | 'netmirage-graphml' | 'zoo-graphml';
 
@@ -132,8 +131,20 @@ export interface Node {
   id: string;
   /** Other names the node answers to (a Zoo node named by its label keeps its id here). */
   aliases?: string[];
-  /** See node-kinds.ts; absent: `router`. */
-  kind?: NodeKind;
+  /**
+   * The node kind as written (`router`, `switch`, `firewall`, ...); absent: `router`. The
+   * compiler's kind table (packages/compiler/src/kinds/nodes) checks it and reads the kind's
+   * own keys from `ctx`.
+   */
+  kind?: string;
+  /** Where `kind` was written, when it was. */
+  kindLoc?: SourceLoc;
+  /**
+   * For a node whose kind is written and is not `router`: where each of its free keys (and
+   * every value inside them, by dotted path: `rules.0.dport`) was written, so the kind's
+   * own keys are checked with locations.
+   */
+  optionLocs?: Record<string, SourceLoc>;
   /** The phynode the user pinned this node to, if any. */
   phynode?: string;
   sysctls: Record<string, string>;

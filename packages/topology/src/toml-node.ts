@@ -5,11 +5,9 @@
  */
 import type { Diagnostics, SourceLoc } from './errors.js';
 import type { Bind, Command, Node, Pinned, Template } from './model.js';
-import { choicesHint } from './errors.js';
-import { isNodeKind, NODE_KIND_NAMES, type NodeKind } from './node-kinds.js';
 import { joinCommand, splitCommand, CommandSyntaxError } from './command.js';
-import type { TomlLocator } from './toml-locate.js';
-import type { RawBind, RawMap, RawNode, RawNodeBody, RawPinned } from './toml-raw.js';
+import type { TomlLocator, TomlPath } from './toml-locate.js';
+import type { RawBind, RawEntry, RawMap, RawNode, RawNodeBody, RawPinned } from './toml-raw.js';
 import {
   asBool, asString, badType, badValue, IFNAME_HINT, ifnameProblem, isTable, parseCidr, pathText, plainValue, setOwn,
   type Located, type TomlValue,
@@ -17,7 +15,9 @@ import {
 
 /** A node's settings before defaults and node are combined. */
 export interface NodeParts {
-  kind?: NodeKind;
+  /** As written: the compiler's kind table checks it. */
+  kind?: string;
+  kindLoc?: SourceLoc;
   sysctls: Map<string, string>;
   templates: Map<string, Template>;
   binds: Bind[];
@@ -42,11 +42,10 @@ export class NodeResolver {
     const parts: NodeParts = { sysctls: new Map(), templates: new Map(), binds: [], exec: [], pinned: [], ctx: {} };
     if (!body) return parts;
     if (body.kind) {
-      const k = asString(this.d, body.kind, `write kind = "${NODE_KIND_NAMES[0]}"`);
-      if (k !== undefined && isNodeKind(k)) parts.kind = k;
-      else if (k !== undefined) {
-        this.d.error('unknown-kind', `node kind "${k}" (${pathText(body.kind.path)}) is not supported; the kinds are ${NODE_KIND_NAMES.join(', ')}`,
-          body.kind.loc, choicesHint(k, NODE_KIND_NAMES));
+      const k = asString(this.d, body.kind, 'write kind = "router"');
+      if (k !== undefined) {
+        parts.kind = k;
+        parts.kindLoc = body.kind.loc;
       }
     }
     for (const e of body.sysctls?.entries ?? []) {
@@ -80,6 +79,8 @@ export class NodeResolver {
   node(raw: RawNode, defaults: NodeParts): Node {
     const node = this.fromParts(raw.id, mergeParts(defaults, this.parts(raw)), raw.loc);
     node.addrs = this.addrs(raw.addrs);
+    // A kind's own keys are free keys (ctx) to this reader: keep where they were written.
+    if (node.kind !== undefined && node.kind !== 'router' && raw.ctx.length > 0) node.optionLocs = this.optionLocs(raw.ctx);
     if (raw.phynode) {
       const p = asString(this.d, raw.phynode);
       if (p !== undefined) node.phynode = p;
@@ -92,10 +93,22 @@ export class NodeResolver {
     return this.fromParts(id, mergeParts(defaults, undefined), loc);
   }
 
+  private optionLocs(entries: readonly RawEntry[]): Record<string, SourceLoc> {
+    const out: Record<string, SourceLoc> = {};
+    const walk = (v: TomlValue, path: TomlPath, dotted: string, loc: SourceLoc) => {
+      setOwn(out, dotted, loc);
+      const children: [string | number, TomlValue][] = Array.isArray(v) ? v.map((x, i) => [i, x as TomlValue]) : isTable(v) ? Object.entries(v) : [];
+      for (const [k, x] of children) walk(x, [...path, k], `${dotted}.${k}`, this.locator.valueLoc([...path, k]));
+    };
+    for (const e of entries) walk(e.value, e.path, e.key, e.loc);
+    return out;
+  }
+
   private fromParts(id: string, p: NodeParts, loc: SourceLoc): Node {
     return {
       id,
       ...(p.kind !== undefined ? { kind: p.kind } : {}),
+      ...(p.kindLoc !== undefined ? { kindLoc: p.kindLoc } : {}),
       sysctls: recordOf(p.sysctls),
       templates: [...p.templates.values()],
       binds: p.binds,
@@ -244,8 +257,10 @@ function mergeParts(base: NodeParts, own: NodeParts | undefined): NodeParts {
   for (const [k, v] of own.sysctls) b.sysctls.set(k, v);
   for (const [k, v] of own.templates) b.templates.set(k, v);
   const kind = own.kind ?? b.kind;
+  const kindLoc = own.kind !== undefined ? own.kindLoc : b.kindLoc;
   return {
     ...(kind !== undefined ? { kind } : {}),
+    ...(kindLoc !== undefined ? { kindLoc } : {}),
     sysctls: b.sysctls,
     templates: b.templates,
     binds: [...b.binds, ...own.binds],

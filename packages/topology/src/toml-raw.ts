@@ -129,7 +129,7 @@ export interface RawPinned {
 
 export interface RawNodeBody {
   loc: SourceLoc;
-  /** `router` (default), `switch`, `hub`: node-kinds.ts. */
+  /** `router` (default), `switch`, `hub`, ...: the compiler's kind table (compiler/src/kinds/nodes). */
   kind?: Located;
   sysctls?: RawMap;
   templates?: RawMap;

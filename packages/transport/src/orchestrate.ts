@@ -360,6 +360,7 @@ export async function statusLab(loc: LabLocation, opts: OrchestrateOptions = {})
       out.nodes.push(...ok.nodes);
       out.links.push(...ok.links.filter((l) => mine.has(l.node)));
       out.processes.push(...ok.processes);
+      if (ok.counters?.length) (out.counters ??= []).push(...ok.counters.filter((c) => mine.has(c.node)));
       for (const [k, v] of Object.entries(ok.backend)) out.backend[`${m.agent.phynode}:${k}`] = v;
       out.hosts.push({ phynode: m.agent.phynode, label: m.agent.label, phase: ok.phase, nodes: ok.nodes.length, ...(ok.impairEngine ? { impairEngine: ok.impairEngine } : {}) });
     }

@@ -6,6 +6,7 @@
  * when it did not change itself.
  */
 import type { HostPlan, Op } from '@dune/compiler';
+import { kindOfOp } from '../ops/index.js';
 
 /** JSON with sorted keys: an op read back from the journal compares equal to a fresh one. */
 function canonical(v: unknown): string {
@@ -17,71 +18,19 @@ function canonical(v: unknown): string {
   return JSON.stringify(v);
 }
 
+/** An op's identity: two ops with one key make the same kernel object (its kind's `key`, ops/). */
 export function opKey(op: Op): string {
-  switch (op.op) {
-    case 'netns':
-      return `netns ${op.ns}`;
-    case 'veth':
-      return `link ${op.ns}/${op.name}`;
-    case 'vxlan':
-      return `link ${op.ns}/${op.name}`;
-    case 'bridge':
-      return `link ${op.ns}/${op.name}`;
-    case 'enslave':
-      return `enslave ${op.ns}/${op.dev}`;
-    case 'addr':
-      return `addr ${op.ns}/${op.dev}/${op.cidr}`;
-    case 'up':
-      return `up ${op.ns}/${op.dev}`;
-    case 'route':
-      return op.table === undefined ? `route ${op.ns}/${op.dst}` : `route ${op.ns}/table ${op.table}/${op.dst}`;
-    case 'rule':
-      return `rule ${op.ns}/${op.priority}/${op.src ?? ''}/${op.dst ?? ''}/${op.iif ?? ''}`;
-    case 'adopt':
-      return `adopt ${op.ns}/${op.dev}`;
-    case 'sysctl':
-      return `sysctl ${op.ns}/${op.key}`;
-    case 'impair':
-      return `impair ${op.ns}/${op.dev}`;
-    case 'file':
-      return `file ${op.path}`;
-    case 'exec':
-      return `exec ${op.ns}/${JSON.stringify(op.argv)}`;
-    case 'process':
-      return `process ${op.name}`;
-  }
+  return kindOfOp(op).key(op);
 }
 
 /** The devices an op creates: `ns/dev`. A veth creates both its ends. */
 function devicesOf(op: Op): string[] {
-  switch (op.op) {
-    case 'veth':
-      return [`${op.ns}/${op.name}`, `${op.peerNs}/${op.peerName}`];
-    case 'vxlan':
-    case 'bridge':
-      return [`${op.ns}/${op.name}`];
-    default:
-      return [];
-  }
+  return kindOfOp(op).creates?.(op) ?? [];
 }
 
 /** The device an op lives on, if any. */
 function deviceOf(op: Op): string | undefined {
-  switch (op.op) {
-    case 'addr':
-    case 'up':
-    case 'route':
-    case 'impair':
-      return `${op.ns}/${op.dev}`;
-    case 'enslave':
-      return `${op.ns}/${op.dev}`;
-    default:
-      return undefined;
-  }
-}
-
-function nsOf(op: Op): string | undefined {
-  return op.op === 'file' ? undefined : op.ns;
+  return kindOfOp(op).on?.(op);
 }
 
 export interface Convergence {
@@ -94,7 +43,6 @@ export interface Convergence {
   unchanged: number;
 }
 
-const UNDO_ORDER: Op['op'][] = ['process', 'exec', 'file', 'impair', 'rule', 'route', 'addr', 'up', 'sysctl', 'enslave', 'vxlan', 'veth', 'bridge', 'adopt', 'netns'];
 
 export function converge(old: HostPlan | undefined, next: HostPlan): Convergence {
   // A fresh lab: everything is new (and a big plan's 1 M op keys need not be built).
@@ -118,7 +66,7 @@ export function converge(old: HostPlan | undefined, next: HostPlan): Convergence
   for (const [k, { op }] of oldOps) {
     // A changed impairment or sysctl is changed in place, and a changed file rewritten in place
     // (its backup, if any, still holds what was there before the lab).
-    if (!nextKeys.has(k) || (changed.has(k) && op.op !== 'impair' && op.op !== 'sysctl' && op.op !== 'file')) {
+    if (!nextKeys.has(k) || (changed.has(k) && kindOfOp(op).inPlace === undefined)) {
       remove.push(op);
       for (const d of devicesOf(op)) gone.add(d);
       if (op.op === 'netns') goneNs.add(op.ns);
@@ -129,25 +77,23 @@ export function converge(old: HostPlan | undefined, next: HostPlan): Convergence
   for (const op of next.ops) {
     const k = opKey(op);
     const prev = oldOps.get(k);
-    const ns = nsOf(op);
+    const def = kindOfOp(op);
     const dev = deviceOf(op);
     const cascaded =
-      (ns !== undefined && goneNs.has(ns)) ||
+      def.nss(op).some((ns) => goneNs.has(ns)) ||
       (dev !== undefined && gone.has(dev)) ||
-      devicesOf(op).some((d) => gone.has(d)) ||
-      (op.op === 'veth' && (goneNs.has(op.peerNs) || goneNs.has(op.ns)));
+      devicesOf(op).some((d) => gone.has(d));
     if (prev === undefined || cascaded) {
       apply.push(op);
     } else if (changed.has(k)) {
-      if (op.op === 'impair') change.push(op);
-      else if (op.op === 'sysctl') apply.push(op);
+      if (def.inPlace === 'change') change.push(op);
       else apply.push(op);
     } else {
       unchanged++;
     }
   }
   // A removed op whose object dies anyway with a removed namespace need not be undone.
-  const pruned = remove.filter((op) => op.op === 'netns' || op.op === 'process' || op.op === 'file' || !(nsOf(op) !== undefined && goneNs.has(nsOf(op) as string)));
-  pruned.sort((a, b) => UNDO_ORDER.indexOf(a.op) - UNDO_ORDER.indexOf(b.op));
+  const pruned = remove.filter((op) => !kindOfOp(op).diesWithNs || !goneNs.has(kindOfOp(op).nss(op)[0] as string));
+  pruned.sort((a, b) => kindOfOp(a).undoRank - kindOfOp(b).undoRank);
   return { remove: pruned, apply, change, unchanged };
 }

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, wr
 import { dirname, join } from 'node:path';
 import { DuneError, type Impairment } from '@dune/topology';
 import type { LinkInfoMsg } from '../netlink/link.js';
-import { findNode, PLAN_FORMAT, allocateVnis, serializePlan, nsPrefix, NS_PREFIX, vniUses, fileContentBase64, type FileOp, type HostPlan, type Op, type Plan, type ProcessOp } from '@dune/compiler';
+import { findNode, PLAN_FORMAT, allocateVnis, serializePlan, nsPrefix, NS_PREFIX, vniUses, fileContentBase64, type FileOp, type HostPlan, type Op, type OpKind, type Plan, type ProcessOp } from '@dune/compiler';
 import {
   LabJournal, STATE_ROOT, journalLabs, labDir, logDir, readPlan, readPlanText, readState, removeJournal, readVnis,
   type LabState, type ProcessRecord,
@@ -27,6 +27,7 @@ import { NlSocket, describeAck } from '../netlink/socket.js';
 import { setLink } from '../netlink/link.js';
 import { newAddr, newRoute } from '../netlink/addr-route.js';
 import { describeOp } from '../errors.js';
+import { kindOfOp, opKinds, type OpCounter } from '../ops/index.js';
 import { dumpLinks, readLinks } from '../status.js';
 import { daemonOps, daemonState, nodeRoutes, waitConverged, type DaemonState, type NodeRoute } from './routing.js';
 import { teardownLab } from '../teardown.js';
@@ -127,7 +128,8 @@ function withLock<T>(lab: string, fn: () => Promise<T>): Promise<T> {
   return fn().finally(() => rmSync(p, { force: true }));
 }
 
-const KERNEL_OPS = new Set<Op['op']>(['netns', 'adopt', 'veth', 'vxlan', 'bridge', 'enslave', 'addr', 'up', 'route', 'rule', 'sysctl', 'impair']);
+/** Ops the agent's kernel layer applies (the rest, files, commands and processes, are the lab's). */
+const KERNEL_OPS = new Set((Object.keys(opKinds) as OpKind[]).filter((k) => opKinds[k].apply.stage !== 'deferred'));
 
 /**
  * Builds or converges this host's part of a lab, in one pass:
@@ -638,6 +640,8 @@ export interface LabStatus {
   impairEngine?: EngineSummary;
   /** Routing daemons (routing = "ospf" | "bgp"): each node's daemon, its protocols and neighbours. */
   routing?: DaemonState[];
+  /** What bricks count (a diode's dropped frames, a firewall's rules, an antispoof port's drops), per node. */
+  counters?: OpCounter[];
 }
 
 function num(v: bigint | undefined): number | null {
@@ -686,6 +690,13 @@ export async function status(lab: string): Promise<LabStatus> {
   }
   const processes = (state?.processes ?? []).map((p) => ({ name: p.name, node: p.node, pid: p.pid, alive: isAlive(p.pid, p.startTicks), cpus: p.cpus, argv: p.argv, log: p.log }));
   const daemons = plan.hosts.flatMap((h) => daemonOps(h.ops)).filter((d) => existsSync(`/run/netns/${d.ns}`));
+  const counters: OpCounter[] = [];
+  for (const h of plan.hosts) {
+    for (const op of h.ops) {
+      const read = kindOfOp(op).counters;
+      if (read !== undefined && 'ns' in op && existsSync(`/run/netns/${op.ns}`)) counters.push(...(await read(op)));
+    }
+  }
   return {
     lab,
     phase: state?.phase ?? 'unknown',
@@ -695,6 +706,7 @@ export async function status(lab: string): Promise<LabStatus> {
     backend: state?.backend ?? {},
     ...(engine.summary ? { impairEngine: engine.summary } : {}),
     ...(daemons.length > 0 ? { routing: daemons.map(daemonState) } : {}),
+    ...(counters.length > 0 ? { counters } : {}),
   };
 }
 
@@ -756,7 +768,7 @@ export async function set(lab: string, node: string, dev: string, changes: Parti
 export { opKey };
 
 /** Ops a running lab accepts as a runtime change (the API's addresses, routes and link state). */
-const RUNTIME_OPS = new Set<Op['op']>(['addr', 'route', 'up', 'sysctl']);
+const RUNTIME_OPS = new Set((Object.keys(opKinds) as OpKind[]).filter((k) => opKinds[k].runtime === true));
 
 export interface ChangeParams {
   lab: string;

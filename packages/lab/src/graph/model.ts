@@ -52,16 +52,18 @@ export interface GraphModel {
   links: GraphLink[];
 }
 
-/** A node's kind: the plan's own when it has one, else what its ops say (a bridge is a switch; one that ages MACs at once, a hub). */
+/** A node's kind: the plan's own when it has one, else what its ops say (a brick's filters name it; a bridge is a switch; one that ages MACs at once, a hub). */
 function kindOf(plan: Plan, node: Plan['nodes'][number]): GraphNodeKind {
   const own = (node as { kind?: string }).kind;
   if (own !== undefined) return own;
+  let bridged: GraphNodeKind | undefined;
   for (const h of plan.hosts) {
     for (const op of h.ops) {
-      if (op.op === 'bridge' && op.ns === node.ns) return op.ageingTimeCs === 0 ? 'hub' : 'switch';
+      if (op.op === 'nft' && op.ns === node.ns) return op.kind;
+      if (op.op === 'bridge' && op.ns === node.ns) bridged = op.ageingTimeCs === 0 ? 'hub' : 'switch';
     }
   }
-  return 'router';
+  return bridged ?? 'router';
 }
 
 export function graphModel(plan: Plan, status?: LabStatus): GraphModel {

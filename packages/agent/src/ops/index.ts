@@ -1,0 +1,72 @@
+/**
+ * Plan operation kinds, as the agent runs them: one table keyed by op name (the `op` field
+ * of the plan's ops, packages/compiler/src/plan.ts), one file per kind (DESIGN.md, "Kinds").
+ *
+ * Adding an op kind:
+ *   1. its type in plan.ts (an interface with `op: 'name'` and `ns`), added to `Op`;
+ *   2. one file here implementing OpKindDef (types.ts): describe, key, nss, undoRank,
+ *      diesWithNs, and `apply` (which stage runs it, and how), optionally creates/on (what
+ *      convergence must know), inPlace, undo and runtime;
+ *   3. one line in `opKinds` below. TypeScript refuses a plan op without its entry here.
+ *
+ *   // ops/tap.ts
+ *   export const tap = opKind('tap', {
+ *     describe: (op) => `tap ${op.ns}/${op.name}`,
+ *     key: (op) => `link ${op.ns}/${op.name}`,
+ *     nss: (op) => [op.ns],
+ *     creates: (op) => [`${op.ns}/${op.name}`],
+ *     undoRank: 95, diesWithNs: true,
+ *     apply: { stage: 'link', create(op, ref, s) { const [c, i] = s.allocIndex(op.ns, op, op.name); s.create(c, ref, (w, seq) => newTap(w, seq, s.spec(c, i, op.name, {}))); s.alias(c, i, op.alias, ref, op.name); } },
+ *     undo: { order: 35, queue: (op, s, index) => deleteIfThere(op, op.name, s, index) },
+ *   });
+ *
+ * errors.ts (describeOp), lab/diff.ts (convergence), apply.ts, remove.ts and the lab's
+ * runtime changes ask this table; none of them names an op kind.
+ */
+import type { Op, OpKind } from '@dune/compiler';
+import { addr } from './addr.js';
+import { adopt } from './adopt.js';
+import { bridge } from './bridge.js';
+import { enslave } from './enslave.js';
+import { exec } from './exec.js';
+import { file } from './file.js';
+import { impair } from './impair.js';
+import { netns } from './netns.js';
+import { nft } from './nft.js';
+import { process } from './process.js';
+import { route } from './route.js';
+import { rule_ } from './rule.js';
+import { sysctl } from './sysctl.js';
+import type { OpKindDef } from './types.js';
+import { up } from './up.js';
+import { veth } from './veth.js';
+import { vxlan } from './vxlan.js';
+
+export const opKinds: { readonly [K in OpKind]: OpKindDef<Extract<Op, { op: K }>> } = {
+  netns,
+  adopt,
+  veth,
+  vxlan,
+  bridge,
+  enslave,
+  addr,
+  up,
+  route,
+  rule: rule_,
+  sysctl,
+  impair,
+  nft,
+  file,
+  exec,
+  process,
+};
+
+/** The kind of an op, typed for any op (the table's entries are each typed for their own). */
+export function kindOfOp(op: Op): OpKindDef<Op> {
+  return opKinds[op.op] as unknown as OpKindDef<Op>;
+}
+
+export * from './types.js';
+export { deleteIfThere } from './undo.js';
+export { sysctlPath } from './sysctl.js';
+export { nftTransaction } from './nft.js';

@@ -1,0 +1,71 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { afterAll, describe, expect, it, test } from 'vitest';
+import { Lab, type LabNode } from '@dune/lab';
+import { compile, type NftOp } from '@dune/compiler';
+import { parseDuneToml } from '@dune/topology';
+import { firewallChange } from '../src/bricks.js';
+
+const file = new URL('../../../test/e2e/bricks/firewall.toml', import.meta.url);
+const plan = compile(parseDuneToml(readFileSync(file, 'utf8'), 'firewall.toml'), { readFile: () => Buffer.from('') });
+
+describe('firewallChange: a running firewall\'s new rules, from its plan', () => {
+  test('the same nft op as the compiler makes for the same rules, ports from the plan', () => {
+    const compiled = plan.hosts[0]?.ops.find((o): o is NftOp => o.op === 'nft');
+    const { op } = firewallChange(plan, 'fw', {
+      policy: 'deny',
+      rules: [
+        { action: 'allow', proto: 'tcp', from: 'client', dport: 8080, name: 'web' },
+        { action: 'allow', proto: 'icmp', from: 'client' },
+        { action: 'deny', proto: 'udp', dport: '5000-5999', name: 'udp 5xxx' },
+      ],
+    });
+    expect(op).toEqual(compiled);
+  });
+
+  test('every problem at once; a node that is no firewall is named as such', () => {
+    expect(() => firewallChange(plan, 'fw', { rules: [{ action: 'alow' }, { action: 'allow', from: 'nobody' }] })).toThrow(
+      'the rules of firewall "fw" are not valid: rules.0.action = "alow" is not an action (did you mean `allow`? Use one of: allow, deny); rules.1.from = "nobody" is not a neighbour of the firewall (client, server) (use one of: client, server)',
+    );
+    expect(() => firewallChange(plan, 'client', { rules: [] })).toThrow('node "client" of lab firewall is not a firewall');
+    expect(() => firewallChange(plan, 'nope', { rules: [] })).toThrow('lab firewall has no node "nope"');
+  });
+});
+
+const isRoot = process.getuid?.() === 0;
+
+async function pings(from: LabNode, to: string, n: number): Promise<number> {
+  const r = await from.run(['ping', '-n', '-c', String(n), '-i', '0.2', '-W', '1', to]);
+  return Number(/(\d+) received/.exec(r.stdout)?.[1] ?? NaN);
+}
+
+describe.skipIf(!isRoot)(`a firewall built and changed through the API${isRoot ? '' : ' (needs root: namespaces, nftables)'}`, () => {
+  const lab = new Lab({ name: 'apifw' });
+  const a = lab.node('a');
+  const b = lab.node('b');
+  const fw = lab.node('fw', { kind: 'firewall', rules: [{ action: 'allow', proto: 'icmp', from: 'a' }] });
+  lab.link(a, fw);
+  lab.link(fw, b);
+
+  afterAll(async () => {
+    await lab.down();
+    expect(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout).not.toContain('dune.apifw.');
+  });
+
+  it('passes what its rules allow, counts it, and takes new rules with LabNode.firewall()', async () => {
+    await lab.up();
+    expect(await pings(a, b.address(4), 2)).toBe(2);
+    expect(await pings(b, a.address(4), 2)).toBe(0);
+    const counted = (await lab.status()).counters ?? [];
+    expect(counted.find((c) => c.node === 'fw' && c.name === 'rule0')?.packets).toBeGreaterThanOrEqual(1);
+
+    const spec = await fw.firewall({ policy: 'deny', rules: [{ action: 'allow', proto: 'icmp', from: 'b', name: 'from b' }] });
+    expect(spec.rules.map((r) => r.name)).toEqual(['from b']);
+    expect(await pings(a, b.address(4), 2)).toBe(0);
+    expect(await pings(b, a.address(4), 2)).toBe(2);
+    const labels = ((await lab.status()).counters ?? []).filter((c) => c.node === 'fw').map((c) => c.label);
+    expect(labels[0]).toBe('rule 1: from b');
+    await expect(fw.firewall({ rules: [{ action: 'allow', proto: 'tcp', dport: 'http' }] })).rejects.toThrow('rules.0.dport = "http" is not a port or a range');
+    await expect(a.firewall({ rules: [] })).rejects.toThrow('node "a" of lab apifw is not a firewall');
+  });
+});
