@@ -121,7 +121,9 @@ describe.skipIf(!isRoot)(`e2e: bricks (diode, antispoof, firewall)${isRoot ? '' 
 
     // What h2 sees of each kind of frame, while h1 sends it.
     const seen = async (bpf: string, send: () => Promise<unknown>) => {
-      const r = await receiver(LABS.spoof, 'h2', 'sniff-count', 'eth0', 4, bpf);
+      // 6 s from the capture's start (the sender's own start is slow under load); a fourth frame
+      // (3 are sent) ends it early, and fails the count.
+      const r = await receiver(LABS.spoof, 'h2', 'sniff-count', 'eth0', 6, bpf, 4);
       await send();
       return r.result;
     };

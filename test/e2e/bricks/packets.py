@@ -4,7 +4,7 @@ python3-scapy). Each subcommand prints one line and exits 0 unless said otherwis
   udp-send ADDR PORT COUNT            COUNT datagrams to ADDR:PORT
   udp-count PORT SECONDS              datagrams received on PORT within SECONDS: prints the count
   tcp-connect ADDR PORT               exit 0 when a TCP connection opens within 2 s, 1 otherwise
-  sniff-count IFACE SECONDS BPF       frames matching BPF seen on IFACE within SECONDS: the count
+  sniff-count IFACE SECONDS BPF [N]   frames matching BPF seen on IFACE within SECONDS (or until N): the count
   arp IFACE OP PSRC HWSRC PDST [N]    N raw ARP frames (OP: who-has or is-at), sender PSRC/HWSRC
                                       (the Ethernet source is the interface's own MAC)
   ip4 IFACE SRC DST DSTMAC [N]        N ICMP echo requests from SRC (spoofed or not) to DST
@@ -59,8 +59,11 @@ def main(argv):
     from scapy.all import ARP, ICMP, ICMPv6EchoRequest, ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IP, IPv6, Ether, get_if_hwaddr, sendp, sniff  # noqa: E402
     if cmd == 'sniff-count':
         iface, seconds, bpf = args[0], float(args[1]), args[2]
-        print('ready', flush=True)
-        print(len(sniff(iface=iface, timeout=seconds, filter=bpf)))
+        enough = int(args[3]) if len(args) > 3 else 0
+        # 'ready' once the capture socket is open and filtering (scapy's startup and BPF
+        # compile can take seconds on a loaded machine: a sender told earlier is missed).
+        got = sniff(iface=iface, timeout=seconds, filter=bpf, count=enough, started_callback=lambda: print('ready', flush=True))
+        print(len(got))
         return 0
     iface = args[0]
     mine = get_if_hwaddr(iface)
