@@ -145,6 +145,29 @@ export interface AdoptOp {
   saved: { mtu: number; up: boolean; addrs: string[]; routes: SavedRoute[] };
 }
 
+/**
+ * A private Open vSwitch (NetMirage's OVS root switch): its own ovsdb-server and
+ * ovs-vswitchd, both run inside `ns` with their database, sockets, pids and logs under
+ * `dir` (never the system's instance), one bridge on the userspace datapath with fixed port
+ * numbers and a flow table that starts empty (fail-mode secure). In `flows`, `{mac:DEV}` is
+ * the MAC of device DEV of `ns` and `{mac:IP}` the MAC of neighbour IP, learnt by ARP through
+ * the device `learn` names for it (`{machex:…}`: the same as 0x and 12 hex digits): both
+ * known only on the host, when the op is applied.
+ */
+export interface OvsOp {
+  op: 'ovs';
+  ns: string;
+  dir: string;
+  /** The ovsdb schema the database is created from. */
+  schema: string;
+  bridge: string;
+  datapath: 'netdev';
+  ports: { dev: string; ofport: number }[];
+  /** Neighbours whose MAC the flows use, and the device each answers on. */
+  learn: { ip: string; dev: string }[];
+  flows: string[];
+}
+
 export interface SysctlOp {
   op: 'sysctl';
   ns: string;
@@ -256,6 +279,7 @@ export type Op =
   | SysctlOp
   | RuleOp
   | AdoptOp
+  | OvsOp
   | ImpairOp
   | NftOp
   | FileOp
