@@ -131,6 +131,40 @@ describe.skipIf(why !== undefined)('netmirage on this kernel', () => {
     }
   }, 180_000);
 
+  it.skipIf(!has('ovs-vswitchd'))('an OVS build killed once its switch runs (SIGKILL) leaves nothing after --destroy: no OVS daemon, no OVS file but its logs, the NIC restored', async () => {
+    const core = 'nmtest-ovskill';
+    const prefix = 'nmtest-ok-';
+    const ovsDir = `/tmp/nmtest-ovskill-${process.pid}`;
+    spawnSync('ip', ['netns', 'add', core]);
+    try {
+      for (const k of ['all', 'default']) spawnSync('ip', ['netns', 'exec', core, 'sysctl', '-q', '-w', `net.ipv6.conf.${k}.disable_ipv6=1`]);
+      spawnSync('ip', ['-n', core, 'link', 'add', 'nic1', 'type', 'veth', 'peer', 'name', 'peer1']);
+      spawnSync('ip', ['-n', core, 'addr', 'add', '198.51.100.1/30', 'dev', 'nic1']);
+      for (const d of ['lo', 'nic1', 'peer1']) spawnSync('ip', ['-n', core, 'link', 'set', d, 'up']);
+      await new Promise((res) => setTimeout(res, 300));
+      const snap = () => ['addr', 'rule', 'route show table all'].map((a) => spawnSync('sh', ['-c', `ip -n ${core} ${a}`], { encoding: 'utf8' }).stdout.replace(/@if\d+/g, '').replace(/NO-CARRIER,/g, '').replace(/ state \S+ /g, ' ')).join('\n');
+      const before = snap();
+      // The edge's MAC given: the build does not wait for an ARP answer.
+      const child = spawn('nsenter', [`--net=/run/netns/${core}`, '--', 'node', 'packages/netmirage/dist/bin/netmirage-core.js', '-p', prefix, '--client-node', 'client', '--switch', 'ovs', '--ovs-dir', ovsDir, '-e', '198.51.100.2,iface=nic1,mac=02:00:00:00:00:02', '--without-delay', '-q', '-f', 'test/netmirage/twelve.graphml'], { cwd: root, stdio: 'ignore' });
+      const t0 = Date.now();
+      while (Date.now() - t0 < 60_000 && !existsSync(`${ovsDir}/ovs-vswitchd.pid`)) await new Promise((res) => setTimeout(res, 5));
+      child.kill('SIGKILL');
+      await new Promise((res) => child.once('exit', res));
+      // The daemons run on without the core that started them.
+      expect(spawnSync('pgrep', ['-f', `${ovsDir}/ovsdb-server`]).status).toBe(0);
+      const d = spawnSync('nsenter', [`--net=/run/netns/${core}`, '--', 'node', 'packages/netmirage/dist/bin/netmirage-core.js', '-d', '-p', prefix], { cwd: root, encoding: 'utf8' });
+      expect(d.stderr).toBe('');
+      expect(d.status).toBe(0);
+      expect(spawnSync('pgrep', ['-f', ovsDir]).status).toBe(1);
+      expect(existsSync(ovsDir) ? readdirSync(ovsDir).filter((f) => !f.endsWith('.log')) : []).toEqual([]);
+      expect(readdirSync('/run/netns').filter((n) => n.startsWith(prefix))).toEqual([]);
+      expect(snap()).toBe(before);
+    } finally {
+      spawnSync('ip', ['netns', 'del', core]);
+      spawnSync('rm', ['-rf', ovsDir]);
+    }
+  }, 180_000);
+
   it('destroys what it built when building fails (OVS switch, an edge that never answers ARP)', () => {
     const core = 'nmtest-rollback';
     spawnSync('ip', ['netns', 'add', core]);
