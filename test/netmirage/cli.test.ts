@@ -122,6 +122,20 @@ describe('netmirage-core flags and setup file', () => {
     expect(body(withTwoPass.stdout)).toEqual(body(plain.stdout));
   });
 
+  it('--dry-run with --switch ovs prints the Open vSwitch as an op of the plan, with --ovs-dir and --ovs-schema', async () => {
+    const r = await core(['--dry-run', '-q', '-i', 'x', '-e', '192.0.2.1,mac=02:00:00:00:00:09', '--client-node', 'client', '--switch', 'ovs', '--ovs-dir', '/tmp/nm-cli-ovs', '--ovs-schema', '/x/vswitch.ovsschema', '-f', twelve]);
+    expect(r.code).toBe(0);
+    const ops = (JSON.parse(r.stdout) as Plan).hosts[0]?.ops ?? [];
+    const sw = ops.filter((o) => o.op === 'ovs');
+    expect(sw.map((o) => (o.op === 'ovs' ? `${o.ns} ${o.dir} ${o.schema} ${o.bridge} ${o.datapath}` : ''))).toEqual(['nm-root /tmp/nm-cli-ovs /x/vswitch.ovsschema netmirage-br0 netdev']);
+    const op = sw[0];
+    if (op?.op !== 'ovs') throw new Error('no ovs op');
+    // Twelve clients on one edge: the NIC, then node-<i>/self-<i>; the given MAC in the edge's flow, nothing to learn.
+    expect(op.ports).toHaveLength(1 + 2 * 12);
+    expect(op.learn).toEqual([]);
+    expect(op.flows.filter((f) => f.includes('mod_dl_dst:02:00:00:00:00:09,output:1'))).toHaveLength(1);
+  });
+
   it('accepts the flags NetMirage has and this one does not need', async () => {
     const r = await core(['--dry-run', '-2', '-m', '4096', '-k', '-q', '-i', 'x', '-e', '192.0.2.1', '-f', twelve]);
     expect(r.code).toBe(0);
