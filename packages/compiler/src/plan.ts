@@ -78,6 +78,8 @@ export interface AddrOp {
   dev: string;
   /** Address with prefix length: `10.0.0.1/31`, `fd00::1/127`. */
   cidr: string;
+  /** No prefix route for it (IFA_F_NOPREFIXROUTE: NetMirage's edge addresses). */
+  noPrefixRoute?: true;
 }
 
 export interface LinkUpOp {
@@ -166,6 +168,18 @@ export interface OvsOp {
   /** Neighbours whose MAC the flows use, and the device each answers on. */
   learn: { ip: string; dev: string }[];
   flows: string[];
+}
+
+/**
+ * A rule or a route that was there before the lab, taken away while the lab runs and put
+ * back exactly (as read) when it goes: NetMirage's edge moves `lookup local` from priority 0
+ * and drops the main table's route to its vsubnet.
+ */
+export interface WithdrawOp {
+  op: 'withdraw';
+  ns: string;
+  rule?: { family: 'inet' | 'inet6'; priority: number; table: number; src?: string; dst?: string; iif?: string; oif?: string; protocol?: number };
+  route?: SavedRoute & { dev: string };
 }
 
 export interface SysctlOp {
@@ -280,6 +294,7 @@ export type Op =
   | RuleOp
   | AdoptOp
   | OvsOp
+  | WithdrawOp
   | ImpairOp
   | NftOp
   | FileOp

@@ -41,6 +41,7 @@ import { sysctl } from './sysctl.js';
 import type { OpKindDef } from './types.js';
 import { up } from './up.js';
 import { veth } from './veth.js';
+import { withdraw } from './withdraw.js';
 import { vxlan } from './vxlan.js';
 
 export const opKinds: { readonly [K in OpKind]: OpKindDef<Extract<Op, { op: K }>> } = {
@@ -54,6 +55,7 @@ export const opKinds: { readonly [K in OpKind]: OpKindDef<Extract<Op, { op: K }>
   up,
   route,
   rule: rule_,
+  withdraw,
   sysctl,
   impair,
   nft,
