@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { appAddresses, coreMain, parseEdgeNode, parseIni, validateEdgeArgs, EDGE_DEFAULTS, type Io } from '@dune/netmirage';
+import { appAddresses, coreMain, edgeOps, edgePlan, parseEdgeNode, parseIni, validateEdgeArgs, EDGE_DEFAULTS, type Io } from '@dune/netmirage';
 import { DuneError } from '@dune/topology';
-import type { Plan } from '@dune/compiler';
+import type { Op, Plan } from '@dune/compiler';
 
 const root = new URL('../../', import.meta.url).pathname;
 const twelve = `${root}test/netmirage/twelve.graphml`;
@@ -158,5 +158,36 @@ describe('netmirage-edge addresses and arguments', () => {
     expect(() => validateEdgeArgs({ ...a, ruleOut: 20 })).toThrow(/in < out < other/);
     expect(() => validateEdgeArgs({ ...a, tableId: 254 })).toThrow(/not a free routing table/);
     expect(() => validateEdgeArgs({ ...a, vsubnet: '10.0.0.1' })).toThrow(/not an IPv4 subnet/);
+  });
+
+  it('is a small plan in the host namespace: addresses, withdrawn route, table routes, local rule moved (new one first), in and out rules', () => {
+    const a = { iface: 'eth1', coreIp: '192.0.2.1', vsubnet: '10.0.0.0/9', applications: 2, otherEdges: ['10.128.0.0/9'], ...EDGE_DEFAULTS };
+    const vsRoute = { family: 'inet' as const, table: 254, dst: '10.0.0.0/9', type: 1, scope: 253, protocol: 2 };
+    const ops = edgeOps(a, appAddresses(a.vsubnet, 2), { vsubnetRoutes: [vsRoute], local0: { family: 'inet', priority: 0, table: 255, action: 'table' }, localOther: false });
+    const line = (o: Op) => {
+      if (o.op === 'addr') return `addr ${o.cidr} ${o.dev}${o.noPrefixRoute ? ' noprefixroute' : ''}`;
+      if (o.op === 'route') return `route ${o.dst} via ${o.via} table ${o.table}`;
+      if (o.op === 'rule') return `rule ${o.priority} ${o.dst ?? ''} ${o.iif ?? ''} lookup ${o.table}`;
+      if (o.op === 'withdraw') return o.rule ? `withdraw rule ${o.rule.priority} lookup ${o.rule.table}` : `withdraw route ${o.route?.dst} dev ${o.route?.dev}`;
+      return o.op;
+    };
+    expect(ops.every((o) => 'ns' in o && o.ns === '')).toBe(true);
+    expect(ops.map(line)).toEqual([
+      'addr 10.0.0.1/9 eth1 noprefixroute',
+      'addr 10.0.0.2/9 eth1 noprefixroute',
+      'withdraw route 10.0.0.0/9 dev eth1',
+      'route 10.0.0.0/9 via 192.0.2.1 table 128',
+      'route 10.128.0.0/9 via 192.0.2.1 table 128',
+      'rule 15   lookup 255',
+      'withdraw rule 0 lookup 255',
+      'rule 5 10.0.0.0/9 eth1 lookup 255',
+      'rule 10   lookup 128',
+    ]);
+    const plan = edgePlan('netmirage-edge-eth1', ops);
+    expect(plan.hosts.map((h) => h.ops.length)).toEqual([ops.length]);
+    expect(plan.nodes).toEqual([]);
+    // A `lookup local` already at OTHER is not added twice; no local rule at 0, nothing moved.
+    expect(edgeOps(a, [], { vsubnetRoutes: [], local0: { family: 'inet', priority: 0, table: 255, action: 'table' }, localOther: true }).map(line).filter((l) => l.includes('lookup 255'))).toEqual(['withdraw rule 0 lookup 255', 'rule 5 10.0.0.0/9 eth1 lookup 255']);
+    expect(edgeOps(a, [], { vsubnetRoutes: [], localOther: false }).map(line).filter((l) => l.includes('lookup 255'))).toEqual(['rule 5 10.0.0.0/9 eth1 lookup 255']);
   });
 });
