@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { appAddresses, coreMain, parseEdgeNode, parseIni, validateEdgeArgs, EDGE_DEFAULTS, type Io } from '@dune/netmirage';
+import { appAddresses, coreMain, edgeOps, edgePlan, parseEdgeNode, parseIni, validateEdgeArgs, EDGE_DEFAULTS, type Io } from '@dune/netmirage';
 import { DuneError } from '@dune/topology';
-import type { Plan } from '@dune/compiler';
+import type { Op, Plan } from '@dune/compiler';
 
 const root = new URL('../../', import.meta.url).pathname;
 const twelve = `${root}test/netmirage/twelve.graphml`;
@@ -122,6 +122,20 @@ describe('netmirage-core flags and setup file', () => {
     expect(body(withTwoPass.stdout)).toEqual(body(plain.stdout));
   });
 
+  it('--dry-run with --switch ovs prints the Open vSwitch as an op of the plan, with --ovs-dir and --ovs-schema', async () => {
+    const r = await core(['--dry-run', '-q', '-i', 'x', '-e', '192.0.2.1,mac=02:00:00:00:00:09', '--client-node', 'client', '--switch', 'ovs', '--ovs-dir', '/tmp/nm-cli-ovs', '--ovs-schema', '/x/vswitch.ovsschema', '-f', twelve]);
+    expect(r.code).toBe(0);
+    const ops = (JSON.parse(r.stdout) as Plan).hosts[0]?.ops ?? [];
+    const sw = ops.filter((o) => o.op === 'ovs');
+    expect(sw.map((o) => (o.op === 'ovs' ? `${o.ns} ${o.dir} ${o.schema} ${o.bridge} ${o.datapath}` : ''))).toEqual(['nm-root /tmp/nm-cli-ovs /x/vswitch.ovsschema netmirage-br0 netdev']);
+    const op = sw[0];
+    if (op?.op !== 'ovs') throw new Error('no ovs op');
+    // Twelve clients on one edge: the NIC, then node-<i>/self-<i>; the given MAC in the edge's flow, nothing to learn.
+    expect(op.ports).toHaveLength(1 + 2 * 12);
+    expect(op.learn).toEqual([]);
+    expect(op.flows.filter((f) => f.includes('mod_dl_dst:02:00:00:00:00:09,output:1'))).toHaveLength(1);
+  });
+
   it('accepts the flags NetMirage has and this one does not need', async () => {
     const r = await core(['--dry-run', '-2', '-m', '4096', '-k', '-q', '-i', 'x', '-e', '192.0.2.1', '-f', twelve]);
     expect(r.code).toBe(0);
@@ -144,5 +158,36 @@ describe('netmirage-edge addresses and arguments', () => {
     expect(() => validateEdgeArgs({ ...a, ruleOut: 20 })).toThrow(/in < out < other/);
     expect(() => validateEdgeArgs({ ...a, tableId: 254 })).toThrow(/not a free routing table/);
     expect(() => validateEdgeArgs({ ...a, vsubnet: '10.0.0.1' })).toThrow(/not an IPv4 subnet/);
+  });
+
+  it('is a small plan in the host namespace: addresses, withdrawn route, table routes, local rule moved (new one first), in and out rules', () => {
+    const a = { iface: 'eth1', coreIp: '192.0.2.1', vsubnet: '10.0.0.0/9', applications: 2, otherEdges: ['10.128.0.0/9'], ...EDGE_DEFAULTS };
+    const vsRoute = { family: 'inet' as const, table: 254, dst: '10.0.0.0/9', type: 1, scope: 253, protocol: 2 };
+    const ops = edgeOps(a, appAddresses(a.vsubnet, 2), { vsubnetRoutes: [vsRoute], local0: { family: 'inet', priority: 0, table: 255, action: 'table' }, localOther: false });
+    const line = (o: Op) => {
+      if (o.op === 'addr') return `addr ${o.cidr} ${o.dev}${o.noPrefixRoute ? ' noprefixroute' : ''}`;
+      if (o.op === 'route') return `route ${o.dst} via ${o.via} table ${o.table}`;
+      if (o.op === 'rule') return `rule ${o.priority} ${o.dst ?? ''} ${o.iif ?? ''} lookup ${o.table}`;
+      if (o.op === 'withdraw') return o.rule ? `withdraw rule ${o.rule.priority} lookup ${o.rule.table}` : `withdraw route ${o.route?.dst} dev ${o.route?.dev}`;
+      return o.op;
+    };
+    expect(ops.every((o) => 'ns' in o && o.ns === '')).toBe(true);
+    expect(ops.map(line)).toEqual([
+      'addr 10.0.0.1/9 eth1 noprefixroute',
+      'addr 10.0.0.2/9 eth1 noprefixroute',
+      'withdraw route 10.0.0.0/9 dev eth1',
+      'route 10.0.0.0/9 via 192.0.2.1 table 128',
+      'route 10.128.0.0/9 via 192.0.2.1 table 128',
+      'rule 15   lookup 255',
+      'withdraw rule 0 lookup 255',
+      'rule 5 10.0.0.0/9 eth1 lookup 255',
+      'rule 10   lookup 128',
+    ]);
+    const plan = edgePlan('netmirage-edge-eth1', ops);
+    expect(plan.hosts.map((h) => h.ops.length)).toEqual([ops.length]);
+    expect(plan.nodes).toEqual([]);
+    // A `lookup local` already at OTHER is not added twice; no local rule at 0, nothing moved.
+    expect(edgeOps(a, [], { vsubnetRoutes: [], local0: { family: 'inet', priority: 0, table: 255, action: 'table' }, localOther: true }).map(line).filter((l) => l.includes('lookup 255'))).toEqual(['withdraw rule 0 lookup 255', 'rule 5 10.0.0.0/9 eth1 lookup 255']);
+    expect(edgeOps(a, [], { vsubnetRoutes: [], localOther: false }).map(line).filter((l) => l.includes('lookup 255'))).toEqual(['rule 5 10.0.0.0/9 eth1 lookup 255']);
   });
 });

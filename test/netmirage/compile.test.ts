@@ -149,6 +149,28 @@ describe('the plan of a NetMirage build', () => {
     expect(serializePlan(nm.plan, 2)).toMatchSnapshot();
   });
 
+  it('with the Open vSwitch root switch: one `ovs` op (daemons, bridge, ports, flows) instead of the rules, the root not forwarding', () => {
+    const nm = compileNetmirage(small(), settings({ nics, switch: 'ovs', ovs: { dir: '/tmp/nm-ovs', schema: '/usr/share/openvswitch/vswitch.ovsschema' } }));
+    expect(serializePlan(nm.plan, 2)).toMatchSnapshot();
+    const ops = nm.plan.hosts[0]?.ops ?? [];
+    const sw = ops.filter((o) => o.op === 'ovs');
+    expect(sw).toHaveLength(1);
+    const op = sw[0];
+    if (op?.op !== 'ovs') throw new Error('no ovs op');
+    expect(op.ns).toBe('nm-root');
+    expect(op.dir).toBe('/tmp/nm-ovs');
+    expect(op.ports).toEqual([{ dev: 'nic1', ofport: 1 }, { dev: 'nic2', ofport: 2 }, { dev: 'node-0', ofport: 1000 }, { dev: 'self-0', ofport: 1001 }, { dev: 'node-1', ofport: 1002 }, { dev: 'self-1', ofport: 1003 }]);
+    // Edges without a MAC are learnt by ARP on their NIC; the NICs' MACs are read where the op runs.
+    expect(op.learn.map((l) => `${l.ip}@${l.dev}`)).toEqual(settings().edges.map((e) => `${e.ip}@${e.iface}`));
+    expect(op.flows.filter((f) => f.startsWith('priority=128,')).every((f) => /mod_dl_src:\{mac:nic\d\},mod_dl_dst:\{mac:[\d.]+\}/.test(f))).toBe(true);
+    expect(op.flows.filter((f) => f.startsWith('priority=32668,'))).toHaveLength(3);
+    // The switch is the last of the kernel ops: after every device it takes as a port.
+    expect(ops.findIndex((o) => o.op === 'ovs')).toBeGreaterThan(ops.findLastIndex((o) => o.op === 'veth' || o.op === 'adopt' || o.op === 'route'));
+    expect(ops.filter((o) => o.op === 'sysctl' && o.ns === 'nm-root' && o.key === 'net.ipv4.ip_forward').map((o) => (o.op === 'sysctl' ? o.value : ''))).toEqual(['0']);
+    const linux = compileNetmirage(small(), settings({ nics })).plan.hosts[0]?.ops ?? [];
+    expect(linux.filter((o) => o.op === 'ovs')).toEqual([]);
+  });
+
   it('adopts each NIC first and keeps the root switch out of `-r init` namespaces it does not own', () => {
     const ops = compileNetmirage(small(), settings({ nics })).plan.hosts[0]?.ops ?? [];
     expect(ops.findIndex((o) => o.op === 'adopt')).toBeLessThan(ops.findIndex((o) => o.op === 'veth'));

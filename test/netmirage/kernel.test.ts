@@ -5,7 +5,7 @@
  * destroyed, and real builds of the shipped GraphML files. Root only; each script cleans up and checks that it did.
  */
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -130,6 +130,71 @@ describe.skipIf(why !== undefined)('netmirage on this kernel', () => {
       spawnSync('ip', ['netns', 'del', core]);
     }
   }, 180_000);
+
+  it.skipIf(!has('ovs-vswitchd'))('an OVS build killed once its switch runs (SIGKILL) leaves nothing after --destroy: no OVS daemon, no OVS file but its logs, the NIC restored', async () => {
+    const core = 'nmtest-ovskill';
+    const prefix = 'nmtest-ok-';
+    const ovsDir = `/tmp/nmtest-ovskill-${process.pid}`;
+    spawnSync('ip', ['netns', 'add', core]);
+    try {
+      for (const k of ['all', 'default']) spawnSync('ip', ['netns', 'exec', core, 'sysctl', '-q', '-w', `net.ipv6.conf.${k}.disable_ipv6=1`]);
+      spawnSync('ip', ['-n', core, 'link', 'add', 'nic1', 'type', 'veth', 'peer', 'name', 'peer1']);
+      spawnSync('ip', ['-n', core, 'addr', 'add', '198.51.100.1/30', 'dev', 'nic1']);
+      for (const d of ['lo', 'nic1', 'peer1']) spawnSync('ip', ['-n', core, 'link', 'set', d, 'up']);
+      await new Promise((res) => setTimeout(res, 300));
+      const snap = () => ['addr', 'rule', 'route show table all'].map((a) => spawnSync('sh', ['-c', `ip -n ${core} ${a}`], { encoding: 'utf8' }).stdout.replace(/@if\d+/g, '').replace(/NO-CARRIER,/g, '').replace(/ state \S+ /g, ' ')).join('\n');
+      const before = snap();
+      // The edge's MAC given: the build does not wait for an ARP answer.
+      const child = spawn('nsenter', [`--net=/run/netns/${core}`, '--', 'node', 'packages/netmirage/dist/bin/netmirage-core.js', '-p', prefix, '--client-node', 'client', '--switch', 'ovs', '--ovs-dir', ovsDir, '-e', '198.51.100.2,iface=nic1,mac=02:00:00:00:00:02', '--without-delay', '-q', '-f', 'test/netmirage/twelve.graphml'], { cwd: root, stdio: 'ignore' });
+      const t0 = Date.now();
+      while (Date.now() - t0 < 60_000 && !existsSync(`${ovsDir}/ovs-vswitchd.pid`)) await new Promise((res) => setTimeout(res, 5));
+      child.kill('SIGKILL');
+      await new Promise((res) => child.once('exit', res));
+      // The daemons run on without the core that started them.
+      expect(spawnSync('pgrep', ['-f', `${ovsDir}/ovsdb-server`]).status).toBe(0);
+      const d = spawnSync('nsenter', [`--net=/run/netns/${core}`, '--', 'node', 'packages/netmirage/dist/bin/netmirage-core.js', '-d', '-p', prefix], { cwd: root, encoding: 'utf8' });
+      expect(d.stderr).toBe('');
+      expect(d.status).toBe(0);
+      expect(spawnSync('pgrep', ['-f', ovsDir]).status).toBe(1);
+      expect(existsSync(ovsDir) ? readdirSync(ovsDir).filter((f) => !f.endsWith('.log')) : []).toEqual([]);
+      expect(readdirSync('/run/netns').filter((n) => n.startsWith(prefix))).toEqual([]);
+      expect(snap()).toBe(before);
+    } finally {
+      spawnSync('ip', ['netns', 'del', core]);
+      spawnSync('rm', ['-rf', ovsDir]);
+    }
+  }, 180_000);
+
+  it('netmirage-edge killed midway (SIGKILL) is restored exactly by --remove: its lab\'s journal puts back the local rule and removes the rest', async () => {
+    const edge = 'nmtest-edgekill';
+    spawnSync('ip', ['netns', 'add', edge]);
+    try {
+      for (const k of ['all', 'default']) spawnSync('ip', ['netns', 'exec', edge, 'sysctl', '-q', '-w', `net.ipv6.conf.${k}.disable_ipv6=1`]);
+      spawnSync('ip', ['-n', edge, 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', 'peer1']);
+      spawnSync('ip', ['-n', edge, 'addr', 'add', '198.51.100.2/30', 'dev', 'eth1']);
+      for (const d of ['lo', 'eth1', 'peer1']) spawnSync('ip', ['-n', edge, 'link', 'set', d, 'up']);
+      await new Promise((res) => setTimeout(res, 300));
+      const snap = () => ['addr', 'rule', 'route show table all'].map((a) => spawnSync('sh', ['-c', `ip -n ${edge} ${a}`], { encoding: 'utf8' }).stdout.replace(/@if\d+/g, '')).join('\n');
+      const before = snap();
+      const ino = spawnSync('stat', ['-L', '-c', '%i', `/run/netns/${edge}`], { encoding: 'utf8' }).stdout.trim();
+      const state = `/run/dune/netmirage-edge-eth1-${ino}/state.json`;
+      // 65,534 addresses: long enough to be killed in the middle of.
+      const child = spawn('nsenter', [`--net=/run/netns/${edge}`, '--', 'node', 'packages/netmirage/dist/bin/netmirage-edge.js', 'eth1', '198.51.100.1', '10.0.0.0/16', 'max'], { cwd: root, stdio: 'ignore' });
+      const t0 = Date.now();
+      while (Date.now() - t0 < 60_000 && !/inet 10\.0\./.test(spawnSync('ip', ['-n', edge, '-4', 'addr', 'show', 'dev', 'eth1'], { encoding: 'utf8' }).stdout)) await new Promise((res) => setTimeout(res, 2));
+      child.kill('SIGKILL');
+      await new Promise((res) => child.once('exit', res));
+      expect(existsSync(state) ? (JSON.parse(readFileSync(state, 'utf8')) as { phase: string }).phase : 'none').toBe('applying');
+      expect(snap()).not.toBe(before);
+      const r = spawnSync('nsenter', [`--net=/run/netns/${edge}`, '--', 'node', 'packages/netmirage/dist/bin/netmirage-edge.js', '--remove', 'eth1'], { cwd: root, encoding: 'utf8' });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(snap()).toBe(before);
+      expect(existsSync(state)).toBe(false);
+    } finally {
+      spawnSync('ip', ['netns', 'del', edge]);
+    }
+  }, 120_000);
 
   it('destroys what it built when building fails (OVS switch, an edge that never answers ARP)', () => {
     const core = 'nmtest-rollback';

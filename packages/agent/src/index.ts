@@ -49,4 +49,4 @@ export * from './netlink/rule.js';
 export { dumpLinks, withNsSocket, linkByName } from './status.js';
 export { openNsFd } from './netns.js';
 export * from './daemon/index.js';
-export { opKinds, kindOfOp, opKind, deleteIfThere, type OpKindDef, type ApplyStage, type UndoHook, type LinkStage, type SocketStage, type ApplyContext, type OpCounter } from './ops/index.js';
+export { opKinds, kindOfOp, releaseOps, opKind, deleteIfThere, type OpKindDef, type ApplyStage, type UndoHook, type LinkStage, type SocketStage, type ApplyContext, type OpCounter } from './ops/index.js';

@@ -6,7 +6,7 @@
  */
 import type { Op } from '@dune/compiler';
 import { ApplyError, describeOp, emptyJournal } from './errors.js';
-import { kindOfOp } from './ops/index.js';
+import { kindOfOp, releaseOps } from './ops/index.js';
 import { describeAck, NlSocket } from './netlink/socket.js';
 import { deleteNamespaces, nsPath } from './netns.js';
 import { dumpLinks } from './status.js';
@@ -20,7 +20,7 @@ export async function removeKernelOps(ops: readonly Op[], opts: { lab?: string }
   const byNs = new Map<string, Op[]>();
   // Adopted interfaces go back before anything else of their namespace goes; the host's own
   // namespace ("") is undone by undoHostOps.
-  const hostErrs = [...releaseAdopted(ops), ...undoHostOps(ops)];
+  const hostErrs = [...(await releaseOps(ops)), ...releaseAdopted(ops), ...undoHostOps(ops)];
   if (hostErrs.length > 0) throw new ApplyError(hostErrs.join('; '), { errno: 0, journal: emptyJournal() });
   for (const op of ops) {
     if ('ns' in op && op.ns === '') continue;

@@ -10,8 +10,8 @@
  * What the Plan cannot say (routing tables other than main, policy rules, the edge NIC that
  * is moved into the root namespace) is returned beside it, as data, for the runtime.
  *
- * The root switch (Linux-native policy routing, or Open vSwitch) is the runtime's business;
- * the addresses and names both use are fixed here.
+ * The root switch is in the plan too: Linux-native policy routing (rules and routes in
+ * tables), or a private Open vSwitch (one `ovs` op: its daemons, bridge, ports and flows).
  */
 import type { Diagnostic, Impairment, Topology } from '@dune/topology';
 import { Diagnostics, sortDiagnostics, TopologyError } from '@dune/topology';
@@ -19,7 +19,7 @@ import { blockSize, carve, formatAddr, formatNetwork, overlaps, parseAddr, parse
 import { compileWithDiagnostics } from './compile.js';
 import { ifAlias, labName, nodeKeys, validIfName } from './naming.js';
 import { hasImpairment, ifaceRpFilterKey } from './ops.js';
-import type { AdoptOp, Op, Plan } from './plan.js';
+import type { AdoptOp, Op, OvsOp, Plan } from './plan.js';
 
 export const NETMIRAGE_SWITCHES = ['linux', 'ovs'] as const;
 export type NetmirageSwitch = (typeof NETMIRAGE_SWITCHES)[number];
@@ -75,7 +75,14 @@ export interface NetmirageSettings {
    * An interface not listed is adopted with nothing saved (a dry run without it).
    */
   nics?: { name: string; saved: AdoptOp['saved'] }[];
+  /** The private Open vSwitch of `switch: 'ovs'`: its directory (db, sockets, pids, logs) and schema. */
+  ovs?: { dir: string; schema: string };
 }
+
+export const OVS_DEFAULTS = { dir: '/tmp/netmirage', schema: '/usr/share/openvswitch/vswitch.ovsschema' } as const;
+export const OVS_BRIDGE = 'netmirage-br0';
+/** The MAC the OVS switch answers with for the root IP. */
+export const OVS_ROOT_MAC = '02:4e:ff:00:00:01';
 
 export interface NetmirageClient {
   node: string;
@@ -186,7 +193,7 @@ function mac(kind: number, i: number): string {
 }
 
 const KIND_RANK: Record<Op['op'], number> = {
-  netns: 0, adopt: 0.5, veth: 1, vxlan: 1, bridge: 1, enslave: 2, addr: 3, up: 4, sysctl: 5, impair: 6, nft: 6, route: 7, rule: 7.5, file: 8, exec: 9, process: 10,
+  netns: 0, adopt: 0.5, ovs: 7.7, withdraw: 7.6, veth: 1, vxlan: 1, bridge: 1, enslave: 2, addr: 3, up: 4, sysctl: 5, impair: 6, nft: 6, route: 7, rule: 7.5, file: 8, exec: 9, process: 10,
 };
 
 /** What NetMirage sets in every namespace (reference 4.4 step 3), beyond dune's router sysctls. */
@@ -376,7 +383,10 @@ export function compileNetmirage(topo: Topology, s: NetmirageSettings): Netmirag
   // The root namespace.
   if (rootNs !== null) ops.push({ op: 'netns', ns: rootNs, node: 'root', alias: ifAlias(lab, 'root', 'lo') }, { op: 'up', ns: rootNs, dev: 'lo' });
   // In `init` mode the root is the core's own namespace: forward, but leave its IPv6 alone.
-  for (const [key, value] of NETMIRAGE_SYSCTLS) if (rootNs !== null || !key.includes('ipv6')) ops.push({ op: 'sysctl', ns: rootNsOp, key, value });
+  // With Open vSwitch, the root's kernel must not route what the switch carries.
+  for (const [key, value] of NETMIRAGE_SYSCTLS) {
+    if (rootNs !== null || !key.includes('ipv6')) ops.push({ op: 'sysctl', ns: rootNsOp, key, value: s.switch === 'ovs' && key === 'net.ipv4.ip_forward' ? '0' : value });
+  }
   if (s.switch === 'linux') ops.push({ op: 'addr', ns: rootNsOp, dev: 'lo', cidr: `${rootIp}/32` });
 
   // Client nodes: root and self links, shaping, the way back to the edges.
@@ -451,6 +461,7 @@ export function compileNetmirage(topo: Topology, s: NetmirageSettings): Netmirag
       );
     }
   }
+  if (s.switch === 'ovs' && rootNs !== null) ops.push(ovsOp(s, rootNs, rootIp, ifaces, clients, vsub));
   // In each client: traffic for its own subnet that arrives on `self` goes back out by `self`.
   for (const c of clients) {
     ops.push(
@@ -503,6 +514,58 @@ export function compileNetmirage(topo: Topology, s: NetmirageSettings): Netmirag
     pools: { nodeV4: nodePool, linkV4: linkPool },
     diagnostics: sortDiagnostics([...diags.items, ...compiled.diagnostics]),
   };
+}
+
+function hex(ip: string): string {
+  return `0x${ip.split('.').map((b) => Number(b).toString(16).padStart(2, '0')).join('')}`;
+}
+
+/** A flow answering ARP requests for `ip` with `mac` (a MAC, or a token `{mac:DEV}`: `{machex:DEV}` is its 0x form). */
+function arpResponder(ip: string, mac: string): string {
+  const asHex = mac.startsWith('{mac:') ? `{machex:${mac.slice(5)}` : `0x${mac.replace(/:/g, '')}`;
+  return (
+    `priority=32668,arp,arp_op=1,arp_tpa=${ip},actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],mod_dl_src:${mac},load:0x2->NXM_OF_ARP_OP[],` +
+    `move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],load:${asHex}->NXM_NX_ARP_SHA[],load:${hex(ip)}->NXM_OF_ARP_SPA[],in_port`
+  );
+}
+
+/**
+ * The Open vSwitch root switch (reference 4.4 steps 3 and 7). Ports with fixed numbers: the
+ * NICs from 1, client i's node-<i> at 1000+2i and self-<i> at 1001+2i. Flows (all else is
+ * dropped: the table starts empty):
+ *   32668  ARP requests for a core NIC address or the root IP → answered by the switch
+ *   16384  ip, in_port=NIC, from S_c to S_c → dl_dst = client's self MAC, out self-<c>
+ *    8192  ip, in_port=NIC, from S_c        → dl_dst = client's root MAC, out node-<c>
+ *    1000  in_port=NIC                      → drop (no edge-to-edge shortcut)
+ *     128  ip, to an edge's vsubnet         → dl_src = NIC MAC, dl_dst = edge MAC, out NIC
+ */
+function ovsOp(s: NetmirageSettings, rootNs: string, rootIp: string, ifaces: readonly string[], clients: readonly NetmirageClient[], vsub: readonly Prefix[]): OvsOp {
+  const port = new Map<string, number>();
+  ifaces.forEach((n, i) => port.set(n, i + 1));
+  for (const c of clients) {
+    port.set(c.rootDev, 1000 + 2 * c.index);
+    port.set(c.selfDev, 1001 + 2 * c.index);
+  }
+  const flows: string[] = [];
+  for (const dev of ifaces) {
+    for (const a of s.nics?.find((n) => n.name === dev)?.saved.addrs ?? []) if (!a.includes(':')) flows.push(arpResponder(a.split('/')[0] as string, `{mac:${dev}}`));
+  }
+  flows.push(arpResponder(rootIp, OVS_ROOT_MAC));
+  const ifaceOf = (i: number) => (s.edges[i]?.iface ?? s.iface) as string;
+  for (const c of clients) {
+    const nicPort = port.get(ifaceOf(c.edge)) as number;
+    flows.push(`priority=16384,ip,in_port=${nicPort},nw_src=${c.subnet},nw_dst=${c.subnet},actions=mod_dl_dst:${c.clientSelfMac},output:${port.get(c.selfDev)}`);
+    flows.push(`priority=8192,ip,in_port=${nicPort},nw_src=${c.subnet},actions=mod_dl_dst:${c.clientRootMac},output:${port.get(c.rootDev)}`);
+  }
+  for (const n of ifaces) flows.push(`priority=1000,in_port=${port.get(n)},actions=drop`);
+  const learn: OvsOp['learn'] = [];
+  s.edges.forEach((e, i) => {
+    const dev = ifaceOf(i);
+    if (e.mac === undefined) learn.push({ ip: e.ip, dev });
+    flows.push(`priority=128,ip,nw_dst=${formatNetwork(vsub[i] as Prefix)},actions=mod_dl_src:{mac:${dev}},mod_dl_dst:${e.mac?.toLowerCase() ?? `{mac:${e.ip}}`},output:${port.get(dev)}`);
+  });
+  const o = s.ovs ?? OVS_DEFAULTS;
+  return { op: 'ovs', ns: rootNs, dir: o.dir, schema: o.schema, bridge: OVS_BRIDGE, datapath: 'netdev', ports: [...port].map(([dev, ofport]) => ({ dev, ofport })), learn, flows };
 }
 
 /** The edge command as one printable line (NetMirage's format, reference 4.2). */

@@ -78,6 +78,8 @@ export interface AddrOp {
   dev: string;
   /** Address with prefix length: `10.0.0.1/31`, `fd00::1/127`. */
   cidr: string;
+  /** No prefix route for it (IFA_F_NOPREFIXROUTE: NetMirage's edge addresses). */
+  noPrefixRoute?: true;
 }
 
 export interface LinkUpOp {
@@ -143,6 +145,41 @@ export interface AdoptOp {
   ns: string;
   dev: string;
   saved: { mtu: number; up: boolean; addrs: string[]; routes: SavedRoute[] };
+}
+
+/**
+ * A private Open vSwitch (NetMirage's OVS root switch): its own ovsdb-server and
+ * ovs-vswitchd, both run inside `ns` with their database, sockets, pids and logs under
+ * `dir` (never the system's instance), one bridge on the userspace datapath with fixed port
+ * numbers and a flow table that starts empty (fail-mode secure). In `flows`, `{mac:DEV}` is
+ * the MAC of device DEV of `ns` and `{mac:IP}` the MAC of neighbour IP, learnt by ARP through
+ * the device `learn` names for it (`{machex:…}`: the same as 0x and 12 hex digits): both
+ * known only on the host, when the op is applied.
+ */
+export interface OvsOp {
+  op: 'ovs';
+  ns: string;
+  dir: string;
+  /** The ovsdb schema the database is created from. */
+  schema: string;
+  bridge: string;
+  datapath: 'netdev';
+  ports: { dev: string; ofport: number }[];
+  /** Neighbours whose MAC the flows use, and the device each answers on. */
+  learn: { ip: string; dev: string }[];
+  flows: string[];
+}
+
+/**
+ * A rule or a route that was there before the lab, taken away while the lab runs and put
+ * back exactly (as read) when it goes: NetMirage's edge moves `lookup local` from priority 0
+ * and drops the main table's route to its vsubnet.
+ */
+export interface WithdrawOp {
+  op: 'withdraw';
+  ns: string;
+  rule?: { family: 'inet' | 'inet6'; priority: number; table: number; src?: string; dst?: string; iif?: string; oif?: string; protocol?: number };
+  route?: SavedRoute & { dev: string };
 }
 
 export interface SysctlOp {
@@ -256,6 +293,8 @@ export type Op =
   | SysctlOp
   | RuleOp
   | AdoptOp
+  | OvsOp
+  | WithdrawOp
   | ImpairOp
   | NftOp
   | FileOp

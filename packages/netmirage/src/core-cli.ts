@@ -5,10 +5,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { GRAPHML_UNITS, DuneError, choicesHint, parseGraphml, type GraphmlUnits } from '@dune/topology';
-import { NETMIRAGE_ROOT_NS, NETMIRAGE_SWITCHES, NETNS_PREFIX_RE, serializePlan, summarizePlan, type NetmirageEdgeSpec, type NetmirageRootNs, type NetmirageSwitch } from '@dune/compiler';
+import { NETMIRAGE_ROOT_NS, NETMIRAGE_SWITCHES, NETNS_PREFIX_RE, OVS_DEFAULTS, serializePlan, summarizePlan, type NetmirageEdgeSpec, type NetmirageRootNs, type NetmirageSwitch } from '@dune/compiler';
 import { requireRoot } from '@dune/agent';
 import { buildCore, destroyCore } from './core.js';
-import { OVS_DEFAULTS } from './ovs.js';
+
 import { iniBool, readSetupFile, type IniFile } from './setup-file.js';
 import { LOG_LEVELS, makeLog, type LogLevel } from './util.js';
 import { type Io, stdio, runProgram } from './io.js';
@@ -179,8 +179,8 @@ Examples:
 
     if (bool('destroy')) {
       requireRoot('netmirage-core --destroy');
-      const r = await destroyCore(prefix, { ovs, log, ssh });
-      log('info', `destroyed ${r.namespaces} namespaces${r.ovsStopped ? ', stopped Open vSwitch' : ''}`);
+      const r = await destroyCore(prefix, { log, ssh });
+      log('info', `destroyed ${r.namespaces} namespaces`);
       return;
     }
 

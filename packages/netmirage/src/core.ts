@@ -3,14 +3,15 @@
  *
  *   destroy the previous network (unless --keep) ─► read the edge-facing NICs (addresses,
  *   routes, MTU) ─► compile: one plan, the NICs' `adopt` ops carrying what they had, the
- *   root switch's rules and routes, the self links ─► the agent's lab up (journal, probe,
- *   backends: netem or the userspace engine for delay, rollback) ─► Open vSwitch, when it
- *   is the switch ─► edges over SSH ─► edge commands
+ *   root switch (rules and routes in tables, or one `ovs` op: a private Open vSwitch, its
+ *   ports and flows), the self links ─► the agent's lab up (journal, probe, backends: netem
+ *   or the userspace engine for delay, rollback) ─► edges over SSH ─► edge commands
  *
  * The network is a lab like any other (`netmirage-<prefix>`, see `dune status`): the agent
- * journals it and its down removes it, the NICs moved back with what they had. What a plan
- * cannot hold, the private Open vSwitch and the edges configured over SSH, is recorded in
- * /run/netmirage/<prefix>.json and undone first.
+ * journals it and its down removes it, the NICs moved back with what they had, the Open
+ * vSwitch stopped. The one thing a plan of this host cannot hold, the edges configured on
+ * other machines over SSH, is recorded in /run/netmirage/<prefix>.json (written only when
+ * there are such edges) and undone first.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,7 +28,6 @@ import {
 } from '@dune/compiler';
 import { downLab, upLab, type HostEvent } from '@dune/transport';
 import { DuneError, type Topology } from '@dune/topology';
-import { ovsDestroy, ovsStart, ovsConfigure, type OvsOptions } from './ovs.js';
 import { configureSshEdge, removeSshEdge, type SshEdge, type SshEdgeOptions } from './ssh-edges.js';
 import { removeIfEmpty, type Log } from './util.js';
 
@@ -45,15 +45,22 @@ export interface SavedIface {
   routes: SavedRoute[];
 }
 
-/** What the lab's plan cannot hold: the private Open vSwitch and the edges configured over SSH. */
+/** The private Open vSwitch's directory and schema (--ovs-dir, --ovs-schema). */
+export interface OvsOptions {
+  dir: string;
+  schema: string;
+}
+
+/**
+ * What the lab's plan cannot hold: the edges configured on other machines over SSH (the
+ * agent here has no SSH client; the core is their controller). Written only when there are some.
+ */
 export interface CoreState {
-  version: 2;
+  version: 3;
   prefix: string;
   lab: string;
-  switch: NetmirageSettings['switch'];
-  ovsDir?: string;
   /** Edges configured over SSH, undone by destroy; with the remote netmirage-edge to use. */
-  sshEdges?: SshEdge[];
+  sshEdges: SshEdge[];
   edgeBin?: string;
   knownHostsFile?: string;
 }
@@ -73,8 +80,8 @@ function readState(prefix: string, dir: string): CoreState | undefined {
   const p = coreStatePath(prefix, dir);
   if (!existsSync(p)) return undefined;
   const s = JSON.parse(readFileSync(p, 'utf8')) as Partial<CoreState>;
-  // A version 1 file (the core before the lab engine) has the same SSH and OVS fields.
-  return { version: 2, prefix, lab: s.lab ?? netmirageLab(prefix), switch: s.switch ?? 'linux', ...s } as CoreState;
+  // Earlier versions have the same SSH fields (and OVS ones: their switch is the lab's now).
+  return { prefix, lab: s.lab ?? netmirageLab(prefix), ...s, version: 3, sshEdges: s.sshEdges ?? [] } as CoreState;
 }
 
 /** An interface in `ns` (null: ours) with its addresses and non-kernel routes. */
@@ -121,7 +128,7 @@ function coreIpFor(edgeIp: string, nic: SavedIface | undefined): string | undefi
 }
 
 /** Compiles with the NICs' real MTU, subnets and configuration; fills each edge command's core IP when -I is absent. */
-export function planCore(o: Pick<BuildOptions, 'topology' | 'settings'>, nics: Map<string, SavedIface>): { nm: NetmiragePlan; edgeLines: string[] } {
+export function planCore(o: Pick<BuildOptions, 'topology' | 'settings' | 'ovs'>, nics: Map<string, SavedIface>): { nm: NetmiragePlan; edgeLines: string[] } {
   const mtus = new Set([...nics.values()].map((n) => n.mtu));
   if (mtus.size > 1) {
     throw new DuneError('mtu-mismatch', `the edge-facing interfaces have different MTUs (${[...nics.values()].map((n) => `${n.name} ${n.mtu}`).join(', ')})`, { hint: 'give them one MTU' });
@@ -131,6 +138,7 @@ export function planCore(o: Pick<BuildOptions, 'topology' | 'settings'>, nics: M
     avoid: [...nics.values()].flatMap((n) => n.addrs.filter((a) => !a.includes(':'))),
     nics: [...nics.values()].map((n) => ({ name: n.name, saved: { mtu: n.mtu, up: n.up, addrs: n.addrs, routes: n.routes } })),
   };
+  if (o.settings.switch === 'ovs') settings.ovs = o.ovs;
   const mtu = [...mtus][0];
   if (mtu !== undefined) settings.mtu = mtu;
   const nm = compileNetmirage(o.topology, settings);
@@ -176,7 +184,7 @@ export async function buildCore(o: BuildOptions): Promise<BuildResult> {
 
   warnPrivateMounts(log);
   if (!o.keep) {
-    const d = await destroyCore(prefix, { ovs: o.ovs, log, stateDir: dir, ...(o.ssh ? { ssh: o.ssh } : {}) });
+    const d = await destroyCore(prefix, { log, stateDir: dir, ...(o.ssh ? { ssh: o.ssh } : {}) });
     if (d.namespaces > 0) log('info', `destroyed the previous network: ${d.namespaces} namespaces`);
   }
   const nics = new Map<string, SavedIface>();
@@ -199,26 +207,20 @@ export async function buildCore(o: BuildOptions): Promise<BuildResult> {
     throw new DuneError('network-exists', `the namespace ${rootNs} already exists`, { hint: `destroy the old network first: netmirage-core -d -p ${prefix}` });
   }
 
-  const state: CoreState = { version: 2, prefix, lab: nm.lab, switch: o.settings.switch };
-  if (o.settings.switch === 'ovs') state.ovsDir = o.ovs.dir;
-  writeState(state, dir);
   let backend: Record<string, string> = {};
   try {
     log('info', `building ${nm.plan.stats['nodes']} nodes (${nm.clients.length} clients), ${nm.plan.stats['links']} links: ${host.ops.length} operations`);
     // The lab engine's up: it checks every impairment against this kernel (netem, or the
     // userspace engine for delay and jitter where netem is missing) before building, and
-    // rolls back on failure (the NICs moved back).
+    // rolls back on failure (the NICs moved back, the Open vSwitch stopped).
     const up = await upLab(nm.plan, { onEvent: logEvent(log) });
     backend = up.hosts[0]?.result.backend ?? {};
-    if (o.settings.switch === 'ovs') {
-      await ovsStart(o.ovs, nm, log);
-      await ovsConfigure(o.ovs, nm, [...nics.values()], log);
-    }
+    const sw = host.ops.find((op) => op.op === 'ovs');
+    if (sw?.op === 'ovs') log('info', `private Open vSwitch in ${sw.dir}: ${sw.bridge} (datapath ${sw.datapath}), ${sw.ports.length} ports, ${sw.flows.length} flows`);
     const viaSsh = o.settings.edges.map((spec, i) => [spec, nm.edges[i]] as const).filter(([spec]) => spec.ssh !== undefined);
     if (viaSsh.length > 0) {
       const ssh = o.ssh ?? { edgeBin: 'netmirage-edge' };
-      state.sshEdges = [];
-      state.edgeBin = ssh.edgeBin;
+      const state: CoreState = { version: 3, prefix, lab: nm.lab, sshEdges: [], edgeBin: ssh.edgeBin };
       if (ssh.knownHostsFile !== undefined) state.knownHostsFile = ssh.knownHostsFile;
       for (const [spec, edge] of viaSsh) {
         const argv = edge?.command ?? [];
@@ -232,7 +234,7 @@ export async function buildCore(o: BuildOptions): Promise<BuildResult> {
   } catch (e) {
     log('error', `building failed (${(e as Error).message}); destroying what was built`);
     try {
-      await destroyCore(prefix, { ovs: o.ovs, log, stateDir: dir, ...(o.ssh ? { ssh: o.ssh } : {}) });
+      await destroyCore(prefix, { log, stateDir: dir, ...(o.ssh ? { ssh: o.ssh } : {}) });
     } catch (d) {
       log('error', `destroying failed too: ${(d as Error).message}; run netmirage-core -d -p ${prefix}`);
     }
@@ -285,17 +287,16 @@ export interface DestroyResult {
   namespaces: number;
   /** Namespaces with the prefix that are not this network's: left alone. */
   foreign: string[];
-  ovsStopped: boolean;
 }
 
 /**
- * Removes the network with this prefix: the edges configured over SSH, the private Open
- * vSwitch, then the lab (the agent's down: processes, the userspace engine, the NICs moved
+ * Removes the network with this prefix: the edges configured over SSH, then the lab (the
+ * agent's down: processes, the private Open vSwitch, the userspace engine, the NICs moved
  * back with what they had, the namespaces). Without a journal (never built, or removed
  * already), namespaces `<prefix>*` carrying the lab's mark are still found and deleted.
  * Idempotent.
  */
-export async function destroyCore(prefix: string, o: { ovs: OvsOptions; log: Log; stateDir?: string; ssh?: Omit<SshEdgeOptions, 'edgeBin'> }): Promise<DestroyResult> {
+export async function destroyCore(prefix: string, o: { log: Log; stateDir?: string; ssh?: Omit<SshEdgeOptions, 'edgeBin'> }): Promise<DestroyResult> {
   const dir = o.stateDir ?? CORE_STATE_DIR;
   const state = readState(prefix, dir);
   const lab = state?.lab ?? netmirageLab(prefix);
@@ -309,7 +310,6 @@ export async function destroyCore(prefix: string, o: { ovs: OvsOptions; log: Log
       if (!/edge-not-configured|no netmirage-edge state/.test((err as Error).message)) errors.push(`edge ${e.ip} over SSH: ${(err as Error).message}`);
     }
   }
-  const ovsStopped = await ovsDestroy(state?.ovsDir ?? o.ovs.dir, o.log);
   const d = await downLab({ lab, hosts: [{ phynode: 'local', target: {} }], nodes: {} }, { onEvent: logEvent(o.log) });
   const r = d.hosts[0]?.result;
   let namespaces = r?.namespaces ?? 0;
@@ -326,5 +326,5 @@ export async function destroyCore(prefix: string, o: { ovs: OvsOptions; log: Log
   }
   rmSync(coreStatePath(prefix, dir), { force: true });
   removeIfEmpty(dir);
-  return { namespaces, foreign, ovsStopped };
+  return { namespaces, foreign };
 }

@@ -6,7 +6,9 @@ import { writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { DuneError, choicesHint } from '@dune/topology';
 import { requireRoot } from '@dune/agent';
-import { EDGE_DEFAULTS, edgeAdd, edgeRemove, readEdgeState, type EdgeArgs } from './edge.js';
+import { listLabs } from '@dune/agent';
+import type { Op } from '@dune/compiler';
+import { EDGE_DEFAULTS, edgeAdd, edgeLab, edgeRemove, type EdgeArgs } from './edge.js';
 import { readSetupFile } from './setup-file.js';
 import { LOG_LEVELS, makeLog, type LogLevel } from './util.js';
 import { type Io, stdio, runProgram } from './io.js';
@@ -89,17 +91,18 @@ Examples:
 
     requireRoot('netmirage-edge');
     if (remove) {
-      const saved = readEdgeState(dev);
-      if (saved === undefined && val('core-ip') === undefined) {
+      const configured = listLabs().includes(edgeLab(dev));
+      if (!configured && val('core-ip') === undefined) {
         throw new DuneError('edge-not-configured', `netmirage-edge has no saved state for ${dev}: nothing to remove`, {
           hint: 'if it was configured by an older run without state, give the original arguments after --remove',
         });
       }
-      const state = edgeRemove(dev, saved === undefined ? { args: full(), log: (m) => log('info', m) } : { log: (m) => log('info', m) });
-      log('info', `removed ${state.addrs.length} addresses, ${state.routesAdded.length} routes and ${state.rulesAdded.length} rules from ${dev}`);
+      const r = await edgeRemove(dev, configured ? { log: (m) => log('info', m) } : { args: full(), log: (m) => log('info', m) });
+      const n = (k: Op['op']) => r.ops.filter((o) => o.op === k).length;
+      log('info', `removed ${n('addr')} addresses, ${n('route')} routes and ${n('rule')} rules from ${dev}, put back ${n('withdraw')} (lab ${r.lab})`);
       return;
     }
-    const r = edgeAdd(full(), { log: (m) => log('info', m) });
+    const r = await edgeAdd(full(), { log: (m) => log('info', m) });
     log('info', `${r.ips.length} application addresses on ${dev}`);
     const ipFile = val('ip-file');
     if (ipFile !== undefined) {

@@ -6,37 +6,35 @@
  *   `lookup local` moved from pref 0 to OTHER (the new rule first: connectivity is never
  *   lost) ─► IN `to VSUBNET iif IFACE lookup local`, OUT `lookup T`
  *
- * Every change is written to /run/netmirage-edge/<iface>.json before it is made, so
- * `--remove` (or the automatic undo of a failed add) restores exactly what was there,
- * without the original arguments.
+ * Every change is an op of a small lab's plan (edgeOps), applied and journaled by the agent
+ * in the host's namespace, so `--remove` (the lab's down, or the agent's rollback of a failed
+ * add) restores exactly what was there, without the original arguments.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
 import {
-  addrMsg,
   dumpLinks,
   getAddrDump,
   getRouteDump,
   getRuleDump,
   linkByName,
+  listLabs,
   NetlinkError,
   NlSocket,
-  ourRoute,
   parseAddrMsg,
   parseRule,
   parseTableRoute,
+  labPlan,
+  releaseOps,
   RT_TABLE_LOCAL,
   RT_TABLE_MAIN,
   ruleMsg,
-  tableRouteMsg,
+  undoHostOps,
   type Rule,
-  type TableRoute,
 } from '@dune/agent';
-import { cidr } from '@dune/compiler';
+import { cidr, PLAN_FORMAT, type Op, type Plan, type SavedRoute, type WithdrawOp } from '@dune/compiler';
+import { downLab, upLab, type HostEvent } from '@dune/transport';
 import { DuneError } from '@dune/topology';
-import { bitsFor, removeIfEmpty } from './util.js';
-
-export const EDGE_STATE_DIR = '/run/netmirage-edge';
+import { bitsFor } from './util.js';
 /** More addresses than this from `max` is surely a mistake (a /8 would be 16 M addresses). */
 export const MAX_APPLICATIONS = 65_536;
 
@@ -56,24 +54,13 @@ export interface EdgeArgs {
 
 export const EDGE_DEFAULTS = { ruleIn: 5, ruleOut: 10, ruleOther: 15, tableId: 128 } as const;
 
-export interface EdgeState {
-  version: 1;
-  args: EdgeArgs;
-  phase: 'applying' | 'up';
-  /** Addresses added to IFACE (CIDR). */
-  addrs: string[];
-  routesAdded: TableRoute[];
-  routesDeleted: TableRoute[];
-  rulesAdded: Rule[];
-  rulesDeleted: Rule[];
-}
-
 /**
- * `<dir>/<iface>.json` in the host's own network namespace; in any other (an edge played by
- * a namespace, as in tests) the namespace's inode is added, so edges sharing /run do not
- * share state.
+ * The edge's configuration is a small lab of the agent's, `netmirage-edge-<iface>` (with the
+ * namespace's inode when the edge is not the host's own namespace: an edge played by a
+ * namespace, as in tests, shares /run/dune with the others), journaled in /run/dune/ like
+ * any lab: `--remove` is its down.
  */
-export function statePath(iface: string, dir = EDGE_STATE_DIR): string {
+export function edgeLab(iface: string): string {
   const ino = (p: string) => {
     try {
       return statSync(p).ino;
@@ -83,7 +70,8 @@ export function statePath(iface: string, dir = EDGE_STATE_DIR): string {
   };
   const own = ino('/proc/thread-self/ns/net');
   const init = ino('/proc/1/ns/net');
-  return join(dir, own === init || own === undefined ? `${iface}.json` : `${iface}@netns-${own}.json`);
+  const name = `netmirage-edge-${iface.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+  return own === init || own === undefined ? name : `${name}-${own}`;
 }
 
 function v4Prefix(text: string, what: string): cidr.Prefix {
@@ -139,44 +127,73 @@ export function validateEdgeArgs(a: EdgeArgs): void {
   if (a.clients !== undefined && (!Number.isInteger(a.clients) || a.clients < 1)) throw new DuneError('bad-argument', `-c/--clients ${a.clients} is not a positive number`, { hint: 'the number of core client nodes for this edge' });
 }
 
-function writeState(s: EdgeState, dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const p = statePath(s.args.iface, dir);
-  writeFileSync(`${p}.tmp`, JSON.stringify(s, null, 2) + '\n');
-  renameSync(`${p}.tmp`, p);
-}
-
-export function readEdgeState(iface: string, dir = EDGE_STATE_DIR): EdgeState | undefined {
-  const p = statePath(iface, dir);
-  if (!existsSync(p)) return undefined;
-  return JSON.parse(readFileSync(p, 'utf8')) as EdgeState;
-}
-
-/** One request, waited for. */
-function call(s: NlSocket, what: string, build: Parameters<NlSocket['call']>[0]): void {
-  s.call(build, what);
-}
-
 const sameRule = (a: Rule, b: Rule): boolean =>
   a.family === b.family && a.priority === b.priority && a.table === b.table && a.action === b.action && a.src === b.src && a.dst === b.dst && a.iif === b.iif && a.oif === b.oif;
 
-export interface EdgeResult {
-  ips: string[];
-  state: EdgeState;
+/** What the edge finds on this host before it changes anything: read only. */
+export interface EdgeHost {
+  /** Main-table routes to the vsubnet through IFACE (removed while the edge is configured). */
+  vsubnetRoutes: SavedRoute[];
+  /** The `lookup local` rule at priority 0, when there is one (moved to OTHER). */
+  local0?: Rule;
+  /** A `lookup local` rule at OTHER already. */
+  localOther: boolean;
 }
 
-export function edgeAdd(a: EdgeArgs, opts: { stateDir?: string; log?: (m: string) => void } = {}): EdgeResult {
-  validateEdgeArgs(a);
-  const dir = opts.stateDir ?? EDGE_STATE_DIR;
-  const log = opts.log ?? (() => undefined);
-  if (readEdgeState(a.iface, dir) !== undefined) {
-    throw new DuneError('edge-configured', `${a.iface} is already configured by netmirage-edge (${statePath(a.iface, dir)})`, { hint: `remove it first: netmirage-edge --remove ${a.iface}` });
-  }
-  const ips = appAddresses(a.vsubnet, a.applications, a.clients);
+function withdrawnRule(r: Rule): NonNullable<WithdrawOp['rule']> {
+  const out: NonNullable<WithdrawOp['rule']> = { family: r.family, priority: r.priority, table: r.table };
+  for (const k of ['src', 'dst', 'iif', 'oif'] as const) if (r[k] !== undefined) out[k] = r[k];
+  if (r.protocol !== undefined) out.protocol = r.protocol;
+  return out;
+}
+
+/**
+ * The edge's ops, in the host's namespace (ns ""), in the order they are applied: the
+ * addresses (/len, no prefix route), the vsubnet's main-table routes withdrawn, table T's
+ * routes via COREIP, `lookup local` at OTHER then withdrawn from 0 (local delivery never
+ * stops), the IN and OUT rules. The agent's down undoes them in reverse of what matters:
+ * withdrawn rules and routes back first, then the edge's own rules, routes and addresses.
+ */
+export function edgeOps(a: EdgeArgs, ips: readonly string[], host: EdgeHost): Op[] {
   const vs = v4Prefix(a.vsubnet, 'VSUBNET');
-  const len = vs.len;
+  const vsNet = cidr.formatNetwork(vs);
+  const ops: Op[] = ips.map((ip) => ({ op: 'addr', ns: '', dev: a.iface, cidr: `${ip}/${vs.len}`, noPrefixRoute: true }));
+  // The kernel's connected route for the vsubnet (when some address made one) would deliver
+  // app-to-app traffic locally instead of through the core.
+  for (const r of host.vsubnetRoutes) ops.push({ op: 'withdraw', ns: '', route: { ...r, dev: a.iface } });
+  const dsts = [vsNet, ...a.otherEdges.map((e) => cidr.formatNetwork(v4Prefix(e, '-e subnet')))].filter((d, i, all) => all.indexOf(d) === i);
+  for (const dst of dsts) ops.push({ op: 'route', ns: '', table: a.tableId, dst, via: a.coreIp, dev: a.iface });
+  if (host.local0 !== undefined) {
+    if (!host.localOther) ops.push({ op: 'rule', ns: '', priority: a.ruleOther, table: RT_TABLE_LOCAL });
+    ops.push({ op: 'withdraw', ns: '', rule: withdrawnRule(host.local0) });
+  }
+  ops.push({ op: 'rule', ns: '', priority: a.ruleIn, table: RT_TABLE_LOCAL, dst: vsNet, iif: a.iface }, { op: 'rule', ns: '', priority: a.ruleOut, table: a.tableId });
+  return ops;
+}
+
+/** The edge's plan: one host (this one), no namespace, its ops. */
+export function edgePlan(lab: string, ops: Op[]): Plan {
+  return {
+    format: PLAN_FORMAT,
+    lab,
+    nsPrefix: `dune.${lab}.`,
+    source: { file: 'netmirage-edge', format: 'netmirage-edge', sha256: '' },
+    nodes: [],
+    links: [],
+    hosts: [{ phynode: 'local', target: {}, nodes: [], ops }],
+    stats: { addrsV4: ops.filter((o) => o.op === 'addr').length, routesV4: ops.filter((o) => o.op === 'route').length, rules: ops.filter((o) => o.op === 'rule').length },
+  };
+}
+
+export interface EdgeResult {
+  ips: string[];
+  lab: string;
+  ops: Op[];
+}
+
+/** Reads the host and refuses what would clash (an interface missing, an address or a rule priority taken). */
+function readHost(a: EdgeArgs, ips: readonly string[]): EdgeHost {
   const s = NlSocket.open(null, 'edge');
-  const state: EdgeState = { version: 1, args: a, phase: 'applying', addrs: [], routesAdded: [], routesDeleted: [], rulesAdded: [], rulesDeleted: [] };
   try {
     const link = linkByName(s, a.iface);
     const links = new Map(dumpLinks(s).map((l) => [l.index, l.name]));
@@ -190,142 +207,103 @@ export function edgeAdd(a: EdgeArgs, opts: { stateDir?: string; log?: (m: string
       const clash = rules.find((r) => r.priority === p && !(p === a.ruleOther && r.action === 'table' && r.table === RT_TABLE_LOCAL));
       if (clash) throw new DuneError('rule-in-use', `a policy rule already has priority ${p} (lookup ${clash.table})`, { hint: 'choose other priorities with --rule-in/--rule-out/--rule-other' });
     }
-    writeState(state, dir);
-
-    log(`adding ${ips.length} addresses to ${a.iface}`);
-    for (const ip of ips) {
-      const c = `${ip}/${len}`;
-      state.addrs.push(c);
-      writeState(state, dir);
-      call(s, `add address ${c} to ${a.iface}`, (w, seq) => addrMsg(w, seq, { ifindex: link.index, cidr: c, noPrefixRoute: true }));
-    }
-
-    // The kernel's connected route for the vsubnet (when some address made one) would deliver
-    // app-to-app traffic locally instead of through the core.
-    const routes = s.dump((w, seq, f) => getRouteDump(w, seq, f, 2), 'routes').map(parseTableRoute);
-    const vsNet = cidr.formatNetwork(vs);
-    for (const r of routes.filter((r) => r.table === RT_TABLE_MAIN && r.dst === vsNet && r.oif === link.index)) {
-      state.routesDeleted.push(r);
-      writeState(state, dir);
-      call(s, `delete route ${r.dst} dev ${a.iface}`, (w, seq) => tableRouteMsg(w, seq, r, true));
-    }
-
-    const dsts = [vsNet, ...a.otherEdges.map((e) => cidr.formatNetwork(v4Prefix(e, '-e subnet')))].filter((d, i, all) => all.indexOf(d) === i);
-    for (const dst of dsts) {
-      const r = ourRoute(a.tableId, dst, link.index, a.coreIp);
-      state.routesAdded.push(r);
-      writeState(state, dir);
-      call(s, `add route ${dst} via ${a.coreIp} table ${a.tableId}`, (w, seq) => tableRouteMsg(w, seq, r));
-    }
-
-    // Move `lookup local` from 0 to OTHER: add the new one before deleting the old, so local
-    // delivery never stops.
+    const vsNet = cidr.formatNetwork(v4Prefix(a.vsubnet, 'VSUBNET'));
+    const vsubnetRoutes = s
+      .dump((w, seq, f) => getRouteDump(w, seq, f, 2), 'routes')
+      .map(parseTableRoute)
+      .filter((r) => r.table === RT_TABLE_MAIN && r.dst === vsNet && r.oif === link.index)
+      .map((r) => {
+        const { oif: _oif, ...rest } = r;
+        return rest;
+      });
     const local0 = rules.find((r) => r.priority === 0 && r.action === 'table' && r.table === RT_TABLE_LOCAL && r.src === undefined && r.dst === undefined && r.iif === undefined);
-    const localOther = rules.find((r) => r.priority === a.ruleOther && r.action === 'table' && r.table === RT_TABLE_LOCAL);
-    if (local0 !== undefined) {
-      if (localOther === undefined) {
-        const moved: Rule = { family: 'inet', priority: a.ruleOther, table: RT_TABLE_LOCAL, action: 'table' };
-        state.rulesAdded.push(moved);
-        writeState(state, dir);
-        call(s, `add rule pref ${a.ruleOther} lookup local`, (w, seq) => ruleMsg(w, seq, moved));
-      }
-      state.rulesDeleted.push(local0);
-      writeState(state, dir);
-      call(s, 'delete rule pref 0 lookup local', (w, seq) => ruleMsg(w, seq, local0, true));
-    }
-    const rin: Rule = { family: 'inet', priority: a.ruleIn, table: RT_TABLE_LOCAL, action: 'table', dst: vsNet, iif: a.iface };
-    const rout: Rule = { family: 'inet', priority: a.ruleOut, table: a.tableId, action: 'table' };
-    for (const r of [rin, rout]) {
-      state.rulesAdded.push(r);
-      writeState(state, dir);
-      call(s, `add rule pref ${r.priority}`, (w, seq) => ruleMsg(w, seq, r));
-    }
-    state.phase = 'up';
-    writeState(state, dir);
-    return { ips, state };
+    const localOther = rules.some((r) => r.priority === a.ruleOther && r.action === 'table' && r.table === RT_TABLE_LOCAL);
+    return { vsubnetRoutes, localOther, ...(local0 !== undefined ? { local0 } : {}) };
   } catch (e) {
-    s.close();
-    if (state.addrs.length + state.routesAdded.length + state.routesDeleted.length + state.rulesAdded.length + state.rulesDeleted.length > 0 || existsSync(statePath(a.iface, dir))) {
-      log('add failed; undoing what was done');
-      try {
-        edgeRemove(a.iface, { stateDir: dir });
-      } catch (u) {
-        throw new DuneError('edge-undo-failed', `${(e as Error).message}; and undoing it failed too: ${(u as Error).message}`, { hint: `state kept in ${statePath(a.iface, dir)}; retry netmirage-edge --remove ${a.iface}`, cause: e });
-      }
-    }
-    throw e instanceof NetlinkError ? new DuneError('edge-failed', e.message, { hint: 'nothing was left changed', cause: e }) : e;
+    throw e instanceof NetlinkError ? new DuneError('edge-failed', e.message, { hint: 'nothing was changed', cause: e }) : e;
   } finally {
     s.close();
   }
 }
 
-/** Undoes what the state file says was done, in reverse, tolerating what is already gone. */
-export function edgeRemove(iface: string, opts: { stateDir?: string; args?: EdgeArgs; log?: (m: string) => void } = {}): EdgeState {
-  const dir = opts.stateDir ?? EDGE_STATE_DIR;
-  const state = readEdgeState(iface, dir) ?? (opts.args ? reconstruct(opts.args) : undefined);
-  if (state === undefined) {
-    throw new DuneError('edge-not-configured', `no netmirage-edge state for ${iface} (${statePath(iface, dir)})`, { hint: 'give the original arguments to remove it from them, or it was never configured' });
-  }
-  const s = NlSocket.open(null, 'edge');
-  const errors: string[] = [];
-  const tolerate = (what: string, fn: () => void, gone: number[]) => {
-    try {
-      fn();
-    } catch (e) {
-      if (!(e instanceof NetlinkError && gone.includes(e.errno))) errors.push(`${what}: ${(e as Error).message}`);
-    }
+function onEvent(log: (m: string) => void): (e: HostEvent) => void {
+  return (e) => {
+    if (e.type === 'warning' || e.type === 'note') log(e.message);
   };
-  try {
-    // The old local rule first, then the rest: local delivery never stops.
-    const rules = s.dump((w, seq, f) => getRuleDump(w, seq, f), 'rules').map(parseRule);
-    for (const r of state.rulesDeleted) {
-      if (rules.some((x) => sameRule(x, r))) continue;
-      tolerate(`restore rule pref ${r.priority}`, () => call(s, 'add rule', (w, seq) => ruleMsg(w, seq, r)), [17]);
-    }
-    for (const r of [...state.rulesAdded].reverse()) tolerate(`delete rule pref ${r.priority}`, () => call(s, 'delete rule', (w, seq) => ruleMsg(w, seq, r, true)), [2]);
-    for (const r of [...state.routesAdded].reverse()) tolerate(`delete route ${r.dst} table ${r.table}`, () => call(s, 'delete route', (w, seq) => tableRouteMsg(w, seq, r, true)), [3, 2]);
-    let ifindex: number | undefined;
-    try {
-      ifindex = linkByName(s, iface).index;
-    } catch {
-      ifindex = undefined;
-    }
-    if (ifindex !== undefined) {
-      for (const c of [...state.addrs].reverse()) tolerate(`delete address ${c}`, () => call(s, 'delete address', (w, seq) => addrMsg(w, seq, { ifindex: ifindex as number, cidr: c }, true)), [99, 2]);
-      for (const r of state.routesDeleted) tolerate(`restore route ${r.dst}`, () => call(s, 'add route', (w, seq) => tableRouteMsg(w, seq, { ...r, oif: ifindex as number })), [17]);
-    } else if (state.addrs.length > 0) errors.push(`interface ${iface} is gone: its addresses went with it`);
-  } finally {
-    s.close();
-  }
-  if (errors.length > 0) {
-    throw new DuneError('edge-remove-incomplete', `could not undo everything on ${iface}:\n  ${errors.join('\n  ')}`, { hint: `the state is kept in ${statePath(iface, dir)}; fix the cause and run --remove again` });
-  }
-  rmSync(statePath(iface, dir), { force: true });
-  removeIfEmpty(dir);
-  return state;
 }
 
-/** What an add with these arguments would have done, for a --remove without saved state. */
-function reconstruct(a: EdgeArgs): EdgeState {
+/** Configures the edge: its ops applied and journaled by the agent as the lab edgeLab(IFACE); a failure is rolled back by it. */
+export async function edgeAdd(a: EdgeArgs, opts: { log?: (m: string) => void } = {}): Promise<EdgeResult> {
+  validateEdgeArgs(a);
+  const log = opts.log ?? (() => undefined);
+  const lab = edgeLab(a.iface);
+  if (listLabs().includes(lab)) {
+    throw new DuneError('edge-configured', `${a.iface} is already configured by netmirage-edge (lab ${lab})`, { hint: `remove it first: netmirage-edge --remove ${a.iface}` });
+  }
+  const ips = appAddresses(a.vsubnet, a.applications, a.clients);
+  const ops = edgeOps(a, ips, readHost(a, ips));
+  log(`adding ${ips.length} addresses to ${a.iface} (lab ${lab})`);
+  await upLab(edgePlan(lab, ops), { onEvent: onEvent(log) });
+  return { ips, lab, ops };
+}
+
+/**
+ * Restores the edge exactly: the agent's down of its lab (the withdrawn rule and route put
+ * back, its own addresses, routes and rules deleted). Without a journal (an edge configured
+ * by an older netmirage-edge), `args` gives the ops an add with them would have applied, and
+ * the same undo runs over them.
+ */
+export async function edgeRemove(iface: string, opts: { args?: EdgeArgs; log?: (m: string) => void } = {}): Promise<{ lab: string; ops: Op[] }> {
+  const lab = edgeLab(iface);
+  const log = opts.log ?? (() => undefined);
+  if (listLabs().includes(lab)) {
+    const ops = labPlan(lab).hosts.flatMap((h) => h.ops);
+    const warnings: string[] = [];
+    await downLab({ lab, hosts: [{ phynode: 'local', target: {} }], nodes: {} }, {
+      onEvent: (e) => {
+        if (e.type === 'warning') warnings.push(e.message);
+        onEvent(log)(e);
+      },
+    });
+    if (warnings.length > 0) {
+      throw new DuneError('edge-remove-incomplete', `could not undo everything on ${iface}:\n  ${warnings.join('\n  ')}`, { hint: 'fix the cause and put the rest back by hand (ip rule, ip route, ip addr)' });
+    }
+    return { lab, ops };
+  }
+  if (opts.args === undefined) {
+    throw new DuneError('edge-not-configured', `no netmirage-edge state for ${iface} (no lab ${lab})`, { hint: 'give the original arguments to remove it from them, or it was never configured' });
+  }
+  const a = opts.args;
   validateEdgeArgs(a);
   const vs = v4Prefix(a.vsubnet, 'VSUBNET');
-  const vsNet = cidr.formatNetwork(vs);
-  const dsts = [vsNet, ...a.otherEdges.map((e) => cidr.formatNetwork(v4Prefix(e, '-e subnet')))].filter((d, i, all) => all.indexOf(d) === i);
-  return {
-    version: 1,
-    args: a,
-    phase: 'up',
-    addrs: appAddresses(a.vsubnet, a.applications, a.clients).map((ip) => `${ip}/${vs.len}`),
-    routesAdded: dsts.map((d) => {
-      const { oif: _oif, ...r } = ourRoute(a.tableId, d, 0, a.coreIp);
-      return r;
-    }),
-    routesDeleted: [],
-    rulesAdded: [
-      { family: 'inet', priority: a.ruleOther, table: RT_TABLE_LOCAL, action: 'table' },
-      { family: 'inet', priority: a.ruleIn, table: RT_TABLE_LOCAL, action: 'table', dst: vsNet, iif: a.iface },
-      { family: 'inet', priority: a.ruleOut, table: a.tableId, action: 'table' },
-    ],
-    rulesDeleted: [{ family: 'inet', priority: 0, table: RT_TABLE_LOCAL, action: 'table' }],
-  };
+  const ops = edgeOps(a, appAddresses(a.vsubnet, a.applications, a.clients), { vsubnetRoutes: [], localOther: false, local0: { family: 'inet', priority: 0, table: RT_TABLE_LOCAL, action: 'table' } });
+  // The older netmirage-edge made its rules without dune's protocol mark: deleted by what they select.
+  const errors = [...(await releaseOps(ops)), ...undoHostOps(ops)];
+  const unmarked = ops.filter((o): o is Extract<Op, { op: 'rule' }> => o.op === 'rule');
+  errors.push(...deleteRules(unmarked.map((r) => ({ family: 'inet', priority: r.priority, table: r.table, action: 'table', ...(r.dst !== undefined ? { dst: r.dst } : {}), ...(r.iif !== undefined ? { iif: r.iif } : {}) }))));
+  if (errors.length > 0) {
+    throw new DuneError('edge-remove-incomplete', `could not undo everything on ${iface} (${vs.len}):\n  ${errors.join('\n  ')}`, { hint: 'fix the cause and run --remove again' });
+  }
+  return { lab, ops };
+}
+
+/** Deletes rules that are there (selected by what they match, whoever made them). */
+function deleteRules(rules: Rule[]): string[] {
+  const s = NlSocket.open(null, 'edge');
+  const errors: string[] = [];
+  try {
+    const there = s.dump((w, seq, f) => getRuleDump(w, seq, f), 'rules').map(parseRule);
+    for (const r of rules) {
+      const found = there.find((x) => sameRule(x, r));
+      if (found === undefined) continue;
+      try {
+        s.call((w, seq) => ruleMsg(w, seq, found, true), `delete rule pref ${r.priority}`);
+      } catch (e) {
+        if (!(e instanceof NetlinkError && e.errno === 2)) errors.push(`delete rule pref ${r.priority}: ${(e as Error).message}`);
+      }
+    }
+  } finally {
+    s.close();
+  }
+  return errors;
 }

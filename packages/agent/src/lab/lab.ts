@@ -27,7 +27,7 @@ import { NlSocket, describeAck } from '../netlink/socket.js';
 import { setLink } from '../netlink/link.js';
 import { newAddr, newRoute } from '../netlink/addr-route.js';
 import { describeOp } from '../errors.js';
-import { kindOfOp, opKinds, type OpCounter } from '../ops/index.js';
+import { kindOfOp, opKinds, releaseOps, type OpCounter } from '../ops/index.js';
 import { dumpLinks, readLinks } from '../status.js';
 import { daemonOps, daemonState, nodeRoutes, waitConverged, type DaemonState, type NodeRoute } from './routing.js';
 import { teardownLab } from '../teardown.js';
@@ -532,6 +532,10 @@ export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void;
     // has the lab's prefix is not ours to kill.
     // A lab whose namespaces are not named dune.<lab>.* (NetMirage's <prefix><node>) says so in its plan.
     const plan = readPlan(lab);
+    const planOps = plan?.hosts.flatMap((h) => h.ops) ?? [];
+    // Daemons and files the lab keeps outside its namespaces (a private Open vSwitch), while
+    // the namespaces they serve still exist.
+    for (const e of await releaseOps(planOps)) emit({ type: 'warning', message: e });
     const prefix = plan?.nsPrefix ?? nsPrefix(lab);
     const { marked, unmarked } = labNamespaces(lab, state, prefix);
     const stray = [...pidsInNamespaces([...marked, ...unmarked]).values()].flat().filter((p) => p !== process.pid);
@@ -540,7 +544,6 @@ export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void;
     emit({ type: 'phase', phase: 'network' });
     // What deleting the namespaces would not undo, or would undo wrongly: adopted interfaces
     // go back first, then the lab's rules, routes and addresses in the host's namespace.
-    const planOps = plan?.hosts.flatMap((h) => h.ops) ?? [];
     for (const e of [...releaseAdopted(planOps), ...undoHostOps(planOps)]) emit({ type: 'warning', message: e });
     const t = await teardownLab(lab, prefix === nsPrefix(lab) ? {} : { nsPrefix: prefix });
     for (const e of t.errors) emit({ type: 'warning', message: e });

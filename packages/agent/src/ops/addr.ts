@@ -1,5 +1,6 @@
 /** `addr`: an address with its prefix length on a device. */
 import { newAddr } from '../netlink/addr-route.js';
+import { addrMsg } from '../netlink/rule.js';
 import { opKind } from './types.js';
 
 export const addr = opKind('addr', {
@@ -15,7 +16,8 @@ export const addr = opKind('addr', {
     queue(op, ref, s) {
       const c = s.ctx(op.ns, op);
       const dev = s.devIndex(c, op.dev, op);
-      c.sock.queue(ref, (w, seq) => newAddr(w, seq, dev, op.cidr));
+      if (op.noPrefixRoute === true) c.sock.queue(ref, (w, seq) => addrMsg(w, seq, { ifindex: dev, cidr: op.cidr, noPrefixRoute: true }));
+      else c.sock.queue(ref, (w, seq) => newAddr(w, seq, dev, op.cidr));
     },
   },
   undo: {

@@ -33,6 +33,7 @@ import { file } from './file.js';
 import { impair } from './impair.js';
 import { netns } from './netns.js';
 import { nft } from './nft.js';
+import { ovs } from './ovs.js';
 import { process } from './process.js';
 import { route } from './route.js';
 import { rule_ } from './rule.js';
@@ -40,6 +41,7 @@ import { sysctl } from './sysctl.js';
 import type { OpKindDef } from './types.js';
 import { up } from './up.js';
 import { veth } from './veth.js';
+import { withdraw } from './withdraw.js';
 import { vxlan } from './vxlan.js';
 
 export const opKinds: { readonly [K in OpKind]: OpKindDef<Extract<Op, { op: K }>> } = {
@@ -53,9 +55,11 @@ export const opKinds: { readonly [K in OpKind]: OpKindDef<Extract<Op, { op: K }>
   up,
   route,
   rule: rule_,
+  withdraw,
   sysctl,
   impair,
   nft,
+  ovs,
   file,
   exec,
   process,
@@ -64,6 +68,21 @@ export const opKinds: { readonly [K in OpKind]: OpKindDef<Extract<Op, { op: K }>
 /** The kind of an op, typed for any op (the table's entries are each typed for their own). */
 export function kindOfOp(op: Op): OpKindDef<Op> {
   return opKinds[op.op] as unknown as OpKindDef<Op>;
+}
+
+/** Releases what the ops keep outside the lab's namespaces (OpKindDef.release), in plan order; what could not be undone. */
+export async function releaseOps(ops: readonly Op[]): Promise<string[]> {
+  const errors: string[] = [];
+  for (const op of ops) {
+    const release = kindOfOp(op).release;
+    if (release === undefined) continue;
+    try {
+      errors.push(...(await release(op)));
+    } catch (e) {
+      errors.push(`${kindOfOp(op).describe(op)}: ${(e as Error).message}`);
+    }
+  }
+  return errors;
 }
 
 export * from './types.js';

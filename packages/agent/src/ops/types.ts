@@ -19,7 +19,8 @@
  * groups of ops at once, such as one nftables transaction per namespace) → `deferred` (not
  * kernel objects: files, commands and processes, run by the lab after the kernel layer).
  * Teardown needs nothing from a kind: everything lives in the lab's namespaces, or carries
- * the lab's alias (teardown.ts).
+ * the lab's alias (teardown.ts); a kind that keeps something outside them (daemons, files)
+ * says how it goes in `release`, which down runs from the journaled plan.
  */
 import type { Op, OpKind } from '@dune/compiler';
 import type { Journal } from '../errors.js';
@@ -124,6 +125,13 @@ export interface OpKindDef<O extends Op> {
   diesWithNs: boolean;
   apply: ApplyStage<O>;
   undo?: UndoHook<O>;
+  /**
+   * What deleting the lab's namespaces does not undo (daemons and files it keeps outside
+   * them, such as a private Open vSwitch): run by the lab's down from the journaled plan (so
+   * after a failed up or a crash too) and when a converging up drops the op. Idempotent;
+   * returns what it could not undo.
+   */
+  release?(op: O): Promise<string[]>;
   runtime?: boolean;
   /** What it counts, read from the kernel for `dune status` (a brick's named nft counters). */
   counters?(op: O): Promise<OpCounter[]>;
