@@ -186,7 +186,7 @@ function mac(kind: number, i: number): string {
 }
 
 const KIND_RANK: Record<Op['op'], number> = {
-  netns: 0, adopt: 0.5, veth: 1, vxlan: 1, bridge: 1, enslave: 2, addr: 3, up: 4, sysctl: 5, impair: 6, nft: 6, route: 7, rule: 7.5, file: 8, exec: 9, process: 10,
+  netns: 0, adopt: 0.5, veth: 1, vxlan: 1, vtep: 1, tap: 6, bridge: 1, enslave: 2, addr: 3, up: 4, sysctl: 5, impair: 6, nft: 6, route: 7, rule: 7.5, file: 8, exec: 9, process: 10,
 };
 
 /** What NetMirage sets in every namespace (reference 4.4 step 3), beyond dune's router sysctls. */

@@ -37,9 +37,11 @@ import { process } from './process.js';
 import { route } from './route.js';
 import { rule_ } from './rule.js';
 import { sysctl } from './sysctl.js';
+import { tap } from './tap.js';
 import type { OpKindDef } from './types.js';
 import { up } from './up.js';
 import { veth } from './veth.js';
+import { vtep } from './vtep.js';
 import { vxlan } from './vxlan.js';
 
 export const opKinds: { readonly [K in OpKind]: OpKindDef<Extract<Op, { op: K }>> } = {
@@ -47,6 +49,8 @@ export const opKinds: { readonly [K in OpKind]: OpKindDef<Extract<Op, { op: K }>
   adopt,
   veth,
   vxlan,
+  vtep,
+  tap,
   bridge,
   enslave,
   addr,
