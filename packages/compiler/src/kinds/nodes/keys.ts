@@ -28,11 +28,11 @@ export function strKey(c: KindCheck, key: string, example: string): string | und
 }
 
 /** An integer key in [min, max]; `dflt` when absent, undefined when wrong (reported). */
-export function intKey(c: KindCheck, key: string, min: number, max: number, dflt?: number): number | undefined {
+export function intKey(c: KindCheck, key: string, min: number, max: number, dflt?: number, example?: number): number | undefined {
   const v = c.ctx[key];
   if (v === undefined) return dflt;
   if (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) return v;
-  c.diags.error('bad-value', `${key} of node "${c.node.id}" must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`, c.loc(key), `write ${key} = ${dflt ?? min}`);
+  c.diags.error('bad-value', `${key} of node "${c.node.id}" must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`, c.loc(key), `write ${key} = ${example ?? dflt ?? min}`);
   return undefined;
 }
 

@@ -34,7 +34,7 @@ export const vtep = nodeKind<VtepOptions>({
   options(c) {
     const ok = onlyKeys(c, VTEP_KEYS);
     const here = c.node.kindLoc ?? c.node.loc;
-    const vni = intKey(c, 'vni', 0, 0xffffff);
+    const vni = intKey(c, 'vni', 0, 0xffffff, undefined, 4242);
     if (c.ctx['vni'] === undefined) c.diags.error('missing-key', `node "${c.node.id}" is a vtep and needs vni: the VXLAN network's identifier`, here, 'add vni = 4242 (the VNI of the network to join, 0 to 16777215)');
     const remote = addrKey(c, 'remote', '192.0.2.7');
     const group = addrKey(c, 'group', '239.1.1.1');
