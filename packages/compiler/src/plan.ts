@@ -146,6 +146,8 @@ export interface AdoptOp {
   name?: string;
   /** Moved in bare: none of its addresses and routes put back inside (a bridge's port: a `nic` brick). */
   bare?: boolean;
+  /** The node it is a port of (a `nic` brick): its frames counted under it in `dune status`. */
+  node?: string;
   /**
    * What it had. Absent in a compiled plan (a `nic` brick: the compiler cannot see the host):
    * the agent's `up` reads it from the host before anything is built and journals the plan
@@ -164,6 +166,8 @@ export interface AdoptOp {
 export interface VtepOp {
   op: 'vtep';
   ns: string;
+  /** The brick (for status and pictures). */
+  node: string;
   name: string;
   vni: number;
   remote: string;
@@ -183,6 +187,8 @@ export interface VtepOp {
 export interface TapOp {
   op: 'tap';
   ns: string;
+  /** The brick (for status and pictures). */
+  node: string;
   name: string;
   alias: string;
   vnetHdr: boolean;

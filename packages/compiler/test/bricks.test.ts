@@ -159,7 +159,7 @@ describe('vtep', () => {
   test('a bridge with the links and one learning VXLAN device created from the host (fixed VNI, port, underlay)', () => {
     const plan = compile(fromFile('vtep'));
     const ns = 'dune.vtep.fabric';
-    expect(ops(plan, 'vtep')).toEqual([{ op: 'vtep', ns, name: 'vtep0', vni: 4242, remote: '198.51.100.2', local: '198.51.100.1', port: 4799, underlayDev: 'dvtep0', alias: 'dune:vtep:fabric:vtep0' }]);
+    expect(ops(plan, 'vtep')).toEqual([{ op: 'vtep', ns, node: 'fabric', name: 'vtep0', vni: 4242, remote: '198.51.100.2', local: '198.51.100.1', port: 4799, underlayDev: 'dvtep0', alias: 'dune:vtep:fabric:vtep0' }]);
     expect(ops(plan, 'enslave').filter((o) => o.ns === ns).map((o) => o.dev)).toEqual(['eth0', 'vtep0']);
     expect(ops(plan, 'up').filter((o) => o.ns === ns).map((o) => o.dev)).toEqual(['lo', 'br0', 'eth0', 'vtep0']);
     // Not a lab link: no VNI of the lab's is spent on it.
@@ -226,11 +226,11 @@ describe('nic', () => {
   test('the host interface adopted bare (renamed inside) and made a port of the bridge; nothing saved at compile time', () => {
     const plan = compile(fromFile('nic'));
     const ns = 'dune.nic.up';
-    expect(ops(plan, 'adopt')).toEqual([{ op: 'adopt', ns, dev: 'dnic0', name: 'wan0', bare: true }]);
+    expect(ops(plan, 'adopt')).toEqual([{ op: 'adopt', ns, dev: 'dnic0', name: 'wan0', bare: true, node: 'up' }]);
     expect(ops(plan, 'enslave').filter((o) => o.ns === ns).map((o) => o.dev)).toEqual(['eth0', 'wan0']);
     expect(ops(plan, 'up').filter((o) => o.ns === ns).map((o) => o.dev)).toEqual(['lo', 'br0', 'eth0', 'wan0']);
     // Without name, it keeps its own.
-    expect(ops(compile(one('nic', 'dev = "enp3s0"')), 'adopt')).toEqual([{ op: 'adopt', ns: 'dune.t.x', dev: 'enp3s0', bare: true }]);
+    expect(ops(compile(one('nic', 'dev = "enp3s0"')), 'adopt')).toEqual([{ op: 'adopt', ns: 'dune.t.x', dev: 'enp3s0', bare: true, node: 'x' }]);
   });
 
   test('bad input: missing dev, a bad name, a name its links use, an unknown key', () => {
@@ -266,8 +266,8 @@ describe('tap and vhost', () => {
   test('a tap op on the bridge: plain for tap, IFF_VNET_HDR for vhost', () => {
     const plan = compile(fromFile('tap'));
     expect(ops(plan, 'tap')).toEqual([
-      { op: 'tap', ns: 'dune.tap.vm', name: 'tap0', vnetHdr: false, multiQueue: false, alias: 'dune:tap:vm:tap0', master: 'br0' },
-      { op: 'tap', ns: 'dune.tap.vh', name: 'vhost0', vnetHdr: true, multiQueue: false, alias: 'dune:tap:vh:vhost0', master: 'br0' },
+      { op: 'tap', ns: 'dune.tap.vm', node: 'vm', name: 'tap0', vnetHdr: false, multiQueue: false, alias: 'dune:tap:vm:tap0', master: 'br0' },
+      { op: 'tap', ns: 'dune.tap.vh', node: 'vh', name: 'vhost0', vnetHdr: true, multiQueue: false, alias: 'dune:tap:vh:vhost0', master: 'br0' },
     ]);
     const [o] = ops(compile(one('tap', 'owner = "qemu"\ngroup = "kvm"\nmulti_queue = true\nmtu = 9000')), 'tap');
     expect(o).toMatchObject({ owner: 'qemu', group: 'kvm', multiQueue: true, mtu: 9000 });

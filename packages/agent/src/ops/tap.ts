@@ -8,6 +8,7 @@
 import type { TapOp } from '@dune/compiler';
 import { ApplyError } from '../errors.js';
 import { inNs, mapLimit, run } from '../run.js';
+import { devCounters } from './devcount.js';
 import { opKind } from './types.js';
 import { deleteIfThere } from './undo.js';
 
@@ -52,4 +53,5 @@ export const tap = opKind('tap', {
     },
   },
   undo: { order: 35, queue: (op, s, index) => deleteIfThere(op, op.name, s, index) },
+  counters: (op) => devCounters(op.ns, op.name, op.node, { tx: `${op.name}: frames to the VM`, rx: `${op.name}: frames from the VM` }),
 });

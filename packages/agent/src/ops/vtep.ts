@@ -7,6 +7,7 @@
 import type { VtepOp } from '@dune/compiler';
 import { ApplyError } from '../errors.js';
 import { newVxlan } from '../netlink/link.js';
+import { devCounters } from './devcount.js';
 import { opKind } from './types.js';
 import { deleteIfThere } from './undo.js';
 
@@ -56,4 +57,8 @@ export const vtep = opKind('vtep', {
     },
   },
   undo: { order: 20, queue: (op, s, index) => deleteIfThere(op, op.name, s, index) },
+  counters: (op) => devCounters(op.ns, op.name, op.node, {
+    tx: `${op.name} (vni ${op.vni} → ${op.remote}:${op.port}): frames into the fabric`,
+    rx: `${op.name} (vni ${op.vni}): frames from the fabric`,
+  }),
 });

@@ -46,8 +46,11 @@ export function captureFile(node: string): string {
  */
 export function captureArgv(dev: string, dir: string, file: string, o: CaptureOptions): string[] {
   const script = 'mkdir -p -- "$1" && exec tcpdump -i "$2" -n -U -Z root -s "$3" -C "$4" -W "$5" -w "$1/$6"' + (o.filter !== undefined ? ' -- "$7"' : '');
-  return ['sh', '-c', script, 'dune-capture', dir, dev, String(o.snaplen), String(o.sizeMb), String(o.files), file, ...(o.filter !== undefined ? [o.filter] : [])];
+  return ['sh', '-c', script, CAPTURE_TAG, dir, dev, String(o.snaplen), String(o.sizeMb), String(o.files), file, ...(o.filter !== undefined ? [o.filter] : [])];
 }
+
+/** `$0` of a capture's `sh -c`: how a plan's reader (pictures) knows the process for one. */
+export const CAPTURE_TAG = 'dune-capture';
 
 const bridge = bridgePhases<CaptureOptions | undefined>();
 

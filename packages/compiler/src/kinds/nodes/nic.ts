@@ -53,7 +53,7 @@ export const nic = nodeKind<NicOptions | undefined>({
     devices(n, out, stats) {
       bridge.devices?.(n, out, stats);
       const o = n.options;
-      if (o !== undefined) out.push({ op: 'adopt', ns: n.ns, dev: o.dev, ...(o.name !== o.dev ? { name: o.name } : {}), bare: true });
+      if (o !== undefined) out.push({ op: 'adopt', ns: n.ns, dev: o.dev, ...(o.name !== o.dev ? { name: o.name } : {}), bare: true, node: n.node.id });
     },
     enslave(n, out, stats) {
       bridge.enslave?.(n, out, stats);

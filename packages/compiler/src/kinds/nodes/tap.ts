@@ -19,7 +19,7 @@ import { nodeKind, type NodeKindDef } from './types.js';
 
 export const TAP_KEYS = ['name', 'owner', 'group', 'multi_queue', 'mtu'] as const;
 
-export type TapOptions = Omit<TapOp, 'op' | 'ns' | 'alias' | 'master'> | undefined;
+export type TapOptions = Omit<TapOp, 'op' | 'ns' | 'node' | 'alias' | 'master'> | undefined;
 
 /** The tap kind, or its vhost-net capable variant (`vnetHdr`). */
 export function tapKind(vnetHdr: boolean, description: string): NodeKindDef<TapOptions> {
@@ -48,7 +48,7 @@ export function tapKind(vnetHdr: boolean, description: string): NodeKindDef<TapO
       devices(n, out, stats) {
         bridge.devices?.(n, out, stats);
         // Made, enslaved and raised by its op once the bridge exists (ops/tap.ts in the agent).
-        if (n.options !== undefined) out.push({ op: 'tap', ns: n.ns, ...n.options, alias: n.alias(n.options.name), master: n.bridge });
+        if (n.options !== undefined) out.push({ op: 'tap', ns: n.ns, node: n.node.id, ...n.options, alias: n.alias(n.options.name), master: n.bridge });
       },
     },
   });

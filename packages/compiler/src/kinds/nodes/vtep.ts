@@ -22,7 +22,7 @@ import { nodeKind } from './types.js';
 export const VTEP_KEYS = ['vni', 'remote', 'group', 'port', 'local', 'dev', 'ttl', 'mtu'] as const;
 export const VTEP_DEV = 'vtep0';
 
-export type VtepOptions = Omit<VtepOp, 'op' | 'ns' | 'name' | 'alias'> | undefined;
+export type VtepOptions = Omit<VtepOp, 'op' | 'ns' | 'node' | 'name' | 'alias'> | undefined;
 
 const bridge = bridgePhases<VtepOptions>();
 
@@ -88,7 +88,7 @@ export const vtep = nodeKind<VtepOptions>({
     ...bridge,
     devices(n, out, stats) {
       bridge.devices?.(n, out, stats);
-      if (n.options !== undefined) out.push({ op: 'vtep', ns: n.ns, name: VTEP_DEV, ...n.options, alias: n.alias(VTEP_DEV) });
+      if (n.options !== undefined) out.push({ op: 'vtep', ns: n.ns, node: n.node.id, name: VTEP_DEV, ...n.options, alias: n.alias(VTEP_DEV) });
     },
     enslave(n, out, stats) {
       bridge.enslave?.(n, out, stats);
