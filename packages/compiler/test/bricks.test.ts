@@ -303,6 +303,8 @@ describe('capture', () => {
     const [p] = ops(plan, 'process');
     expect(p).toMatchObject({ ns: 'dune.capture.cap', node: 'cap', name: 'cap.capture' });
     expect(p?.argv.slice(3)).toEqual(['dune-capture', '/var/tmp/dune-e2e-capture', 'eth0', '262144', '1', '2', 'cap.pcap']);
+    // up goes on once tcpdump has opened its first file (it is capturing).
+    expect(p?.postUp.map((a) => a.slice(3))).toEqual([['dune-capture-wait', '/var/tmp/dune-e2e-capture', 'cap.pcap']]);
     const [f] = ops(compile(two('capture', 'filter = "icmp and host $(reboot)"')), 'process');
     expect(f?.argv[2]).not.toContain('reboot');
     expect(f?.argv.at(-1)).toBe('icmp and host $(reboot)');

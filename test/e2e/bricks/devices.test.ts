@@ -46,7 +46,13 @@ function cleanupHost(): void {
 
 async function pingFrom(lab: string, node: string, addr: string, count = 3): Promise<{ code: number; out: string }> {
   const r = await dune(['exec', '--lab', lab, node, '--', 'ping', '-c', String(count), '-i', '0.2', '-W', '2', addr], { timeoutMs: 30_000 });
-  return { code: r.code, out: r.stdout + r.stderr };
+  return { code: r.code ?? -1, out: r.stdout + r.stderr };
+}
+
+/** `dune status --json` counters by `node name`. */
+async function counters(lab: string): Promise<Map<string, number>> {
+  const s = JSON.parse((await duneOk(['status', '--lab', lab, '--json'])).stdout) as { counters?: { node: string; name: string; packets: number | null }[] };
+  return new Map((s.counters ?? []).map((c) => [`${c.node} ${c.name}`, c.packets ?? -1]));
 }
 
 /** `ip -j addr show dev X` as a comparable value (what a user compares). */
@@ -89,6 +95,10 @@ describe.skipIf(!isRoot)(`e2e: device bricks (vtep, nic, tap, vhost, capture)${i
     expect(p.code).toBe(0);
     // The peer learnt h1's MAC behind the host's VTEP: the frames really crossed VXLAN.
     expect(inPeer('bridge', 'fdb', 'show', 'dev', 'vx0')).toContain('dst 198.51.100.1');
+    // dune status counts what the vtep sent into the fabric and took from it.
+    const c = await counters(LABS.vtep);
+    expect(c.get('fabric vtep0_tx')).toBeGreaterThanOrEqual(5);
+    expect(c.get('fabric vtep0_rx')).toBeGreaterThanOrEqual(5);
     expect(await downAndCheck(LABS.vtep)).toEqual([]);
     // The underlay is the test's: still there, untouched.
     expect(ok(['ip', '-br', 'addr', 'show', 'dev', 'dvtep0'])).toContain('198.51.100.1/30');
@@ -130,6 +140,7 @@ describe.skipIf(!isRoot)(`e2e: device bricks (vtep, nic, tap, vhost, capture)${i
     const p = await pingFrom(LABS.nic, 'h1', '198.51.100.18', 3);
     console.log(`nic: ${p.out.split('\n').find((l) => l.includes('packets transmitted'))}`);
     expect(p.code).toBe(0);
+    expect((await counters(LABS.nic)).get('up wan0_tx')).toBeGreaterThanOrEqual(3);
     expect(await downAndCheck(LABS.nic)).toEqual([]);
     await restored(before);
 
@@ -174,6 +185,7 @@ describe.skipIf(!isRoot)(`e2e: device bricks (vtep, nic, tap, vhost, capture)${i
       expect(p.code).toBe(0);
       expect(arps).toBeGreaterThanOrEqual(1);
       expect(echoes).toBeGreaterThanOrEqual(3);
+      expect((await counters(LABS.tap)).get(`${c.node} ${c.dev}_rx`)).toBeGreaterThanOrEqual(4);
     }
     expect(await downAndCheck(LABS.tap)).toEqual([]);
   }, 120_000);

@@ -45,12 +45,21 @@ export function captureFile(node: string): string {
  * positional parameter ("$1"...), never part of the script.
  */
 export function captureArgv(dev: string, dir: string, file: string, o: CaptureOptions): string[] {
-  const script = 'mkdir -p -- "$1" && exec tcpdump -i "$2" -n -U -Z root -s "$3" -C "$4" -W "$5" -w "$1/$6"' + (o.filter !== undefined ? ' -- "$7"' : '');
+  // The last ring of this brick goes first: tcpdump would overwrite it file by file, mixing two runs.
+  const script = 'mkdir -p -- "$1" && rm -f -- "$1/$6"[0-9]* && exec tcpdump -i "$2" -n -U -Z root -s "$3" -C "$4" -W "$5" -w "$1/$6"' + (o.filter !== undefined ? ' -- "$7"' : '');
   return ['sh', '-c', script, CAPTURE_TAG, dir, dev, String(o.snaplen), String(o.sizeMb), String(o.files), file, ...(o.filter !== undefined ? [o.filter] : [])];
 }
 
 /** `$0` of a capture's `sh -c`: how a plan's reader (pictures) knows the process for one. */
 export const CAPTURE_TAG = 'dune-capture';
+
+/**
+ * Run after tcpdump starts, before `up` goes on: waits (up to 5 s) for its first file, which
+ * tcpdump opens once it is capturing, so what the lab sends right after `up` is captured.
+ */
+export function captureWaitArgv(dir: string, file: string): string[] {
+  return ['sh', '-c', 'i=0; while [ $i -lt 100 ]; do for f in "$1/$2"[0-9]*; do [ -e "$f" ] && exit 0; done; sleep 0.05; i=$((i+1)); done; exit 1', `${CAPTURE_TAG}-wait`, dir, file];
+}
 
 const bridge = bridgePhases<CaptureOptions | undefined>();
 
@@ -87,7 +96,7 @@ export const capture = nodeKind<CaptureOptions | undefined>({
         argv: captureArgv(port.name, o.dir ?? defaultCaptureDir(n.lab), captureFile(n.node.id), o),
         env: {},
         cpus: [],
-        postUp: [],
+        postUp: [captureWaitArgv(o.dir ?? defaultCaptureDir(n.lab), captureFile(n.node.id))],
         preDown: [],
       } satisfies ProcessOp);
     },
