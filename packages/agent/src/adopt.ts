@@ -5,7 +5,8 @@
  * rules, routes and addresses it added in the host's own namespace are deleted.
  */
 import { closeSync, existsSync } from 'node:fs';
-import type { AdoptOp, Op } from '@dune/compiler';
+import type { AdoptOp, Op, Plan } from '@dune/compiler';
+import { DuneError } from '@dune/topology';
 import { RTPROT_DUNE } from './netlink/constants.js';
 import { setLink } from './netlink/link.js';
 import { addrMsg, moveLinkMsg, ourRoute, parseTableRoute, ruleMsg, RTPROT_KERNEL, tableRouteMsg } from './netlink/rule.js';
@@ -32,10 +33,13 @@ export function releaseAdopted(ops: readonly Op[], hostNs: string | null = null)
     const inner = NlSocket.open<string>(nsPath(op.ns), op.ns);
     const fd = openNsFd(hostNs);
     try {
-      const l = dumpLinks(inner as unknown as NlSocket).find((x) => x.name === op.dev);
+      const inside = op.name ?? op.dev;
+      const l = dumpLinks(inner as unknown as NlSocket).find((x) => x.name === inside);
       if (l === undefined) continue;
       inner.queue('down', (w, seq) => setLink(w, seq, { index: l.index, up: false }));
-      inner.queue('move', (w, seq) => moveLinkMsg(w, seq, l.index, fd));
+      // Out of any bridge first: a port keeps its master's settings otherwise.
+      inner.queue('release', (w, seq) => setLink(w, seq, { index: l.index, master: 0 }));
+      inner.queue('move', (w, seq) => moveLinkMsg(w, seq, l.index, fd, op.name !== undefined ? op.dev : undefined));
       inner.drain();
       for (const f of failures(inner, GONE)) errors.push(`move ${op.dev} back out of ${op.ns}: ${f.text}`);
     } finally {
@@ -49,10 +53,12 @@ export function releaseAdopted(ops: readonly Op[], hostNs: string | null = null)
         errors.push(`${op.dev} did not come back from ${op.ns}`);
         continue;
       }
-      for (const a of op.saved.addrs) host.queue(`address ${a}`, (w, seq) => addrMsg(w, seq, { ifindex: l.index, cidr: a }));
-      if (op.saved.up) host.queue('up', (w, seq) => setLink(w, seq, { index: l.index, up: true }));
+      const saved = op.saved ?? { mtu: l.mtu ?? 1500, up: false, addrs: [], routes: [] };
+      if (l.mtu !== saved.mtu) host.queue('mtu', (w, seq) => setLink(w, seq, { index: l.index, mtu: saved.mtu }));
+      for (const a of saved.addrs) host.queue(`address ${a}`, (w, seq) => addrMsg(w, seq, { ifindex: l.index, cidr: a }));
+      if (saved.up) host.queue('up', (w, seq) => setLink(w, seq, { index: l.index, up: true }));
       host.drain();
-      for (const r of op.saved.routes) host.queue(`route ${r.dst}`, (w, seq) => tableRouteMsg(w, seq, { ...r, oif: l.index }));
+      for (const r of saved.routes) host.queue(`route ${r.dst}`, (w, seq) => tableRouteMsg(w, seq, { ...r, oif: l.index }));
       host.drain();
       for (const f of failures(host, FINE_BACK)) errors.push(`restore ${op.dev}: ${f.ref}: ${f.text}`);
     } finally {
@@ -116,4 +122,31 @@ export function savedInterface(ns: string | null, dev: string): AdoptOp['saved']
   } finally {
     s.close();
   }
+}
+
+/**
+ * The plan with every `adopt` op that came without `saved` (a `nic` brick: the compiler
+ * cannot see the host) given what its interface has now, read before anything is built so
+ * the journaled plan holds it (a down after a kill -9 still restores it). An interface the
+ * lab already holds (a second `up`) keeps what the last plan saved. An interface found
+ * nowhere is a DuneError naming it.
+ */
+export function saveAdopted(plan: Plan, old: Plan | undefined): Plan {
+  if (!plan.hosts.some((h) => h.ops.some((o) => o.op === 'adopt' && o.saved === undefined))) return plan;
+  const before = new Map<string, AdoptOp['saved']>();
+  for (const h of old?.hosts ?? []) for (const o of h.ops) if (o.op === 'adopt' && o.saved !== undefined) before.set(`${o.ns}/${o.dev}`, o.saved);
+  const hosts = plan.hosts.map((h) => ({
+    ...h,
+    ops: h.ops.map((o): Op => {
+      if (o.op !== 'adopt' || o.saved !== undefined) return o;
+      const saved = savedInterface(null, o.dev) ?? before.get(`${o.ns}/${o.dev}`);
+      if (saved === undefined) {
+        throw new DuneError('no-such-interface', `interface ${o.dev} (for ${o.ns}) is not on this host`, {
+          hint: 'name an interface of the host namespace (`ip link`); a nic brick takes an existing one',
+        });
+      }
+      return { ...o, saved };
+    }),
+  }));
+  return { ...plan, hosts };
 }

@@ -282,19 +282,21 @@ class Applier implements LinkStage, SocketStage {
         throw new ApplyError(`${describeOp(op)}: no interface ${op.dev} in ${host.name ?? 'the host namespace'}`, { op, errno: 19, journal: this.journal, hint: 'name an interface of the namespace the command runs in' });
       }
       const c = this.ctx(op.ns, op);
-      host.sock.queue({ opIndex: i }, (w, seq) => moveLinkMsg(w, seq, index, c.nsFd));
+      host.sock.queue({ opIndex: i }, (w, seq) => moveLinkMsg(w, seq, index, c.nsFd, op.name));
       moved.push([op, c, index, i]);
     }
     host.sock.drain();
     if (host.sock.failures.length > 0) this.throwFailures([host]);
     for (const [op, c, index, i] of moved) {
       host.ifindex.delete(op.dev);
-      c.ifindex.set(op.dev, index);
+      c.ifindex.set(op.name ?? op.dev, index);
       c.nextIndex = Math.max(c.nextIndex, index + 1);
       const ref = { opIndex: i };
-      for (const a of op.saved.addrs) if (!a.includes(':')) c.sock.queue(ref, (w, seq) => addrMsg(w, seq, { ifindex: index, cidr: a }));
-      if (op.saved.up) c.sock.queue(ref, (w, seq) => setLink(w, seq, { index, up: true }));
-      for (const r of op.saved.routes) if (r.family === 'inet') c.sock.queue(ref, (w, seq) => tableRouteMsg(w, seq, { ...r, oif: index }));
+      // A bare one (a bridge's port) keeps nothing of its addresses and routes inside: its node's ops set it up.
+      const saved = op.bare === true ? undefined : op.saved;
+      for (const a of saved?.addrs ?? []) if (!a.includes(':')) c.sock.queue(ref, (w, seq) => addrMsg(w, seq, { ifindex: index, cidr: a }));
+      if (saved?.up === true) c.sock.queue(ref, (w, seq) => setLink(w, seq, { index, up: true }));
+      for (const r of saved?.routes ?? []) if (r.family === 'inet') c.sock.queue(ref, (w, seq) => tableRouteMsg(w, seq, { ...r, oif: index }));
       c.sock.flush();
     }
     for (const [, c] of moved) c.sock.drain();

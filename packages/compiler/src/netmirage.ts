@@ -193,7 +193,7 @@ function mac(kind: number, i: number): string {
 }
 
 const KIND_RANK: Record<Op['op'], number> = {
-  netns: 0, adopt: 0.5, ovs: 7.7, withdraw: 7.6, veth: 1, vxlan: 1, bridge: 1, enslave: 2, addr: 3, up: 4, sysctl: 5, impair: 6, nft: 6, route: 7, rule: 7.5, file: 8, exec: 9, process: 10,
+  netns: 0, adopt: 0.5, ovs: 7.7, withdraw: 7.6, veth: 1, vxlan: 1, vtep: 1, tap: 6, bridge: 1, enslave: 2, addr: 3, up: 4, sysctl: 5, impair: 6, nft: 6, route: 7, rule: 7.5, file: 8, exec: 9, process: 10,
 };
 
 /** What NetMirage sets in every namespace (reference 4.4 step 3), beyond dune's router sysctls. */
@@ -548,7 +548,7 @@ function ovsOp(s: NetmirageSettings, rootNs: string, rootIp: string, ifaces: rea
   }
   const flows: string[] = [];
   for (const dev of ifaces) {
-    for (const a of s.nics?.find((n) => n.name === dev)?.saved.addrs ?? []) if (!a.includes(':')) flows.push(arpResponder(a.split('/')[0] as string, `{mac:${dev}}`));
+    for (const a of s.nics?.find((n) => n.name === dev)?.saved?.addrs ?? []) if (!a.includes(':')) flows.push(arpResponder(a.split('/')[0] as string, `{mac:${dev}}`));
   }
   flows.push(arpResponder(rootIp, OVS_ROOT_MAC));
   const ifaceOf = (i: number) => (s.edges[i]?.iface ?? s.iface) as string;

@@ -144,7 +144,61 @@ export interface AdoptOp {
   op: 'adopt';
   ns: string;
   dev: string;
-  saved: { mtu: number; up: boolean; addrs: string[]; routes: SavedRoute[] };
+  /** Its name inside `ns` (a `nic` brick's `name`); absent: `dev`. Down gives it back `dev`. */
+  name?: string;
+  /** Moved in bare: none of its addresses and routes put back inside (a bridge's port: a `nic` brick). */
+  bare?: boolean;
+  /** The node it is a port of (a `nic` brick): its frames counted under it in `dune status`. */
+  node?: string;
+  /**
+   * What it had. Absent in a compiled plan (a `nic` brick: the compiler cannot see the host):
+   * the agent's `up` reads it from the host before anything is built and journals the plan
+   * with it, so a down after a kill -9 still puts it back.
+   */
+  saved?: { mtu: number; up: boolean; addrs: string[]; routes: SavedRoute[] };
+}
+
+/**
+ * A VXLAN device joining a lab segment to a VXLAN network outside the lab (a `vtep` brick):
+ * created from the host namespace (its UDP socket and underlay stay there), moved into the
+ * brick's, with MAC learning on (the fabric's MACs are learnt, not known) and the VNI as
+ * given (never reallocated: the fabric fixes it). `remote` is a unicast peer or a multicast
+ * group (which needs `underlayDev`).
+ */
+export interface VtepOp {
+  op: 'vtep';
+  ns: string;
+  /** The brick (for status and pictures). */
+  node: string;
+  name: string;
+  vni: number;
+  remote: string;
+  local?: string;
+  port: number;
+  underlayDev?: string;
+  ttl?: number;
+  mtu?: number;
+  alias: string;
+}
+
+/**
+ * A persistent TAP device in `ns` (a `tap` or `vhost` brick), for a VM or any program that
+ * opens /dev/net/tun: made with IFF_TAP|IFF_NO_PI (and IFF_VNET_HDR for vhost-net), owned by
+ * `owner`/`group` when given, enslaved to `master` and brought up.
+ */
+export interface TapOp {
+  op: 'tap';
+  ns: string;
+  /** The brick (for status and pictures). */
+  node: string;
+  name: string;
+  alias: string;
+  vnetHdr: boolean;
+  multiQueue: boolean;
+  owner?: string;
+  group?: string;
+  mtu?: number;
+  master?: string;
 }
 
 /**
@@ -295,6 +349,8 @@ export type Op =
   | AdoptOp
   | OvsOp
   | WithdrawOp
+  | VtepOp
+  | TapOp
   | ImpairOp
   | NftOp
   | FileOp

@@ -165,8 +165,8 @@ describe('node kinds in TOML', () => {
     }
     expect(msg).toMatchInlineSnapshot(`
       "1 error in the topology:
-      t.toml:4:8: error[unknown-kind]: node kind "swich" (node "sw") is not supported; the kinds are router, switch, hub, diode, firewall, antispoof
-        hint: did you mean \`switch\`? Use one of: router, switch, hub, diode, firewall, antispoof"
+      t.toml:4:8: error[unknown-kind]: node kind "swich" (node "sw") is not supported; the kinds are router, switch, hub, diode, firewall, antispoof, vtep, nic, tap, vhost, capture
+        hint: did you mean \`switch\`? Use one of: router, switch, hub, diode, firewall, antispoof, vtep, nic, tap, vhost, capture"
     `);
   });
 

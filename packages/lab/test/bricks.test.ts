@@ -69,3 +69,42 @@ describe.skipIf(!isRoot)(`a firewall built and changed through the API${isRoot ?
     await expect(a.firewall({ rules: [] })).rejects.toThrow('node "a" of lab apifw is not a firewall');
   });
 });
+
+describe.skipIf(!isRoot)(`device bricks built through the API (capture, tap)${isRoot ? '' : ' (needs root: namespaces, tcpdump, taps)'}`, () => {
+  const dir = '/var/tmp/dune-api-capture';
+  const lab = new Lab({ name: 'apidev' });
+  const a = lab.node('a');
+  const b = lab.node('b');
+  const cap = lab.node('cap', { kind: 'capture', dir, files: 2, size_mb: 1, filter: 'icmp' });
+  const vm = lab.node('vm', { kind: 'tap', name: 'tap7' });
+  lab.link(a, cap);
+  lab.link(cap, b);
+  lab.link(b, vm);
+
+  afterAll(async () => {
+    await lab.down();
+    expect(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout).not.toContain('dune.apidev.');
+    spawnSync('rm', ['-rf', '--', dir]);
+  });
+
+  it('a capture brick records the pings crossing it; a tap brick holds a tap for a VM', async () => {
+    spawnSync('rm', ['-rf', '--', dir]);
+    await lab.up();
+    expect(await pings(a, b.address(4), 3)).toBe(3);
+    await new Promise((r) => setTimeout(r, 300));
+    const read = spawnSync('tcpdump', ['-n', '-r', `${dir}/cap.pcap0`], { encoding: 'utf8' });
+    const lines = read.stdout.trim().split('\n');
+    expect(lines.filter((l) => l.includes('ICMP echo request')).length).toBeGreaterThanOrEqual(3);
+    // The filter given through the API: nothing but ICMP.
+    expect(lines.every((l) => l.includes('ICMP'))).toBe(true);
+    expect((await vm.run(['ip', '-d', 'link', 'show', 'tap7'])).stdout).toMatch(/tun type tap/);
+    const counted = (await lab.status()).counters ?? [];
+    expect(counted.map((c) => `${c.node} ${c.name}`)).toEqual(expect.arrayContaining(['vm tap7_tx', 'vm tap7_rx']));
+  }, 60_000);
+
+  test('a key the brick does not have is an error naming its keys', async () => {
+    const bad = new Lab({ name: 'apibad' });
+    bad.link(bad.node('h'), bad.node('v', { kind: 'vtep', vni: 9, remote: '192.0.2.1', remote_port: 4789 }));
+    await expect(bad.up()).rejects.toThrow(/"remote_port" is not a key of a vtep \(node "v"\); its keys are vni, remote, group, port, local, dev, ttl, mtu/);
+  });
+});

@@ -133,3 +133,38 @@ describe('pictures', () => {
     expect(() => renderGraph(g, 'svgz')).toThrowErrorMatchingInlineSnapshot(`[DuneError: "svgz" is not a picture format]`);
   });
 });
+
+describe('device bricks in pictures', () => {
+  it('a vtep, a nic, a tap, a vhost and a capture are drawn as themselves, not as switches', () => {
+    const plan = compile(parseDuneToml(`
+[topology]
+lab = "devpic"
+links = [
+  { endpoints = ["h:eth0", "sw:eth0"] }, { endpoints = ["sw:eth1", "vt"] }, { endpoints = ["sw:eth2", "up"] },
+  { endpoints = ["sw:eth3", "vm"] }, { endpoints = ["sw:eth4", "vh"] }, { endpoints = ["h:eth1", "cap:eth0"] }, { endpoints = ["cap:eth1", "h2"] },
+]
+[topology.nodes.h]
+[topology.nodes.h2]
+[topology.nodes.sw]
+kind = "switch"
+[topology.nodes.vt]
+kind = "vtep"
+vni = 5
+remote = "192.0.2.9"
+[topology.nodes.up]
+kind = "nic"
+dev = "enp3s0"
+[topology.nodes.vm]
+kind = "tap"
+[topology.nodes.vh]
+kind = "vhost"
+[topology.nodes.cap]
+kind = "capture"
+`, 'devpic.toml'));
+    const g = graphModel(plan);
+    expect(Object.fromEntries(g.nodes.map((n) => [n.id, n.kind]))).toEqual({ h: 'router', sw: 'switch', vt: 'vtep', up: 'nic', vm: 'tap', vh: 'vhost', cap: 'capture', h2: 'router' });
+    const dot = toDot(g);
+    expect(dot).toContain('"vt" [shape=cds');
+    expect(dot).toContain('"cap" [shape=note');
+  });
+});

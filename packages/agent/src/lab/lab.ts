@@ -31,7 +31,7 @@ import { kindOfOp, opKinds, releaseOps, type OpCounter } from '../ops/index.js';
 import { dumpLinks, readLinks } from '../status.js';
 import { daemonOps, daemonState, nodeRoutes, waitConverged, type DaemonState, type NodeRoute } from './routing.js';
 import { teardownLab } from '../teardown.js';
-import { releaseAdopted, undoHostOps } from '../adopt.js';
+import { releaseAdopted, saveAdopted, undoHostOps } from '../adopt.js';
 import { reclaimTransients } from '../transient.js';
 
 export type LabEvent =
@@ -149,7 +149,7 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
   const lab = plan.lab;
   return withLock(lab, async () => {
     reclaimedNote(emit);
-    plan = allocateHere(plan);
+    plan = saveAdopted(allocateHere(plan), readPlan(lab));
     const d = await diff(plan, emit);
     if (d.nothing) return { lab, changed: false, created: {}, removed: {}, changedImpairments: 0, unchanged: d.host.ops.length, elapsedMs: performance.now() - t0, backend: d.journal.state.backend };
     const { caps, prefer, backend } = await probeAndPlan(plan, d, emit);

@@ -109,6 +109,10 @@ export interface VxlanSpec extends LinkSpec {
   port: number;
   /** ifindex of the underlay device in the socket's namespace. */
   underlayIndex?: number;
+  /** MAC learning (default off: a point-to-point link); a vtep into a fabric learns. */
+  learning?: boolean;
+  /** Outer TTL (default 64). */
+  ttl?: number;
 }
 
 /**
@@ -122,18 +126,20 @@ export function newVxlan(w: NlWriter, seq: number, s: VxlanSpec): void {
   w.attrStr(IFLA_INFO_KIND, 'vxlan');
   const data = w.beginNest(IFLA_INFO_DATA);
   w.attrU32(IFLA_VXLAN_ID, s.vni);
-  const local = parseIp(s.local);
   const remote = parseIp(s.remote);
-  if (local.family === AF_INET) w.attrBytes(IFLA_VXLAN_LOCAL, local.bytes);
-  else w.attrBytes(IFLA_VXLAN_LOCAL6, local.bytes);
+  if (s.local !== '') {
+    const local = parseIp(s.local);
+    if (local.family === AF_INET) w.attrBytes(IFLA_VXLAN_LOCAL, local.bytes);
+    else w.attrBytes(IFLA_VXLAN_LOCAL6, local.bytes);
+  }
   if (remote.family === AF_INET) w.attrBytes(IFLA_VXLAN_GROUP, remote.bytes);
   else w.attrBytes(IFLA_VXLAN_GROUP6, remote.bytes);
   if (s.underlayIndex !== undefined) w.attrU32(IFLA_VXLAN_LINK, s.underlayIndex);
   // The UDP port is the one attribute of this family in network byte order.
   w.attrBe16(IFLA_VXLAN_PORT, s.port);
-  w.attrU8(IFLA_VXLAN_TTL, 64);
+  w.attrU8(IFLA_VXLAN_TTL, s.ttl ?? 64);
   // Point-to-point: learning only adds FDB churn.
-  w.attrU8(IFLA_VXLAN_LEARNING, 0);
+  w.attrU8(IFLA_VXLAN_LEARNING, s.learning === true ? 1 : 0);
   w.endNest(data);
   w.endNest(info);
   w.endMsg(start);

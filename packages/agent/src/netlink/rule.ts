@@ -11,6 +11,7 @@ import {
   IFA_ADDRESS,
   IFA_FLAGS,
   IFA_LOCAL,
+  IFLA_IFNAME,
   IFLA_NET_NS_FD,
   NLM_F_ACK,
   NLM_F_CREATE,
@@ -252,9 +253,11 @@ export function addrMsg(w: NlWriter, seq: number, a: AddrSpec, del = false): voi
 }
 
 /** `ip link set IFINDEX netns FD`: the link leaves the socket's namespace (its IP config does not follow). */
-export function moveLinkMsg(w: NlWriter, seq: number, ifindex: number, nsFd: number): void {
+export function moveLinkMsg(w: NlWriter, seq: number, ifindex: number, nsFd: number, name?: string): void {
   const start = w.beginMsg(RTM_SETLINK, PLAIN, seq);
   w.u8(AF_UNSPEC).u8(0).u16(0).i32(ifindex).u32(0).u32(0);
   w.attrU32(IFLA_NET_NS_FD, nsFd);
+  // Renamed in the same message (`ip link set X netns N name Y`): it never meets a namesake.
+  if (name !== undefined) w.attrStr(IFLA_IFNAME, name);
   w.endMsg(start);
 }

@@ -5,6 +5,7 @@
  * and teardown move it back and restore what the op saved before its namespace goes
  * (adopt.ts at the package's root), so there is no per-op undo here.
  */
+import { devCounters } from './devcount.js';
 import { opKind } from './types.js';
 
 export const adopt = opKind('adopt', {
@@ -15,4 +16,9 @@ export const adopt = opKind('adopt', {
   undoRank: 115,
   diesWithNs: false,
   apply: { stage: 'adopt' },
+  // A nic brick's port: what crossed the wire (NetMirage's adopted NICs name no node: none).
+  counters: async (op) => (op.node === undefined ? [] : devCounters(op.ns, op.name ?? op.dev, op.node, {
+    tx: `${op.name ?? op.dev} (host ${op.dev}): frames to the wire`,
+    rx: `${op.name ?? op.dev} (host ${op.dev}): frames from the wire`,
+  })),
 });

@@ -38,9 +38,11 @@ import { process } from './process.js';
 import { route } from './route.js';
 import { rule_ } from './rule.js';
 import { sysctl } from './sysctl.js';
+import { tap } from './tap.js';
 import type { OpKindDef } from './types.js';
 import { up } from './up.js';
 import { veth } from './veth.js';
+import { vtep } from './vtep.js';
 import { withdraw } from './withdraw.js';
 import { vxlan } from './vxlan.js';
 
@@ -49,6 +51,8 @@ export const opKinds: { readonly [K in OpKind]: OpKindDef<Extract<Op, { op: K }>
   adopt,
   veth,
   vxlan,
+  vtep,
+  tap,
   bridge,
   enslave,
   addr,

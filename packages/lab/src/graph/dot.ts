@@ -1,7 +1,7 @@
 /** GraphViz DOT: a cluster per phynode, shapes by kind, links labelled; cut links red and dashed. */
 import { linkLabel, type GraphModel, type GraphNodeKind } from './model.js';
 
-export const DOT_SHAPES: Record<string, string> = { router: 'ellipse', switch: 'box', hub: 'hexagon', diode: 'rarrow', firewall: 'doubleoctagon', antispoof: 'box3d' };
+export const DOT_SHAPES: Record<string, string> = { router: 'ellipse', switch: 'box', hub: 'hexagon', diode: 'rarrow', firewall: 'doubleoctagon', antispoof: 'box3d', vtep: 'cds', nic: 'house', tap: 'invhouse', vhost: 'invhouse', capture: 'note' };
 
 export function dotShape(kind: GraphNodeKind): string {
   return DOT_SHAPES[kind] ?? 'octagon';

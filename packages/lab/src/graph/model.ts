@@ -6,7 +6,7 @@
  *   plan (+ status) ──graphModel──▶ GraphModel ──toDot | toMermaid | toSvg(layoutGraph) | toHtml
  */
 import { formatDurationUs, formatRate, type Impairment } from '@dune/topology';
-import type { Plan } from '@dune/compiler';
+import { CAPTURE_TAG, type Plan } from '@dune/compiler';
 import type { LabStatus } from '@dune/agent';
 
 export type GraphNodeKind = 'router' | 'switch' | 'hub' | (string & {});
@@ -52,7 +52,11 @@ export interface GraphModel {
   links: GraphLink[];
 }
 
-/** A node's kind: the plan's own when it has one, else what its ops say (a brick's filters name it; a bridge is a switch; one that ages MACs at once, a hub). */
+/**
+ * A node's kind: the plan's own when it has one, else what its ops say (a brick's filters name
+ * it; a device brick's device: a vtep, a nic's adopted port, a tap (vnet_hdr: vhost), a
+ * capture's tcpdump; a bridge is a switch; one that ages MACs at once, a hub).
+ */
 function kindOf(plan: Plan, node: Plan['nodes'][number]): GraphNodeKind {
   const own = (node as { kind?: string }).kind;
   if (own !== undefined) return own;
@@ -60,6 +64,10 @@ function kindOf(plan: Plan, node: Plan['nodes'][number]): GraphNodeKind {
   for (const h of plan.hosts) {
     for (const op of h.ops) {
       if (op.op === 'nft' && op.ns === node.ns) return op.kind;
+      if (op.op === 'vtep' && op.ns === node.ns) return 'vtep';
+      if (op.op === 'tap' && op.ns === node.ns) return op.vnetHdr ? 'vhost' : 'tap';
+      if (op.op === 'adopt' && op.bare === true && op.ns === node.ns) return 'nic';
+      if (op.op === 'process' && op.ns === node.ns && op.argv[3] === CAPTURE_TAG) return 'capture';
       if (op.op === 'bridge' && op.ns === node.ns) bridged = op.ageingTimeCs === 0 ? 'hub' : 'switch';
     }
   }

@@ -21,12 +21,17 @@
 import type { Diagnostics, Node } from '@dune/topology';
 import { choicesHint } from '@dune/topology';
 import { antispoof } from './antispoof.js';
+import { capture } from './capture.js';
 import { diode } from './diode.js';
 import { firewall } from './firewall.js';
 import { hub } from './hub.js';
+import { nic } from './nic.js';
 import { router } from './router.js';
 import { switchKind } from './switch.js';
+import { tap } from './tap.js';
 import type { NodeKindDef } from './types.js';
+import { vhost } from './vhost.js';
+import { vtep } from './vtep.js';
 
 export const nodeKinds = {
   router,
@@ -35,6 +40,11 @@ export const nodeKinds = {
   diode,
   firewall,
   antispoof,
+  vtep,
+  nic,
+  tap,
+  vhost,
+  capture,
 } as const satisfies Record<string, Pick<NodeKindDef, 'description' | 'layer'>>;
 
 export type NodeKind = keyof typeof nodeKinds;
@@ -71,3 +81,7 @@ export * from './types.js';
 export { bridgePhases } from './bridge.js';
 export { readFirewall, firewallOp, describeRule, FIREWALL_KEYS, RULE_KEYS, type FirewallSpec, type FirewallRule } from './firewall-rules.js';
 export { BRICK_TABLE, BRICK_INET_TABLE } from './nft.js';
+export { VTEP_DEV, VTEP_KEYS } from './vtep.js';
+export { NIC_KEYS } from './nic.js';
+export { TAP_KEYS } from './tap.js';
+export { CAPTURE_KEYS, CAPTURE_TAG, captureFile, defaultCaptureDir } from './capture.js';
