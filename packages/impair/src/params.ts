@@ -14,7 +14,7 @@
  */
 import {
   choicesHint, formatDurationUs, formatRate, JITTER_DISTRIBUTIONS, parseDurationUs, parsePercent, parseQueue,
-  parseRateBitsPerSec, parseSizeBytes, type GilbertElliott, type Impairment, type JitterDistribution,
+  parseRateBitsPerSec, parseSizeBytes, type DeliveryTrace, type GilbertElliott, type Impairment, type JitterDistribution,
 } from '@dune/topology';
 
 export const LIMITS = {
@@ -25,6 +25,7 @@ export const LIMITS = {
   maxQueueBytes: 1024 ** 3,
   maxReorderGap: 1_000_000,
   maxStringLength: 64,
+  maxTraceOpportunities: 10_000_000,
 } as const;
 
 export interface ParamProblem {
@@ -159,6 +160,24 @@ function geModel(v: unknown): GilbertElliott {
   return ge;
 }
 
+/** A Mahimahi trace followed per packet, as a trace follower sends it. */
+function deliveryTrace(v: unknown): DeliveryTrace {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Bad(`expected {"opportunitiesMs": [1, 2, ...], "loop": false, "epoch": 0}, got ${describe(v)}`);
+  const o = v as Record<string, unknown>;
+  const opps = o.opportunitiesMs;
+  if (!Array.isArray(opps) || opps.length === 0) throw new Bad('opportunitiesMs must be a non-empty array of milliseconds');
+  if (opps.length > LIMITS.maxTraceOpportunities) throw new Bad(`a trace of ${opps.length} opportunities is above the maximum ${LIMITS.maxTraceOpportunities}`);
+  let prev = 0;
+  for (const [i, x] of opps.entries()) {
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < prev) throw new Bad(`opportunitiesMs[${i}] ${describe(x)} is not a whole millisecond at or after ${prev}`);
+    prev = x;
+  }
+  if (prev <= 0) throw new Bad('the last opportunity must be above 0 ms');
+  if (typeof o.loop !== 'boolean') throw new Bad('loop must be true or false');
+  const epoch = finite(o.epoch);
+  return { opportunitiesMs: opps as number[], loop: o.loop, epoch };
+}
+
 function canonPct(field: keyof Impairment): KeySpec {
   return { valid: 'a number 0..100 (percent)', fields: [field], parse: (v) => ({ [field]: inRange(finite(v), 0, 100, field) }) };
 }
@@ -285,6 +304,15 @@ export const PARAM_KEYS: Record<string, KeySpec> = {
   },
 };
 
+/** Model keys a trace follower sets (`dune trace run`): taken in a pipe's object, not offered to people. */
+const FOLLOWER_KEYS: Record<string, KeySpec> = {
+  deliveryTrace: {
+    valid: '{"opportunitiesMs": [...], "loop": bool, "epoch": number}: a Mahimahi trace followed per packet',
+    fields: ['deliveryTrace'],
+    parse: (v) => ({ deliveryTrace: deliveryTrace(v) }),
+  },
+};
+
 /** Keys a pipe accepts, and `both` / pipe names at the top level. */
 export function validKeys(pipeNames: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -297,7 +325,7 @@ export function validKeys(pipeNames: readonly string[]): Record<string, string> 
 /** Applies one pipe's patch to `target`, collecting problems (and, when not strict, unknown keys as warnings). */
 function applyPipePatch(target: Impairment, patch: Record<string, unknown>, path: string, problems: ParamProblem[], warnings?: ParamProblem[]): void {
   for (const [key, value] of Object.entries(patch)) {
-    const spec = PARAM_KEYS[key];
+    const spec = PARAM_KEYS[key] ?? (Object.hasOwn(FOLLOWER_KEYS, key) ? FOLLOWER_KEYS[key] : undefined);
     const at = path ? `${path}.${key}` : key;
     if (spec === undefined) {
       (warnings ?? problems).push({ path: at, message: `unknown key "${key}"${warnings ? ' ignored' : ''}; ${choicesHint(key, Object.keys(PARAM_KEYS))}` });
