@@ -60,6 +60,9 @@ interface Backend {
   build(imp: Impairment, ctx: PlanContext, plan: ImpairPlan): void;
 }
 
+/** Every key but a Mahimahi trace per packet, which only the userspace engine follows. */
+const NETEM_KEYS = IMPAIRMENT_KEYS.filter((k) => k !== 'deliveryTrace');
+
 const RATE_KEYS = ['rateBitsPerSec', 'queuePackets', 'queueBytes'] as const satisfies readonly ImpairKey[];
 
 /** Keys only netem or the userspace engine can carry (given a loss that nftables cannot draw). */
@@ -67,7 +70,7 @@ function needsEngine(imp: Impairment): boolean {
   return (
     imp.delayUs !== undefined || imp.jitterUs !== undefined || imp.jitterDistribution !== undefined || imp.jitterCorrelationPct !== undefined ||
     imp.duplicatePct !== undefined || imp.corruptPct !== undefined || imp.reorderPct !== undefined || imp.reorderGap !== undefined ||
-    imp.lossGilbertElliott !== undefined || imp.lossCorrelationPct !== undefined
+    imp.lossGilbertElliott !== undefined || imp.lossCorrelationPct !== undefined || imp.deliveryTrace !== undefined
   );
 }
 
@@ -77,7 +80,7 @@ const NETEM_MIN_LIMIT = 1000;
 
 export const impairBackends = {
   netem: {
-    keys: IMPAIRMENT_KEYS,
+    keys: NETEM_KEYS,
     available: (c) => ({ ok: c.netem.ok, missing: `sch_netem (CONFIG_NET_SCH_NETEM): ${c.netem.error ?? 'not found'}` }),
     build(imp, ctx, plan) {
       plan.tc.push({ type: 'qdisc', handle: handle(1), parent: TC_H_ROOT, options: { kind: 'netem', ...netemOptions(imp, ctx) } });
@@ -217,17 +220,19 @@ export function planImpairment(imp: Impairment, caps: Caps, opts: PlanOptions): 
   const netem = impairBackends.netem.available(caps);
   const engine = opts.userspaceEngine === true;
   if (prefer === 'netem' && !netem.ok) throw new ImpairmentUnsupportedError(where, keys, [netem.missing], engine);
-  if (netem.ok && prefer !== 'no-netem' && prefer !== 'userspace') {
-    for (const k of keys) plan.assignments[k] = 'netem';
-    impairBackends.netem.build(imp, opts, plan);
-    return plan;
-  }
+  const withNetem = netem.ok && prefer !== 'no-netem' && prefer !== 'userspace';
   const reasons = new Set<string>();
   if (!netem.ok) reasons.add(`no ${netem.missing}`);
   const unsupported: ImpairKey[] = [];
   const used = new Set<BackendName>();
   for (const k of keys) {
     let chosen: BackendName | undefined;
+    // netem, when it is used, carries every key it can (a Mahimahi trace per packet it cannot).
+    if (withNetem && (impairBackends.netem.keys as readonly ImpairKey[]).includes(k)) {
+      plan.assignments[k] = 'netem';
+      used.add('netem');
+      continue;
+    }
     for (const name of BACKEND_NAMES) {
       if (name === 'netem' || (name === 'userspace' && !engine)) continue;
       const b: Backend = impairBackends[name];
