@@ -6,7 +6,7 @@
  * key is added in one place (plus the backends that carry it).
  */
 import type { Diagnostics } from './errors.js';
-import { JITTER_DISTRIBUTIONS, type Impairment } from './model.js';
+import { JITTER_DISTRIBUTIONS, type DeliveryTrace, type Impairment } from './model.js';
 import { asChoice, asInt, asUnit, type Located } from './toml-values.js';
 import { formatDurationUs, formatRate, parseDurationUs, parsePercent, parseQueue, parseRateBitsPerSec } from './units.js';
 
@@ -95,5 +95,14 @@ export function impairmentFieldsOf(key: string): (keyof Impairment)[] {
 /** One direction's impairment in `dune status`'s words: `delay 5ms, loss 1%, rate 10 Mbit/s`, or `-`. */
 export function describeImpairment(i: Impairment): string {
   const parts = Object.values(IMPAIRMENT_TABLE as Record<string, ImpairmentKeySpec>).map((k) => k.status(i)).filter((s): s is string => s !== undefined);
+  if (i.deliveryTrace) parts.push(describeDeliveryTrace(i.deliveryTrace));
   return parts.join(', ') || '-';
+}
+
+/** A Mahimahi trace followed per packet, in a few words: `mahimahi trace 2250 opportunities over 6s (4.5 Mbit/s mean)`. */
+export function describeDeliveryTrace(t: DeliveryTrace): string {
+  const n = t.opportunitiesMs.length;
+  const periodMs = t.opportunitiesMs[n - 1] ?? 0;
+  const mean = periodMs > 0 ? ` (${formatRate(Math.round((n * 1500 * 8 * 1000) / periodMs))} mean)` : '';
+  return `mahimahi trace ${n} opportunities over ${formatDurationUs(periodMs * 1000)}${mean}${t.loop ? ', looping' : ''}`;
 }
