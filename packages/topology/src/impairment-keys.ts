@@ -48,7 +48,9 @@ function only<K extends keyof Impairment>(key: K, value: Impairment[K] | undefin
 
 const pctText = (word: string, field: keyof Impairment) => (i: Impairment): string | undefined => (i[field] ? `${word} ${String(i[field])}%` : undefined);
 const pctLabel = (word: string, field: keyof Impairment) => (i: Impairment): string | undefined => (i[field] ? `${String(i[field])}% ${word}` : undefined);
-const none = (): undefined => undefined;
+/** A key not shown on its own: another key's words say it (the jitter its distribution) or it only tunes one. */
+export const NOT_SHOWN = (): undefined => undefined;
+const none = NOT_SHOWN;
 
 /** In the order `dune status` prints them and the docs list them. */
 export const IMPAIRMENT_TABLE = {
@@ -99,7 +101,8 @@ export const IMPAIRMENT_TABLE = {
   },
   reorder_gap: {
     fields: ['reorderGap'], unit: 'packets (integer)', netem: 'reorder PCT gap N', engine: 'reorder', rest: 'gap',
-    parse: (d, l) => only('reorderGap', asInt(d, l, 1, 2 ** 32 - 1)),
+    // `dune set` and trace cells give it as text: digits are the integer.
+    parse: (d, l) => only('reorderGap', asInt(d, typeof l.value === 'string' && /^\d+$/.test(l.value) ? { ...l, value: Number(l.value) } : l, 1, 2 ** 32 - 1)),
     status: none,
     label: none,
   },
