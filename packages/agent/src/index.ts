@@ -15,6 +15,8 @@ export {
   BACKEND_NAMES,
   ImpairmentUnsupportedError,
   netemOptions,
+  netemImpairment,
+  NETEM,
   nftLossScript,
   nftTableName,
   type BackendName,

@@ -15,6 +15,7 @@ interface Flags extends remote.SshFlags {
   json?: boolean;
   granularity?: string;
   duration?: string;
+  mahimahi?: string;
 }
 
 function ms(text: string, what: string): number {
@@ -33,6 +34,7 @@ export function registerTraceCommands(program: Command, o: Output): void {
     .argument('[file]', 'the topology file (default: the traces the lab was built with)')
     .option('--lab <name>', 'lab name (default: the only lab)')
     .option('--granularity <time>', 'window of a Mahimahi trace on the kernel backends', '100ms')
+    .option('--mahimahi <how>', 'follow a Mahimahi trace per `packets` (the userspace engine) or as its `rate` per window (default: packets on a lab whose impairment_backend is userspace)')
     .option('--duration <time>', 'stop after this long (default: the end of the longest trace; needed for loop = true)')
     .option('--json', 'one JSON line per change')
     .addHelpText('after', '\nExamples:\n  dune up cell.toml && dune trace run\n  dune trace run --lab cell --duration 5m --granularity 50ms'))
@@ -46,7 +48,11 @@ export function registerTraceCommands(program: Command, o: Output): void {
         throw new DuneError('no-traces', `lab ${loc.lab} has no traces`, { hint: 'give a link trace = "FILE" or add [[topology.schedule]] entries, and run `dune up` again' });
       }
       const granularityMs = ms(flags.granularity ?? '100ms', 'granularity');
-      const durationMs = flags.duration !== undefined ? ms(flags.duration, 'duration') : lab.tracesLengthMs(traces, granularityMs);
+      if (flags.mahimahi !== undefined && flags.mahimahi !== 'packets' && flags.mahimahi !== 'rate') {
+        throw new DuneError('bad-value', `--mahimahi "${flags.mahimahi}" is neither packets nor rate`, { hint: '--mahimahi packets (the userspace engine, per packet) or --mahimahi rate (any backend, per window)' });
+      }
+      const mahimahi: lab.MahimahiMode = (flags.mahimahi as lab.MahimahiMode | undefined) ?? (plan.impairmentBackend === 'userspace' ? 'packets' : 'rate');
+      const durationMs = flags.duration !== undefined ? ms(flags.duration, 'duration') : lab.tracesLengthMs(traces, granularityMs, mahimahi);
       if (!flags.json) o.out(`lab ${loc.lab}: ${traces.length} link direction${traces.length === 1 ? '' : 's'} over ${(durationMs / 1000).toFixed(1)}s`);
       const stop = new AbortController();
       const onSignal = (): void => stop.abort();
@@ -55,11 +61,11 @@ export function registerTraceCommands(program: Command, o: Output): void {
       let count = 0;
       try {
         await lab.followTraces(loc, traces, {
-          granularityMs, durationMs, signal: stop.signal, orchestrate: opts,
+          granularityMs, durationMs, mahimahi, signal: stop.signal, orchestrate: opts,
           onChange: (r) => {
             count++;
             late = Math.max(late, r.elapsedMs + r.tookMs - r.atMs);
-            if (flags.json) o.out(JSON.stringify({ atMs: r.atMs, elapsedMs: Math.round(r.elapsedMs), tookMs: Math.round(r.tookMs), target: `${r.node}:${r.dev}`, set: r.set, removed: r.removed, skipped: r.skipped }));
+            if (flags.json) o.out(JSON.stringify({ atMs: r.atMs, elapsedMs: Math.round(r.elapsedMs), tookMs: Math.round(r.tookMs), target: `${r.node}:${r.dev}`, set: r.set.deliveryTrace ? { ...r.set, deliveryTrace: { opportunities: r.set.deliveryTrace.opportunitiesMs.length, loop: r.set.deliveryTrace.loop } } : r.set, removed: r.removed, skipped: r.skipped }));
             else o.out(`${(r.elapsedMs / 1000).toFixed(2).padStart(8)}s  ${r.node}:${r.dev}  ${describeImpairment(r.set as never)}${r.skipped ? `  (${r.skipped} skipped: behind)` : ''}`);
           },
         });

@@ -27,7 +27,7 @@ import { findSegments } from './segments.js';
 import { readKinds } from './kinds/check.js';
 import { checkKindNames } from './kinds/nodes/index.js';
 import { planEvents } from './events.js';
-import { planTraces } from './traces.js';
+import { planTraces, type PlanTrace } from './traces.js';
 import { checkSources, renderNodes, Sources } from './template.js';
 
 export interface CompileOptions {
@@ -120,7 +120,7 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
     format: PLAN_FORMAT,
     lab,
     nsPrefix: opts.nsPrefix ?? nsPrefix(lab),
-    source: { file: topo.file, format: topo.format, sha256: opts.sourceSha256 ?? topologySha256(topo) },
+    source: { file: topo.file, format: topo.format, sha256: withTraceContents(opts.sourceSha256 ?? topologySha256(topo), traces, topo.file, opts.readFile) },
     nodes: assembled.nodes,
     links: assembled.links,
     hosts: assembled.hosts,
@@ -169,6 +169,28 @@ function warnShaping(topo: Topology, diags: Diagnostics): void {
     shaped[0]?.loc,
     'put the limits on the links to those nodes instead',
   );
+}
+
+/**
+ * The source's checksum extended by the contents of the trace files it names (a changed trace
+ * is a changed lab, though the topology's text is the same); unchanged without traces. A trace
+ * that cannot be read here counts by what the plan carries of it.
+ */
+export function withTraceContents(sha256: string, traces: readonly PlanTrace[], topologyFile: string, readFile?: (path: string) => Buffer): string {
+  const files = [...new Set(traces.map((t) => t.file).filter((f) => f !== topologyFile))].sort();
+  if (files.length === 0) return sha256;
+  const h = createHash('sha256').update(sha256);
+  for (const f of files) {
+    let content: Buffer | string;
+    try {
+      if (readFile === undefined) throw new Error('no readFile');
+      content = readFile(f);
+    } catch {
+      content = JSON.stringify(traces.filter((t) => t.file === f));
+    }
+    h.update(`\0${f}\0${createHash('sha256').update(content).digest('hex')}`);
+  }
+  return h.digest('hex');
 }
 
 /** sha256 of the topology's canonical JSON (keys sorted), for plans compiled without the file text. */

@@ -1,5 +1,5 @@
 /** A plan in a few readable lines, for `dune plan` without --json. */
-import { formatDurationUs, formatRate } from '@dune/topology';
+import { IMPAIRMENT_SPECS } from '@dune/topology';
 import type { HostPlan, ImpairOp, Plan } from './plan.js';
 
 const NODES_SHOWN = 12;
@@ -72,14 +72,13 @@ function describeImpairments(plan: Plan): string {
       if (op.op !== 'impair') continue;
       count++;
       const i = (op as ImpairOp).impairment;
-      if (i.delayUs !== undefined) note('delay', formatDurationUs(i.delayUs));
-      if (i.jitterUs !== undefined) note('jitter', formatDurationUs(i.jitterUs));
-      if (i.lossPct !== undefined || i.lossGilbertElliott !== undefined) note('loss', i.lossPct !== undefined ? `${i.lossPct}%` : 'gemodel');
-      if (i.rateBitsPerSec !== undefined) note('rate', formatRate(i.rateBitsPerSec));
-      if (i.duplicatePct !== undefined) note('duplicate', `${i.duplicatePct}%`);
-      if (i.corruptPct !== undefined) note('corrupt', `${i.corruptPct}%`);
-      if (i.reorderPct !== undefined) note('reorder', `${i.reorderPct}%`);
-      if (i.queuePackets !== undefined || i.queueBytes !== undefined) note('queue', i.queuePackets !== undefined ? `${i.queuePackets}p` : `${i.queueBytes}B`);
+      // Each key's words in `dune status` (the impairment key table): `delay 5ms` → delay, 5ms.
+      for (const spec of Object.values(IMPAIRMENT_SPECS)) {
+        const text = spec.status(i);
+        if (text === undefined) continue;
+        const space = text.indexOf(' ');
+        note(text.slice(0, space), text.slice(space + 1));
+      }
     }
   }
   if (count === 0) return 'none';

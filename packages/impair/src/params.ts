@@ -13,8 +13,8 @@
  * or "none" turns the setting off.
  */
 import {
-  choicesHint, formatDurationUs, formatRate, JITTER_DISTRIBUTIONS, parseDurationUs, parsePercent, parseQueue,
-  parseRateBitsPerSec, parseSizeBytes, type GilbertElliott, type Impairment, type JitterDistribution,
+  choicesHint, FOLLOWER_FIELDS, formatDurationUs, formatRate, IMPAIRMENT_KEYS, IMPAIRMENT_TABLE, JITTER_DISTRIBUTIONS, parseDurationUs, parsePercent, parseQueue,
+  parseRateBitsPerSec, parseSizeBytes, type DeliveryTrace, type GilbertElliott, type Impairment, type ImpairmentTomlKey, type JitterDistribution,
 } from '@dune/topology';
 
 export const LIMITS = {
@@ -25,6 +25,7 @@ export const LIMITS = {
   maxQueueBytes: 1024 ** 3,
   maxReorderGap: 1_000_000,
   maxStringLength: 64,
+  maxTraceOpportunities: 10_000_000,
 } as const;
 
 export interface ParamProblem {
@@ -159,6 +160,24 @@ function geModel(v: unknown): GilbertElliott {
   return ge;
 }
 
+/** A Mahimahi trace followed per packet, as a trace follower sends it. */
+function deliveryTrace(v: unknown): DeliveryTrace {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Bad(`expected {"opportunitiesMs": [1, 2, ...], "loop": false, "epoch": 0}, got ${describe(v)}`);
+  const o = v as Record<string, unknown>;
+  const opps = o.opportunitiesMs;
+  if (!Array.isArray(opps) || opps.length === 0) throw new Bad('opportunitiesMs must be a non-empty array of milliseconds');
+  if (opps.length > LIMITS.maxTraceOpportunities) throw new Bad(`a trace of ${opps.length} opportunities is above the maximum ${LIMITS.maxTraceOpportunities}`);
+  let prev = 0;
+  for (const [i, x] of opps.entries()) {
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < prev) throw new Bad(`opportunitiesMs[${i}] ${describe(x)} is not a whole millisecond at or after ${prev}`);
+    prev = x;
+  }
+  if (prev <= 0) throw new Bad('the last opportunity must be above 0 ms');
+  if (typeof o.loop !== 'boolean') throw new Bad('loop must be true or false');
+  const epoch = finite(o.epoch);
+  return { opportunitiesMs: opps as number[], loop: o.loop, epoch };
+}
+
 function canonPct(field: keyof Impairment): KeySpec {
   return { valid: 'a number 0..100 (percent)', fields: [field], parse: (v) => ({ [field]: inRange(finite(v), 0, 100, field) }) };
 }
@@ -185,11 +204,53 @@ function distribution(field: keyof Impairment): KeySpec {
 const LOSS_SLOT: (keyof Impairment)[] = ['lossPct', 'lossGilbertElliott'];
 const QUEUE_SLOT: (keyof Impairment)[] = ['queuePackets', 'queueBytes'];
 
-/** Every key a pipe accepts. Adding one is one line here. */
-export const PARAM_KEYS: Record<string, KeySpec> = {
-  // packet_queue's four, in its units when bare
-  delay: { valid: DURATION_VALID, fields: ['delayUs'], parse: (v) => ({ delayUs: durationUs(v) }) },
-  loss: { valid: PROB_VALID, fields: LOSS_SLOT, parse: (v) => ({ lossPct: percent(v) }) },
+const pctShown = (x: number | undefined): string => `${x ?? 0}%`;
+type Shown = string | number | Record<string, string> | null;
+
+/**
+ * Our keys in the REST API's terms, one per key of the impairment key table (topology's
+ * impairment-keys.ts, whose `rest` names them here), with their friendly form for GET.
+ */
+const FRIENDLY: Record<ImpairmentTomlKey, KeySpec & { show(p: Impairment): Shown }> = {
+  latency: { valid: DURATION_VALID, fields: ['delayUs'], parse: (v) => ({ delayUs: durationUs(v) }), show: (p) => formatDurationUs(p.delayUs ?? 0) },
+  jitter: { valid: DURATION_VALID, fields: ['jitterUs'], parse: (v) => ({ jitterUs: durationUs(v) }), show: (p) => formatDurationUs(p.jitterUs ?? 0) },
+  jitter_distribution: { ...distribution('jitterDistribution'), show: (p) => p.jitterDistribution ?? 'normal' },
+  jitter_correlation: { ...friendlyPct('jitterCorrelationPct'), show: (p) => pctShown(p.jitterCorrelationPct) },
+  loss: { valid: PROB_VALID, fields: LOSS_SLOT, parse: (v) => ({ lossPct: percent(v) }), show: (p) => pctShown(p.lossPct) },
+  loss_correlation: { ...friendlyPct('lossCorrelationPct'), show: (p) => pctShown(p.lossCorrelationPct) },
+  duplicate: { ...friendlyPct('duplicatePct'), show: (p) => pctShown(p.duplicatePct) },
+  corrupt: { ...friendlyPct('corruptPct'), show: (p) => pctShown(p.corruptPct) },
+  reorder: { ...friendlyPct('reorderPct'), show: (p) => pctShown(p.reorderPct) },
+  reorder_gap: {
+    valid: `the reorder gap: a whole number 0..${LIMITS.maxReorderGap}`,
+    fields: ['reorderGap'],
+    parse: (v) => ({ reorderGap: int(v, 0, LIMITS.maxReorderGap, 'the gap') }),
+    show: (p) => p.reorderGap ?? 0,
+  },
+  bw: {
+    valid: `a rate ${LIMITS.minRateBitsPerSec}bit..1tbit with a unit: "10mbit", "512kbps" (bits), "1MB/s", "64KiB/s" (bytes); "none": unlimited`,
+    fields: ['rateBitsPerSec'],
+    parse(v) {
+      const bits = rateBits(v);
+      return bits === 0 ? {} : { rateBitsPerSec: bits };
+    },
+    show: (p) => (p.rateBitsPerSec ? formatRate(p.rateBitsPerSec) : 'unlimited'),
+  },
+  queue: {
+    valid: `a queue limit: packets ("100p", or a bare number up to ${LIMITS.maxQueuePackets}) or bytes ("64KiB", up to 1GiB); 0: unlimited`,
+    fields: QUEUE_SLOT,
+    parse(v) {
+      if (typeof v === 'number') return queueFields({ packets: int(v, 0, LIMITS.maxQueuePackets, 'the queue length') });
+      const q = unit(() => parseQueue(str(v)));
+      if ('packets' in q && !Number.isInteger(Number(q.packets))) throw new Bad('a queue length in packets is a whole number');
+      return queueFields(q);
+    },
+    show: (p) => (p.queuePackets ? `${p.queuePackets}p` : p.queueBytes ? `${p.queueBytes}B` : 'unlimited'),
+  },
+};
+
+/** packet_queue's own two beside ours, in its units when bare. */
+const PACKET_QUEUE: Record<string, KeySpec> = {
   bandwidth: {
     valid: 'a rate: bytes per second as a bare number (-1 or 0: unlimited), or "10mbit", "1MB/s"',
     fields: ['rateBitsPerSec'],
@@ -213,43 +274,21 @@ export const PARAM_KEYS: Record<string, KeySpec> = {
       return queueFields({ bytes: Math.round(inRange(bytes, 0, LIMITS.maxQueueBytes, 'the buffer in bytes')) });
     },
   },
-  // the rest of the model, friendly
-  jitter: { valid: DURATION_VALID, fields: ['jitterUs'], parse: (v) => ({ jitterUs: durationUs(v) }) },
-  distribution: distribution('jitterDistribution'),
-  jitterCorrelation: friendlyPct('jitterCorrelationPct'),
-  lossCorrelation: friendlyPct('lossCorrelationPct'),
-  gemodel: {
-    valid: 'Gilbert-Elliott loss: {"p": "1%", "r": "10%", "1-h": "100%", "1-k": "0%"} (p: good→bad, r: bad→good, 1-h: loss when bad, default 100%, 1-k: loss when good, default 0%)',
-    fields: LOSS_SLOT,
-    parse: (v) => ({ lossGilbertElliott: geModel(v) }),
-  },
-  duplicate: friendlyPct('duplicatePct'),
-  corrupt: friendlyPct('corruptPct'),
-  reorder: friendlyPct('reorderPct'),
-  gap: {
-    valid: `the reorder gap: a whole number 0..${LIMITS.maxReorderGap}`,
-    fields: ['reorderGap'],
-    parse: (v) => ({ reorderGap: int(v, 0, LIMITS.maxReorderGap, 'the gap') }),
-  },
-  rate: {
-    valid: `a rate ${LIMITS.minRateBitsPerSec}bit..1tbit with a unit: "10mbit", "512kbps" (bits), "1MB/s", "64KiB/s" (bytes); "none": unlimited`,
-    fields: ['rateBitsPerSec'],
-    parse(v) {
-      const bits = rateBits(v);
-      return bits === 0 ? {} : { rateBitsPerSec: bits };
-    },
-  },
-  queue: {
-    valid: `a queue limit: packets ("100p", or a bare number up to ${LIMITS.maxQueuePackets}) or bytes ("64KiB", up to 1GiB); 0: unlimited`,
-    fields: QUEUE_SLOT,
-    parse(v) {
-      if (typeof v === 'number') return queueFields({ packets: int(v, 0, LIMITS.maxQueuePackets, 'the queue length') });
-      const q = unit(() => parseQueue(str(v)));
-      if ('packets' in q && !Number.isInteger(Number(q.packets))) throw new Bad('a queue length in packets is a whole number');
-      return queueFields(q);
-    },
-  },
-  // the model's own keys
+};
+
+/** The Gilbert-Elliott model (TOML's loss_model table), shown after the loss keys. */
+const GEMODEL: KeySpec & { show(p: Impairment): Shown } = {
+  valid: 'Gilbert-Elliott loss: {"p": "1%", "r": "10%", "1-h": "100%", "1-k": "0%"} (p: good→bad, r: bad→good, 1-h: loss when bad, default 100%, 1-k: loss when good, default 0%)',
+  fields: LOSS_SLOT,
+  parse: (v) => ({ lossGilbertElliott: geModel(v) }),
+  show: (p) =>
+    p.lossGilbertElliott
+      ? { p: pctShown(p.lossGilbertElliott.pPct), r: pctShown(p.lossGilbertElliott.rPct), '1-h': pctShown(p.lossGilbertElliott.oneMinusHPct), '1-k': pctShown(p.lossGilbertElliott.oneMinusKPct) }
+      : null,
+};
+
+/** The model's own keys, the unit in the name (all but the trace followers' FOLLOWER_KEYS). */
+const CANONICAL: Record<Exclude<keyof Impairment, (typeof FOLLOWER_FIELDS)[number]>, KeySpec> = {
   delayUs: canonUs('delayUs'),
   jitterUs: canonUs('jitterUs'),
   jitterDistribution: distribution('jitterDistribution'),
@@ -285,6 +324,36 @@ export const PARAM_KEYS: Record<string, KeySpec> = {
   },
 };
 
+const TABLE_KEYS = Object.keys(IMPAIRMENT_TABLE) as ImpairmentTomlKey[];
+
+/** Each table key under its REST name; the Gilbert-Elliott model follows the loss keys. */
+function friendlyEntries(): [string, KeySpec & { show(p: Impairment): Shown }][] {
+  return TABLE_KEYS.flatMap((k) => {
+    const e: [string, KeySpec & { show(p: Impairment): Shown }] = [IMPAIRMENT_TABLE[k].rest, FRIENDLY[k]];
+    return k === 'loss_correlation' ? [e, ['gemodel', GEMODEL]] : [e];
+  });
+}
+
+/** Every key a pipe accepts: the impairment key table's, packet_queue's and the model's. */
+export const PARAM_KEYS: Record<string, KeySpec> = Object.fromEntries([
+  // packet_queue's four, in its units when bare
+  ...friendlyEntries().filter(([k]) => k === 'delay' || k === 'loss'),
+  ...Object.entries(PACKET_QUEUE),
+  // the rest of the table, friendly
+  ...friendlyEntries().filter(([k]) => k !== 'delay' && k !== 'loss'),
+  // the model's own keys
+  ...IMPAIRMENT_KEYS.filter((k): k is keyof typeof CANONICAL => Object.hasOwn(CANONICAL, k)).map((k) => [k, CANONICAL[k]]),
+]);
+
+/** Model keys a trace follower sets (`dune trace run`): taken in a pipe's object, not offered to people. */
+const FOLLOWER_KEYS: Record<string, KeySpec> = {
+  deliveryTrace: {
+    valid: '{"opportunitiesMs": [...], "loop": bool, "epoch": number}: a Mahimahi trace followed per packet',
+    fields: ['deliveryTrace'],
+    parse: (v) => ({ deliveryTrace: deliveryTrace(v) }),
+  },
+};
+
 /** Keys a pipe accepts, and `both` / pipe names at the top level. */
 export function validKeys(pipeNames: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -297,7 +366,7 @@ export function validKeys(pipeNames: readonly string[]): Record<string, string> 
 /** Applies one pipe's patch to `target`, collecting problems (and, when not strict, unknown keys as warnings). */
 function applyPipePatch(target: Impairment, patch: Record<string, unknown>, path: string, problems: ParamProblem[], warnings?: ParamProblem[]): void {
   for (const [key, value] of Object.entries(patch)) {
-    const spec = PARAM_KEYS[key];
+    const spec = PARAM_KEYS[key] ?? (Object.hasOwn(FOLLOWER_KEYS, key) ? FOLLOWER_KEYS[key] : undefined);
     const at = path ? `${path}.${key}` : key;
     if (spec === undefined) {
       (warnings ?? problems).push({ path: at, message: `unknown key "${key}"${warnings ? ' ignored' : ''}; ${choicesHint(key, Object.keys(PARAM_KEYS))}` });
@@ -381,25 +450,8 @@ export function paramNotes(byPipe: Record<string, Impairment>): string[] {
 }
 
 /** The friendly form of one pipe's parameters, every key present ("0ms", "0%", "unlimited"). */
-export function formatParams(p: Impairment): Record<string, string | number | Record<string, string> | null> {
-  const pct = (x: number | undefined) => `${x ?? 0}%`;
-  return {
-    delay: formatDurationUs(p.delayUs ?? 0),
-    jitter: formatDurationUs(p.jitterUs ?? 0),
-    distribution: p.jitterDistribution ?? 'normal',
-    jitterCorrelation: pct(p.jitterCorrelationPct),
-    loss: pct(p.lossPct),
-    lossCorrelation: pct(p.lossCorrelationPct),
-    gemodel: p.lossGilbertElliott
-      ? { p: pct(p.lossGilbertElliott.pPct), r: pct(p.lossGilbertElliott.rPct), '1-h': pct(p.lossGilbertElliott.oneMinusHPct), '1-k': pct(p.lossGilbertElliott.oneMinusKPct) }
-      : null,
-    duplicate: pct(p.duplicatePct),
-    corrupt: pct(p.corruptPct),
-    reorder: pct(p.reorderPct),
-    gap: p.reorderGap ?? 0,
-    rate: p.rateBitsPerSec ? formatRate(p.rateBitsPerSec) : 'unlimited',
-    queue: p.queuePackets ? `${p.queuePackets}p` : p.queueBytes ? `${p.queueBytes}B` : 'unlimited',
-  };
+export function formatParams(p: Impairment): Record<string, Shown> {
+  return Object.fromEntries(friendlyEntries().map(([k, spec]) => [k, spec.show(p)]));
 }
 
 /** packet_queue's GET /pipes body for one pipe: bandwidth bytes/s, buffer bytes, delay s, loss 0..1. */

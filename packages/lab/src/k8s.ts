@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
-import { DuneError, IMPAIRMENT_KEYS, JITTER_DISTRIBUTIONS, type Impairment } from '@dune/topology';
+import { DuneError, FOLLOWER_FIELDS, IMPAIRMENT_KEYS, JITTER_DISTRIBUTIONS, type Impairment } from '@dune/topology';
 import type { AddrOp, BridgeOp, ExecOp, FileOp, ImpairOp, Op, Plan, ProcessOp, RouteOp, SysctlOp, VethOp, VxlanOp } from '@dune/compiler';
 import { fileContentBase64 } from '@dune/compiler';
 
@@ -134,7 +134,8 @@ export const IMPAIRMENT_SCHEMA: Schema = obj(
     rateBitsPerSec: nonNeg(),
     queuePackets: int(1),
     queueBytes: int(1),
-  },
+    // Every model field but the trace followers' (TypeScript asks for a new one here).
+  } satisfies Record<Exclude<keyof Impairment, (typeof FOLLOWER_FIELDS)[number]>, Schema>,
   [],
   'impairment on traffic leaving this end (netem/htb semantics; absent keys: not impaired)',
 );

@@ -405,11 +405,14 @@ export class Lab {
   /**
    * Follows the plan's links that change over time (`trace = "FILE"`, `[[topology.schedule]]`)
    * on the running lab: each change at its time after the call (traces.ts). Resolves at the
-   * end of the longest trace, or after `durationMs`; `signal` stops it between changes.
+   * end of the longest trace, or after `durationMs`; `signal` stops it between changes. A
+   * Mahimahi trace is followed per packet on a lab whose impairment_backend is userspace,
+   * else as its rate per window (`mahimahi` chooses).
    */
   followTraces(o: FollowOptions & { traces?: Plan['traces'] } = {}): Promise<TraceReport[]> {
     const loc = this.running();
-    return followTraces(loc, o.traces ?? this.plan.traces ?? [], { ...o, orchestrate: this.orchestrate() });
+    const mahimahi = o.mahimahi ?? (this.plan.impairmentBackend === 'userspace' ? 'packets' : 'rate');
+    return followTraces(loc, o.traces ?? this.plan.traces ?? [], { ...o, mahimahi, orchestrate: this.orchestrate() });
   }
 
   /** @internal */

@@ -5,8 +5,10 @@
  *
  *   plan.traces ──timeline──▶ changes in time order ──followTraces──▶ setImpairment, one by one
  *
- * The kernel backends (netem, htb, nftables) and the userspace engine all take such changes;
- * a Mahimahi trace becomes its rate over windows of `granularityMs` (default 100 ms). A change
+ * The kernel backends (netem, htb, nftables) and the userspace engine all take such changes.
+ * A Mahimahi trace becomes its rate over windows of `granularityMs` (default 100 ms), or, with
+ * `mahimahi: 'packets'` (the default on a lab whose impairment_backend is userspace), one
+ * change handing the whole trace to the userspace engine, which follows it per packet. A change
  * takes a few ms on this machine (its agent's journal and netlink: measured by `dune trace
  * run`, which prints each change's lateness); when changes fall behind, the follower skips to
  * the newest one due for that direction, so a direction is never more than one change late.
@@ -28,12 +30,24 @@ export interface TraceChange {
   removed: (keyof Impairment)[];
 }
 
-/** A trace's steps for one period (a Mahimahi trace: its rate per window). */
-export function traceSteps(t: PlanTrace, granularityMs = DEFAULT_GRANULARITY_MS): TraceStep[] {
-  if (t.format === 'steps') return t.steps ?? [];
+/** How a Mahimahi trace is followed: its rate per window (any backend), or per packet (the userspace engine). */
+export type MahimahiMode = 'rate' | 'packets';
+
+function readOpportunities(t: PlanTrace): number[] {
   const d = new Diagnostics();
   const ms = parseMahimahi(d, readFileSync(t.file, 'utf8'), t.file);
   if (!ms) throw new TopologyError(d.items);
+  return ms;
+}
+
+/**
+ * A trace's steps for one period (a Mahimahi trace: its rate per window, or per packet one
+ * step at 0 that hands the engine the whole trace, started at `epoch`).
+ */
+export function traceSteps(t: PlanTrace, granularityMs = DEFAULT_GRANULARITY_MS, mode: MahimahiMode = 'rate', epoch = 0): TraceStep[] {
+  if (t.format === 'steps') return t.steps ?? [];
+  const ms = readOpportunities(t);
+  if (mode === 'packets') return [{ atMs: 0, set: { deliveryTrace: { opportunitiesMs: ms, loop: t.loop, epoch } }, removed: ['rateBitsPerSec'] }];
   return mahimahiSteps(ms, granularityMs);
 }
 
@@ -42,11 +56,12 @@ export function traceSteps(t: PlanTrace, granularityMs = DEFAULT_GRANULARITY_MS)
  * trace starts over at its period (a CSV's last row marks the end and is not applied; a
  * Mahimahi trace's period is its last timestamp); a trace that does not loop holds its last step.
  */
-export function timeline(traces: readonly PlanTrace[], untilMs: number, granularityMs = DEFAULT_GRANULARITY_MS): TraceChange[] {
+export function timeline(traces: readonly PlanTrace[], untilMs: number, granularityMs = DEFAULT_GRANULARITY_MS, mode: MahimahiMode = 'rate', epoch = 0): TraceChange[] {
   const out: (TraceChange & { order: number })[] = [];
   traces.forEach((t, order) => {
-    let steps = traceSteps(t, granularityMs);
-    const looping = t.loop && t.periodMs > 0;
+    let steps = traceSteps(t, granularityMs, mode, epoch);
+    // Per packet, the engine loops the trace itself.
+    const looping = t.loop && t.periodMs > 0 && !(mode === 'packets' && t.format === 'mahimahi');
     if (looping && t.format === 'steps') steps = steps.filter((s) => s.atMs < t.periodMs);
     for (let base = 0; base <= untilMs; base += t.periodMs) {
       for (const s of steps) {
@@ -61,9 +76,9 @@ export function timeline(traces: readonly PlanTrace[], untilMs: number, granular
   return out.map(({ order: _order, ...c }) => c);
 }
 
-/** How long the traces run without looping: the last step of the longest. */
-export function tracesLengthMs(traces: readonly PlanTrace[], granularityMs = DEFAULT_GRANULARITY_MS): number {
-  return Math.max(0, ...traces.map((t) => (t.loop ? t.periodMs : Math.max(0, ...traceSteps(t, granularityMs).map((s) => s.atMs)))));
+/** How long the traces run without looping: the last step of the longest (per packet, a Mahimahi trace's period). */
+export function tracesLengthMs(traces: readonly PlanTrace[], granularityMs = DEFAULT_GRANULARITY_MS, mode: MahimahiMode = 'rate'): number {
+  return Math.max(0, ...traces.map((t) => (t.loop || (mode === 'packets' && t.format === 'mahimahi') ? t.periodMs : Math.max(0, ...traceSteps(t, granularityMs).map((s) => s.atMs)))));
 }
 
 export interface TraceReport extends TraceChange {
@@ -78,6 +93,8 @@ export interface TraceReport extends TraceChange {
 export interface FollowOptions {
   /** Window of a Mahimahi trace on the kernel backends. */
   granularityMs?: number;
+  /** How Mahimahi traces are followed (default `rate`; Lab.followTraces: `packets` on a userspace lab). */
+  mahimahi?: MahimahiMode;
   /** Stop after this long (needed to end a looping trace; default: the end of the longest trace). */
   durationMs?: number;
   onChange?: (r: TraceReport) => void;
@@ -133,9 +150,15 @@ export async function followTimeline(changes: readonly TraceChange[], apply: (c:
 /** Follows the plan's traces on a located lab (the CLI's `dune trace run`). */
 export function followTraces(loc: transport.LabLocation, traces: readonly PlanTrace[], o: FollowOptions & { orchestrate?: transport.OrchestrateOptions } = {}): Promise<TraceReport[]> {
   const g = o.granularityMs ?? DEFAULT_GRANULARITY_MS;
-  const until = o.durationMs ?? tracesLengthMs(traces, g);
-  const changes = timeline(traces, until, g);
+  const mode = o.mahimahi ?? 'rate';
+  const until = o.durationMs ?? tracesLengthMs(traces, g, mode);
+  const changes = timeline(traces, until, g, mode, Date.now());
+  const started = performance.now();
   return followTimeline(changes, async (c) => {
     await setImpairment(loc, c.node, c.dev, c.set, c.removed, o.orchestrate ?? {});
-  }, o);
+  }, o).then(async (done) => {
+    // Per packet the engine follows on its own: the follower still lasts the traces' length.
+    if (mode === 'packets') await sleepMs(until - (performance.now() - started), o.signal);
+    return done;
+  });
 }

@@ -12,6 +12,7 @@ import { fibreDelayUs, FIBRE_US_PER_KM, greatCircleKm, isValidLatLon, MIN_FIBRE_
 import { GRAPHML_TYPES, quote, type DataDomain, type RawData, type RawDatum, type RawEdge, type RawGraph, type RawNode } from './graphml-parse.js';
 import { DEFAULT_POOLS, type ClientShaping, type Impairment, type Link, type Node, type Topology } from './model.js';
 import { formatDurationUs } from './units.js';
+import { IMPAIRMENT_SPECS, type ImpairmentTomlKey } from './impairment-keys.js';
 
 /** Options after validation (graphml.ts checks them). */
 export interface GraphmlSettings {
@@ -33,10 +34,21 @@ export type NodeNames = (typeof NODE_NAMES)[number];
 /** The weight that needs no attribute: every link costs 1. */
 export const HOPS_WEIGHT = 'hops';
 
+/**
+ * NetMirage's numeric edge attributes, in its units, by the impairment key they set; every key
+ * of the table is also read by its TOML name as a string attribute in TOML's units.
+ */
+const NETMIRAGE_EDGE: Partial<Record<ImpairmentTomlKey, { attr: string; need: 'numeric' | 'integer'; read(this: Resolver, d: RawDatum & { value: number }): Partial<Impairment> | null }>> = {
+  latency: { attr: 'latency', need: 'numeric', read(d) { return this.latencyOf(d); } },
+  jitter: { attr: 'jitter', need: 'numeric', read(d) { return this.jitterOf(d); } },
+  loss: { attr: 'packetloss', need: 'numeric', read(d) { return this.lossOf(d); } },
+  queue: { attr: 'queue_len', need: 'integer', read(d) { return this.queueOf(d); } },
+};
+
 /** Attributes with a meaning, and the kind of value they need. Others are free (ctx, weights). */
 const MEANINGFUL: Record<DataDomain, Record<string, 'numeric' | 'integer'>> = {
   node: { packetloss: 'numeric', bandwidthup: 'numeric', bandwidthdown: 'numeric', Latitude: 'numeric', Longitude: 'numeric' },
-  edge: { latency: 'numeric', jitter: 'numeric', packetloss: 'numeric', queue_len: 'integer' },
+  edge: Object.fromEntries(Object.values(NETMIRAGE_EDGE).map((a) => [a.attr, a.need])),
   graph: {},
 };
 
@@ -343,32 +355,63 @@ class Resolver {
     return ok;
   }
 
-  /** The same impairment for both ends: NetMirage applies edge attributes on both egresses. */
+  /**
+   * The same impairment for both ends: NetMirage applies edge attributes on both egresses.
+   * Every key of the impairment key table is read: NetMirage's numeric attributes in its units
+   * (NETMIRAGE_EDGE), and any key by its TOML name in TOML's units (`duplicate` = "1%", `reorder_gap` = 3).
+   */
   private edgeImpairment(e: RawEdge): Impairment | undefined {
     const imp: Impairment = {};
     let ok = true;
-    const latency = this.number(e.data, 'edge', 'latency');
-    if (latency !== undefined) {
-      if (this.nonNegative(latency, 'latency', ' ms', 'the latency is a one-way delay in ms: 0 or more') && this.finiteUs(latency, 'latency')) {
-        if (latency.value > 0) imp.delayUs = msToUs(latency.value);
-      } else ok = false;
-    }
-    const jitter = this.number(e.data, 'edge', 'jitter');
-    if (jitter !== undefined) {
-      if (this.nonNegative(jitter, 'jitter', ' ms', 'the jitter is in ms: 0 or more') && this.finiteUs(jitter, 'jitter')) {
-        if (jitter.value > 0) imp.jitterUs = msToUs(jitter.value);
-      } else ok = false;
-    }
-    const loss = this.fraction(e.data, 'edge');
-    if (loss === null) ok = false;
-    else if (loss !== undefined && loss > 0) imp.lossPct = loss;
-    const queue = this.number(e.data, 'edge', 'queue_len');
-    if (queue !== undefined) {
-      if (this.nonNegative(queue, 'queue_len', ' packets', 'queue_len is a number of packets; 0 keeps the default')) {
-        if (queue.value > 0) imp.queuePackets = queue.value;
-      } else ok = false;
+    for (const key of Object.keys(IMPAIRMENT_SPECS) as ImpairmentTomlKey[]) {
+      const nm = NETMIRAGE_EDGE[key];
+      if (nm !== undefined) {
+        const d = this.number(e.data, 'edge', nm.attr);
+        if (d !== undefined) {
+          const part = nm.read.call(this, d);
+          if (part === null) ok = false;
+          else Object.assign(imp, part);
+        }
+      }
+      // By its TOML name, as TOML writes it: a string with a unit, an int for a count (a NetMirage
+      // attribute of the same name is NetMirage's).
+      const d = this.raw.keys.edge.has(key) && nm?.attr !== key ? this.value(e.data, 'edge', key) : undefined;
+      if (d === undefined || this.reported.has(d)) continue;
+      const before = this.diags.items.length;
+      const part = IMPAIRMENT_SPECS[key].parse(this.diags, { value: d.value, path: [key], loc: d.loc, keyLoc: d.loc });
+      if (part === undefined) {
+        if (this.diags.items.length > before) this.reported.add(d);
+        ok = false;
+        continue;
+      }
+      for (const f of IMPAIRMENT_SPECS[key].fields) delete imp[f];
+      Object.assign(imp, part);
     }
     return ok ? imp : undefined;
+  }
+
+  /** NetMirage's edge `latency` (ms). */
+  latencyOf(d: RawDatum & { value: number }): Partial<Impairment> | null {
+    if (!this.nonNegative(d, 'latency', ' ms', 'the latency is a one-way delay in ms: 0 or more') || !this.finiteUs(d, 'latency')) return null;
+    return d.value > 0 ? { delayUs: msToUs(d.value) } : {};
+  }
+
+  /** NetMirage's edge `jitter` (ms). */
+  jitterOf(d: RawDatum & { value: number }): Partial<Impairment> | null {
+    if (!this.nonNegative(d, 'jitter', ' ms', 'the jitter is in ms: 0 or more') || !this.finiteUs(d, 'jitter')) return null;
+    return d.value > 0 ? { jitterUs: msToUs(d.value) } : {};
+  }
+
+  /** NetMirage's edge `packetloss` (a fraction). */
+  lossOf(d: RawDatum & { value: number }): Partial<Impairment> | null {
+    const loss = this.fractionOf(d);
+    return loss === null ? null : loss > 0 ? { lossPct: loss } : {};
+  }
+
+  /** NetMirage's edge `queue_len` (packets). */
+  queueOf(d: RawDatum & { value: number }): Partial<Impairment> | null {
+    if (!this.nonNegative(d, 'queue_len', ' packets', 'queue_len is a number of packets; 0 keeps the default')) return null;
+    return d.value > 0 ? { queuePackets: d.value } : {};
   }
 
   /** Every numeric edge attribute, by name: what shortest paths can be computed over. */
@@ -454,7 +497,10 @@ class Resolver {
   /** `packetloss` as a fraction 0..1 → percent. null: invalid (reported). */
   private fraction(data: RawData, domain: 'node' | 'edge'): number | undefined | null {
     const d = this.number(data, domain, 'packetloss');
-    if (d === undefined) return undefined;
+    return d === undefined ? undefined : this.fractionOf(d);
+  }
+
+  private fractionOf(d: RawDatum & { value: number }): number | null {
     if (d.value < 0 || d.value > 1) {
       this.once(d, 'out-of-range', `packetloss ${d.value} is not a fraction between 0 and 1`, 'packetloss is a probability: 0.01 is 1 % loss');
       return null;

@@ -42,12 +42,30 @@ export interface Impairment {
   rateBitsPerSec?: number;
   queuePackets?: number;
   queueBytes?: number;
+  /**
+   * A Mahimahi trace followed packet by packet (the userspace engine only): set by a trace
+   * follower, never written in a topology (that says `trace = "FILE"`).
+   */
+  deliveryTrace?: DeliveryTrace;
+}
+
+/**
+ * Mahimahi's delivery opportunities: at each millisecond listed (from when the trace was set),
+ * 1500 bytes may leave; the trace repeats with period = its last timestamp when `loop`, else
+ * its last second repeats (its last rate holds).
+ */
+export interface DeliveryTrace {
+  /** Non-decreasing whole milliseconds, the last above 0. */
+  opportunitiesMs: number[];
+  loop: boolean;
+  /** Tells one following of a trace from the next (the trace starts over when it changes). */
+  epoch: number;
 }
 
 export const IMPAIRMENT_KEYS = [
   'delayUs', 'jitterUs', 'jitterDistribution', 'jitterCorrelationPct', 'lossPct', 'lossCorrelationPct',
   'lossGilbertElliott', 'duplicatePct', 'corruptPct', 'reorderPct', 'reorderGap', 'rateBitsPerSec',
-  'queuePackets', 'queueBytes',
+  'queuePackets', 'queueBytes', 'deliveryTrace',
 ] as const satisfies readonly (keyof Impairment)[];
 
 /** One end of a link. Its impairment applies to traffic leaving through it. */

@@ -20,7 +20,7 @@
  * To add a backend: one entry here (keys, available, build), its tests, a line in the docs.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { DuneError, IMPAIRMENT_KEYS, type Impairment } from '@dune/topology';
+import { DuneError, IMPAIRMENT_KEYS, type Impairment, type ImpairmentTomlKey } from '@dune/topology';
 import type { Caps } from '../probe-types.js';
 import { TC_H_ROOT } from '../netlink/constants.js';
 import { handle, type TcOptions } from '../netlink/tc.js';
@@ -60,15 +60,14 @@ interface Backend {
   build(imp: Impairment, ctx: PlanContext, plan: ImpairPlan): void;
 }
 
+/** Every key but a Mahimahi trace per packet, which only the userspace engine follows. */
+const NETEM_KEYS = IMPAIRMENT_KEYS.filter((k) => k !== 'deliveryTrace');
+
 const RATE_KEYS = ['rateBitsPerSec', 'queuePackets', 'queueBytes'] as const satisfies readonly ImpairKey[];
 
-/** Keys only netem or the userspace engine can carry (given a loss that nftables cannot draw). */
+/** Keys only netem or the userspace engine can carry (given a loss that nftables cannot draw): all but htb's and nftables'. */
 function needsEngine(imp: Impairment): boolean {
-  return (
-    imp.delayUs !== undefined || imp.jitterUs !== undefined || imp.jitterDistribution !== undefined || imp.jitterCorrelationPct !== undefined ||
-    imp.duplicatePct !== undefined || imp.corruptPct !== undefined || imp.reorderPct !== undefined || imp.reorderGap !== undefined ||
-    imp.lossGilbertElliott !== undefined || imp.lossCorrelationPct !== undefined
-  );
+  return IMPAIRMENT_KEYS.some((k) => imp[k] !== undefined && !(RATE_KEYS as readonly ImpairKey[]).includes(k) && k !== 'lossPct');
 }
 
 /** With no rate set, netem's queue is sized for what a veth can push: about 10 Gbit/s. */
@@ -77,7 +76,7 @@ const NETEM_MIN_LIMIT = 1000;
 
 export const impairBackends = {
   netem: {
-    keys: IMPAIRMENT_KEYS,
+    keys: NETEM_KEYS,
     available: (c) => ({ ok: c.netem.ok, missing: `sch_netem (CONFIG_NET_SCH_NETEM): ${c.netem.error ?? 'not found'}` }),
     build(imp, ctx, plan) {
       plan.tc.push({ type: 'qdisc', handle: handle(1), parent: TC_H_ROOT, options: { kind: 'netem', ...netemOptions(imp, ctx) } });
@@ -217,17 +216,19 @@ export function planImpairment(imp: Impairment, caps: Caps, opts: PlanOptions): 
   const netem = impairBackends.netem.available(caps);
   const engine = opts.userspaceEngine === true;
   if (prefer === 'netem' && !netem.ok) throw new ImpairmentUnsupportedError(where, keys, [netem.missing], engine);
-  if (netem.ok && prefer !== 'no-netem' && prefer !== 'userspace') {
-    for (const k of keys) plan.assignments[k] = 'netem';
-    impairBackends.netem.build(imp, opts, plan);
-    return plan;
-  }
+  const withNetem = netem.ok && prefer !== 'no-netem' && prefer !== 'userspace';
   const reasons = new Set<string>();
   if (!netem.ok) reasons.add(`no ${netem.missing}`);
   const unsupported: ImpairKey[] = [];
   const used = new Set<BackendName>();
   for (const k of keys) {
     let chosen: BackendName | undefined;
+    // netem, when it is used, carries every key it can (a Mahimahi trace per packet it cannot).
+    if (withNetem && (impairBackends.netem.keys as readonly ImpairKey[]).includes(k)) {
+      plan.assignments[k] = 'netem';
+      used.add('netem');
+      continue;
+    }
     for (const name of BACKEND_NAMES) {
       if (name === 'netem' || (name === 'userspace' && !engine)) continue;
       const b: Backend = impairBackends[name];
@@ -256,36 +257,102 @@ export function planImpairment(imp: Impairment, caps: Caps, opts: PlanOptions): 
   return plan;
 }
 
-/** netem's options from the model; the queue limit sized so rate × delay never overflows it. */
-export function netemOptions(imp: Impairment, ctx: PlanContext): Omit<Extract<TcOptions, { kind: 'netem' }>, 'kind'> {
-  const rateBits = imp.rateBitsPerSec ?? ASSUMED_LINE_RATE_BITS;
-  const holdSec = ((imp.delayUs ?? 0) + 2 * (imp.jitterUs ?? 0)) / 1e6;
-  // netem's default limit (1000 packets) silently drops once rate × delay exceeds it.
-  const sized = Math.max(NETEM_MIN_LIMIT, Math.ceil(((rateBits / 8) * holdSec * 1.5) / Math.max(ctx.mtu, 1)));
-  let limit = sized;
-  if (imp.queuePackets !== undefined) limit = imp.queuePackets;
-  if (imp.queueBytes !== undefined) limit = Math.min(imp.queuePackets ?? Infinity, Math.max(1, Math.ceil(imp.queueBytes / ctx.mtu)));
-  const o: Omit<Extract<TcOptions, { kind: 'netem' }>, 'kind'> = { limitPackets: limit };
-  if (imp.delayUs !== undefined) o.delayNs = imp.delayUs * 1000;
-  if (imp.jitterUs !== undefined) o.jitterNs = imp.jitterUs * 1000;
-  if (imp.jitterCorrelationPct !== undefined) o.delayCorrPct = imp.jitterCorrelationPct;
-  if (imp.jitterUs && imp.jitterDistribution && imp.jitterDistribution !== 'uniform') {
-    o.distribution = distributionTable(imp.jitterDistribution);
-  }
-  if (imp.lossGilbertElliott) {
-    const g = imp.lossGilbertElliott;
-    // netem's command line takes 1-h and 1-k; the kernel takes h and 1-k.
-    o.gemodel = { pPct: g.pPct, rPct: g.rPct, hPct: 100 - g.oneMinusHPct, k1Pct: g.oneMinusKPct };
-  } else if (imp.lossPct !== undefined) {
-    o.lossPct = imp.lossPct;
-    if (imp.lossCorrelationPct !== undefined) o.lossCorrPct = imp.lossCorrelationPct;
-  }
-  if (imp.duplicatePct !== undefined) o.duplicatePct = imp.duplicatePct;
-  if (imp.corruptPct !== undefined) o.corruptPct = imp.corruptPct;
-  if (imp.reorderPct !== undefined) o.reorderPct = imp.reorderPct;
-  if (imp.reorderGap !== undefined) o.gap = imp.reorderGap;
-  if (imp.rateBitsPerSec !== undefined) o.rateBytesPerSec = imp.rateBitsPerSec / 8;
+type NetemOptions = Omit<Extract<TcOptions, { kind: 'netem' }>, 'kind'>;
+
+interface NetemEncoding {
+  /** Puts the key's part of `imp` into netem's options. */
+  encode(imp: Impairment, o: NetemOptions, ctx: PlanContext): void;
+  /** Reads it back from what the kernel reports (`dune status` of a netem lab). */
+  decode(o: NetemOptions, imp: Impairment): void;
+}
+
+/**
+ * netem's encoding of each key of the impairment key table (impairment-keys.ts says it in tc's
+ * words): a key added there is refused by the type checker until it has its entry here.
+ */
+export const NETEM: Record<ImpairmentTomlKey, NetemEncoding> = {
+  latency: {
+    encode: (i, o) => void (i.delayUs !== undefined && (o.delayNs = i.delayUs * 1000)),
+    decode: (o, i) => void (o.delayNs && (i.delayUs = o.delayNs / 1000)),
+  },
+  jitter: {
+    encode: (i, o) => void (i.jitterUs !== undefined && (o.jitterNs = i.jitterUs * 1000)),
+    decode: (o, i) => void (o.jitterNs && (i.jitterUs = o.jitterNs / 1000)),
+  },
+  jitter_distribution: {
+    encode(i, o) {
+      if (i.jitterUs && i.jitterDistribution && i.jitterDistribution !== 'uniform') o.distribution = distributionTable(i.jitterDistribution);
+    },
+    // The kernel keeps the table, not its name.
+    decode: () => undefined,
+  },
+  jitter_correlation: {
+    encode: (i, o) => void (i.jitterCorrelationPct !== undefined && (o.delayCorrPct = i.jitterCorrelationPct)),
+    decode: () => undefined,
+  },
+  loss: {
+    encode(i, o) {
+      if (i.lossGilbertElliott) {
+        const g = i.lossGilbertElliott;
+        // netem's command line takes 1-h and 1-k; the kernel takes h and 1-k.
+        o.gemodel = { pPct: g.pPct, rPct: g.rPct, hPct: 100 - g.oneMinusHPct, k1Pct: g.oneMinusKPct };
+      } else if (i.lossPct !== undefined) o.lossPct = i.lossPct;
+    },
+    decode(o, i) {
+      if (o.lossPct) i.lossPct = o.lossPct;
+      if (o.gemodel) i.lossGilbertElliott = { pPct: o.gemodel.pPct, rPct: o.gemodel.rPct, oneMinusHPct: 100 - o.gemodel.hPct, oneMinusKPct: o.gemodel.k1Pct };
+    },
+  },
+  loss_correlation: {
+    encode: (i, o) => void (!i.lossGilbertElliott && i.lossPct !== undefined && i.lossCorrelationPct !== undefined && (o.lossCorrPct = i.lossCorrelationPct)),
+    decode: (o, i) => void (o.lossCorrPct && (i.lossCorrelationPct = o.lossCorrPct)),
+  },
+  duplicate: {
+    encode: (i, o) => void (i.duplicatePct !== undefined && (o.duplicatePct = i.duplicatePct)),
+    decode: (o, i) => void (o.duplicatePct && (i.duplicatePct = o.duplicatePct)),
+  },
+  corrupt: {
+    encode: (i, o) => void (i.corruptPct !== undefined && (o.corruptPct = i.corruptPct)),
+    decode: (o, i) => void (o.corruptPct && (i.corruptPct = o.corruptPct)),
+  },
+  reorder: {
+    encode: (i, o) => void (i.reorderPct !== undefined && (o.reorderPct = i.reorderPct)),
+    decode: (o, i) => void (o.reorderPct && (i.reorderPct = o.reorderPct)),
+  },
+  reorder_gap: {
+    encode: (i, o) => void (i.reorderGap !== undefined && (o.gap = i.reorderGap)),
+    decode: (o, i) => void (o.gap && o.reorderPct && (i.reorderGap = o.gap)),
+  },
+  bw: {
+    encode: (i, o) => void (i.rateBitsPerSec !== undefined && (o.rateBytesPerSec = i.rateBitsPerSec / 8)),
+    decode: (o, i) => void (o.rateBytesPerSec && (i.rateBitsPerSec = o.rateBytesPerSec * 8)),
+  },
+  queue: {
+    // Always: the limit sized so rate × delay never overflows it, unless a queue is asked for.
+    encode(i, o, ctx) {
+      const rateBits = i.rateBitsPerSec ?? ASSUMED_LINE_RATE_BITS;
+      const holdSec = ((i.delayUs ?? 0) + 2 * (i.jitterUs ?? 0)) / 1e6;
+      // netem's default limit (1000 packets) silently drops once rate × delay exceeds it.
+      let limit = Math.max(NETEM_MIN_LIMIT, Math.ceil(((rateBits / 8) * holdSec * 1.5) / Math.max(ctx.mtu, 1)));
+      if (i.queuePackets !== undefined) limit = i.queuePackets;
+      if (i.queueBytes !== undefined) limit = Math.min(i.queuePackets ?? Infinity, Math.max(1, Math.ceil(i.queueBytes / ctx.mtu)));
+      o.limitPackets = limit;
+    },
+    decode: (o, i) => void (i.queuePackets = o.limitPackets),
+  },
+};
+
+/** netem's options from the model, key by key (NETEM). */
+export function netemOptions(imp: Impairment, ctx: PlanContext): NetemOptions {
+  const o: NetemOptions = { limitPackets: 0 };
+  for (const enc of Object.values(NETEM)) enc.encode(imp, o, ctx);
   return o;
+}
+
+/** The model from netem's options as the kernel reports them. */
+export function netemImpairment(o: NetemOptions, imp: Impairment = {}): Impairment {
+  for (const enc of Object.values(NETEM)) enc.decode(o, imp);
+  return imp;
 }
 
 const DIST_DIRS = ['/usr/lib/x86_64-linux-gnu/tc', '/usr/lib/aarch64-linux-gnu/tc', '/usr/lib/tc', '/usr/lib64/tc', '/usr/share/tc'];

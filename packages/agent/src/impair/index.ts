@@ -14,7 +14,7 @@ import { nsPath } from '../netns.js';
 import { probeCapabilities } from '../probe.js';
 import type { Caps } from '../probe-types.js';
 import { dumpTc, linkByName } from '../status.js';
-import { planImpairment, type ImpairmentBackendSetting, type ImpairPlan } from './backends.js';
+import { netemImpairment, planImpairment, type ImpairmentBackendSetting, type ImpairPlan } from './backends.js';
 import { applyNftLoss, NFT_LOSS_SCALE, readNftLoss } from './nft.js';
 import { queueTcChange, queueTcPlan, sameTcShape } from './tc-apply.js';
 import { ApplyError, emptyJournal } from '../errors.js';
@@ -103,26 +103,7 @@ export async function readImpairment(ns: string | null, dev: string, opts: { lab
     if (o.kind === 'htb-class' || o.kind === 'tbf') imp.rateBitsPerSec = o.rateBytesPerSec * 8;
     if (o.kind === 'pfifo') imp.queuePackets = o.limitPackets;
     if (o.kind === 'bfifo') imp.queueBytes = o.limitBytes;
-    if (o.kind === 'netem') {
-      if (o.delayNs) imp.delayUs = o.delayNs / 1000;
-      if (o.jitterNs) imp.jitterUs = o.jitterNs / 1000;
-      if (o.lossPct) imp.lossPct = o.lossPct;
-      if (o.lossCorrPct) imp.lossCorrelationPct = o.lossCorrPct;
-      if (o.gemodel) {
-        imp.lossGilbertElliott = {
-          pPct: o.gemodel.pPct,
-          rPct: o.gemodel.rPct,
-          oneMinusHPct: 100 - o.gemodel.hPct,
-          oneMinusKPct: o.gemodel.k1Pct,
-        };
-      }
-      if (o.duplicatePct) imp.duplicatePct = o.duplicatePct;
-      if (o.corruptPct) imp.corruptPct = o.corruptPct;
-      if (o.reorderPct) imp.reorderPct = o.reorderPct;
-      if (o.gap && o.reorderPct) imp.reorderGap = o.gap;
-      if (o.rateBytesPerSec) imp.rateBitsPerSec = o.rateBytesPerSec * 8;
-      imp.queuePackets = o.limitPackets;
-    }
+    if (o.kind === 'netem') netemImpairment(o, imp);
   }
   const out: ImpairmentStatus = {
     impairment: imp,

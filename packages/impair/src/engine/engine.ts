@@ -83,7 +83,7 @@ export class Pipe {
     const active: ActiveStage[] = [];
     for (const name of STAGE_ORDER) {
       const def = STAGES[name] as StageDef<unknown, unknown>;
-      const cfg = def.config(this.params);
+      const cfg = def.config(this.params, this.engine.clock.now());
       if (cfg === undefined) continue;
       if (!this.states.has(name)) this.states.set(name, def.state());
       let draws = this.draws.get(name);

@@ -1,7 +1,7 @@
 /**
  * The contract of an impairment stage. Whoever adds the next one: read this first.
  *
- *   arrival ─> loss ─> duplicate ─> corrupt ─> queue/rate ─> reorder ─> delay/jitter ─> (heap) ─> delivery
+ *   arrival ─> loss ─> duplicate ─> corrupt ─> queue/rate ─> trace ─> reorder ─> delay/jitter ─> (heap) ─> delivery
  *
  * - A stage is a table entry (`STAGES` in stages.ts) of three pure parts: `config` derives
  *   its configuration from a direction's parameters (undefined: the stage is off and costs
@@ -61,7 +61,8 @@ export interface StageContext {
 export interface StageDef<C, S> {
   /** What the stage does, for help text and docs. */
   readonly doc: string;
-  config(params: Impairment): C | undefined;
+  /** `nowUs`: the engine time the parameters are set at (a trace starts then). */
+  config(params: Impairment, nowUs: number): C | undefined;
   state(): S;
   process(pkt: Packet, cfg: C, st: S, ctx: StageContext): DropCause | undefined;
 }

@@ -5,6 +5,7 @@
 import type { GilbertElliott, Impairment, JitterDistribution } from '@dune/topology';
 import { normInv as normal, type Draws } from './random.js';
 import { defineStage } from './stage.js';
+import { trace } from './delivery-trace.js';
 
 /** Cap of a heavy-tailed jitter draw, in standard deviations above the mean. */
 export const JITTER_TAIL_CAP = 8;
@@ -220,6 +221,6 @@ const delay = defineStage({
 });
 
 /** Every stage, in pipeline order. */
-export const STAGES = { loss, duplicate, corrupt, queue, reorder, delay } as const;
+export const STAGES = { loss, duplicate, corrupt, queue, trace, reorder, delay } as const;
 export type StageName = keyof typeof STAGES;
 export const STAGE_ORDER = Object.keys(STAGES) as StageName[];

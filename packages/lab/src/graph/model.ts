@@ -5,7 +5,7 @@
  *
  *   plan (+ status) ──graphModel──▶ GraphModel ──toDot | toMermaid | toSvg(layoutGraph) | toHtml
  */
-import { formatDurationUs, formatRate, type Impairment } from '@dune/topology';
+import { labelImpairment, type Impairment } from '@dune/topology';
 import { CAPTURE_TAG, type Plan } from '@dune/compiler';
 import type { LabStatus } from '@dune/agent';
 
@@ -118,18 +118,9 @@ export function graphModel(plan: Plan, status?: LabStatus): GraphModel {
   return { lab: plan.lab, hosts, nodes, links };
 }
 
-/** A direction's impairment in a few words: `5ms ±1ms 1% 10Mbit`. */
+/** A direction's impairment in a few words: `5ms ±1ms 1% loss 10Mbit` (each key's label is in the impairment key table). */
 export function impairmentLabel(i: Impairment): string {
-  const parts: string[] = [];
-  if (i.delayUs) parts.push(formatDurationUs(i.delayUs));
-  if (i.jitterUs) parts.push(`±${formatDurationUs(i.jitterUs)}`);
-  if (i.lossPct) parts.push(`${i.lossPct}% loss`);
-  if (i.lossGilbertElliott) parts.push(`GE loss p=${i.lossGilbertElliott.pPct}%`);
-  if (i.duplicatePct) parts.push(`${i.duplicatePct}% dup`);
-  if (i.corruptPct) parts.push(`${i.corruptPct}% corrupt`);
-  if (i.reorderPct) parts.push(`${i.reorderPct}% reorder`);
-  if (i.rateBitsPerSec) parts.push(formatRate(i.rateBitsPerSec));
-  return parts.join(' ');
+  return labelImpairment(i);
 }
 
 /** A link's label: one text when both directions are the same, else `a→b: …; b→a: …`; `cut` first when cut. */
