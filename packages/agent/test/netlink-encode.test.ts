@@ -69,6 +69,19 @@ describe('RTM_NEWLINK', () => {
     expect(h).toContain(hex('0600 0f00 12b5 0000')); // IFLA_VXLAN_PORT 4789, big-endian
   });
 
+  it('vxlan of a vtep: learning on, its TTL, and no local address when none is given', () => {
+    const w = new NlWriter();
+    newVxlan(w, 1, { name: 'vtep0', vni: 4242, local: '', remote: '239.1.1.1', port: 4799, learning: true, ttl: 8 });
+    const h = bytes(w);
+    expect(h).toContain(hex('0500 0700 01 000000')); // IFLA_VXLAN_LEARNING 1
+    expect(h).toContain(hex('0500 0500 08 000000')); // IFLA_VXLAN_TTL 8
+    expect(h).toContain(hex('0800 0200 ef010101')); // IFLA_VXLAN_GROUP 239.1.1.1
+    expect(h).not.toContain(hex('0800 0400')); // no IFLA_VXLAN_LOCAL
+    const p2p = new NlWriter();
+    newVxlan(p2p, 1, { name: 'vx0', vni: 42, local: '198.51.100.1', remote: '198.51.100.2', port: 4789 });
+    expect(bytes(p2p)).toContain(hex('0500 0700 00 000000')); // a lab link learns nothing
+  });
+
   it('setlink: up via ifi_flags/ifi_change, alias and master', () => {
     const w = new NlWriter();
     setLink(w, 2, { index: 4, up: true, alias: 'dune:l:n:e', master: 9 });

@@ -91,9 +91,11 @@ describe.skipIf(!isRoot)(`device bricks built through the API (capture, tap)${is
     spawnSync('rm', ['-rf', '--', dir]);
     await lab.up();
     expect(await pings(a, b.address(4), 3)).toBe(3);
-    await new Promise((r) => setTimeout(r, 300));
-    const read = spawnSync('tcpdump', ['-n', '-r', `${dir}/cap.pcap0`], { encoding: 'utf8' });
-    const lines = read.stdout.trim().split('\n');
+    let lines: string[] = [];
+    for (let i = 0; i < 50 && lines.filter((l) => l.includes('ICMP echo request')).length < 3; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      lines = spawnSync('tcpdump', ['-n', '-r', `${dir}/cap.pcap0`], { encoding: 'utf8' }).stdout.trim().split('\n');
+    }
     expect(lines.filter((l) => l.includes('ICMP echo request')).length).toBeGreaterThanOrEqual(3);
     // The filter given through the API: nothing but ICMP.
     expect(lines.every((l) => l.includes('ICMP'))).toBe(true);

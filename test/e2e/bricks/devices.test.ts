@@ -141,6 +141,10 @@ describe.skipIf(!isRoot)(`e2e: device bricks (vtep, nic, tap, vhost, capture)${i
     console.log(`nic: ${p.out.split('\n').find((l) => l.includes('packets transmitted'))}`);
     expect(p.code).toBe(0);
     expect((await counters(LABS.nic)).get('up wan0_tx')).toBeGreaterThanOrEqual(3);
+    // A second up of the same file, dnic0 now inside the lab: what the first one saved stands, nothing is rebuilt.
+    const again = await duneOk(['up', '--lab', LABS.nic, join(DIR, 'nic.toml')], { timeoutMs: 60_000 });
+    expect(again.stdout + again.stderr).not.toMatch(/error|no-such-interface/i);
+    expect((await pingFrom(LABS.nic, 'h1', '198.51.100.18', 2)).code).toBe(0);
     expect(await downAndCheck(LABS.nic)).toEqual([]);
     await restored(before);
 

@@ -54,11 +54,11 @@ export function captureArgv(dev: string, dir: string, file: string, o: CaptureOp
 export const CAPTURE_TAG = 'dune-capture';
 
 /**
- * Run after tcpdump starts, before `up` goes on: waits (up to 5 s) for its first file, which
+ * Run after tcpdump starts, before `up` goes on: waits (up to 15 s) for its first file, which
  * tcpdump opens once it is capturing, so what the lab sends right after `up` is captured.
  */
 export function captureWaitArgv(dir: string, file: string): string[] {
-  return ['sh', '-c', 'i=0; while [ $i -lt 100 ]; do for f in "$1/$2"[0-9]*; do [ -e "$f" ] && exit 0; done; sleep 0.05; i=$((i+1)); done; exit 1', `${CAPTURE_TAG}-wait`, dir, file];
+  return ['sh', '-c', 'i=0; while [ $i -lt 300 ]; do for f in "$1/$2"[0-9]*; do [ -e "$f" ] && exit 0; done; sleep 0.05; i=$((i+1)); done; exit 1', `${CAPTURE_TAG}-wait`, dir, file];
 }
 
 const bridge = bridgePhases<CaptureOptions | undefined>();
