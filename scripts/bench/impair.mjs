@@ -37,6 +37,8 @@ const SIZES = [64, 1400];
 const LAT_COUNT = Number(process.env.BENCH_LAT_COUNT ?? 3000);
 const TPUT_SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 256);
+// BENCH_PROF=DIR: the engines run under `node --cpu-prof`, their profiles written to DIR.
+const PROF = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
 
 
 async function echo(port, host) {
@@ -181,7 +183,7 @@ async function main() {
   try {
     for (const [bin, into] of [[SERVER_BIN, viaProxy], [OLD, viaOld]]) {
       if (bin === undefined) continue;
-      const proxy = await startProc([process.execPath, bin, '-l', 'user', '-t', 'udp', '-p', String(echoPort), '-x', '0', '-a', '0'], /proxy on port (\d+)/);
+      const proxy = await startProc([process.execPath, ...PROF, bin, '-l', 'user', '-t', 'udp', '-p', String(echoPort), '-x', '0', '-a', '0'], /proxy on port (\d+)/);
       const proxyPort = Number(proxy.match[1]);
       try {
         for (const size of SIZES) {
@@ -223,7 +225,7 @@ async function main() {
       for (const size of SIZES) kDirect[size] = await measure(7400, size, ns);
       for (const [bin, into] of [[SERVER_BIN, kEngine], [OLD, kOld]]) {
         if (bin === undefined) continue;
-        const k = await startProc([process.execPath, bin, '-l', 'kernel', '-t', 'udp', '-p', '7400', '--netns', ns, '-a', '0'], /Configure at/);
+        const k = await startProc([process.execPath, ...PROF, bin, '-l', 'kernel', '-t', 'udp', '-p', '7400', '--netns', ns, '-a', '0'], /Configure at/);
         try {
           for (const size of SIZES) into[size] = await measure(7400, size, ns);
         } finally {
