@@ -36,7 +36,7 @@ export interface RuntimeOptions {
    * (kernel/balance.ts); default 1, the main thread alone.
    */
   queueBalance?: number;
-  /** Kernel level, with queueBalance: spread packets by CPU rather than by flow. */
+  /** Kernel level, with queueBalance: spread packets by CPU rather than by their addresses. */
   cpuFanout?: boolean;
   /** Kernel level: packets a queue holds for the engine at most (the kernel's default, 1024, is small). */
   maxQueueLen?: number;

@@ -88,8 +88,9 @@ down: from it).${cmd === 'server' ? ' Serves a REST API and a live page.' : ' Op
       --queue-num N          kernel level: NFQUEUE number of up; down is N+1 (default 1)
       --queue-balance N|auto kernel level: spread each direction over N queues (auto: one per
                              core), each pair served by an engine on its own thread; up is
-                             N..N+B-1 from --queue-num, down the B after. By flow: a flow stays on
-                             one queue, in order; a rate or queue limit applies per queue
+                             N..N+B-1 from --queue-num, down the B after. By a hash of the
+                             addresses: a host pair stays on one queue, in order; a rate or
+                             queue limit applies per queue
       --queue-cpu-fanout     with --queue-balance: spread by the CPU that queued the packet
       --queue-len N          kernel level: packets each queue holds for the engine (default 65536)
       --fail-open            kernel level: when a queue is full (the engine fell behind), let

@@ -1,8 +1,9 @@
 /**
  * `--queue-balance N`: the port's packets spread over N queues per direction by the kernel
- * (the NFQUEUE target's `--queue-balance A:B`: by flow hash, so a flow stays on one queue and
- * keeps its order; with `--queue-cpu-fanout`, by the CPU that queued it), one engine per
- * queue pair, each on its own thread, so that N cores carry the traffic.
+ * (the NFQUEUE target's `--queue-balance A:B`: by a hash of the source and destination
+ * addresses, the same both ways, so a host pair stays on one queue and keeps its order; with
+ * `--queue-cpu-fanout`, by the CPU that queued the packet), one engine per queue pair, each on
+ * its own thread, so that N cores carry the traffic.
  *
  *   up queues   U .. U+N-1      down queues  U+N .. U+2N-1
  *   pair 0 (U, U+N): the main thread's engine (the one the REST API and the shell drive)
@@ -12,7 +13,7 @@
  * the main engine's pipes (counters, latency histograms, the per-second series, /metrics add
  * up over all queues). What stays per engine: the event log and packet_queue's per-packet
  * events (the main engine's queues only), and a rate or a queue limit, which each engine
- * applies to its share (flows hashed to its queues): N engines pass up to N times the rate.
+ * applies to its share (the host pairs hashed to its queues): N engines pass up to N times the rate.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -31,10 +31,10 @@ export interface RuleSpec {
   downQueue: number;
   /**
    * Queues per direction (default 1): up is spread over upQueue .. upQueue+balance-1, down
-   * over downQueue .. downQueue+balance-1 (the NFQUEUE target's --queue-balance, by flow hash).
+   * over downQueue .. downQueue+balance-1 (the NFQUEUE target's --queue-balance, by a hash of the addresses).
    */
   balance?: number;
-  /** With balance: spread by the CPU that queues the packet rather than by flow (--queue-cpu-fanout). */
+  /** With balance: spread by the CPU that queues the packet rather than by addresses (--queue-cpu-fanout). */
   cpuFanout?: boolean;
   /** Namespace name (under /run/netns), or undefined for the current one. */
   netns?: string;
