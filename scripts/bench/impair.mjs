@@ -225,7 +225,7 @@ async function main() {
       for (const size of SIZES) kDirect[size] = await measure(7400, size, ns);
       for (const [bin, into] of [[SERVER_BIN, kEngine], [OLD, kOld]]) {
         if (bin === undefined) continue;
-        const k = await startProc([process.execPath, ...PROF, bin, '-l', 'kernel', '-t', 'udp', '-p', '7400', '--netns', ns, '-a', '0'], /Configure at/);
+        const k = await startProc([process.execPath, ...PROF, bin, '-l', 'kernel', '-t', 'udp', '-p', '7400', '--netns', ns, '-a', '0', ...(process.env.BENCH_KARGS ? process.env.BENCH_KARGS.split(' ') : [])], /Configure at/);
         try {
           for (const size of SIZES) into[size] = await measure(7400, size, ns);
         } finally {

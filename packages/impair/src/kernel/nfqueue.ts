@@ -86,6 +86,8 @@ interface Ref {
 }
 
 const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
+/** The room recvInto (dune_io.c) needs for one more datagram (its SLOT). */
+const RECV_SLOT_BYTES = 65536 + 1024;
 /**
  * What the kernel copies of a packet no stage reads the bytes of: its IP header and what
  * follows it closely (the engine reads the version and header length; NFQA_CAP_LEN gives the
@@ -268,6 +270,9 @@ export class NfqueueFrontend {
       this.readRealUs = this.io.realtimeUs?.() ?? 0;
       this.readEngineUs = this.opts.engine.clock.now();
       parseMessages(this.recvBuf, n, this.onPacket);
+      // recvInto reads until the socket is drained or the buffer is full: with room left for
+      // another datagram it was drained, and asking again would be a system call for nothing.
+      if (n < this.recvBuf.length - RECV_SLOT_BYTES) break;
     }
   };
 
