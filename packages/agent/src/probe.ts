@@ -9,6 +9,7 @@
  */
 import { closeSync } from 'node:fs';
 import { release } from 'node:os';
+import { probeQueueSupport } from '@dune/impair/probe';
 import { native } from './native.js';
 import { NlSocket } from './netlink/socket.js';
 import { newBridge, newSimpleLink, newVeth, newVxlan } from './netlink/link.js';
@@ -71,8 +72,6 @@ async function probe(): Promise<Caps> {
       return t.code === 0 ? { ok: true } : { ok: false, error: `nft (numgen random ... drop): ${t.stderr.trim()}` };
     });
 
-    // Loaded here, not at the top: the engine's package is big, and most agent runs never probe.
-    const { probeQueueSupport } = await import('@dune/impair');
     const s = made.nlFd >= 0 ? new NlSocket(made.nlFd, ns) : NlSocket.open(nsPath(ns), ns);
     const caps: Partial<Caps> = {};
     try {
