@@ -5,6 +5,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -156,6 +157,24 @@ describe.skipIf(skip !== '')(`kernel mode (NFQUEUE) ${skip}`, () => {
     expect(seqs.get(1)! + seqs.get(2)!).toBe(16 * 20);
     expect(await listRules({ netns: ns })).toEqual([]);
     expect(queueSequences(ns).size).toBe(0);
+  });
+
+  it('as root it runs at nice -10 only while a direction holds packets for a time (delay, jitter, rate)', async () => {
+    const rt = await ImpairRuntime.start({ level: 'kernel', transport: 'udp', port: 7012, netns: ns, iface: 'lo', seed: 12 });
+    try {
+      expect(getPriority(0)).toBe(0);
+      rt.set({ down: { rate: '10mbit' } });
+      expect(getPriority(0)).toBe(-10);
+      rt.set({ down: { rate: null }, up: { loss: '1%' } });
+      expect(getPriority(0)).toBe(0);
+      rt.set({ up: { delay: '1ms' } });
+      expect(getPriority(0)).toBe(-10);
+      rt.reset();
+      expect(getPriority(0)).toBe(0);
+    } finally {
+      await rt.stop();
+      setPriority(0, 0);
+    }
   });
 
   it('UDP over IPv6 too', async () => {

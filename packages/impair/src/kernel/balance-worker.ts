@@ -4,9 +4,10 @@
  * queue of the balanced range. The main thread (balance.ts) sends it parameters and takes its
  * counts; packets never cross threads.
  *
- *   main → worker: {type: 'params', params} | {type: 'take'} | {type: 'close'}
+ *   main → worker: {type: 'params', params} | {type: 'nice', value} | {type: 'take'} | {type: 'close'}
  *   worker → main: {type: 'ready'} | {type: 'error', message} | {type: 'counts', up, down, errors} | {type: 'closed'}
  */
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Impairment } from '@dune/topology';
 import { RealClock } from '../engine/clock.js';
@@ -42,9 +43,15 @@ try {
 }
 
 let sentErrors = new Map<string, number>();
-port.on('message', (m: { type: string; params?: Record<'up' | 'down', Impairment> }) => {
+port.on('message', (m: { type: string; params?: Record<'up' | 'down', Impairment>; value?: number }) => {
   if (m.type === 'params' && m.params) {
     engine.setParams(m.params, 'api');
+  } else if (m.type === 'nice' && m.value !== undefined) {
+    try {
+      setPriority(0, m.value);
+    } catch {
+      // not allowed: keep the priority it has
+    }
   } else if (m.type === 'take') {
     // Frontend errors since the last take.
     const errors: Record<string, number> = {};

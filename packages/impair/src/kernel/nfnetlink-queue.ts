@@ -39,7 +39,7 @@ const NFQA_TIMESTAMP = 4;
 const NFQA_IFINDEX_INDEV = 5;
 const NFQA_IFINDEX_OUTDEV = 6;
 const NFQA_PAYLOAD = 10;
-const NFQA_CAP_LEN = 9;
+const NFQA_CAP_LEN = 13;
 
 export const NF_DROP = 0;
 export const NF_ACCEPT = 1;
