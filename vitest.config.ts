@@ -10,6 +10,8 @@ export default defineConfig({
       '@dune/compiler': pkg('compiler'),
       '@dune/agent': pkg('agent'),
       '@dune/transport': pkg('transport'),
+      // Before '@dune/impair', which would otherwise take it as a path under its index.
+      '@dune/impair/probe': fileURLToPath(new URL('./packages/impair/src/lab/probe.ts', import.meta.url)),
       '@dune/impair': pkg('impair'),
       '@dune/lab': pkg('lab'),
       '@dune/experiment': pkg('experiment'),

@@ -37,6 +37,8 @@ const SIZES = [64, 1400];
 const LAT_COUNT = Number(process.env.BENCH_LAT_COUNT ?? 3000);
 const TPUT_SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 256);
+// BENCH_PROF=DIR: the engines run under `node --cpu-prof`, their profiles written to DIR.
+const PROF = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
 
 
 async function echo(port, host) {
@@ -149,18 +151,25 @@ async function measure(port, size, netns) {
 const fmtUs = (v) => `${v.toFixed(0).padStart(6)} µs`;
 const fmtPps = (v) => `${Math.round(v).toString().padStart(7)} pkt/s`;
 
-function report(title, direct, through, old) {
+/** The mean of two measurements of the same path (the direct path, before and after the engines ran). */
+function meanOf(a, b) {
+  if (b === undefined) return a;
+  return { p50Us: (a.p50Us + b.p50Us) / 2, p99Us: (a.p99Us + b.p99Us) / 2, pps: (a.pps + b.pps) / 2 };
+}
+
+/** rows: [name, {size: result}] of the engines, beside the direct path (measured before and after them). */
+function report(title, direct, rows) {
   console.log(`\n${title}`);
-  console.log('  size   path        RTT p50     RTT p99     throughput       added p50 (RTT, 2 crossings)   throughput ratio');
+  console.log('  size   path          RTT p50     RTT p99     throughput       added p50 (RTT, 2 crossings)   throughput ratio');
   for (const size of SIZES) {
     const d = direct[size];
-    console.log(`  ${String(size).padStart(4)}B  direct   ${fmtUs(d.p50Us)}  ${fmtUs(d.p99Us)}  ${fmtPps(d.pps)}`);
-    for (const [name, m] of [['old', old], ['engine', through]]) {
+    console.log(`  ${String(size).padStart(4)}B  direct     ${fmtUs(d.p50Us)}  ${fmtUs(d.p99Us)}  ${fmtPps(d.pps)}`);
+    for (const [name, m] of rows) {
       const t = m?.[size];
       if (t === undefined) continue;
       console.log(
-        `  ${String(size).padStart(4)}B  ${name.padEnd(6)}   ${fmtUs(t.p50Us)}  ${fmtUs(t.p99Us)}  ${fmtPps(t.pps)}   ` +
-          `${fmtUs(t.p50Us - d.p50Us)} (${((t.p50Us - d.p50Us) / 2).toFixed(0)} µs per crossing)   ${(t.pps / d.pps).toFixed(2)}`,
+        `  ${String(size).padStart(4)}B  ${name.padEnd(8)}   ${fmtUs(t.p50Us)}  ${fmtUs(t.p99Us)}  ${fmtPps(t.pps)}   ` +
+          `${fmtUs(t.p50Us - d.p50Us)} (${((t.p50Us - d.p50Us) / 2).toFixed(0).padStart(3)} µs per crossing)   ${(t.pps / d.pps).toFixed(2)}`,
       );
     }
   }
@@ -179,23 +188,23 @@ async function main() {
   const viaProxy = {};
   const viaOld = OLD ? {} : undefined;
   try {
-    for (const [bin, into] of [[SERVER_BIN, viaProxy], [OLD, viaOld]]) {
+    const before = {};
+    for (const size of SIZES) before[size] = await measure(echoPort, size);
+    for (const [bin, into] of [[OLD, viaOld], [SERVER_BIN, viaProxy]]) {
       if (bin === undefined) continue;
-      const proxy = await startProc([process.execPath, bin, '-l', 'user', '-t', 'udp', '-p', String(echoPort), '-x', '0', '-a', '0'], /proxy on port (\d+)/);
+      const proxy = await startProc([process.execPath, ...PROF, bin, '-l', 'user', '-t', 'udp', '-p', String(echoPort), '-x', '0', '-a', '0'], /proxy on port (\d+)/);
       const proxyPort = Number(proxy.match[1]);
       try {
-        for (const size of SIZES) {
-          if (into === viaProxy) direct[size] = await measure(echoPort, size);
-          into[size] = await measure(proxyPort, size);
-        }
+        for (const size of SIZES) into[size] = await measure(proxyPort, size);
       } finally {
         await stopProc(proxy);
       }
     }
+    for (const size of SIZES) direct[size] = meanOf(before[size], await measure(echoPort, size));
   } finally {
     await stopProc(echoP);
   }
-  report('UDP proxy (impaired-network-server -l user) on loopback', direct, viaProxy, viaOld);
+  report('UDP proxy (impaired-network-server -l user) on loopback; direct: mean of before and after', direct, [['old', viaOld], ['engine', viaProxy]]);
 
   // --- kernel level: NFQUEUE in a namespace of our own
   const why = process.getuid?.() !== 0 ? 'not root' : !hasIptables() ? 'iptables is not installed' : '';
@@ -216,24 +225,36 @@ async function main() {
   try {
     execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     const e = await startProc([process.execPath, SELF, 'echo', '7400'], /ready (\d+)/, ns);
+    // The engine as it was (BENCH_OLD), with one queue per direction (the classic setup, the
+    // baseline), and balanced over one queue per core (--queue-balance auto, spread by CPU: the
+    // bench is one host pair, which the kernel's address hash would keep on one queue). The
+    // direct path is measured before and after them, and its mean is the reference.
+    const variants = [
+      ...(OLD ? [['old', OLD, []]] : []),
+      ['1 queue', SERVER_BIN, ['--queue-balance', '1']],
+      ['balanced', SERVER_BIN, ['--queue-balance', 'auto', '--queue-cpu-fanout']],
+    ];
+    const extra = process.env.BENCH_KARGS ? process.env.BENCH_KARGS.split(' ') : [];
     const kDirect = {};
-    const kEngine = {};
-    const kOld = OLD ? {} : undefined;
+    const rows = [];
     try {
-      for (const size of SIZES) kDirect[size] = await measure(7400, size, ns);
-      for (const [bin, into] of [[SERVER_BIN, kEngine], [OLD, kOld]]) {
-        if (bin === undefined) continue;
-        const k = await startProc([process.execPath, bin, '-l', 'kernel', '-t', 'udp', '-p', '7400', '--netns', ns, '-a', '0'], /Configure at/);
+      const before = {};
+      for (const size of SIZES) before[size] = await measure(7400, size, ns);
+      for (const [name, bin, args] of variants) {
+        const into = {};
+        const k = await startProc([process.execPath, ...PROF, bin, '-l', 'kernel', '-t', 'udp', '-p', '7400', '--netns', ns, '-a', '0', ...args, ...extra], /Configure at/);
         try {
           for (const size of SIZES) into[size] = await measure(7400, size, ns);
         } finally {
           await stopProc(k);
         }
+        rows.push([name, into]);
       }
+      for (const size of SIZES) kDirect[size] = meanOf(before[size], await measure(7400, size, ns));
     } finally {
       await stopProc(e);
     }
-    report(`kernel mode (NFQUEUE, iptables on lo in namespace ${ns})`, kDirect, kEngine, kOld);
+    report(`kernel mode (NFQUEUE, iptables on lo in namespace ${ns}; direct: mean of before and after)`, kDirect, rows);
   } finally {
     cleanup();
   }

@@ -2,11 +2,15 @@
  * What this kernel and host can do, tried for real in a throwaway namespace
  * (`dune-probe-<pid>`, tagged with its creator on lo and deleted afterwards; one a SIGKILL
  * left behind is reclaimed by the next probe, `up` or `down`: transient.ts): a veth pair, each qdisc kind on it, a VXLAN
- * device, a bridge, an nftables table, an iptables NFQUEUE rule. The netlink checks run in
- * this process; nft and iptables run concurrently with them.
+ * device, a bridge, an nftables table, and what the userspace engine needs: an NFQUEUE queue
+ * bound and an nf_tables rule with the NFQUEUE target (the engine writes its rules over
+ * netlink: no iptables binary). The netlink checks run in this process; nft runs concurrently
+ * with them.
  */
 import { closeSync } from 'node:fs';
 import { release } from 'node:os';
+import { probeQueueSupport } from '@dune/impair/probe';
+import { native } from './native.js';
 import { NlSocket } from './netlink/socket.js';
 import { newBridge, newSimpleLink, newVeth, newVxlan } from './netlink/link.js';
 import { handle, newQdisc, type TcOptions } from './netlink/tc.js';
@@ -67,7 +71,6 @@ async function probe(): Promise<Caps> {
       const t = await run(inNs(ns, ['nft', '-f', '-']), 'add table inet dune_probe\nadd chain inet dune_probe c { type filter hook postrouting priority 0; }\nadd rule inet dune_probe c numgen random mod 100 < 1 drop\n');
       return t.code === 0 ? { ok: true } : { ok: false, error: `nft (numgen random ... drop): ${t.stderr.trim()}` };
     });
-    const nfqP = tool(ns, ['iptables', '-w', '-A', 'OUTPUT', '-p', 'udp', '--dport', '9', '-j', 'NFQUEUE', '--queue-num', '0', '--queue-bypass'], 'iptables -j NFQUEUE');
 
     const s = made.nlFd >= 0 ? new NlSocket(made.nlFd, ns) : NlSocket.open(nsPath(ns), ns);
     const caps: Partial<Caps> = {};
@@ -96,12 +99,16 @@ async function probe(): Promise<Caps> {
         ),
       );
       caps.bridge = attempt(() => s.call((w, seq) => newBridge(w, seq, { name: 'br0', index: 103 }), 'bridge'));
+      caps.nfqueue = attempt(() => {
+        const r = probeQueueSupport(nsPath(ns), native());
+        if (!r.ok) throw new Error(r.error);
+      });
     } finally {
       s.close();
       if (made.nsFd >= 0) closeSync(made.nsFd);
     }
-    const [nft, nfqueue] = await Promise.all([nftP, nfqP]);
-    return { ...(caps as Caps), nft, nfqueue, kernel: release(), probeMs: Math.round(performance.now() - t0) };
+    const nft = await nftP;
+    return { ...(caps as Caps), nft, kernel: release(), probeMs: Math.round(performance.now() - t0) };
   } finally {
     deleteNamespaces([ns]);
   }

@@ -312,7 +312,7 @@ describe('planImpairment', () => {
     }
     expect(err).toBeInstanceOf(ImpairmentUnsupportedError);
     expect((err as Error).message).toMatchInlineSnapshot(
-      `"dune.l.a/eth0: cannot apply delayUs, jitterUs, lossPct, lossCorrelationPct on this kernel (no sch_netem (CONFIG_NET_SCH_NETEM): Specified qdisc kind is unknown; no iptables' NFQUEUE target (xt_NFQUEUE, nfnetlink_queue) for the userspace engine: iptables v1.8.9 (nf_tables): Couldn't load target \`NFQUEUE'; nftables drops each packet independently: loss correlation needs netem or the userspace engine)"`,
+      `"dune.l.a/eth0: cannot apply delayUs, jitterUs, lossPct, lossCorrelationPct on this kernel (no sch_netem (CONFIG_NET_SCH_NETEM): Specified qdisc kind is unknown; no the NFQUEUE target through nf_tables (nft_compat, xt_NFQUEUE) and nfnetlink_queue for the userspace engine: iptables v1.8.9 (nf_tables): Couldn't load target \`NFQUEUE'; nftables drops each packet independently: loss correlation needs netem or the userspace engine)"`,
     );
     expect((err as ImpairmentUnsupportedError).hint).toMatch(/NFQUEUE/);
   });

@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,27 @@ describe('options', () => {
     expect(o.runtime.params).toEqual({ up: { jitterUs: 1000, delayUs: 50_000, lossPct: 1 }, down: { jitterUs: 1000, rateBitsPerSec: 10_000_000 } });
     expect(parseCli('server', ['-p', '80']).runtime).toMatchObject({ level: 'kernel', transport: 'tcp', iface: 'lo' });
     expect(parseCli('server', ['-p', '80', '--proxy_port', '1', '--rest_api_port', '2']).restApiPort).toBe(2);
+  });
+
+  it('--queue-balance, --queue-cpu-fanout, --fail-open and --fail-closed', () => {
+    expect(parseCli('server', ['-p', '80', '--queue-balance', '3', '--queue-cpu-fanout', '--fail-open']).runtime).toMatchObject({ queueBalance: 3, cpuFanout: true, failOpen: true });
+    expect(parseCli('server', ['-p', '80', '--queue-balance', 'auto']).runtime.queueBalance).toBe(availableParallelism());
+    expect(parseCli('server', ['-p', '80', '--fail-closed']).runtime).toMatchObject({ failOpen: false, queueBalance: undefined, cpuFanout: false });
+    expect([
+      usageError(['-p', '80', '--fail-open', '--fail-closed']),
+      usageError(['-p', '80', '--queue-balance', '0']),
+      usageError(['-p', '80', '--queue-balance', 'many']),
+      usageError(['-p', '80', '--queue-cpu-fanout']),
+      usageError(['-p', '80', '-l', 'user', '-t', 'udp', '-x', '0', '--queue-balance', '2']),
+      usageError(['-p', '80', '--queue-num', '65534', '--queue-balance', '2']),
+    ]).toEqual([
+      '--fail-open and --fail-closed contradict each other: give one',
+      '--queue-balance takes 1..64 queues per direction, or auto (one per core), not "0"',
+      '--queue-balance takes 1..64 queues per direction, or auto (one per core), not "many"',
+      '--queue-cpu-fanout spreads a balanced range: give --queue-balance N (N ≥ 2) too',
+      '--queue-balance spreads NFQUEUE queues: it is for -l kernel',
+      '--queue-num 65534 leaves no room for 4 queues below 65536',
+    ]);
   });
 
   it('a config file, overridden by flags', () => {

@@ -4,6 +4,8 @@
  * each namespace's loopback.
  */
 import { execFile, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +15,14 @@ import { binomial99, quantile } from './helpers.js';
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
 const TRAFFIC = fileURLToPath(new URL('./fixtures/traffic.mjs', import.meta.url));
+const FLOWS = fileURLToPath(new URL('./fixtures/flows.mjs', import.meta.url));
+const BUILT = existsSync(fileURLToPath(new URL('../dist/kernel/balance-worker.js', import.meta.url)));
+
+/** Queue number → packets queued so far (id_sequence), of the queues bound in namespace `inNs`. */
+function queueSequences(inNs: string): Map<number, number> {
+  const text = execFileSync('ip', ['netns', 'exec', inNs, 'cat', '/proc/net/netfilter/nfnetlink_queue'], { encoding: 'utf8' });
+  return new Map(text.trim().split('\n').filter((l) => l.trim() !== '').map((l) => l.trim().split(/\s+/).map(Number)).map((f) => [f[0]!, f[7]!]));
+}
 const NS = [`dunetest-impair-k${process.pid}`, `dunetest-impair-l${process.pid}`];
 const ns = NS[0]!;
 
@@ -117,6 +127,54 @@ describe.skipIf(skip !== '')(`kernel mode (NFQUEUE) ${skip}`, () => {
     // the overflow went through at once, the first 8 waited their 300 ms
     expect(open.rtts.filter((r) => r < 100).length).toBeGreaterThanOrEqual(80);
     expect(open.rtts.filter((r) => r >= 300).length).toBeGreaterThanOrEqual(1);
+  });
+
+  it.skipIf(!BUILT)(`--queue-balance 2: both queues of each direction get flows, each engine delays them, the counts add up ${BUILT ? '' : '(needs `npm run build`: the worker runs from dist)'}`, async () => {
+    const rt = await ImpairRuntime.start({ level: 'kernel', transport: 'udp', port: 7011, netns: ns, iface: 'lo', seed: 11, queueBalance: 2, params: { up: { delayUs: 20_000 }, down: {} } });
+    let seqs: Map<number, number>;
+    let flows: { echoed: number[]; rtts: number[] };
+    try {
+      expect(rt.workers?.pairs).toEqual([{ up: 2, down: 4 }]);
+      const rules = await listRules({ netns: ns });
+      expect(rules.filter((r) => r.tool === 'iptables').map((r) => r.args.slice(r.args.indexOf('NFQUEUE')).join(' ')).sort()).toEqual(['NFQUEUE --queue-balance 1:2', 'NFQUEUE --queue-balance 3:4']);
+      const { stdout } = await run('ip', ['netns', 'exec', ns, process.execPath, FLOWS, '7011', '16', '20', '5'], { timeout: 30_000 });
+      flows = JSON.parse(stdout) as typeof flows;
+      seqs = queueSequences(ns);
+      rt.workers!.take();
+      await new Promise((r) => setTimeout(r, 300));
+      expect(rt.pipes.up.counters.received.packets).toBe(16 * 20);
+      expect(rt.pipes.up.counters.delivered.packets).toBe(16 * 20);
+      expect(rt.pipes.down.counters.delivered.packets).toBe(16 * 20);
+      expect(rt.pipes.up.counters.latency.count).toBe(16 * 20);
+    } finally {
+      await rt.stop();
+    }
+    expect(flows.echoed).toEqual(new Array(16).fill(20));
+    // The delay of up is in every flow's RTT, whichever engine served it.
+    expect(Math.min(...flows.rtts)).toBeGreaterThanOrEqual(19.5);
+    // Packets queued per queue (the kernel's own count): 16 address pairs hashed over 2 queues.
+    for (const q of [1, 2, 3, 4]) expect(seqs.get(q), `queue ${q}: ${JSON.stringify([...seqs])}`).toBeGreaterThan(0);
+    expect(seqs.get(1)! + seqs.get(2)!).toBe(16 * 20);
+    expect(await listRules({ netns: ns })).toEqual([]);
+    expect(queueSequences(ns).size).toBe(0);
+  });
+
+  it('as root it runs at nice -10 only while a direction holds packets for a time (delay, jitter, rate)', async () => {
+    const rt = await ImpairRuntime.start({ level: 'kernel', transport: 'udp', port: 7012, netns: ns, iface: 'lo', seed: 12 });
+    try {
+      expect(getPriority(0)).toBe(0);
+      rt.set({ down: { rate: '10mbit' } });
+      expect(getPriority(0)).toBe(-10);
+      rt.set({ down: { rate: null }, up: { loss: '1%' } });
+      expect(getPriority(0)).toBe(0);
+      rt.set({ up: { delay: '1ms' } });
+      expect(getPriority(0)).toBe(-10);
+      rt.reset();
+      expect(getPriority(0)).toBe(0);
+    } finally {
+      await rt.stop();
+      setPriority(0, 0);
+    }
   });
 
   it('UDP over IPv6 too', async () => {

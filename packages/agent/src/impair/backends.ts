@@ -132,7 +132,7 @@ export const impairBackends = {
     keys: IMPAIRMENT_KEYS,
     available: (c) => ({
       ok: c.nfqueue.ok,
-      missing: `iptables' NFQUEUE target (xt_NFQUEUE, nfnetlink_queue) for the userspace engine: ${c.nfqueue.error ?? 'not found'}`,
+      missing: `the NFQUEUE target through nf_tables (nft_compat, xt_NFQUEUE) and nfnetlink_queue for the userspace engine: ${c.nfqueue.error ?? 'not found'}`,
     }),
     build(imp, _ctx, plan) {
       const mine: Record<string, unknown> = {};
@@ -178,7 +178,7 @@ export class ImpairmentUnsupportedError extends DuneError {
       {
         hint:
           'use a kernel with sch_netem (CONFIG_NET_SCH_NETEM, e.g. any distribution kernel, or the UML kernel lab), ' +
-          (engine ? 'or one with the iptables NFQUEUE target and nfnetlink_queue for the userspace engine (and `apt-get install iptables`); ' : '') +
+          (engine ? 'or one with nfnetlink_queue, nft_compat and xt_NFQUEUE for the userspace engine; ' : '') +
           'or remove these parameters',
       },
     );

@@ -52,7 +52,7 @@ function describeRuntime(rt: ImpairRuntime): string {
   if (o.level === 'user') {
     return `impairing UDP port ${o.port} through a proxy on port ${[...new Set(rt.proxy!.ports.values())].join(', ')}`;
   }
-  return `impairing ${o.transport.toUpperCase()} port ${o.port} on ${rt.iface}${o.netns ? ` in namespace ${o.netns}` : ''} (NFQUEUE; rules tagged "${rt.ruleTag}")`;
+  return `impairing ${o.transport.toUpperCase()} port ${o.port} on ${rt.iface}${o.netns ? ` in namespace ${o.netns}` : ''} (NFQUEUE${o.queueBalance && o.queueBalance > 1 ? `, ${o.queueBalance} queues per direction, one engine thread each` : ''}; ${o.failOpen ? 'fail open' : 'fail closed'}; rules tagged "${rt.ruleTag}")`;
 }
 
 /**

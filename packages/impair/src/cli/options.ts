@@ -4,6 +4,7 @@
  * file, and initial parameters. Parsed and validated whole into RuntimeOptions.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { choicesHint } from '@dune/topology';
 import { mergeParams, ParamsError } from '../params.js';
@@ -47,6 +48,9 @@ const OPTIONS = {
   seed: { type: 'string' },
   'queue-num': { type: 'string' },
   'fail-open': { type: 'boolean' },
+  'fail-closed': { type: 'boolean' },
+  'queue-balance': { type: 'string' },
+  'queue-cpu-fanout': { type: 'boolean' },
   'queue-len': { type: 'string' },
   listen: { type: 'string', multiple: true },
   target: { type: 'string' },
@@ -61,7 +65,7 @@ const OPTIONS = {
 
 /** Keys a --config file may hold; the same names as the long flags, camelCased. */
 const CONFIG_KEYS = [
-  'transport', 'level', 'interface', 'port', 'proxyPort', 'restApiPort', 'restApiHost', 'netns', 'seed', 'queueNum',
+  'transport', 'level', 'interface', 'port', 'proxyPort', 'restApiPort', 'restApiHost', 'netns', 'seed', 'queueNum', 'queueBalance',
   'listen', 'target', 'idleTimeout', 'pipes',
 ] as const;
 
@@ -82,9 +86,17 @@ down: from it).${cmd === 'server' ? ' Serves a REST API and a live page.' : ' Op
   -x, --proxy-port PORT      user level: the port clients use instead (0: any free port)
       --netns NAME           kernel level: work inside network namespace NAME
       --queue-num N          kernel level: NFQUEUE number of up; down is N+1 (default 1)
+      --queue-balance N|auto kernel level: spread each direction over N queues (auto: one per
+                             core), each pair served by an engine on its own thread; up is
+                             N..N+B-1 from --queue-num, down the B after. By a hash of the
+                             addresses: a host pair stays on one queue, in order; a rate or
+                             queue limit applies per queue
+      --queue-cpu-fanout     with --queue-balance: spread by the CPU that queued the packet
       --queue-len N          kernel level: packets each queue holds for the engine (default 65536)
       --fail-open            kernel level: when a queue is full (the engine fell behind), let
-                             packets through unimpaired; default: drop them, as a full queue does
+                             packets through unimpaired (NFQA_CFG_F_FAIL_OPEN)
+      --fail-closed          kernel level: when a queue is full, the kernel drops the packets, as
+                             a full netem queue does (the default)
       --listen ADDR          user level: address to listen on (repeatable; default 127.0.0.1 and ::1)
       --target ADDR          user level: the service's address (default 127.0.0.1 / ::1)
       --idle-timeout 60s     user level: close a client's session after this long idle
@@ -103,8 +115,9 @@ ${cmd === 'server' ? `  -a, --rest-api-port PORT   REST API and page port (defau
       --seed N               random seed, to replay a run
   -h, --help                 this text
 
-As root the engine runs at nice -10 (netem runs in the kernel, ahead of every process; a
-userspace engine on a busy host must be scheduled early too to keep its timing).
+As root the engine runs at nice -10 while a direction has a delay, jitter or rate (netem runs
+in the kernel, ahead of every process; a userspace engine on a busy host must be scheduled
+early too to keep its timing), and at 0 when it has nothing to time.
 
 Parameters (per direction; a bare number is in packet_queue's unit):
   delay, jitter      "20ms", "1.5s"            distribution   uniform|normal|pareto|paretonormal
@@ -214,6 +227,16 @@ export function parseCli(cmd: Command, argv: string[], defaultApi: 'dune' | 'pac
     if (!m) throw new UsageError(`--idle-timeout takes a duration such as 60s or 500ms, not "${idle}"`);
     idleMs = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'min' ? 60_000 : 1000);
   }
+  if (f['fail-open'] && f['fail-closed']) throw new UsageError('--fail-open and --fail-closed contradict each other: give one');
+  const balanceText = f['queue-balance'] ?? str(cfg.queueBalance);
+  let queueBalance: number | undefined;
+  if (balanceText !== undefined) {
+    queueBalance = balanceText === 'auto' ? availableParallelism() : Number(balanceText);
+    if (!/^(\d+|auto)$/.test(balanceText) || queueBalance < 1 || queueBalance > 64) throw new UsageError(`--queue-balance takes 1..64 queues per direction, or auto (one per core), not "${balanceText}"`);
+    if (level === 'user') throw new UsageError('--queue-balance spreads NFQUEUE queues: it is for -l kernel');
+  }
+  if (f['queue-cpu-fanout'] && (queueBalance ?? 1) < 2) throw new UsageError('--queue-cpu-fanout spreads a balanced range: give --queue-balance N (N ≥ 2) too');
+  if (queueText !== undefined && Number(queueText) + 2 * (queueBalance ?? 1) - 1 > 65535) throw new UsageError(`--queue-num ${queueText} leaves no room for ${2 * (queueBalance ?? 1)} queues below 65536`);
   const queueLen = f['queue-len'];
   if (queueLen !== undefined && (!/^\d+$/.test(queueLen) || Number(queueLen) < 1 || Number(queueLen) > 1_000_000)) {
     throw new UsageError(`--queue-len takes 1..1000000 packets, not "${queueLen}"`);
@@ -243,6 +266,7 @@ export function parseCli(cmd: Command, argv: string[], defaultApi: 'dune' | 'pac
     seed: seedText === undefined ? undefined : Number(seedText),
     upQueue: queueText === undefined ? undefined : Number(queueText),
     failOpen: f['fail-open'] ?? false,
+    queueBalance, cpuFanout: f['queue-cpu-fanout'] ?? false,
     maxQueueLen: queueLen === undefined ? undefined : Number(queueLen),
     ...(target !== undefined ? (target.includes(':') ? { target6: target } : { target4: target }) : {}),
   };

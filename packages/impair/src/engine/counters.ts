@@ -3,7 +3,7 @@
  * engine, all of fixed size whatever the traffic.
  */
 import { DROP_CAUSES, type DropCause } from './stage.js';
-import { Histogram } from './histogram.js';
+import { Histogram, type HistogramSnapshot } from './histogram.js';
 
 export interface Tally {
   packets: number;
@@ -26,6 +26,19 @@ export interface SecondSample {
   latencyP99Us: number;
   latencyMaxUs: number;
   /** Largest rate-queue occupancy seen in the second (packets held when there is no rate). */
+  queueMaxBytes: number;
+  queueMaxPackets: number;
+}
+
+/** One engine's counts of one pipe since the last take, to be added to another's. */
+export interface CountersDelta {
+  received: Tally;
+  delivered: Tally;
+  dropped: Record<DropCause, Tally>;
+  duplicated: number;
+  corrupted: number;
+  reordered: number;
+  latency: HistogramSnapshot;
   queueMaxBytes: number;
   queueMaxPackets: number;
 }
@@ -73,6 +86,45 @@ export class PipeCounters {
   onQueue(packets: number, bytes: number): void {
     if (bytes > this.secQueueBytes) this.secQueueBytes = bytes;
     if (packets > this.secQueuePackets) this.secQueuePackets = packets;
+  }
+
+  /**
+   * What was counted since the last take, as plain data, and those counts zeroed: a worker
+   * thread's engine hands its counts to the main one's (`absorb`) this way.
+   */
+  take(queueNow: { packets: number; bytes: number }): CountersDelta {
+    const d: CountersDelta = {
+      received: this.received, delivered: this.delivered, dropped: this.dropped,
+      duplicated: this.duplicated, corrupted: this.corrupted, reordered: this.reordered,
+      latency: this.latency.snapshot(),
+      queueMaxBytes: Math.max(this.secQueueBytes, queueNow.bytes), queueMaxPackets: Math.max(this.secQueuePackets, queueNow.packets),
+    };
+    this.reset();
+    this.secQueueBytes = 0;
+    this.secQueuePackets = 0;
+    return d;
+  }
+
+  /** Adds another engine's counts (`take`) to these, and to the second in progress. */
+  absorb(d: CountersDelta): void {
+    this.received.packets += d.received.packets;
+    this.received.bytes += d.received.bytes;
+    this.secReceived += d.received.packets;
+    this.delivered.packets += d.delivered.packets;
+    this.delivered.bytes += d.delivered.bytes;
+    this.secDelivered.packets += d.delivered.packets;
+    this.secDelivered.bytes += d.delivered.bytes;
+    for (const c of DROP_CAUSES) {
+      this.dropped[c].packets += d.dropped[c].packets;
+      this.dropped[c].bytes += d.dropped[c].bytes;
+      this.secDropped[c] += d.dropped[c].packets;
+    }
+    this.duplicated += d.duplicated;
+    this.corrupted += d.corrupted;
+    this.reordered += d.reordered;
+    this.latency.add(d.latency);
+    this.secLatency.add(d.latency);
+    this.onQueue(d.queueMaxPackets, d.queueMaxBytes);
   }
 
   /** Closes the second in progress; `seconds` is how long it really lasted. */

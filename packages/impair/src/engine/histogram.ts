@@ -29,6 +29,15 @@ function bucketLow(i: number): number {
   return 2 ** e * (1 + sub / SUB);
 }
 
+export interface HistogramSnapshot {
+  counts: Float64Array;
+  prom: Float64Array;
+  count: number;
+  sum: number;
+  max: number;
+  min: number;
+}
+
 export class Histogram {
   private readonly counts = new Float64Array(BUCKETS);
   /** Cumulative-ready counts per Prometheus bound (value ≤ bound), plus the sum. */
@@ -82,6 +91,22 @@ export class Histogram {
       out.push(acc);
     }
     return out;
+  }
+
+  /** Everything recorded, as plain data (to move between threads; see `add`). */
+  snapshot(): HistogramSnapshot {
+    return { counts: this.counts.slice(), prom: this.prom.slice(), count: this.count, sum: this.sum, max: this.max, min: this.min };
+  }
+
+  /** Adds another histogram's records (a snapshot of it) to this one's. */
+  add(h: HistogramSnapshot): void {
+    if (h.count === 0) return;
+    for (let i = 0; i < BUCKETS; i++) this.counts[i]! += h.counts[i]!;
+    for (let i = 0; i < this.prom.length; i++) this.prom[i]! += h.prom[i]!;
+    this.count += h.count;
+    this.sum += h.sum;
+    if (h.max > this.max) this.max = h.max;
+    if (h.min < this.min) this.min = h.min;
   }
 
   reset(): void {

@@ -29,6 +29,13 @@ export interface RuleSpec {
   iface: string;
   upQueue: number;
   downQueue: number;
+  /**
+   * Queues per direction (default 1): up is spread over upQueue .. upQueue+balance-1, down
+   * over downQueue .. downQueue+balance-1 (the NFQUEUE target's --queue-balance, by a hash of the addresses).
+   */
+  balance?: number;
+  /** With balance: spread by the CPU that queues the packet rather than by addresses (--queue-cpu-fanout). */
+  cpuFanout?: boolean;
   /** Namespace name (under /run/netns), or undefined for the current one. */
   netns?: string;
   /** Comment; must start with TAG_PREFIX. */
@@ -48,9 +55,11 @@ export function ruleArgs(s: RuleSpec): [chain: 'INPUT' | 'OUTPUT', args: string[
   if (!s.tag.startsWith(TAG_PREFIX)) throw new Error(`a rule tag must start with "${TAG_PREFIX}"`);
   const iface = (flag: string) => (s.iface === 'any' ? [] : [flag, s.iface]);
   const common = ['-m', 'mark', '!', '--mark', `0x${ENGINE_MARK.toString(16)}`, '-m', 'comment', '--comment', s.tag, '-j', 'NFQUEUE'];
+  const n = s.balance ?? 1;
+  const queue = (q: number) => (n > 1 ? ['--queue-balance', `${q}:${q + n - 1}`, ...(s.cpuFanout ? ['--queue-cpu-fanout'] : [])] : ['--queue-num', String(q)]);
   return [
-    ['INPUT', [...iface('-i'), '-p', s.transport, '-m', s.transport, '--dport', String(s.port), ...common, '--queue-num', String(s.upQueue)]],
-    ['OUTPUT', [...iface('-o'), '-p', s.transport, '-m', s.transport, '--sport', String(s.port), ...common, '--queue-num', String(s.downQueue)]],
+    ['INPUT', [...iface('-i'), '-p', s.transport, '-m', s.transport, '--dport', String(s.port), ...common, ...queue(s.upQueue)]],
+    ['OUTPUT', [...iface('-o'), '-p', s.transport, '-m', s.transport, '--sport', String(s.port), ...common, ...queue(s.downQueue)]],
   ];
 }
 

@@ -39,6 +39,7 @@ const NFQA_TIMESTAMP = 4;
 const NFQA_IFINDEX_INDEV = 5;
 const NFQA_IFINDEX_OUTDEV = 6;
 const NFQA_PAYLOAD = 10;
+const NFQA_CAP_LEN = 13;
 
 export const NF_DROP = 0;
 export const NF_ACCEPT = 1;
@@ -118,9 +119,12 @@ export function configCmd(w: NfqWriter, seq: number, queue: number, cmd: number,
   w.end(at);
 }
 
-/** Copy mode and range, queue length and flags, in one message. */
-export function configParams(w: NfqWriter, seq: number, queue: number, o: { copyRange: number; maxLen: number; flags: number; flagsMask: number }): void {
-  const at = w.begin(NFQNL_MSG_CONFIG, NLM_F_REQUEST | NLM_F_ACK, seq, queue);
+/**
+ * Copy mode and range, queue length and flags, in one message. `ack: false` asks for no
+ * answer (a change of copy range sent among verdicts, whose failure only costs a copy).
+ */
+export function configParams(w: NfqWriter, seq: number, queue: number, o: { copyRange: number; maxLen: number; flags: number; flagsMask: number; ack?: boolean }): void {
+  const at = w.begin(NFQNL_MSG_CONFIG, o.ack === false ? NLM_F_REQUEST : NLM_F_REQUEST | NLM_F_ACK, seq, queue);
   w.attr(NFQA_CFG_PARAMS, (b, off) => {
     b.writeUInt32BE(o.copyRange >>> 0, off);
     b.writeUInt8(NFQNL_COPY_PACKET, off + 4);
@@ -169,8 +173,10 @@ export interface QueuedPacket {
    * kernel sent none; it does once timestamps are on, see sockTimestamp).
    */
   stampUs: number;
-  /** A view into the receive buffer: copy it to keep it. */
+  /** A view into the receive buffer: copy it to keep it. Truncated to the queue's copy range. */
   payload: Buffer;
+  /** The packet's whole length (NFQA_CAP_LEN when the payload was truncated, else the payload's). */
+  length: number;
 }
 
 export interface NlAckResult {
@@ -203,6 +209,7 @@ export function parseMessages(buf: Buffer, len: number, onPacket: (p: QueuedPack
         outIfindex: 0,
         stampUs: 0,
         payload: EMPTY,
+        length: -1,
       };
       let a = off + NLMSG_HDRLEN + NFGEN_HDRLEN;
       const end = off + msgLen;
@@ -233,9 +240,13 @@ export function parseMessages(buf: Buffer, len: number, onPacket: (p: QueuedPack
           case NFQA_PAYLOAD:
             p.payload = buf.subarray(v, v + alen - 4);
             break;
+          case NFQA_CAP_LEN:
+            p.length = buf.readUInt32BE(v);
+            break;
         }
         a += align4(alen);
       }
+      if (p.length < p.payload.length) p.length = p.payload.length;
       if (p.id >= 0) onPacket(p);
     }
     off += align4(msgLen);

@@ -86,6 +86,15 @@ interface Ref {
 }
 
 const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
+/** The room recvInto (dune_io.c) needs for one more datagram (its SLOT). */
+const RECV_SLOT_BYTES = 65536 + 1024;
+/**
+ * What the kernel copies of a packet no stage reads the bytes of: its IP header and what
+ * follows it closely (the engine reads the version and header length; NFQA_CAP_LEN gives the
+ * whole length). A pipe that corrupts or duplicates gets the whole packet.
+ */
+export const HEADER_COPY_RANGE = 128;
+const FULL_COPY_RANGE = 0xffff;
 
 export class NfqueueFrontend {
   private readonly io: IoNative;
@@ -99,6 +108,8 @@ export class NfqueueFrontend {
   private readonly raw: { 4: number; 6: number } = { 4: -1, 6: -1 };
   private readonly byQueue = new Map<number, Pipe>();
   private readonly outstanding = new Map<number, Outstanding>();
+  /** Per queue: whether the kernel copies whole packets (else HEADER_COPY_RANGE bytes). */
+  private readonly copyFull = new Map<number, boolean>();
   private seq = 1;
   readonly stats = { packets: 0, stamped: 0, verdicts: 0, batchVerdicts: 0, injected: 0, enobufs: 0, sendErrors: 0 };
   /** The clocks read together after each receive: the kernel's stamps (realtime) are turned into engine time with them. */
@@ -162,6 +173,7 @@ export class NfqueueFrontend {
     }
     this.flush();
     this.outstanding.delete(queue);
+    this.copyFull.delete(queue);
     const w = new NfqWriter(256);
     const s = this.seq++;
     configCmd(w, s, queue, NFQNL_CFG_CMD.UNBIND);
@@ -176,13 +188,11 @@ export class NfqueueFrontend {
     }
     const w = new NfqWriter(Math.max(256, queues.length * 128));
     const seqs: number[] = [];
-    for (const { queue } of queues) {
+    for (const { queue, pipe } of queues) {
       const s1 = this.seq++;
       configCmd(w, s1, queue, NFQNL_CFG_CMD.BIND);
       const s2 = this.seq++;
-      configParams(w, s2, queue, {
-        copyRange: 0xffff, maxLen: this.opts.maxQueueLen ?? 65536, flags: this.opts.failOpen ? NFQA_CFG_F_FAIL_OPEN : 0, flagsMask: NFQA_CFG_F_FAIL_OPEN,
-      });
+      configParams(w, s2, queue, this.queueParams(pipe.needsData));
       seqs.push(s1, s2);
     }
     try {
@@ -200,9 +210,17 @@ export class NfqueueFrontend {
     }
     for (const { queue, pipe } of queues) {
       this.byQueue.set(queue, pipe);
+      this.copyFull.set(queue, pipe.needsData);
       this.outstanding.set(queue, new Outstanding());
       pipe.sink = { deliver: (p) => this.deliver(p), drop: (p) => this.drop(p) };
     }
+  }
+
+  private queueParams(full: boolean): { copyRange: number; maxLen: number; flags: number; flagsMask: number } {
+    return {
+      copyRange: full ? FULL_COPY_RANGE : HEADER_COPY_RANGE, maxLen: this.opts.maxQueueLen ?? 65536,
+      flags: this.opts.failOpen ? NFQA_CFG_F_FAIL_OPEN : 0, flagsMask: NFQA_CFG_F_FAIL_OPEN,
+    };
   }
 
   /**
@@ -252,6 +270,9 @@ export class NfqueueFrontend {
       this.readRealUs = this.io.realtimeUs?.() ?? 0;
       this.readEngineUs = this.opts.engine.clock.now();
       parseMessages(this.recvBuf, n, this.onPacket);
+      // recvInto reads until the socket is drained or the buffer is full: with room left for
+      // another datagram it was drained, and asking again would be a system call for nothing.
+      if (n < this.recvBuf.length - RECV_SLOT_BYTES) break;
     }
   };
 
@@ -272,13 +293,21 @@ export class NfqueueFrontend {
       this.queueVerdict(q.queue, q.id, NF_ACCEPT);
       return;
     }
+    const needs = pipe.needsData;
+    if (needs !== this.copyFull.get(q.queue)) {
+      // The pipe's stages changed: the kernel copies whole packets from now on, or headers
+      // only. Sent with the verdicts, unacknowledged (packets already queued keep their copy).
+      this.copyFull.set(q.queue, needs);
+      configParams(this.out, this.seq++, q.queue, { ...this.queueParams(needs), ack: false });
+      this.scheduleFlush();
+    }
     // Copied out of the receive buffer (which the next read overwrites) only when a stage may
-    // change or copy the bytes; otherwise the verdict alone releases the kernel's packet.
-    const data = pipe.needsData ? Buffer.from(q.payload) : null;
+    // change or copy the bytes, and whole; otherwise the verdict alone releases the kernel's packet.
+    const data = needs && q.payload.length === q.length ? Buffer.from(q.payload) : null;
     const family = q.hwProtocol === 0x86dd || q.payload[0]! >> 4 === 6 ? 6 : 4;
     this.outstanding.get(q.queue)?.push(q.id);
     pipe.input({
-      size: q.payload.length, data, corruptFrom: ipHeaderLength(q.payload), arrivedUs: this.arrival(q.stampUs),
+      size: q.length, data, corruptFrom: ipHeaderLength(q.payload), arrivedUs: this.arrival(q.stampUs),
       ref: { queue: q.queue, id: q.id, family } satisfies Ref,
     });
   };

@@ -86,11 +86,11 @@ const expr = (name: string, data: Buffer[]): Buffer => nest(1 /* NFTA_LIST_ELEM 
 const meta = (key: number): Buffer => expr('meta', [u32be(1 /* DREG */, NFT_REG_1), u32be(2 /* KEY */, key)]);
 const cmp = (op: number, value: Buffer): Buffer => expr('cmp', [u32be(1 /* SREG */, NFT_REG_1), u32be(2 /* OP */, op), nest(3 /* DATA */, [attr(1 /* NFTA_DATA_VALUE */, value)])]);
 
-function nfqueueTarget(queue: number): Buffer {
+function nfqueueTarget(queue: number, total = 1): Buffer {
   // struct xt_NFQ_info_v3 { u16 queuenum; u16 queues_total; u16 flags; }, XT_ALIGNed to 8.
   const info = Buffer.alloc(8);
   info.writeUInt16LE(queue, 0);
-  info.writeUInt16LE(1, 2);
+  info.writeUInt16LE(total, 2);
   return expr('target', [str(1 /* NAME */, 'NFQUEUE'), u32be(2 /* REV */, 3), attr(3 /* INFO */, info)]);
 }
 
@@ -136,7 +136,7 @@ export function nftBatch(lab: string, rules: readonly QueueRule[], seq0 = 1): { 
         nest(4 /* EXPRESSIONS */, [
           meta(inbound ? NFT_META_IIFNAME : NFT_META_OIFNAME), cmp(NFT_CMP_EQ, ifname(r.dev)),
           meta(NFT_META_MARK), cmp(NFT_CMP_NEQ, mark),
-          nfqueueTarget(r.nfqueue),
+          nfqueueTarget(r.nfqueue, r.balance),
         ]),
       ]);
     }

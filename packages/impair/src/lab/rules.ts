@@ -39,6 +39,8 @@ export interface QueueRule {
   nfqueue: number;
   /** `out` (default): leaving by dev (POSTROUTING, `-o`); `in`: arriving by dev (PREROUTING, `-i`). */
   dir?: 'in' | 'out';
+  /** Queues nfqueue .. nfqueue+balance-1, by a hash of the addresses (nft-rules only; default 1). */
+  balance?: number;
 }
 
 const mark = `0x${ENGINE_MARK.toString(16)}`;

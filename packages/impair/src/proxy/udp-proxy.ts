@@ -21,9 +21,13 @@ export const UDP_OVERHEAD = { v4: 28, v6: 48 } as const;
  * Replies go to client addresses as the kernel reported them: IP literals. Node's default
  * lookup answers those a tick later (dns.lookup); answering at once saves a tick per datagram.
  */
-function literalLookup(address: string, family: unknown, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
-  cb(null, address, isIPv6(address) ? 6 : 4);
-}
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
+/**
+ * A listener's send to a client names the client's address, which Node "looks up" per
+ * datagram: it is a literal of the listener's own family, passed back as is (no parse).
+ */
+const literalLookup4 = (address: string, _family: unknown, cb: LookupCallback): void => cb(null, address, 4);
+const literalLookup6 = (address: string, _family: unknown, cb: LookupCallback): void => cb(null, address, 6);
 
 export interface UdpProxyOptions {
   engine: Engine;
@@ -106,7 +110,7 @@ export class UdpProxy {
 
   private bindListener(addr: string, port: number): Promise<dgram.Socket> {
     const v6 = isIPv6(addr);
-    const sock = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, recvBufferSize: this.bufferBytes, sendBufferSize: this.bufferBytes, lookup: literalLookup });
+    const sock = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, recvBufferSize: this.bufferBytes, sendBufferSize: this.bufferBytes, lookup: v6 ? literalLookup6 : literalLookup4 });
     return new Promise((resolve, reject) => {
       sock.once('error', reject);
       sock.bind(port, addr, () => {
