@@ -140,8 +140,12 @@ describe.skipIf(!isRoot || !built)(`device bricks on another phynode (${REASON})
   it('capture: the ring on ph2 holds the pings between a and b (both on ph1)', async () => {
     const b = v4Of('b');
     expect(ping('a', b).code).toBe(0);
-    await new Promise((r) => setTimeout(r, 300));
-    const lines = must(ph2, ['tcpdump', '-n', '-r', `${CAPTURE_DIR}/cap.pcap0`, 'icmp']).trim().split('\n');
+    let lines: string[] = [];
+    for (let i = 0; i < 30 && lines.filter((l) => l.includes('echo request')).length < 3; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      lines = must(ph2, ['tcpdump', '-n', '-r', `${CAPTURE_DIR}/cap.pcap0`, 'icmp']).trim().split('\n');
+    }
+    console.log(`capture on ph2: ${lines.length} ICMP packets; ${must(ph2, ['ls', '-l', CAPTURE_DIR]).replace(/\n/g, ' ')}`);
     expect(lines.filter((l) => l.includes(`> ${b}: ICMP echo request`)).length).toBeGreaterThanOrEqual(3);
     expect(lines.filter((l) => l.includes('echo reply')).length).toBeGreaterThanOrEqual(3);
   });

@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { cpus as osCpus, networkInterfaces } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { DuneError } from '@dune/topology';
-import type { Op } from '@dune/compiler';
+import { CAPTURE_TAG, type Op } from '@dune/compiler';
 import { planImpairment } from '../impair/backends.js';
 import { probeCapabilities } from '../probe.js';
 import { run } from '../run.js';
@@ -94,9 +94,26 @@ export async function preflight(p: PreflightParams): Promise<PreflightResult> {
 
   const tools = ['ip', 'nsenter'];
   if (ops.some((o) => o.op === 'process' && o.cpus.length > 0)) tools.push('taskset');
+  // A capture brick's process.
+  if (ops.some((o) => o.op === 'process' && o.argv[3] === CAPTURE_TAG)) tools.push('tcpdump');
   const missing = tools.filter((t) => !onPath(t));
-  if (missing.length > 0) problems.push({ code: 'tool-missing', message: `${missing.join(', ')} not found in PATH`, hint: 'install iproute2 and util-linux' });
+  if (missing.length > 0) problems.push({ code: 'tool-missing', message: `${missing.join(', ')} not found in PATH`, hint: `install iproute2 and util-linux${missing.includes('tcpdump') ? ', and tcpdump (capture bricks)' : ''}` });
   else checked.push(`tools: ${tools.join(', ')}`);
+
+  // Device bricks: a tap needs the tun driver; a vtep's underlay must be on this host.
+  if (ops.some((o) => o.op === 'tap')) {
+    if (existsSync('/dev/net/tun')) checked.push('tap bricks: /dev/net/tun present');
+    else problems.push({ code: 'tun-missing', message: 'tap and vhost bricks need /dev/net/tun, which this host lacks', hint: 'modprobe tun' });
+  }
+  for (const o of ops) {
+    if (o.op !== 'vtep') continue;
+    if (o.underlayDev !== undefined && !existsSync(join('/sys/class/net', o.underlayDev))) {
+      problems.push({ code: 'underlay-missing', message: `vtep ${o.node}: its underlay device ${o.underlayDev} is not an interface of this host`, hint: 'set the vtep\'s dev to an interface of this host (`ip link`)' });
+    }
+    if (o.local !== undefined && ifaceOf(o.local) === undefined) {
+      problems.push({ code: 'underlay-missing', message: `vtep ${o.node}: its local address ${o.local} is not configured on any interface of this host`, hint: 'set the vtep\'s local to one of this host\'s addresses, or drop it' });
+    }
+  }
 
   const cpus = onlineCpus();
   const pinned = ops.flatMap((o) => (o.op === 'process' ? o.cpus : []));

@@ -42,11 +42,13 @@ export function captureFile(node: string): string {
 
 /**
  * tcpdump's argv, wrapped in `sh` only to make the directory first: every value is a
- * positional parameter ("$1"...), never part of the script.
+ * positional parameter ("$1"...), never part of the script. `--immediate-mode` and `-U`: each
+ * frame is in the file at once (libpcap would otherwise hand frames over a block at a time,
+ * up to a second late).
  */
 export function captureArgv(dev: string, dir: string, file: string, o: CaptureOptions): string[] {
   // The last ring of this brick goes first: tcpdump would overwrite it file by file, mixing two runs.
-  const script = 'mkdir -p -- "$1" && rm -f -- "$1/$6"[0-9]* && exec tcpdump -i "$2" -n -U -Z root -s "$3" -C "$4" -W "$5" -w "$1/$6"' + (o.filter !== undefined ? ' -- "$7"' : '');
+  const script = 'mkdir -p -- "$1" && rm -f -- "$1/$6"[0-9]* && exec tcpdump -i "$2" -n -U --immediate-mode -Z root -s "$3" -C "$4" -W "$5" -w "$1/$6"' + (o.filter !== undefined ? ' -- "$7"' : '');
   return ['sh', '-c', script, CAPTURE_TAG, dir, dev, String(o.snaplen), String(o.sizeMb), String(o.files), file, ...(o.filter !== undefined ? [o.filter] : [])];
 }
 
