@@ -11,5 +11,5 @@ export * from './netmirage.js';
 export * from './vni.js';
 export { FIRST_VNI } from './links.js';
 export { hostNames, netnsEtcPath } from './hosts.js';
-export { nodeKinds, NODE_KIND_NAMES, DEFAULT_NODE_KIND, isNodeKind, isL2Kind, kindOf, bridgePhases, nodeKind, NODE_PHASES, readFirewall, firewallOp, describeRule, FIREWALL_KEYS, RULE_KEYS, BRICK_TABLE, BRICK_INET_TABLE, CAPTURE_TAG, CAPTURE_KEYS, NIC_KEYS, TAP_KEYS, VTEP_KEYS, VTEP_DEV, type FirewallSpec, type FirewallRule, type NodeKind, type NodeKindDef, type KindNode, type KindCheck, type KindPort, type NodePhase } from './kinds/nodes/index.js';
+export { nodeKinds, NODE_KIND_NAMES, DEFAULT_NODE_KIND, isNodeKind, isL2Kind, kindOf, bridgePhases, nodeKind, NODE_PHASES, readFirewall, firewallOp, describeRule, FIREWALL_KEYS, RULE_KEYS, BRICK_TABLE, BRICK_INET_TABLE, CAPTURE_KEYS, NIC_KEYS, TAP_KEYS, VTEP_KEYS, VTEP_DEV, type FirewallSpec, type FirewallRule, type NodeKind, type NodeKindDef, type KindNode, type KindCheck, type KindPort, type NodePhase } from './kinds/nodes/index.js';
 export { linkKinds, LINK_KIND_NAMES, type LinkKind, type LinkKindDef } from './kinds/links/index.js';

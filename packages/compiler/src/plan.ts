@@ -463,3 +463,10 @@ export function canonicalJson(v: unknown): unknown {
 export function findNode(plan: Pick<Plan, 'nodes'>, name: string): NodeInfo | undefined {
   return plan.nodes.find((n) => n.node === name) ?? plan.nodes.find((n) => n.aliases?.includes(name) === true);
 }
+
+/**
+ * `$0` of a capture brick's `sh -c`: how a plan's reader (pictures, the agent's preflight)
+ * knows the process for one. Here, not in kinds/nodes/capture.ts, so the agent's bundle
+ * takes it without the compiler's kinds (and graphology and nunjucks behind them).
+ */
+export const CAPTURE_TAG = 'dune-capture';

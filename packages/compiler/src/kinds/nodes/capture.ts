@@ -15,6 +15,7 @@
  *
  * Read with `tcpdump -r DIR/NODE.pcap0` or Wireshark.
  */
+import { CAPTURE_TAG } from '../../plan.js';
 import type { ProcessOp } from '../../plan.js';
 import { bridgePhases } from './bridge.js';
 import { intKey, onlyKeys, strKey } from './keys.js';
@@ -52,8 +53,7 @@ export function captureArgv(dev: string, dir: string, file: string, o: CaptureOp
   return ['sh', '-c', script, CAPTURE_TAG, dir, dev, String(o.snaplen), String(o.sizeMb), String(o.files), file, ...(o.filter !== undefined ? [o.filter] : [])];
 }
 
-/** `$0` of a capture's `sh -c`: how a plan's reader (pictures) knows the process for one. */
-export const CAPTURE_TAG = 'dune-capture';
+
 
 /**
  * Run after tcpdump starts, before `up` goes on: waits (up to 15 s) for its first file, which

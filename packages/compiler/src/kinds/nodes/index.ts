@@ -84,4 +84,4 @@ export { BRICK_TABLE, BRICK_INET_TABLE } from './nft.js';
 export { VTEP_DEV, VTEP_KEYS } from './vtep.js';
 export { NIC_KEYS } from './nic.js';
 export { TAP_KEYS } from './tap.js';
-export { CAPTURE_KEYS, CAPTURE_TAG, captureFile, defaultCaptureDir } from './capture.js';
+export { CAPTURE_KEYS, captureFile, defaultCaptureDir } from './capture.js';
