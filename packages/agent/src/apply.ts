@@ -23,7 +23,7 @@ import { getLink, parseLink, setLink, type LinkSpec } from './netlink/link.js';
 import { NlSocket } from './netlink/socket.js';
 import { addrMsg, moveLinkMsg, tableRouteMsg } from './netlink/rule.js';
 import { createNamespaces, NETNS_INIT_SYSCTLS, nsPath, openNsFd } from './netns.js';
-import { kindOfOp, opKinds, type LinkStage, type NsContext, type Ref, type SocketStage } from './ops/index.js';
+import { kindOfOp, opKinds, sysctlPath, type LinkStage, type NsContext, type Ref, type SocketStage } from './ops/index.js';
 import { mapLimit } from './run.js';
 import type { Caps } from './probe-types.js';
 
@@ -71,12 +71,19 @@ class NsCtx implements NsContext {
   readonly name: string | null;
   sock: NlSocket<Ref>;
   nsFd: number;
+  /** Directories under its /proc/sys/net (`ipv4` → fd), held from its creation until the sysctls are written. */
+  sysDirs = new Map<string, number>();
   readonly ifindex = new Map<string, number>();
   nextIndex = 2;
   constructor(name: string | null, sock: NlSocket<Ref>, nsFd: number) {
     this.name = name;
     this.sock = sock;
     this.nsFd = nsFd;
+  }
+
+  closeSysDirs(): void {
+    for (const fd of this.sysDirs.values()) closeSync(fd);
+    this.sysDirs.clear();
   }
 
   /** Learns the interfaces already there, so new ones get free indexes. */
@@ -97,6 +104,7 @@ class NsCtx implements NsContext {
   close(): void {
     this.sock.close();
     if (this.nsFd >= 0) closeSync(this.nsFd);
+    this.closeSysDirs();
   }
 }
 
@@ -225,18 +233,41 @@ class Applier implements LinkStage, SocketStage {
     };
   }
 
+  /** The directories under /proc/sys/net (`ipv4`, `ipv6`) that sysctls of these new namespaces are in. */
+  private sysctlDirs(created: ReadonlySet<string>, init: readonly [string, string][]): string[] {
+    const dirs = new Set<string>();
+    const add = (path: string) => {
+      const m = /^\/proc\/sys\/net\/([^/]+)\//.exec(path);
+      if (m?.[1] !== undefined) dirs.add(m[1]);
+    };
+    for (const [path] of init) add(path);
+    for (const o of this.ops) {
+      if (o.op !== 'sysctl' || !created.has(o.ns)) continue;
+      try {
+        add(sysctlPath(o.key));
+      } catch {
+        // a bad key fails where it is written, with its own message
+      }
+    }
+    return [...dirs].sort();
+  }
+
   private createNamespaces(): void {
     const netnsOps = this.ops.map((op, i) => [op, i] as const).filter((x): x is [NetnsOp, number] => x[0].op === 'netns');
     if (netnsOps.length === 0) return;
     const names = netnsOps.map(([op]) => op.ns);
     // DAD off only matters (and costs ~75 µs a namespace) when there is IPv6 to configure.
     const v6 = this.ops.some((o) => (o.op === 'addr' && o.cidr.includes(':')) || (o.op === 'route' && (o.dst.includes(':') || o.via?.includes(':'))));
-    // lo's mark is written inside each namespace before it is named (see createNamespaces).
-    const r = createNamespaces(names, this.opts.threads ?? 2, v6 ? NETNS_INIT_SYSCTLS : [], netnsOps.map(([op]) => op.alias));
+    // lo's mark is written inside each namespace before it is named (see createNamespaces);
+    // the /proc/sys/net directories the plan's sysctls (and DAD's) are in are held from there.
+    const init = v6 ? NETNS_INIT_SYSCTLS : [];
+    const r = createNamespaces(names, this.opts.threads ?? 2, init, netnsOps.map(([op]) => op.alias), this.sysctlDirs(new Set(names), init));
     for (const c of r.created) {
       this.journal.namespaces.push(c.name);
       const sock = c.nlFd >= 0 ? new NlSocket<Ref>(c.nlFd, c.name) : NlSocket.open<Ref>(nsPath(c.name), c.name);
-      this.nss.set(c.name, new NsCtx(c.name, sock, c.nsFd >= 0 ? c.nsFd : openNsFd(c.name)));
+      const ctx = new NsCtx(c.name, sock, c.nsFd >= 0 ? c.nsFd : openNsFd(c.name));
+      ctx.sysDirs = c.sysDirs;
+      this.nss.set(c.name, ctx);
     }
     if (r.failed.length > 0) {
       const f = r.failed[0];
@@ -394,6 +425,7 @@ class Applier implements LinkStage, SocketStage {
       });
     } finally {
       this.closeNetDir();
+      for (const c of this.nss.values()) c.closeSysDirs();
     }
     for (const [k, d] of Object.entries(done) as [OpKind, number][]) this.progress(k, d);
   }
@@ -415,6 +447,11 @@ class Applier implements LinkStage, SocketStage {
 
   sysctlOpenPath(ns: string | null, path: string): string {
     if (!path.startsWith('/proc/sys/net/')) return path;
+    // A namespace this up created: the directory below /proc/sys/net was opened at creation.
+    const rel = path.slice('/proc/sys/net/'.length);
+    const slash = rel.indexOf('/');
+    const held = ns === null || slash < 0 ? undefined : this.nss.get(ns)?.sysDirs.get(rel.slice(0, slash));
+    if (held !== undefined) return `/proc/self/fd/${held}/${rel.slice(slash + 1)}`;
     if (this.netDir?.ns !== ns) {
       this.closeNetDir();
       let fd = -1;
