@@ -257,7 +257,7 @@ class Applier implements LinkStage, SocketStage {
     if (netnsOps.length === 0) return;
     const names = netnsOps.map(([op]) => op.ns);
     // DAD off only matters (and costs ~75 µs a namespace) when there is IPv6 to configure.
-    const v6 = this.ops.some((o) => (o.op === 'addr' && o.cidr.includes(':')) || (o.op === 'route' && (o.dst.includes(':') || o.via?.includes(':'))));
+    const v6 = this.ops.some((o) => (o.op === 'addr' && o.cidr.includes(':')) || (o.op === 'route' && (o.dst.includes(':') || o.via?.includes(':'))) || (o.op === 'routes' && o.via.includes(':')));
     // lo's mark is written inside each namespace before it is named (see createNamespaces);
     // the /proc/sys/net directories the plan's sysctls (and DAD's) are in are held from there.
     const init = v6 ? NETNS_INIT_SYSCTLS : [];

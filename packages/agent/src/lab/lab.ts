@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, wr
 import { dirname, join } from 'node:path';
 import { DuneError, type Impairment } from '@dune/topology';
 import type { LinkInfoMsg } from '../netlink/link.js';
-import { findNode, PLAN_FORMAT, allocateVnis, serializePlanChunks, nsPrefix, NS_PREFIX, vniUses, fileContentBase64, type FileOp, type HostPlan, type Op, type OpKind, type Plan, type ProcessOp } from '@dune/compiler';
+import { findNode, PLAN_FORMAT, allocateVnis, expandRouteTables, serializePlanChunks, nsPrefix, NS_PREFIX, vniUses, fileContentBase64, type FileOp, type HostPlan, type Op, type OpKind, type Plan, type ProcessOp } from '@dune/compiler';
 import {
   LabJournal, STATE_ROOT, discardStagedPlan, journalLabs, journaledPlanDigest, labDir, logDir, readPlan, readPlanText, readState, removeJournal, readVnis, stagePlan,
   type LabState, type ProcessRecord, type StagedPlan,
@@ -89,12 +89,13 @@ function localHost(plan: Plan): HostPlan {
     });
   }
   const hosts = plan.hosts;
-  if (hosts.length === 1 && hosts[0] !== undefined) return hosts[0];
+  // Route tables (`routes` ops) as one route op per destination: convergence compares routes one by one.
+  if (hosts.length === 1 && hosts[0] !== undefined) return { ...hosts[0], ops: expandRouteTables(hosts[0].ops) };
   // Several local phynodes: one machine plays them all.
   const merged: HostPlan = { phynode: hosts.map((h) => h.phynode).join('+'), target: {}, nodes: [], ops: [] };
   for (const h of hosts) {
     merged.nodes.push(...h.nodes);
-    merged.ops.push(...h.ops);
+    for (const op of expandRouteTables(h.ops)) merged.ops.push(op);
   }
   return merged;
 }
@@ -902,7 +903,7 @@ async function nodeActions(lab: string, plan: Plan, actions: readonly NodeAction
 const EEXIST = 17;
 
 function restoreDevice(ns: string, dev: string, planned: readonly Op[]): void {
-  const mine = planned.filter((o) => (o.op === 'addr' || o.op === 'route') && o.ns === ns && o.dev === dev);
+  const mine = expandRouteTables(planned.filter((o) => (o.op === 'addr' || o.op === 'route' || o.op === 'routes') && o.ns === ns && o.dev === dev));
   if (mine.length === 0) return;
   const s = NlSocket.open<Op>(nsPath(ns), ns);
   try {

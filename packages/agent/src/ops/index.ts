@@ -35,6 +35,7 @@ import { netns } from './netns.js';
 import { nft } from './nft.js';
 import { process } from './process.js';
 import { route } from './route.js';
+import { routes } from './routes.js';
 import { rule_ } from './rule.js';
 import { sysctl } from './sysctl.js';
 import type { OpKindDef } from './types.js';
@@ -52,6 +53,7 @@ export const opKinds: { readonly [K in OpKind]: OpKindDef<Extract<Op, { op: K }>
   addr,
   up,
   route,
+  routes,
   rule: rule_,
   sysctl,
   impair,
