@@ -23,7 +23,7 @@ import { getLink, parseLink, setLink, type LinkSpec } from './netlink/link.js';
 import { NlSocket } from './netlink/socket.js';
 import { addrMsg, moveLinkMsg, tableRouteMsg } from './netlink/rule.js';
 import { createNamespaces, NETNS_INIT_SYSCTLS, nsPath, openNsFd } from './netns.js';
-import { kindOfOp, opKinds, sysctlPath, type LinkStage, type NsContext, type Ref, type SocketStage } from './ops/index.js';
+import { kindOfOp, opKinds, type LinkStage, type NsContext, type Ref, type SocketStage } from './ops/index.js';
 import { mapLimit } from './run.js';
 import type { Caps } from './probe-types.js';
 
@@ -71,19 +71,12 @@ class NsCtx implements NsContext {
   readonly name: string | null;
   sock: NlSocket<Ref>;
   nsFd: number;
-  /** Directories under its /proc/sys/net (`ipv4` → fd), held from its creation until the sysctls are written. */
-  sysDirs = new Map<string, number>();
   readonly ifindex = new Map<string, number>();
   nextIndex = 2;
   constructor(name: string | null, sock: NlSocket<Ref>, nsFd: number) {
     this.name = name;
     this.sock = sock;
     this.nsFd = nsFd;
-  }
-
-  closeSysDirs(): void {
-    for (const fd of this.sysDirs.values()) closeSync(fd);
-    this.sysDirs.clear();
   }
 
   /** Learns the interfaces already there, so new ones get free indexes. */
@@ -104,7 +97,6 @@ class NsCtx implements NsContext {
   close(): void {
     this.sock.close();
     if (this.nsFd >= 0) closeSync(this.nsFd);
-    this.closeSysDirs();
   }
 }
 
@@ -233,41 +225,18 @@ class Applier implements LinkStage, SocketStage {
     };
   }
 
-  /** The directories under /proc/sys/net (`ipv4`, `ipv6`) that sysctls of these new namespaces are in. */
-  private sysctlDirs(created: ReadonlySet<string>, init: readonly [string, string][]): string[] {
-    const dirs = new Set<string>();
-    const add = (path: string) => {
-      const m = /^\/proc\/sys\/net\/([^/]+)\//.exec(path);
-      if (m?.[1] !== undefined) dirs.add(m[1]);
-    };
-    for (const [path] of init) add(path);
-    for (const o of this.ops) {
-      if (o.op !== 'sysctl' || !created.has(o.ns)) continue;
-      try {
-        add(sysctlPath(o.key));
-      } catch {
-        // a bad key fails where it is written, with its own message
-      }
-    }
-    return [...dirs].sort();
-  }
-
   private createNamespaces(): void {
     const netnsOps = this.ops.map((op, i) => [op, i] as const).filter((x): x is [NetnsOp, number] => x[0].op === 'netns');
     if (netnsOps.length === 0) return;
     const names = netnsOps.map(([op]) => op.ns);
     // DAD off only matters (and costs ~75 µs a namespace) when there is IPv6 to configure.
     const v6 = this.ops.some((o) => (o.op === 'addr' && o.cidr.includes(':')) || (o.op === 'route' && (o.dst.includes(':') || o.via?.includes(':'))) || (o.op === 'routes' && o.via.includes(':')));
-    // lo's mark is written inside each namespace before it is named (see createNamespaces);
-    // the /proc/sys/net directories the plan's sysctls (and DAD's) are in are held from there.
-    const init = v6 ? NETNS_INIT_SYSCTLS : [];
-    const r = createNamespaces(names, this.opts.threads ?? 2, init, netnsOps.map(([op]) => op.alias), this.sysctlDirs(new Set(names), init));
+    // lo's mark is written inside each namespace before it is named (see createNamespaces).
+    const r = createNamespaces(names, this.opts.threads ?? 2, v6 ? NETNS_INIT_SYSCTLS : [], netnsOps.map(([op]) => op.alias));
     for (const c of r.created) {
       this.journal.namespaces.push(c.name);
       const sock = c.nlFd >= 0 ? new NlSocket<Ref>(c.nlFd, c.name) : NlSocket.open<Ref>(nsPath(c.name), c.name);
-      const ctx = new NsCtx(c.name, sock, c.nsFd >= 0 ? c.nsFd : openNsFd(c.name));
-      ctx.sysDirs = c.sysDirs;
-      this.nss.set(c.name, ctx);
+      this.nss.set(c.name, new NsCtx(c.name, sock, c.nsFd >= 0 ? c.nsFd : openNsFd(c.name)));
     }
     if (r.failed.length > 0) {
       const f = r.failed[0];
@@ -425,33 +394,34 @@ class Applier implements LinkStage, SocketStage {
       });
     } finally {
       this.closeNetDir();
-      for (const c of this.nss.values()) c.closeSysDirs();
     }
     for (const [k, d] of Object.entries(done) as [OpKind, number][]) this.progress(k, d);
   }
 
   /**
-   * /proc/sys/net of one namespace at a time, open as a directory. Every namespace's
-   * /proc/sys/net has the same parent and name in the dentry cache, so looking the path up
-   * walks a hash chain as long as the number of namespaces: with 4,000 of them a sysctl
-   * write cost 0.38 ms, against 0.09 ms with 1,000. A namespace's sysctls are opened below
-   * its own directory instead (through /proc/self/fd, inside the namespace), one long walk
-   * per namespace rather than one per sysctl.
+   * /proc/sys/net of one namespace at a time, open as a directory, and the directories below
+   * it (`ipv4`, `ipv6`) as they are needed. Every namespace's /proc/sys/net, and every
+   * namespace's /proc/sys/net/ipv4, has the same parent and name in the dentry cache, so
+   * looking such a path up walks a hash chain as long as the number of namespaces: opening
+   * a sysctl by full path (two such walks) cost 0.15 ms with 1,000 namespaces and 1.49 ms
+   * with 4,000; below a held /proc/sys/net 0.13/0.94 ms; below a held /proc/sys/net/ipv4
+   * 0.032/0.036 ms. A namespace's sysctls are opened below its own directories (through
+   * /proc/self/fd, inside the namespace): a long walk per namespace and directory, not two
+   * per sysctl. (Opened here, on one thread: opened by the threads creating the namespaces,
+   * the two threads' walks of the same chains made creating 4,000 namespaces 3x slower.)
    */
-  private netDir: { ns: string | null; fd: number } | undefined;
+  private netDir: { ns: string | null; fd: number; below: Map<string, number> } | undefined;
 
   private closeNetDir(): void {
-    if (this.netDir !== undefined && this.netDir.fd >= 0) closeSync(this.netDir.fd);
+    if (this.netDir !== undefined) {
+      for (const fd of this.netDir.below.values()) if (fd >= 0) closeSync(fd);
+      if (this.netDir.fd >= 0) closeSync(this.netDir.fd);
+    }
     this.netDir = undefined;
   }
 
   sysctlOpenPath(ns: string | null, path: string): string {
     if (!path.startsWith('/proc/sys/net/')) return path;
-    // A namespace this up created: the directory below /proc/sys/net was opened at creation.
-    const rel = path.slice('/proc/sys/net/'.length);
-    const slash = rel.indexOf('/');
-    const held = ns === null || slash < 0 ? undefined : this.nss.get(ns)?.sysDirs.get(rel.slice(0, slash));
-    if (held !== undefined) return `/proc/self/fd/${held}/${rel.slice(slash + 1)}`;
     if (this.netDir?.ns !== ns) {
       this.closeNetDir();
       let fd = -1;
@@ -460,9 +430,26 @@ class Applier implements LinkStage, SocketStage {
       } catch {
         // opened by its full path, which reports what is wrong
       }
-      this.netDir = { ns, fd };
+      this.netDir = { ns, fd, below: new Map() };
     }
-    return this.netDir.fd >= 0 ? `/proc/self/fd/${this.netDir.fd}/${path.slice('/proc/sys/net/'.length)}` : path;
+    const net = this.netDir;
+    if (net.fd < 0) return path;
+    const rel = path.slice('/proc/sys/net/'.length);
+    const slash = rel.indexOf('/');
+    if (slash > 0) {
+      const dir = rel.slice(0, slash);
+      let fd = net.below.get(dir);
+      if (fd === undefined) {
+        try {
+          fd = native().openInNs(ns === null ? null : nsPath(ns), `/proc/self/fd/${net.fd}/${dir}`, fsc.O_RDONLY | fsc.O_DIRECTORY);
+        } catch {
+          fd = -1; // opened below /proc/sys/net, which reports what is wrong
+        }
+        net.below.set(dir, fd);
+      }
+      if (fd >= 0) return `/proc/self/fd/${fd}/${rel.slice(slash + 1)}`;
+    }
+    return `/proc/self/fd/${net.fd}/${rel}`;
   }
 
   // --- SocketStage ---

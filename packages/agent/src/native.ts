@@ -20,11 +20,10 @@ export interface NativeApi {
   /** open(2) of `path` while inside `nsPath`: for /proc/sys/net, which is per namespace. */
   openInNs(nsPath: string | null, path: string, flags: number): number;
   /**
-   * Per name: [errno, netlink fd, namespace fd, then an fd of each /proc/sys/net/<holdDirs[k]>]
-   * (the fds are -1 when protocol < 0). `init`: [path, value] pairs written inside each new
-   * namespace first (best effort).
+   * Per name: [errno, netlink fd, namespace fd] (the fds are -1 when protocol < 0). `init`:
+   * [path, value] pairs written inside each new namespace first (best effort).
    */
-  netnsCreateMany(names: string[], threads: number, protocol: number, init?: [string, string][], loAliases?: string[], holdDirs?: string[]): Int32Array;
+  netnsCreateMany(names: string[], threads: number, protocol: number, init?: [string, string][], loAliases?: string[]): Int32Array;
   /** Per name: errno (0 = deleted or already absent). */
   netnsDeleteMany(names: string[]): Int32Array;
 }

@@ -16,8 +16,6 @@ export interface OpenNs {
   name: string;
   nlFd: number;
   nsFd: number;
-  /** Directories under its /proc/sys/net held open (`holdDirs`: `ipv4` → fd). */
-  sysDirs: Map<string, number>;
 }
 
 export interface CreateResult {
@@ -43,32 +41,20 @@ export const NETNS_INIT_SYSCTLS: [string, string][] = [['/proc/sys/net/ipv6/conf
  * Creates the namespaces; with `loAliases` (one per name), lo of each carries its mark before
  * the namespace gets its name, so no kill -9 can leave a named but unmarked lab namespace.
  */
-/**
- * With `holdDirs` (`ipv4`, `ipv6`: directories under /proc/sys/net), each namespace also
- * comes with an fd of each, opened while the creating thread was inside. Looking up such a
- * directory by path walks a hash chain as long as the number of namespaces on the machine
- * (held_dir in the addon): a sysctl opened below a held one costs the same with 4,000
- * namespaces as with 1,000.
- */
-export function createNamespaces(names: string[], threads = 2, init: [string, string][] = NETNS_INIT_SYSCTLS, loAliases?: string[], holdDirs: string[] = []): CreateResult {
+export function createNamespaces(names: string[], threads = 2, init: [string, string][] = NETNS_INIT_SYSCTLS, loAliases?: string[]): CreateResult {
   const out: CreateResult = { created: [], failed: [] };
   if (names.length === 0) return out;
-  const r = native().netnsCreateMany(names, threads, NETLINK_ROUTE, init, loAliases, holdDirs);
-  const n = 3 + holdDirs.length;
+  const r = loAliases ? native().netnsCreateMany(names, threads, NETLINK_ROUTE, init, loAliases) : native().netnsCreateMany(names, threads, NETLINK_ROUTE, init);
   names.forEach((name, i) => {
-    const errno = r[n * i] ?? 0;
-    const nlFd = r[n * i + 1] ?? -1;
-    const nsFd = r[n * i + 2] ?? -1;
-    const sysDirs = new Map<string, number>();
-    holdDirs.forEach((d, k) => {
-      const fd = r[n * i + 3 + k] ?? -1;
-      if (fd >= 0) sysDirs.set(d, fd);
-    });
-    if (errno === 0 && nlFd >= 0 && nsFd >= 0) out.created.push({ name, nlFd, nsFd, sysDirs });
+    const errno = r[3 * i] ?? 0;
+    const nlFd = r[3 * i + 1] ?? -1;
+    const nsFd = r[3 * i + 2] ?? -1;
+    if (errno === 0 && nlFd >= 0 && nsFd >= 0) out.created.push({ name, nlFd, nsFd });
     else if (errno === 0) {
       // Created, but a socket or fd could not be opened inside (fd limit?): still ours.
-      for (const fd of [nlFd, nsFd, ...sysDirs.values()]) if (fd >= 0) closeSync(fd);
-      out.created.push({ name, nlFd: -1, nsFd: -1, sysDirs: new Map() });
+      if (nlFd >= 0) closeSync(nlFd);
+      if (nsFd >= 0) closeSync(nsFd);
+      out.created.push({ name, nlFd: -1, nsFd: -1 });
     } else out.failed.push({ name, errno, message: describeErrno(errno) });
   });
   return out;

@@ -482,9 +482,6 @@ struct ns_job {
   char **init_values;
   uint32_t n_init;
   char **aliases; /* per name, lo's alias, set before the namespace gets its name; or NULL */
-  char **hold_dirs; /* directories under /proc/sys/net to return an fd of, per namespace */
-  uint32_t n_hold;
-  int res_ints; /* ints per name in results: 3 + n_hold */
 };
 
 /*
@@ -531,42 +528,11 @@ static int set_lo_alias(const char *alias) {
   return err;
 }
 
-/*
- * Why hold directories under /proc/sys/net: every namespace's /proc/sys/net/ipv4 (ipv6, ...)
- * dentry has the same parent and name in the dentry cache (the sysctl tree tells them apart
- * by the looking task's namespace), so each lookup of such a path walks a hash chain as long
- * as the number of namespaces on the machine: ~0.5 ms a sysctl with 4,000 of them, against
- * 0.04 ms below a held /proc/sys/net/ipv4. One walk per namespace and directory, then none.
- */
-static int held_dir(const struct ns_job *job, const int32_t *res, const char *path, const char **rest) {
-  static const char prefix[] = "/proc/sys/net/";
-  if (strncmp(path, prefix, sizeof prefix - 1)) return -1;
-  const char *d = path + sizeof prefix - 1;
-  for (uint32_t k = 0; k < job->n_hold; k++) {
-    size_t len = strlen(job->hold_dirs[k]);
-    if (!strncmp(d, job->hold_dirs[k], len) && d[len] == '/' && res[3 + k] >= 0) {
-      *rest = d + len + 1;
-      return res[3 + k];
-    }
-  }
-  return -1;
-}
-
-/* Writes `value` to a /proc/sys file of the namespace this thread is in, below a held directory when it can. */
-static void write_init(const struct ns_job *job, const int32_t *res, const char *path, const char *value) {
-  const char *rest = NULL;
-  int dir = held_dir(job, res, path, &rest);
-  int sfd = dir >= 0 ? openat(dir, rest, O_WRONLY | O_CLOEXEC) : open(path, O_WRONLY | O_CLOEXEC);
-  /* Best effort: a key this kernel lacks is the caller's to check, not a failed namespace. */
-  if (sfd < 0) return;
-  ssize_t wr = write(sfd, value, strlen(value));
-  (void)wr;
-  close(sfd);
-}
-
 static int create_one(const char *name, int protocol, int32_t *res, const struct ns_job *job) {
   char path[PATH_MAX];
-  for (int k = 0; k < job->res_ints; k++) res[k] = k == 0 ? 0 : -1;
+  res[0] = 0;
+  res[1] = -1;
+  res[2] = -1;
   if (snprintf(path, sizeof path, NETNS_RUN_DIR "/%s", name) >= (int)sizeof path) return ENAMETOOLONG;
   int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
   if (fd < 0) return errno;
@@ -578,7 +544,7 @@ static int create_one(const char *name, int protocol, int32_t *res, const struct
   }
   char self[64];
   snprintf(self, sizeof self, "/proc/self/task/%ld/ns/net", (long)syscall(SYS_gettid));
-  const char *alias = job->aliases ? job->aliases[(res - job->results) / job->res_ints] : NULL;
+  const char *alias = job->aliases ? job->aliases[(res - job->results) / 3] : NULL;
   if (alias && alias[0]) {
     int e = set_lo_alias(alias);
     if (e) {
@@ -591,25 +557,28 @@ static int create_one(const char *name, int protocol, int32_t *res, const struct
     unlink(path);
     return e;
   }
+  for (uint32_t k = 0; k < job->n_init; k++) {
+    /* Best effort: a key this kernel lacks is the caller's to check, not a failed namespace. */
+    int sfd = open(job->init_paths[k], O_WRONLY | O_CLOEXEC);
+    if (sfd >= 0) {
+      ssize_t wr = write(sfd, job->init_values[k], strlen(job->init_values[k]));
+      (void)wr;
+      close(sfd);
+    }
+  }
   if (protocol >= 0) {
     /* While the thread is inside, open what the caller will need first: a netlink socket
-     * (saves a setns round trip later), an fd of the namespace itself (IFLA_NET_NS_FD) and
-     * the /proc/sys/net directories asked for (the plan's sysctls are opened below them). */
+     * (saves a setns round trip later) and an fd of the namespace itself (IFLA_NET_NS_FD). */
     res[1] = nl_socket(protocol);
     res[2] = open(self, O_RDONLY | O_CLOEXEC);
-    /* /proc/sys/net itself is such a lookup too: once, then each directory below it. */
-    int net = job->n_hold > 0 ? open("/proc/sys/net", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-    for (uint32_t k = 0; net >= 0 && k < job->n_hold; k++) res[3 + k] = openat(net, job->hold_dirs[k], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (net >= 0) close(net);
   }
-  for (uint32_t k = 0; k < job->n_init; k++) write_init(job, res, job->init_paths[k], job->init_values[k]);
   return 0;
 }
 
 static void *create_worker(void *arg) {
   struct ns_job *job = arg;
   for (int i = job->first; i < job->count; i += job->stride) {
-    int32_t *res = job->results + job->res_ints * i;
+    int32_t *res = job->results + 3 * i;
     int e = create_one(job->names[i], job->protocol, res, job);
     res[0] = e;
   }
@@ -677,41 +646,23 @@ static int read_names(napi_env env, napi_value arr, char ***out, uint32_t *n) {
 }
 
 /*
- * netnsCreateMany(names: string[], threads: number, protocol: number, init?: [path, value][],
- *                 aliases?: string[], holdDirs?: string[]): Int32Array
+ * netnsCreateMany(names: string[], threads: number, protocol: number, init?: [path, value][]): Int32Array
  * Creates each /run/netns/<name> (O_EXCL: an existing one is EEXIST, never reused). Returns
- * 3 + holdDirs.length ints per name: errno (0 = created), then, when protocol >= 0, a netlink
- * socket opened inside the new namespace, an fd of the namespace, and an fd of each of its
- * /proc/sys/net/<holdDirs[k]> directories (each -1 otherwise; see held_dir). The work is spread
+ * 3 ints per name: errno (0 = created), then, when protocol >= 0, a netlink socket opened
+ * inside the new namespace and an fd of the namespace (both -1 otherwise). The work is spread
  * over `threads` pthreads: namespace creation is mostly kernel time that scales over cores.
  * `init` files (under /proc/sys) are written inside each new namespace before anything else
  * is created in it, e.g. net.ipv6.conf.default.* that new interfaces inherit.
  */
 static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 5;
+  napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char **names;
   uint32_t n;
   int32_t threads = 1, protocol = -1;
-  char **hold_dirs = NULL;
-  uint32_t n_hold = 0;
-  if (argc >= 6) {
-    napi_valuetype t6 = napi_undefined;
-    napi_typeof(env, argv[5], &t6);
-    if (t6 == napi_object && read_names(env, argv[5], &hold_dirs, &n_hold) < 0) return NULL;
-    if (n_hold > 16) {
-      free_names(hold_dirs, n_hold);
-      napi_throw_error(env, "EINVAL", "dune_native: at most 16 directories to hold");
-      return NULL;
-    }
-  }
-  if (argc < 3 || read_names(env, argv[0], &names, &n) < 0) {
-    free_names(hold_dirs, n_hold);
-    return NULL;
-  }
+  if (argc < 3 || read_names(env, argv[0], &names, &n) < 0) return NULL;
   if (get_int(env, argv[1], &threads) < 0 || get_int(env, argv[2], &protocol) < 0) {
-    free_names(hold_dirs, n_hold);
     free_names(names, n);
     return NULL;
   }
@@ -735,7 +686,6 @@ static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
           free_names(init_paths, n_init);
           free_names(init_values, n_init);
           free_names(names, n);
-          free_names(hold_dirs, n_hold);
           return NULL;
         }
       }
@@ -750,7 +700,6 @@ static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
     if (read_names_any(env, argv[4], &aliases, &na) < 0 || na != n) {
       free_names(aliases, na);
       free_names(names, n);
-      free_names(hold_dirs, n_hold);
       free_names(init_paths, n_init);
       free_names(init_values, n_init);
       if (na != n) napi_throw_error(env, "EINVAL", "dune_native: netnsCreateMany needs one alias per name");
@@ -761,7 +710,6 @@ static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
   if (prepare_run_dir(&failed) < 0) {
     free_names(aliases, n);
     free_names(names, n);
-    free_names(hold_dirs, n_hold);
     free_names(init_paths, n_init);
     free_names(init_values, n_init);
     return throw_errno(env, errno, failed, "");
@@ -772,23 +720,24 @@ static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
 
   napi_value ab, out;
   void *data;
-  int stride = 3 + (int)n_hold;
-  CHECK(napi_create_arraybuffer(env, (size_t)n * (size_t)stride * sizeof(int32_t), &data, &ab));
-  CHECK(napi_create_typedarray(env, napi_int32_array, (size_t)n * (size_t)stride, ab, 0, &out));
+  CHECK(napi_create_arraybuffer(env, (size_t)n * 3 * sizeof(int32_t), &data, &ab));
+  CHECK(napi_create_typedarray(env, napi_int32_array, (size_t)n * 3, ab, 0, &out));
   int32_t *results = data;
 
   struct ns_job jobs[64];
   pthread_t tids[64];
   int started = 0;
   for (int t = 0; t < threads; t++) {
-    jobs[t] = (struct ns_job){names, (int)n, threads, t, protocol, results, init_paths, init_values, n_init, aliases, hold_dirs, n_hold, stride};
+    jobs[t] = (struct ns_job){names, (int)n, threads, t, protocol, results, init_paths, init_values, n_init, aliases};
     if (pthread_create(&tids[t], NULL, create_worker, &jobs[t]) == 0) {
       started++;
     } else {
       /* Could not start a thread: do that share on this thread... except that would
        * unshare Node's own thread. Mark its names as failed instead. */
       for (uint32_t i = (uint32_t)t; i < n; i += (uint32_t)threads) {
-        for (int k = 0; k < stride; k++) results[(size_t)stride * i + k] = k == 0 ? EAGAIN : -1;
+        results[3 * i] = EAGAIN;
+        results[3 * i + 1] = -1;
+        results[3 * i + 2] = -1;
       }
       tids[t] = 0;
     }
@@ -797,7 +746,6 @@ static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
     if (tids[t]) pthread_join(tids[t], NULL);
   free_names(aliases, n);
   free_names(names, n);
-  free_names(hold_dirs, n_hold);
   free_names(init_paths, n_init);
   free_names(init_values, n_init);
   return out;
