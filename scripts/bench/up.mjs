@@ -62,9 +62,10 @@ function cleanIpBaseline() {
   if (left.length) deleteBatch(left);
 }
 
+/** The one phynode's ops, route tables (`routes` ops) as one `route` op per route, as the agent applies them. */
 const opsOf = (plan) => {
   if (plan.hosts.length !== 1) throw new Error(`expected one phynode, the plan has ${plan.hosts.length}`);
-  return plan.hosts[0].ops;
+  return plan.hosts[0].ops.flatMap((o) => (o.op === 'routes' ? o.dst.map((dst) => ({ op: 'route', ns: o.ns, dst, via: o.via, dev: o.dev, ...(o.src !== undefined ? { src: o.src } : {}) })) : [o]));
 };
 
 const count = (ops) => ops.reduce((c, o) => ((c[o.op] = (c[o.op] ?? 0) + 1), c), {});

@@ -246,7 +246,8 @@ export interface PlanEnd {
 export interface PlanOp {
   op: string;
   ns?: string;
-  dst?: string;
+  /** A `route` op's destination; a `routes` op's (a route table's) destinations. */
+  dst?: string | string[];
   via?: string;
   dev?: string;
   link?: string;
@@ -283,8 +284,8 @@ export function planPath(plan: PlanJson, src: string, dst: string, family: 4 | 6
   const next = new Map<string, string>();
   for (const h of plan.hosts) {
     for (const op of h.ops) {
-      if (op.op === 'route' && op.ns !== undefined && op.dst !== undefined && op.via !== undefined) {
-        next.set(`${nodeOfNs.get(op.ns)}|${op.dst}`, op.via);
+      if ((op.op === 'route' || op.op === 'routes') && op.ns !== undefined && op.dst !== undefined && op.via !== undefined) {
+        for (const d of typeof op.dst === 'string' ? [op.dst] : op.dst) next.set(`${nodeOfNs.get(op.ns)}|${d}`, op.via);
       }
     }
   }

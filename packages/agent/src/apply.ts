@@ -230,7 +230,7 @@ class Applier implements LinkStage, SocketStage {
     if (netnsOps.length === 0) return;
     const names = netnsOps.map(([op]) => op.ns);
     // DAD off only matters (and costs ~75 µs a namespace) when there is IPv6 to configure.
-    const v6 = this.ops.some((o) => (o.op === 'addr' && o.cidr.includes(':')) || (o.op === 'route' && (o.dst.includes(':') || o.via?.includes(':'))));
+    const v6 = this.ops.some((o) => (o.op === 'addr' && o.cidr.includes(':')) || (o.op === 'route' && (o.dst.includes(':') || o.via?.includes(':'))) || (o.op === 'routes' && o.via.includes(':')));
     // lo's mark is written inside each namespace before it is named (see createNamespaces).
     const r = createNamespaces(names, this.opts.threads ?? 2, v6 ? NETNS_INIT_SYSCTLS : [], netnsOps.map(([op]) => op.alias));
     for (const c of r.created) {

@@ -5,7 +5,9 @@ export { summarizePlan } from './summary.js';
 export type { PlanEvent } from './events.js';
 export type { PlanTrace } from './traces.js';
 export * as cidr from './cidr.js';
-export { serializePlanChunks } from './serialize.js';
+// `export *`, not a named re-export: with a named one esbuild keeps the whole compiler (graphology,
+// nunjucks) in the agent's bundle, which uses the serialiser (transport scripts/bundle-agent.mjs).
+export * from './serialize.js';
 export * from './synthetic.js';
 export * from './netmirage.js';
 export * from './vni.js';

@@ -19,7 +19,7 @@ import { blockSize, carve, formatAddr, formatNetwork, overlaps, parseAddr, parse
 import { compileWithDiagnostics } from './compile.js';
 import { ifAlias, labName, nodeKeys, validIfName } from './naming.js';
 import { hasImpairment, ifaceRpFilterKey } from './ops.js';
-import type { AdoptOp, Op, OvsOp, Plan } from './plan.js';
+import { expandRouteTables, type AdoptOp, type Op, type OvsOp, type Plan } from './plan.js';
 
 export const NETMIRAGE_SWITCHES = ['linux', 'ovs'] as const;
 export type NetmirageSwitch = (typeof NETMIRAGE_SWITCHES)[number];
@@ -193,7 +193,7 @@ function mac(kind: number, i: number): string {
 }
 
 const KIND_RANK: Record<Op['op'], number> = {
-  netns: 0, adopt: 0.5, ovs: 7.7, withdraw: 7.6, veth: 1, vxlan: 1, vtep: 1, tap: 6, bridge: 1, enslave: 2, addr: 3, up: 4, sysctl: 5, impair: 6, nft: 6, route: 7, rule: 7.5, file: 8, exec: 9, process: 10,
+  netns: 0, adopt: 0.5, ovs: 7.7, withdraw: 7.6, veth: 1, vxlan: 1, vtep: 1, tap: 6, bridge: 1, enslave: 2, addr: 3, up: 4, sysctl: 5, impair: 6, nft: 6, route: 7, routes: 7, rule: 7.5, file: 8, exec: 9, process: 10,
 };
 
 /** What NetMirage sets in every namespace (reference 4.4 step 3), beyond dune's router sysctls. */
@@ -370,7 +370,8 @@ export function compileNetmirage(topo: Topology, s: NetmirageSettings): Netmirag
   // IPv4 only (NetMirage disables IPv6); the client subnets are routed, not configured.
   const ownSubnet = new Set([...subnetOf.entries()].map(([id, p]) => `${nsOf.get(id)?.ns}\0${formatNetwork(p)}`));
   const clientLoopbacks = new Set(clientNodes.map((n) => `${nsOf.get(n.id)?.v4}/32`));
-  const ops: Op[] = host.ops.filter((op) => {
+  // Route tables as single routes, to filter (NetMirage plans keep one route op per route).
+  const ops: Op[] = expandRouteTables(host.ops).filter((op) => {
     if (op.op === 'addr') return !op.cidr.includes(':') && !ownSubnet.has(`${op.ns}\0${op.cidr}`);
     if (op.op === 'route') return !op.dst.includes(':') && !clientLoopbacks.has(op.dst);
     if (op.op === 'sysctl') return !op.key.startsWith('net.ipv6.');

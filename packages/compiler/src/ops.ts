@@ -24,7 +24,7 @@ import { kindOf, NODE_PHASES, type KindNode, type NodePhase } from './kinds/node
 import type { LinkCarriers } from './links.js';
 import { ifAlias } from './naming.js';
 import type { Placement } from './placement.js';
-import type { HostPlan, HostTarget, LinkInfo, NodeInfo, Op, RouteOp, SysctlOp } from './plan.js';
+import type { HostPlan, HostTarget, LinkInfo, NodeInfo, Op, RoutesOp, SysctlOp } from './plan.js';
 import type { Rendered } from './template.js';
 import type { Routes } from './routing.js';
 import type { Segments } from './segments.js';
@@ -188,7 +188,7 @@ export function assemble(a: Assembly): Assembled {
 
     phase('filters');
 
-    if (routes) for (const v of on) routes.emit(v, ops as RouteOp[]);
+    if (routes) for (const v of on) routes.emit(v, ops as RoutesOp[]);
 
     push(rendered.hostFiles[h] ?? []);
     for (const v of on) push(rendered.files[v] ?? []);

@@ -108,6 +108,37 @@ export interface RouteOp {
   src?: string;
 }
 
+/**
+ * Static routes of a node through one next hop: `dst` is every destination prefix routed out
+ * of `dev` via `via` (with `src`, as RouteOp's). The compiler's shortest-path routes are one
+ * of these per node, next hop and family, not an op per route (Kdl routed to every node:
+ * 1.1 M routes in 3,700 ops). The agent treats each destination as a RouteOp (`expandRoutes`).
+ */
+export interface RoutesOp {
+  op: 'routes';
+  ns: string;
+  dev: string;
+  via: string;
+  src?: string;
+  dst: string[];
+}
+
+/** The routes of a `routes` op, one RouteOp each, in its order. */
+export function expandRoutes(op: RoutesOp): RouteOp[] {
+  return op.dst.map((dst) => (op.src !== undefined ? { op: 'route', ns: op.ns, dst, via: op.via, dev: op.dev, src: op.src } : { op: 'route', ns: op.ns, dst, via: op.via, dev: op.dev }));
+}
+
+/** `ops` with every `routes` op replaced by its RouteOps, in place of it (the same array when there is none). */
+export function expandRouteTables(ops: Op[]): Op[] {
+  if (!ops.some((o) => o.op === 'routes')) return ops;
+  const out: Op[] = [];
+  for (const o of ops) {
+    if (o.op === 'routes') for (const r of expandRoutes(o)) out.push(r);
+    else out.push(o);
+  }
+  return out;
+}
+
 /** A policy rule: `ip rule add priority P [from SRC] [to DST] [iif DEV] lookup TABLE`. */
 export interface RuleOp {
   op: 'rule';
@@ -344,6 +375,7 @@ export type Op =
   | AddrOp
   | LinkUpOp
   | RouteOp
+  | RoutesOp
   | SysctlOp
   | RuleOp
   | AdoptOp

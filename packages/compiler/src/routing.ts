@@ -30,7 +30,7 @@ import type { Addressing } from './addressing.js';
 import { components, type NetworkGraph } from './graph.js';
 import type { Interfaces } from './interfaces.js';
 import { describeLink } from './interfaces.js';
-import type { RouteOp } from './plan.js';
+import type { RoutesOp } from './plan.js';
 import type { Segments } from './segments.js';
 
 /** Shortest paths by hop count, or by a numeric link weight (one value per link). */
@@ -125,10 +125,11 @@ export interface Routes {
   unroutedPairs: number;
   components: number;
   /**
-   * Appends node `v`'s route ops to `out`, by destination in node order, IPv4 before IPv6.
+   * Appends node `v`'s routes to `out`: one `routes` op per next hop and family (IPv4 before
+   * IPv6), next hops in the order of their first destination, destinations in node order.
    * Ops are made here, node by node, so the plan is the only place they are held.
    */
-  emit(v: number, out: RouteOp[]): void;
+  emit(v: number, out: RoutesOp[]): void;
 }
 
 export function computeRoutes(input: RouteInputs, weights: Weights, diags: Diagnostics): Routes {
@@ -177,6 +178,8 @@ export function computeRoutes(input: RouteInputs, weights: Weights, diags: Diagn
       const routed = isDest[v] === 1;
       const src4 = addr.nodeV4[v] as string;
       const src6 = addr.nodeV6[v] as string;
+      // One table per next hop: its destinations, in destination order.
+      const byHop = new Map<number, { dev: string; via4: string; via6: string; dst4: string[]; dst6: string[] }>();
       for (let k = 0; k < dests.length; k++) {
         const li = (nextLink[k] as Int32Array)[v] as number;
         if (li < 0) continue;
@@ -196,12 +199,15 @@ export function computeRoutes(input: RouteInputs, weights: Weights, diags: Diagn
           via4 = (peerA ? v4a[peer] : v4b[peer]) as string;
           via6 = (peerA ? v6a[peer] : v6b[peer]) as string;
         }
-        if (routed) {
-          for (const dst of dstV4[d] as string[]) out.push({ dev, dst, ns: nsv, op: 'route', src: src4, via: via4 });
-          for (const dst of dstV6[d] as string[]) out.push({ dev, dst, ns: nsv, op: 'route', src: src6, via: via6 });
-        } else {
-          for (const dst of dstV4[d] as string[]) out.push({ dev, dst, ns: nsv, op: 'route', via: via4 });
-          for (const dst of dstV6[d] as string[]) out.push({ dev, dst, ns: nsv, op: 'route', via: via6 });
+        let hop = byHop.get(li);
+        if (hop === undefined) byHop.set(li, (hop = { dev, via4, via6, dst4: [], dst6: [] }));
+        for (const dst of dstV4[d] as string[]) hop.dst4.push(dst);
+        for (const dst of dstV6[d] as string[]) hop.dst6.push(dst);
+      }
+      for (const h of byHop.values()) {
+        for (const [dst, via, src] of [[h.dst4, h.via4, src4], [h.dst6, h.via6, src6]] as const) {
+          if (dst.length === 0) continue;
+          out.push(routed ? { dev: h.dev, dst, ns: nsv, op: 'routes', src, via } : { dev: h.dev, dst, ns: nsv, op: 'routes', via });
         }
       }
     },

@@ -1,7 +1,7 @@
 /** Hand-built topologies for compiler tests, so they do not depend on the readers. */
 import type { Endpoint, Impairment, LabSettings, Link, Node, Phynode, Pinned, Topology } from '@dune/topology';
 import { DEFAULT_POOLS, splitCommand, TopologyError } from '@dune/topology';
-import { compile, type CompileOptions, type Op, type Plan } from '../src/index.js';
+import { compile, expandRouteTables, type CompileOptions, type Op, type Plan } from '../src/index.js';
 
 export type EndSpec = string | { node: string; iface?: string; impairment?: Impairment; mac?: string; metric?: number };
 
@@ -129,7 +129,8 @@ export class TopoBuilder {
 export function ops<K extends Op['op']>(plan: Plan, kind: K, host?: string): Extract<Op, { op: K }>[] {
   return plan.hosts
     .filter((h) => host === undefined || h.phynode === host)
-    .flatMap((h) => h.ops)
+    // Route tables (`routes` ops) as the route ops they stand for.
+    .flatMap((h) => (kind === 'route' ? expandRouteTables(h.ops) : h.ops))
     .filter((o): o is Extract<Op, { op: K }> => o.op === kind);
 }
 

@@ -56,7 +56,7 @@ describe('the plan', () => {
   test('ops come in kind order on every host', () => {
     const plan = compile(smallLab(), { readFile });
     for (const h of plan.hosts) {
-      const ranks = h.ops.map((o) => (o.op === 'vxlan' ? KIND_ORDER.indexOf('veth') : KIND_ORDER.indexOf(o.op)));
+      const ranks = h.ops.map((o) => (o.op === 'vxlan' ? KIND_ORDER.indexOf('veth') : KIND_ORDER.indexOf(o.op === 'routes' ? 'route' : o.op)));
       expect(ranks).toEqual([...ranks].sort((x, y) => x - y));
     }
   });
@@ -91,10 +91,10 @@ describe('the plan', () => {
       "lab small: 3 nodes, 2 links on 2 phynodes (from test.toml, dune-toml, sha256 9d91ea2b6ed8)
       namespaces: dune.small.<node>
 
-      phynode ph1 (this machine, underlay 198.51.100.1): 2 nodes, 47 ops, 2 cpus pinned
+      phynode ph1 (this machine, underlay 198.51.100.1): 2 nodes, 44 ops, 2 cpus pinned
         r1 [cpus 1,2], h1
 
-      phynode ph2 (lab@192.0.2.20, underlay 198.51.100.2): 1 node, 22 ops
+      phynode ph2 (lab@192.0.2.20, underlay 198.51.100.2): 1 node, 19 ops
         r2
 
       links: 2 (1 veth, 1 vxlan (VNI 1000))

@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
 import { DuneError, FOLLOWER_FIELDS, IMPAIRMENT_KEYS, JITTER_DISTRIBUTIONS, type Impairment } from '@dune/topology';
 import type { AddrOp, BridgeOp, ExecOp, FileOp, ImpairOp, Op, Plan, ProcessOp, RouteOp, SysctlOp, VethOp, VxlanOp } from '@dune/compiler';
-import { fileContentBase64 } from '@dune/compiler';
+import { expandRoutes, fileContentBase64 } from '@dune/compiler';
 
 export const K8S_GROUP = 'dune.dev';
 export const K8S_VERSION = 'v1alpha1';
@@ -507,18 +507,20 @@ export function labResources(plan: Plan, opts: LabResourceOptions = {}): LabReso
           end(a.ns, a.dev).addresses.push(a.cidr);
           break;
         }
-        case 'route': {
-          const r = op as RouteOp;
-          const key = `${r.dev}\0${r.via ?? ''}\0${r.src ?? ''}\0${r.metric ?? ''}`;
-          let groups = routeGroups.get(spec);
-          if (groups === undefined) routeGroups.set(spec, (groups = new Map()));
-          let g = groups.get(key);
-          if (g === undefined) {
-            g = { dev: r.dev, ...(r.via !== undefined ? { via: r.via } : {}), ...(r.src !== undefined ? { src: r.src } : {}), ...(r.metric !== undefined ? { metric: r.metric } : {}), to: [] };
-            groups.set(key, g);
-            spec.routes.push(g);
+        case 'route':
+        case 'routes': {
+          for (const r of op.op === 'routes' ? expandRoutes(op) : [op as RouteOp]) {
+            const key = `${r.dev}\0${r.via ?? ''}\0${r.src ?? ''}\0${r.metric ?? ''}`;
+            let groups = routeGroups.get(spec);
+            if (groups === undefined) routeGroups.set(spec, (groups = new Map()));
+            let g = groups.get(key);
+            if (g === undefined) {
+              g = { dev: r.dev, ...(r.via !== undefined ? { via: r.via } : {}), ...(r.src !== undefined ? { src: r.src } : {}), ...(r.metric !== undefined ? { metric: r.metric } : {}), to: [] };
+              groups.set(key, g);
+              spec.routes.push(g);
+            }
+            g.to.push(r.dst);
           }
-          g.to.push(r.dst);
           break;
         }
         case 'sysctl': {

@@ -58,7 +58,8 @@ function checkLab(objs: K8sObject[]): void {
 /** Everything the plan asks for, counted from the ops, and from the objects. */
 function opCounts(plan: Plan): Record<string, number> {
   const c: Record<string, number> = {};
-  for (const h of plan.hosts) for (const op of h.ops) c[op.op] = (c[op.op] ?? 0) + 1;
+  // A `routes` op (a route table) counts as the routes it holds.
+  for (const h of plan.hosts) for (const op of h.ops) c[op.op === 'routes' ? 'route' : op.op] = (c[op.op === 'routes' ? 'route' : op.op] ?? 0) + (op.op === 'routes' ? op.dst.length : 1);
   return c;
 }
 

@@ -132,7 +132,7 @@ function pathWeight(plan: PlanJson, path: string[], weight: (linkIndex: number) 
 }
 
 function routeOps(plan: PlanJson): string[] {
-  return plan.hosts.flatMap((h) => h.ops.filter((o) => o.op === 'route').map((o) => JSON.stringify(o))).sort();
+  return plan.hosts.flatMap((h) => h.ops.filter((o) => o.op === 'route' || o.op === 'routes').map((o) => JSON.stringify(o))).sort();
 }
 
 describe.skipIf(!isRoot)(`e2e: every node reaches every loopback along the planned path${isRoot ? '' : ` (${ROOT_REASON})`}`, () => {

@@ -11,7 +11,8 @@
  * Writes are atomic (write to a temp file, rename), so a kill -9 at any point leaves either
  * the old or the new file, never half of one.
  */
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Op, Plan, VniUse } from '@dune/compiler';
 
@@ -87,9 +88,73 @@ function atomicWrite(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
-function writePlan(lab: string, planJson: string): void {
+/**
+ * A plan serialised to a file beside the lab's directory (not in it: a directory is a lab to
+ * `journalLabs`), in pieces: a big plan never becomes one string, and is written once per up
+ * (`LabJournal.begin` moves it into place) rather than serialised again to be compared and
+ * then written. `digest` is the SHA-256 of its canonical JSON.
+ */
+export interface StagedPlan {
+  lab: string;
+  path: string;
+  digest: string;
+  bytes: number;
+}
+
+export function stagePlan(lab: string, chunks: Iterable<string>): StagedPlan {
+  mkdirSync(STATE_ROOT, { recursive: true, mode: 0o755 });
+  const path = join(STATE_ROOT, `.${lab}.plan-${process.pid}`);
+  const h = createHash('sha256');
+  let bytes = 0;
+  const fd = openSync(path, 'w', 0o600);
+  try {
+    // Chunks (serializePlanChunks: ~10,000 ops each), written as they are made.
+    for (const chunk of chunks) {
+      const b = Buffer.from(chunk, 'utf8');
+      h.update(b);
+      for (let off = 0; off < b.length; ) off += writeSync(fd, b, off);
+      bytes += b.length;
+    }
+  } catch (e) {
+    closeSync(fd);
+    rmSync(path, { force: true });
+    throw e;
+  }
+  closeSync(fd);
+  return { lab, path, digest: h.digest('hex'), bytes };
+}
+
+/** Drops a staged plan that was not used (nothing to do, or the up failed before `begin`). */
+export function discardStagedPlan(staged: StagedPlan | undefined): void {
+  if (staged !== undefined) rmSync(staged.path, { force: true });
+}
+
+/** SHA-256 of the lab's journaled plan.json, read in pieces; undefined when there is none. */
+export function journaledPlanDigest(lab: string): string | undefined {
+  const p = join(labDir(lab), 'plan.json');
+  let fd: number;
+  try {
+    fd = openSync(p, 'r');
+  } catch {
+    return undefined;
+  }
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  try {
+    for (let n = readSync(fd, buf, 0, buf.length, null); n > 0; n = readSync(fd, buf, 0, buf.length, null)) h.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+function writePlan(lab: string, chunks: Iterable<string>): void {
+  placePlan(lab, stagePlan(lab, chunks));
+}
+
+function placePlan(lab: string, staged: StagedPlan): void {
   mkdirSync(logDir(lab), { recursive: true, mode: 0o700 });
-  atomicWrite(join(labDir(lab), 'plan.json'), planJson);
+  renameSync(staged.path, join(labDir(lab), 'plan.json'));
 }
 
 export function readPlan(lab: string): Plan | undefined {
@@ -186,11 +251,12 @@ export class LabJournal {
   }
 
   /**
-   * An up begins: the plan it applies (and its VNIs) first, then phase `applying` with the
-   * namespaces it is about to create (see LabState.pendingNamespaces).
+   * An up begins: the plan it applies (staged by `stagePlan`, moved into place) and its VNIs
+   * first, then phase `applying` with the namespaces it is about to create (see
+   * LabState.pendingNamespaces).
    */
-  begin(planText: string, vnis: readonly VniUse[], backend: Record<string, string>, pendingNamespaces: string[]): void {
-    writePlan(this.lab, planText);
+  begin(plan: StagedPlan, vnis: readonly VniUse[], backend: Record<string, string>, pendingNamespaces: string[]): void {
+    placePlan(this.lab, plan);
     writeVnis(this.lab, vnis);
     this.state.phase = 'applying';
     this.state.backend = backend;
@@ -205,11 +271,20 @@ export class LabJournal {
     this.save();
   }
 
-  processStarted(rec: ProcessRecord, controlSocket?: string): void {
-    if (controlSocket !== undefined && !this.state.files.includes(controlSocket)) this.state.files.push(controlSocket);
-    this.state.processes = this.state.processes.filter((p) => p.name !== rec.name).concat(rec);
+  /**
+   * Processes started, in one journal write for the batch: the state lists every namespace
+   * and file of the lab, so a write per process made starting n processes cost n². (One
+   * started but not yet written down still dies with the lab: down kills every process in
+   * its namespaces.)
+   */
+  processesStarted(started: readonly { rec: ProcessRecord; controlSocket?: string | undefined }[]): void {
+    if (started.length === 0) return;
+    const names = new Set(started.map((s) => s.rec.name));
+    for (const { controlSocket } of started) if (controlSocket !== undefined && !this.state.files.includes(controlSocket)) this.state.files.push(controlSocket);
+    this.state.processes = this.state.processes.filter((p) => !names.has(p.name)).concat(started.map((s) => s.rec));
     this.save();
   }
+
 
   processesStopped(names: ReadonlySet<string>): void {
     this.state.processes = this.state.processes.filter((p) => !names.has(p.name));
@@ -252,8 +327,8 @@ export class LabJournal {
   }
 
   /** The plan changed while the lab runs (a live impairment, a runtime change). */
-  static planChanged(lab: string, planText: string): void {
-    writePlan(lab, planText);
+  static planChanged(lab: string, chunks: Iterable<string>): void {
+    writePlan(lab, chunks);
   }
 
   /** A node stopped: the plan ops taken out while it is (its processes, its link ends' `up`). */

@@ -7,10 +7,10 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, wr
 import { dirname, join } from 'node:path';
 import { DuneError, type Impairment } from '@dune/topology';
 import type { LinkInfoMsg } from '../netlink/link.js';
-import { findNode, PLAN_FORMAT, allocateVnis, serializePlan, nsPrefix, NS_PREFIX, vniUses, fileContentBase64, type FileOp, type HostPlan, type Op, type OpKind, type Plan, type ProcessOp } from '@dune/compiler';
+import { findNode, PLAN_FORMAT, allocateVnis, expandRouteTables, serializePlanChunks, nsPrefix, NS_PREFIX, vniUses, fileContentBase64, type FileOp, type HostPlan, type Op, type OpKind, type Plan, type ProcessOp } from '@dune/compiler';
 import {
-  LabJournal, STATE_ROOT, journalLabs, labDir, logDir, readPlan, readPlanText, readState, removeJournal, readVnis,
-  type LabState, type ProcessRecord,
+  LabJournal, STATE_ROOT, discardStagedPlan, journalLabs, journaledPlanDigest, labDir, logDir, readPlan, readPlanText, readState, removeJournal, readVnis, stagePlan,
+  type LabState, type ProcessRecord, type StagedPlan,
 } from './journal.js';
 import { isAlive, isRunning, pidsInNamespaces, runInNs, startProcess, terminate } from './processes.js';
 import { converge, opKey } from './diff.js';
@@ -89,12 +89,13 @@ function localHost(plan: Plan): HostPlan {
     });
   }
   const hosts = plan.hosts;
-  if (hosts.length === 1 && hosts[0] !== undefined) return hosts[0];
+  // Route tables (`routes` ops) as one route op per destination: convergence compares routes one by one.
+  if (hosts.length === 1 && hosts[0] !== undefined) return { ...hosts[0], ops: expandRouteTables(hosts[0].ops) };
   // Several local phynodes: one machine plays them all.
   const merged: HostPlan = { phynode: hosts.map((h) => h.phynode).join('+'), target: {}, nodes: [], ops: [] };
   for (const h of hosts) {
     merged.nodes.push(...h.nodes);
-    merged.ops.push(...h.ops);
+    for (const op of expandRouteTables(h.ops)) merged.ops.push(op);
   }
   return merged;
 }
@@ -149,12 +150,25 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
   const lab = plan.lab;
   return withLock(lab, async () => {
     reclaimedNote(emit);
-    plan = saveAdopted(allocateHere(plan), readPlan(lab));
-    const d = await diff(plan, emit);
-    if (d.nothing) return { lab, changed: false, created: {}, removed: {}, changedImpairments: 0, unchanged: d.host.ops.length, elapsedMs: performance.now() - t0, backend: d.journal.state.backend };
-    const { caps, prefer, backend } = await probeAndPlan(plan, d, emit);
+    plan = allocateHere(plan);
+    // A nic brick's interface, read from the host (or kept from the last plan) before anything moves.
+    if (plan.hosts.some((h) => h.ops.some((o) => o.op === 'adopt' && o.saved === undefined))) plan = saveAdopted(plan, readPlan(lab));
+    const staged = stagePlan(lab, serializePlanChunks(plan));
+    let d: Diff;
+    let backend: Record<string, string>, caps: Caps, prefer: ImpairmentBackendSetting;
+    try {
+      d = await diff(plan, staged, emit);
+      if (d.nothing) {
+        discardStagedPlan(staged);
+        return { lab, changed: false, created: {}, removed: {}, changedImpairments: 0, unchanged: d.host.ops.length, elapsedMs: performance.now() - t0, backend: d.journal.state.backend };
+      }
+      ({ caps, prefer, backend } = await probeAndPlan(plan, d, emit));
+    } catch (e) {
+      discardStagedPlan(staged);
+      throw e;
+    }
     const journal = d.journal;
-    journal.begin(d.text, vniUses(plan), backend, d.conv.apply.flatMap((o) => (o.op === 'netns' && !existsSync(`/run/netns/${o.ns}`) ? [o.ns] : [])));
+    journal.begin(staged, vniUses(plan), backend, d.conv.apply.flatMap((o) => (o.op === 'netns' && !existsSync(`/run/netns/${o.ns}`) ? [o.ns] : [])));
     try {
       await kernel(lab, journal, d, caps, prefer, emit);
       await impairEngine(lab, journal, d.host, caps, prefer, emit);
@@ -197,7 +211,6 @@ function allocateHere(plan: Plan): Plan {
 
 interface Diff {
   host: HostPlan;
-  text: string;
   oldPlan: Plan | undefined;
   /** No journal to converge from (a new lab, or one an interrupted up left half-built). */
   fresh: boolean;
@@ -208,16 +221,16 @@ interface Diff {
 }
 
 /** What this up must do, from the journal of the last one (a half-built lab is removed first). */
-async function diff(plan: Plan, emit: (e: LabEvent) => void): Promise<Diff> {
+async function diff(plan: Plan, staged: StagedPlan, emit: (e: LabEvent) => void): Promise<Diff> {
   const lab = plan.lab;
   const host = localHost(plan);
-  const text = serializePlan(plan);
-  const oldText = readPlanText(lab);
   const old = LabJournal.open(lab);
-  const oldPlan = oldText === undefined ? undefined : (JSON.parse(oldText) as Plan);
-  if (oldText === text && old?.state.phase === 'up' && labIntact(plan, old.state)) {
-    return { host, text, oldPlan, fresh: false, nothing: true, conv: converge(localHost(plan), host), journal: old };
+  // The same canonical bytes: compared by digest, so the old plan is read (and parsed) only to converge from.
+  if (old?.state.phase === 'up' && journaledPlanDigest(lab) === staged.digest && labIntact(plan, old.state)) {
+    return { host, oldPlan: plan, fresh: false, nothing: true, conv: { remove: [], apply: [], change: [], unchanged: host.ops.length }, journal: old };
   }
+  const oldText = readPlanText(lab);
+  const oldPlan = oldText === undefined ? undefined : (JSON.parse(oldText) as Plan);
   // An interrupted up (kill -9) leaves phase `applying`: start from a clean slate.
   const fresh = oldPlan === undefined || old === undefined || old.state.phase !== 'up';
   if (fresh && (oldPlan !== undefined || hasNamespaces(plan.nsPrefix))) {
@@ -227,7 +240,7 @@ async function diff(plan: Plan, emit: (e: LabEvent) => void): Promise<Diff> {
   const conv = converge(fresh ? undefined : localHost(oldPlan as Plan), host);
   // A changed impairment_backend re-applies every impairment that stays.
   if (!fresh) conv.change.push(...backendSwitch(oldPlan, plan, host.ops, conv.apply.concat(conv.change)));
-  return { host, text, oldPlan, fresh, nothing: false, conv, journal: fresh ? LabJournal.fresh(lab) : (old as LabJournal) };
+  return { host, oldPlan, fresh, nothing: false, conv, journal: fresh ? LabJournal.fresh(lab) : (old as LabJournal) };
 }
 
 /** The kernel's capabilities, and which backend carries each impairment (refusing what none can). */
@@ -337,17 +350,23 @@ async function applyHostOps(lab: string, journal: LabJournal, ops: readonly Op[]
     }
   }
   if (procs.length > 0) emit({ type: 'phase', phase: 'processes', total: procs.length });
-  for (const op of procs) {
-    const log = join(logDir(lab), `${op.name}.log`);
-    const s = await startProcess(op.ns, op.argv, { env: op.env, cpus: op.cpus, log });
-    const rec: ProcessRecord = { name: op.name, node: op.node, ns: op.ns, pid: s.pid, startTicks: s.startTicks, argv: op.argv, cpus: op.cpus, log, preDown: op.preDown };
-    if (op.down !== undefined) rec.down = op.down;
-    // A daemon's control socket is the lab's: removed at down with the directory it sits in.
-    journal.processStarted(rec, op.control?.socket);
-    for (const argv of op.postUp) {
-      const r = runInNs(op.ns, argv, { env: op.env });
-      if (r.status !== 0) emit({ type: 'warning', message: `post_up of ${op.name} exited ${r.status}: ${argv.join(' ')}` });
+  // Written down in one journal write (also when a start fails half-way, for the rollback).
+  const started: { rec: ProcessRecord; controlSocket?: string | undefined }[] = [];
+  try {
+    for (const op of procs) {
+      const log = join(logDir(lab), `${op.name}.log`);
+      const s = await startProcess(op.ns, op.argv, { env: op.env, cpus: op.cpus, log });
+      const rec: ProcessRecord = { name: op.name, node: op.node, ns: op.ns, pid: s.pid, startTicks: s.startTicks, argv: op.argv, cpus: op.cpus, log, preDown: op.preDown };
+      if (op.down !== undefined) rec.down = op.down;
+      // A daemon's control socket is the lab's: removed at down with the directory it sits in.
+      started.push({ rec, controlSocket: op.control?.socket });
+      for (const argv of op.postUp) {
+        const r = runInNs(op.ns, argv, { env: op.env });
+        if (r.status !== 0) emit({ type: 'warning', message: `post_up of ${op.name} exited ${r.status}: ${argv.join(' ')}` });
+      }
     }
+  } finally {
+    journal.processesStarted(started);
   }
   if (procs.length > 0) {
     // A daemon that dies at once (bad path, bad flag) is a failed up, not a silent hole.
@@ -762,7 +781,7 @@ export async function set(lab: string, node: string, dev: string, changes: Parti
     await changeImpairment(ns, dev, next, { caps, lab, prefer, userspace });
     if (host !== undefined && at >= 0) host.ops[at] = newOp;
     else plan.hosts.find((h) => h.nodes.some((n) => n.ns === ns))?.ops.push(newOp);
-    LabJournal.planChanged(lab, serializePlan(plan));
+    LabJournal.planChanged(lab, serializePlanChunks(plan));
     journal?.backend(checkImpairments(plan.hosts.flatMap((h) => h.ops), caps, prefer));
     return next;
   });
@@ -840,7 +859,7 @@ export async function change(p: ChangeParams): Promise<ChangeResult> {
       else h.ops.push(op);
     }
     if (p.nodes !== undefined && p.nodes.length > 0) await nodeActions(p.lab, plan, p.nodes);
-    LabJournal.planChanged(p.lab, serializePlan(plan));
+    LabJournal.planChanged(p.lab, serializePlanChunks(plan));
     return { lab: p.lab, applied: p.apply.length, removed: p.remove.length };
   });
 }
@@ -864,7 +883,7 @@ async function nodeActions(lab: string, plan: Plan, actions: readonly NodeAction
       const names = new Set(taken.flatMap((o) => (o.op === 'process' ? [o.name] : [])));
       // Parked first: a failure below leaves a node that `start` (or `up`) brings back.
       host.ops = host.ops.filter((o) => !taken.includes(o));
-      LabJournal.planChanged(lab, serializePlan(plan));
+      LabJournal.planChanged(lab, serializePlanChunks(plan));
       journal.nodeParked(a.node, taken);
       await stopProcesses(journal.state.processes.filter((r) => names.has(r.name)));
       journal.processesStopped(names);
@@ -878,7 +897,7 @@ async function nodeActions(lab: string, plan: Plan, actions: readonly NodeAction
       if (ups.length > 0) await applyOps(ups, { lab });
       const planned = plan.hosts.flatMap((h) => h.ops);
       for (const o of ups) if (o.op === 'up') restoreDevice(o.ns, o.dev, planned);
-      LabJournal.planChanged(lab, serializePlan(plan));
+      LabJournal.planChanged(lab, serializePlanChunks(plan));
       journal.nodeResumed(a.node);
       await applyHostOps(lab, journal, back, () => undefined, plan);
     }
@@ -889,7 +908,7 @@ async function nodeActions(lab: string, plan: Plan, actions: readonly NodeAction
 const EEXIST = 17;
 
 function restoreDevice(ns: string, dev: string, planned: readonly Op[]): void {
-  const mine = planned.filter((o) => (o.op === 'addr' || o.op === 'route') && o.ns === ns && o.dev === dev);
+  const mine = expandRouteTables(planned.filter((o) => (o.op === 'addr' || o.op === 'route' || o.op === 'routes') && o.ns === ns && o.dev === dev));
   if (mine.length === 0) return;
   const s = NlSocket.open<Op>(nsPath(ns), ns);
   try {

@@ -36,6 +36,7 @@ import { nft } from './nft.js';
 import { ovs } from './ovs.js';
 import { process } from './process.js';
 import { route } from './route.js';
+import { routes } from './routes.js';
 import { rule_ } from './rule.js';
 import { sysctl } from './sysctl.js';
 import { tap } from './tap.js';
@@ -58,6 +59,7 @@ export const opKinds: { readonly [K in OpKind]: OpKindDef<Extract<Op, { op: K }>
   addr,
   up,
   route,
+  routes,
   rule: rule_,
   withdraw,
   sysctl,
