@@ -29,16 +29,42 @@ export function startScript(net: TorNetwork, webCmd: readonly string[]): string 
   return `${l.join('\n')}\n`;
 }
 
+/**
+ * stop.sh: TERM to each pid start.sh recorded whose command line is still the one it started
+ * (a pid reused by another program is left alone), up to 10 s for them to exit, then KILL for
+ * any that did not (a tor busy with a directory fetch at shutdown has been seen to linger).
+ */
 export function stopScript(net: TorNetwork): string {
-  const files = ['web', ...net.nodes.map((n) => n.name)].map((n) => shQuote(pidFile(net.dir, n)));
-  return [
+  const entries = [
+    { name: 'web', mark: net.web.root },
+    ...net.nodes.map((n) => ({ name: n.name, mark: n.torrc })),
+  ];
+  const l = [
     '#!/bin/sh',
-    '# Stops what start.sh started (by the pids it recorded), and nothing else.',
-    `for f in ${files.join(' ')}; do`,
-    '  [ -f "$f" ] || continue',
-    '  kill "$(cat "$f")" 2>/dev/null || true',
-    '  rm -f "$f"',
+    '# Stops what start.sh started (by the pids it recorded, each checked against its command line), and nothing else.',
+    'ours() { [ -r "/proc/$1/cmdline" ] && tr \'\\000\' \' \' <"/proc/$1/cmdline" | grep -qF -- "$2"; }',
+    'pids=',
+  ];
+  for (const e of entries) {
+    const f = shQuote(pidFile(net.dir, e.name));
+    l.push(
+      `if [ -f ${f} ]; then`,
+      `  p=$(cat ${f}); rm -f ${f}`,
+      `  if ours "$p" ${shQuote(e.mark)}; then kill "$p" 2>/dev/null && pids="$pids $p"; fi`,
+      'fi',
+    );
+  }
+  l.push(
+    'i=0',
+    'while [ $i -lt 50 ]; do',
+    '  left=',
+    '  for p in $pids; do kill -0 "$p" 2>/dev/null && ! grep -q \'^State:.*Z\' "/proc/$p/status" 2>/dev/null && left="$left $p"; done',
+    '  [ -z "$left" ] && exit 0',
+    '  sleep 0.2; i=$((i + 1))',
     'done',
+    'for p in $left; do kill -KILL "$p" 2>/dev/null || true; done',
+    'echo "stop.sh: killed (no exit 10 s after TERM):$left" >&2',
     '',
-  ].join('\n');
+  );
+  return l.join('\n');
 }

@@ -4,7 +4,7 @@
  * Debian's tor installed) real keys checked against the torrc files and every torrc checked
  * by `tor --verify-config`.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -206,6 +206,42 @@ describe.skipIf(!hasTor)(`torInit with the real tor tools ${hasTor ? '' : NO_TOR
     expect(spawnSync('sh', ['-n', join(tmp, 'edge', 'stop.sh')]).status).toBe(0);
     expect(() => readFileSync(join(tmp, 'edge', 'tor.toml'))).toThrow();
   }, 120_000);
+
+  it('stop.sh: TERM, then KILL after 10 s for a process that ignores it; a reused pid is left alone', async () => {
+    const ips = Array.from({ length: 12 }, (_, i) => `10.9.1.${i + 10}`);
+    writeFileSync(join(tmp, 'ips2'), `${ips.join('\n')}\n`);
+    const net = await torInit({ dir: join(tmp, 'edge2'), ipFile: join(tmp, 'ips2'), authorities: 3, relays: 2, exits: 1, clients: 1 });
+    const [a, b, c] = net.nodes;
+    // Stand-ins carrying the marker stop.sh checks (the torrc path) in their command lines.
+    const polite = spawn('sh', ['-c', 'sleep 60', 'x', a!.torrc], { stdio: 'ignore' });
+    const stubborn = spawn('sh', ['-c', 'trap "" TERM; while :; do sleep 0.1; done', 'x', b!.torrc], { stdio: 'ignore' });
+    const stranger = spawn('sleep', ['60'], { stdio: 'ignore' });
+    const alive = (pid: number) => spawnSync('kill', ['-0', String(pid)]).status === 0 && !/State:\s+Z/.test(spawnSync('cat', [`/proc/${pid}/status`], { encoding: 'utf8' }).stdout);
+    try {
+      writeFileSync(join(net.dir, 'nodes', a!.name, 'pid'), `${polite.pid}\n`);
+      writeFileSync(join(net.dir, 'nodes', b!.name, 'pid'), `${stubborn.pid}\n`);
+      writeFileSync(join(net.dir, 'nodes', c!.name, 'pid'), `${stranger.pid}\n`);
+      const exited = new Set<number>();
+      for (const p of [polite, stubborn, stranger]) p.on('exit', () => exited.add(p.pid!));
+      const t0 = Date.now();
+      const r = await new Promise<{ code: number | null; stderr: string }>((res) => {
+        const s = spawn('sh', [join(net.dir, 'stop.sh')], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let err = '';
+        s.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+        s.on('exit', (code) => res({ code, stderr: err }));
+      });
+      await new Promise((res) => setTimeout(res, 300));
+      expect(r.code).toBe(0);
+      expect(exited.has(polite.pid!)).toBe(true);
+      expect(exited.has(stubborn.pid!)).toBe(true);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(9000);
+      expect(r.stderr).toContain(`killed (no exit 10 s after TERM): ${stubborn.pid}`);
+      expect(alive(stranger.pid!)).toBe(true);
+      expect(() => statSync(join(net.dir, 'nodes', a!.name, 'pid'))).toThrow();
+    } finally {
+      for (const p of [polite, stubborn, stranger]) p.kill('SIGKILL');
+    }
+  }, 60_000);
 
   it('refuses a TOML topology and a missing ip file before writing anything', async () => {
     await expect(torInit({ dir: join(tmp, 'x1'), topology: join(REPO, 'topologies/dune-example.toml') })).rejects.toThrow(DuneError);
