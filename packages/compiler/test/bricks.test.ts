@@ -262,6 +262,19 @@ describe('nic', () => {
   });
 });
 
+describe('nic: one host interface, one brick', () => {
+  test('two nics taking the same interface are refused at the second, naming both', () => {
+    const t = parseDuneToml('[topology]\nlinks = [{endpoints = ["a", "n1"]}, {endpoints = ["a", "n2"]}]\n[topology.nodes.a]\n[topology.nodes.n1]\nkind = "nic"\ndev = "enp3s0"\n[topology.nodes.n2]\nkind = "nic"\ndev = "enp3s0"\n', 't.toml');
+    expect(errorOf(t)).toMatchInlineSnapshot(`
+      "1 error in the topology:
+      t.toml:9:7: error[nic-taken]: nodes "n1" and "n2" both take host interface "enp3s0": an interface can be moved into one brick only
+        hint: give each nic its own interface, or pin them to different hosts (phynode = "…") if each host has a "enp3s0""
+    `);
+    const ok = parseDuneToml('[topology]\nlinks = [{endpoints = ["a", "n1"]}, {endpoints = ["a", "n2"]}]\n[topology.nodes.a]\n[topology.nodes.n1]\nkind = "nic"\ndev = "enp3s0"\n[topology.nodes.n2]\nkind = "nic"\ndev = "enp4s0"\n', 't.toml');
+    expect(ops(compile(ok), 'adopt').map((o) => o.dev)).toEqual(['enp3s0', 'enp4s0']);
+  });
+});
+
 describe('tap and vhost', () => {
   test('a tap op on the bridge: plain for tap, IFF_VNET_HDR for vhost', () => {
     const plan = compile(fromFile('tap'));

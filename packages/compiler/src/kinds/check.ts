@@ -64,5 +64,31 @@ export function readKinds(c: { topo: Topology; ifs: Interfaces; net: NetworkGrap
       macOf: (link, end) => topo.links[link]?.[end].mac ?? state.macs.get(`${link}:${end}`),
     });
   });
+  sameHostDevice(topo, state, diags);
   return state;
+}
+
+/**
+ * Two `nic` bricks cannot take the same host interface: the second would find it gone (moved
+ * into the first brick's namespace). Nodes not pinned to a phynode may land on any host, so
+ * they clash with every node naming the same interface unless both are pinned apart.
+ */
+function sameHostDevice(topo: Topology, state: KindState, diags: Diagnostics): void {
+  const seen = new Map<string, { id: string; phynode: string | undefined }[]>();
+  topo.nodes.forEach((node, v) => {
+    if (node.kind !== 'nic') return;
+    const dev = (state.options[v] as { dev?: string } | undefined)?.dev;
+    if (dev === undefined) return;
+    const others = seen.get(dev) ?? [];
+    const clash = others.find((o) => o.phynode === undefined || node.phynode === undefined || o.phynode === node.phynode);
+    if (clash !== undefined) {
+      const where = clash.phynode !== undefined && clash.phynode === node.phynode ? ` on phynode "${node.phynode}"` : '';
+      diags.error('nic-taken', `nodes "${clash.id}" and "${node.id}" both take host interface "${dev}"${where}: an interface can be moved into one brick only`,
+        node.optionLocs?.['dev'] ?? node.loc, node.phynode === undefined || clash.phynode === undefined
+          ? `give each nic its own interface, or pin them to different hosts (phynode = "…") if each host has a "${dev}"`
+          : 'give each nic its own interface');
+    }
+    others.push({ id: node.id, phynode: node.phynode });
+    seen.set(dev, others);
+  });
 }
