@@ -12,10 +12,10 @@ export function table(head, rows) {
 
 export const s2 = (ms) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(2)} s`);
 
-/** `base` / `ours` as "N.N×" (how many times faster ours is), or "N.N× slower" when it is not. */
+/** `base` / `ours` as "N.N× faster" (how many times faster ours is), or "N.N× slower" when it is not. */
 export function ratio(base, ours) {
   if (base === undefined || ours === undefined || ours <= 0 || base <= 0) return '-';
-  return base >= ours ? `${(base / ours).toFixed(1)}×` : `${(ours / base).toFixed(1)}× slower`;
+  return base >= ours ? `${(base / ours).toFixed(1)}× faster` : `${(ours / base).toFixed(1)}× slower`;
 }
 
 export function goal(label, met, value) {
