@@ -8,7 +8,7 @@ import { DuneError, describeImpairment, formatDurationUs, joinCommand, parseImpa
 import { serializePlan, summarizePlan } from '@dune/compiler';
 import * as lab from '@dune/lab';
 import { compileLoaded, loadTopology } from '@dune/lab';
-import { printDiagnostics, type Output } from './output.js';
+import { impairmentForJson, printDiagnostics, type Output } from './output.js';
 import { addReaderOptions, readerOptions, type ReaderFlags } from './reader-options.js';
 import * as remote from './remote-commands.js';
 import { onionOfProcesses } from './tor-commands.js';
@@ -190,7 +190,7 @@ export function registerLabCommands(program: Command, o: Output): void {
       const loc = await lab.locateLab(labRef(flags, file), 'status');
       const s = await lab.labStatus(loc, remote.sshOptions(flags, o));
       if (flags.json) {
-        o.out(JSON.stringify(s, null, 2));
+        o.out(JSON.stringify({ ...s, links: s.links.map((l) => (l.impairment ? { ...l, impairment: impairmentForJson(l.impairment) } : l)) }, null, 2));
         return;
       }
       const missing = s.nodes.filter((n) => !n.present).length;

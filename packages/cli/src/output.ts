@@ -41,3 +41,13 @@ export function reportError(o: Output, e: unknown): number {
   o.err(`internal error (a bug in dune; please report it with this output):\n${err?.stack ?? String(e)}`);
   return 70;
 }
+
+/**
+ * An impairment as JSON output shows it: a Mahimahi delivery trace followed per packet is
+ * thousands of timestamps, journaled whole for the engine but summarised for a reader.
+ */
+export function impairmentForJson<T extends { deliveryTrace?: { opportunitiesMs: readonly number[]; loop: boolean } }>(i: T): Omit<T, 'deliveryTrace'> | (Omit<T, 'deliveryTrace'> & { deliveryTrace: { opportunities: number; loop: boolean } }) {
+  if (i.deliveryTrace === undefined) return i;
+  const { deliveryTrace: t, ...rest } = i;
+  return { ...rest, deliveryTrace: { opportunities: t.opportunitiesMs.length, loop: t.loop } };
+}

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { DuneError, describeImpairment, parseDurationUs } from '@dune/topology';
 import * as lab from '@dune/lab';
-import type { Output } from './output.js';
+import { impairmentForJson, type Output } from './output.js';
 import * as remote from './remote-commands.js';
 
 interface Flags extends remote.SshFlags {
@@ -65,7 +65,7 @@ export function registerTraceCommands(program: Command, o: Output): void {
           onChange: (r) => {
             count++;
             late = Math.max(late, r.elapsedMs + r.tookMs - r.atMs);
-            if (flags.json) o.out(JSON.stringify({ atMs: r.atMs, elapsedMs: Math.round(r.elapsedMs), tookMs: Math.round(r.tookMs), target: `${r.node}:${r.dev}`, set: r.set.deliveryTrace ? { ...r.set, deliveryTrace: { opportunities: r.set.deliveryTrace.opportunitiesMs.length, loop: r.set.deliveryTrace.loop } } : r.set, removed: r.removed, skipped: r.skipped }));
+            if (flags.json) o.out(JSON.stringify({ atMs: r.atMs, elapsedMs: Math.round(r.elapsedMs), tookMs: Math.round(r.tookMs), target: `${r.node}:${r.dev}`, set: impairmentForJson(r.set), removed: r.removed, skipped: r.skipped }));
             else o.out(`${(r.elapsedMs / 1000).toFixed(2).padStart(8)}s  ${r.node}:${r.dev}  ${describeImpairment(r.set as never)}${r.skipped ? `  (${r.skipped} skipped: behind)` : ''}`);
           },
         });
