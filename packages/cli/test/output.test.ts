@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Impairment } from '@dune/topology';
 import { impairmentForJson } from '../src/output.js';
 
 describe('impairmentForJson', () => {
@@ -10,7 +11,7 @@ describe('impairmentForJson', () => {
   });
 
   it('an impairment without a trace is returned unchanged', () => {
-    const i = { rateBitsPerSec: 1e6 };
+    const i: Impairment = { rateBitsPerSec: 1e6 };
     expect(impairmentForJson(i)).toBe(i);
   });
 });
