@@ -5,26 +5,15 @@
  *
  *   ph1: client ── fw ══════ server :ph2          ph2: a ── d ── b  (diode, from a)
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Testbed, type TestPhynode } from './testbed.js';
+import { built, isRoot, REASON, Testbed, type CliRun, type TestPhynode } from './testbed.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const CLI = join(root, 'packages/cli/dist/bin/dune.js');
-const BUNDLE = join(root, 'packages/transport/dist/agent/dune-agent.mjs');
-const isRoot = process.getuid?.() === 0;
-const built = existsSync(CLI) && existsSync(BUNDLE);
-const REASON = !isRoot ? 'needs root (namespaces, sshd)' : 'needs the built CLI and agent bundle (npm run build)';
 
 let tb: Testbed;
 
-function dune(args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...tb.env() }, timeout: 120_000, stdio: ['ignore', 'pipe', 'pipe'] });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
-}
+const dune = (args: string[]): CliRun => tb.dune(args);
 
 const LAB = 'mhbricks';
 

@@ -9,19 +9,14 @@
  *   ph1: a ══ cap (capture) :ph2 ══ b :ph1 — the pcap ring on ph2 holds the pings
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Testbed, type TestPhynode } from './testbed.js';
+import { built, CLI, isRoot, REASON, Testbed, type CliRun, type TestPhynode } from './testbed.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const CLI = join(root, 'packages/cli/dist/bin/dune.js');
-const BUNDLE = join(root, 'packages/transport/dist/agent/dune-agent.mjs');
 const TAPCLIENT = join(root, 'test/e2e/bricks/tapclient.py');
-const isRoot = process.getuid?.() === 0;
-const built = existsSync(CLI) && existsSync(BUNDLE);
-const REASON = !isRoot ? 'needs root (namespaces, sshd)' : 'needs the built CLI and agent bundle (npm run build)';
 const LAB = 'mhdev';
 const CAPTURE_DIR = '/var/tmp/dune-mh-capture';
 
@@ -29,10 +24,7 @@ let tb: Testbed;
 let ph1: TestPhynode;
 let ph2: TestPhynode;
 
-function dune(args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...tb.env() }, timeout: 120_000, stdio: ['ignore', 'pipe', 'pipe'] });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
-}
+const dune = (args: string[]): CliRun => tb.dune(args);
 
 function must(ph: TestPhynode, argv: string[]): string {
   const r = tb.inPhynode(ph, argv);

@@ -8,37 +8,23 @@
  * carries 1450 - 20 (IP) - 20 (TCP) - 12 (timestamps) = 1398 bytes of payload: goodput =
  * rate × 1398/1464. (On a same-host veth link, 1500-byte MTU: rate × 1448/1514.)
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Plan } from '@dune/compiler';
 import { RemoteAgent, hostView } from '@dune/transport';
-import { Testbed, type TestPhynode } from './testbed.js';
+import { built, CLI, isRoot, REASON, Testbed, type CliRun, type TestPhynode } from './testbed.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const CLI = join(root, 'packages/cli/dist/bin/dune.js');
-const BUNDLE = join(root, 'packages/transport/dist/agent/dune-agent.mjs');
-const isRoot = process.getuid?.() === 0;
-const built = existsSync(CLI) && existsSync(BUNDLE);
-const REASON = !isRoot ? 'needs root (namespaces, sshd)' : 'needs the built CLI and agent bundle (npm run build)';
 if (!isRoot || !built) console.log(`skipping multi-host e2e tests: ${REASON}`);
-
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-  ms: number;
-}
 
 let tb: Testbed;
 let env: Record<string, string>;
 
-function dune(args: string[], extraEnv: Record<string, string> = {}, timeoutMs = 120_000): Run {
-  const t0 = Date.now();
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env, ...extraEnv }, timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr, ms: Date.now() - t0 };
+function dune(args: string[], extraEnv: Record<string, string> = {}, timeoutMs = 120_000): CliRun {
+  return tb.dune(args, { env: extraEnv, timeoutMs });
 }
 
 function ph(n: number): TestPhynode {

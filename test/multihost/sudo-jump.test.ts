@@ -4,21 +4,14 @@
  * connections and is reached only through ph1, as `dunesudo`, whose commands go through
  * `sudo -n`.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshHost } from '@dune/transport';
-import { SUDO_USER, Testbed, type TestPhynode } from './testbed.js';
+import { built, isRoot, REASON as BED_REASON, SUDO_USER, Testbed, type TestPhynode } from './testbed.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const CLI = join(root, 'packages/cli/dist/bin/dune.js');
-const BUNDLE = join(root, 'packages/transport/dist/agent/dune-agent.mjs');
-const isRoot = process.getuid?.() === 0;
 const hasSudo = existsSync('/usr/bin/sudo');
-const built = existsSync(CLI) && existsSync(BUNDLE);
-const REASON = !isRoot ? 'needs root (namespaces, sshd)' : !hasSudo ? 'needs sudo (apt-get install sudo)' : 'needs the built CLI and agent bundle (npm run build)';
+const REASON = isRoot && !hasSudo ? 'needs sudo (apt-get install sudo)' : BED_REASON;
 
 describe.skipIf(!isRoot || !hasSudo || !built)(`SSH as a sudo user, through a bastion (${REASON})`, () => {
   let tb: Testbed;
@@ -27,10 +20,7 @@ describe.skipIf(!isRoot || !hasSudo || !built)(`SSH as a sudo user, through a ba
   let file = '';
   const ph = (n: number): TestPhynode => tb.phynodes[n - 1] as TestPhynode;
   const opts = () => ({ knownHostsFile: tb.knownHosts, sshConfigFile: sshConfig, agentSocket: null, connectTimeoutMs: 5000 });
-  const dune = (args: string[]) => {
-    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...tb.env(), HOME: home }, timeout: 120_000, stdio: ['ignore', 'pipe', 'pipe'] });
-    return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
-  };
+  const dune = (args: string[]) => tb.dune(args, { env: { HOME: home } });
 
   beforeAll(async () => {
     tb = await Testbed.create({ count: 2 });

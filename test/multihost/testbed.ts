@@ -34,8 +34,25 @@ import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, op
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const TESTBED_PREFIX = 'dunetest';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+/** The built CLI and agent bundle the multi-host e2e tests drive, and whether they can run. */
+export const CLI = join(REPO, 'packages/cli/dist/bin/dune.js');
+export const BUNDLE = join(REPO, 'packages/transport/dist/agent/dune-agent.mjs');
+export const isRoot = process.getuid?.() === 0;
+export const built = existsSync(CLI) && existsSync(BUNDLE);
+export const REASON = !isRoot ? 'needs root (namespaces, sshd)' : 'needs the built CLI and agent bundle (npm run build)';
+
+/** What a `dune` process printed and how it ended. */
+export interface CliRun {
+  code: number;
+  out: string;
+  err: string;
+  ms: number;
+}
 /** The login user with passwordless sudo in every phynode. */
 export const SUDO_USER = 'dunesudo';
 const SUDO_UID = 4242;
@@ -452,6 +469,13 @@ export class Testbed {
   /** Environment for the CLI to use this bed's known_hosts and agent cache. */
   env(): Record<string, string> {
     return { DUNE_KNOWN_HOSTS: this.knownHosts, DUNE_AGENT_CACHE: this.cacheDir, DUNE_CONTROLLER_STATE: join(this.dir, 'controller') };
+  }
+
+  /** The built CLI as a user runs it, a fresh process with this bed's environment (plus `env`). */
+  dune(args: string[], o: { env?: Record<string, string>; timeoutMs?: number } = {}): CliRun {
+    const t0 = Date.now();
+    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...this.env(), ...o.env }, timeout: o.timeoutMs ?? 120_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    return { code: r.status ?? -1, out: r.stdout, err: r.stderr, ms: Date.now() - t0 };
   }
 
   /** Removes everything: processes of every phynode, namespaces, the host veth, files. */

@@ -6,15 +6,10 @@
  *   ph1: a ══(VXLAN)══ b ──(veth)── c :ph2
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, type LabNode } from '@dune/lab';
-import { Testbed, testbedLeftovers, type TestPhynode } from '../../../test/multihost/testbed.js';
+import { BUNDLE, isRoot, Testbed, testbedLeftovers, type TestPhynode } from '../../../test/multihost/testbed.js';
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-const BUNDLE = join(REPO, 'packages/transport/dist/agent/dune-agent.mjs');
-const isRoot = process.getuid?.() === 0;
 const busy = isRoot ? testbedLeftovers() : [];
 const skip = !isRoot ? 'needs root (namespaces, sshd)' : !existsSync(BUNDLE) ? 'needs the agent bundle (npm run build)' : busy.length > 0 ? `another multi-host test bed is in use here (${busy[0]})` : '';
 
