@@ -12,6 +12,10 @@ export interface NativeApi {
   /** A bound NETLINK socket of `protocol` opened inside `nsPath` (null: the current namespace). */
   nlOpen(nsPath: string | null, protocol: number): number;
   nlSend(fd: number, buf: Buffer): number;
+  /** Queues `buf` for a background thread to send on `fd`, in order (a copy is taken). */
+  nlSendAsync(fd: number, buf: Buffer): void;
+  /** Returns once every queued batch is sent; throws the first send error since the last wait. */
+  nlSendWait(): void;
   /** Waits up to timeoutMs, then returns every queued datagram concatenated; null on timeout. */
   nlRecv(fd: number, timeoutMs: number): Buffer | null;
   nlClose(fd: number): void;

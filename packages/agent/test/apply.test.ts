@@ -117,6 +117,31 @@ describe.skipIf(!isRoot)(`applyOps on the host kernel (${ROOT_REASON})`, () => {
     expect(nsList(ns(LAB, 'x'))).toEqual([]);
   });
 
+  it('sends large route tables from the background senders, all of them, and still maps a failure to its op', async () => {
+    // 2 × 20,000 routes (several 64 KiB batches per socket, both sender threads), then a
+    // route op repeating one destination of x's table: EEXIST, named as that op.
+    const dsts = Array.from({ length: 20_000 }, (_, i) => `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`);
+    const ops: Op[] = [
+      ...node(LAB, 'x'), ...node(LAB, 'y'), ...veth(LAB, 'x', 'eth0', 'y', 'eth0'),
+      { op: 'addr', ns: ns(LAB, 'x'), dev: 'eth0', cidr: '10.2.0.0/31' },
+      { op: 'addr', ns: ns(LAB, 'y'), dev: 'eth0', cidr: '10.2.0.1/31' },
+      { op: 'up', ns: ns(LAB, 'x'), dev: 'eth0' },
+      { op: 'up', ns: ns(LAB, 'y'), dev: 'eth0' },
+      { op: 'routes', ns: ns(LAB, 'x'), dev: 'eth0', via: '10.2.0.1', dst: dsts },
+      { op: 'routes', ns: ns(LAB, 'y'), dev: 'eth0', via: '10.2.0.0', dst: dsts },
+    ];
+    const r = await applyOps(ops, { caps });
+    expect(r.counts).toMatchObject({ routes: 2 });
+    for (const n of ['x', 'y']) expect(readRoutes(ns(LAB, n)).filter((x) => x.dst.startsWith('10.10')).length).toBe(20_000);
+    await teardownLab(LAB);
+    const dup: Op = { op: 'route', ns: ns(LAB, 'x'), dst: dsts[12_345] as string, via: '10.2.0.1', dev: 'eth0' };
+    const err = await applyOps([...ops, dup], { caps }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplyError);
+    expect((err as ApplyError).message).toBe(`route ${dsts[12_345]} via 10.2.0.1 dev eth0 in ${ns(LAB, 'x')}: File exists (EEXIST, errno 17)`);
+    expect(await rollback((err as ApplyError).journal)).toEqual([]);
+    expect(nsList(ns(LAB, 'x'))).toEqual([]);
+  });
+
   it('refuses to adopt an existing namespace', async () => {
     const err = (await applyOps(node(LAB, 'a'), { caps }).catch((e: unknown) => e)) as ApplyError;
     expect(err.message).toBe(`netns ${A}: File exists (EEXIST, errno 17)`);

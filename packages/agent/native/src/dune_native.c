@@ -269,6 +269,130 @@ static napi_value NlSend(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * A background sender: nlSendAsync copies a batch of netlink requests into a queue that one
+ * of SQ_THREADS pthreads sends (each socket's in order), while JavaScript goes on building the next batch. The kernel does
+ * a request's work (a route's FIB insert, say) inside sendmsg, so with it on its own thread
+ * the agent's message building and the kernel's work overlap on two cores instead of taking
+ * turns. nlSendWait blocks until the queue is empty, and throws the first sendto error since
+ * the last wait; a socket's requests are sent in the order they were queued. The queue holds
+ * at most SQ_MAX_BYTES: nlSendAsync waits for room beyond that.
+ */
+#define SQ_MAX_BYTES (32 * 1024 * 1024)
+/* Senders: a socket's batches always go to the same one (fd % SQ_THREADS), so they stay in order. */
+#define SQ_THREADS 2
+struct send_job {
+  struct send_job *next;
+  int fd;
+  size_t len;
+  char data[];
+};
+static pthread_mutex_t sq_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sq_work[SQ_THREADS] = {PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER};
+static pthread_cond_t sq_done = PTHREAD_COND_INITIALIZER;
+static struct send_job *sq_head[SQ_THREADS], *sq_tail[SQ_THREADS];
+static size_t sq_bytes;
+static int sq_busy, sq_started, sq_err;
+static int sq_ids[SQ_THREADS];
+static int sq_n = 0; /* senders in use: DUNE_NL_SENDERS (1..SQ_THREADS), default SQ_THREADS */
+
+static void *sender_main(void *arg) {
+  int q = *(int *)arg;
+  struct sockaddr_nl sa;
+  memset(&sa, 0, sizeof sa);
+  sa.nl_family = AF_NETLINK;
+  for (;;) {
+    pthread_mutex_lock(&sq_mu);
+    while (sq_head[q] == NULL) pthread_cond_wait(&sq_work[q], &sq_mu);
+    struct send_job *j = sq_head[q];
+    sq_head[q] = j->next;
+    if (sq_head[q] == NULL) sq_tail[q] = NULL;
+    sq_busy++;
+    pthread_mutex_unlock(&sq_mu);
+    ssize_t n;
+    do {
+      n = sendto(j->fd, j->data, j->len, 0, (struct sockaddr *)&sa, sizeof sa);
+    } while (n < 0 && errno == EINTR);
+    int e = n < 0 ? errno : 0;
+    pthread_mutex_lock(&sq_mu);
+    if (e != 0 && sq_err == 0) sq_err = e;
+    sq_bytes -= j->len;
+    sq_busy--;
+    pthread_cond_broadcast(&sq_done);
+    pthread_mutex_unlock(&sq_mu);
+    free(j);
+  }
+  return NULL;
+}
+
+static int sq_empty(void) {
+  for (int q = 0; q < SQ_THREADS; q++)
+    if (sq_head[q] != NULL) return 0;
+  return sq_busy == 0;
+}
+
+/* nlSendAsync(fd: number, buf: Buffer): undefined */
+static napi_value NlSendAsync(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 2 || get_int(env, argv[0], &fd) < 0) return NULL;
+  void *data;
+  size_t len;
+  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "nlSendAsync: expected a Buffer");
+    return NULL;
+  }
+  struct send_job *j = malloc(sizeof *j + len);
+  if (!j) return throw_errno(env, ENOMEM, "malloc", "");
+  j->next = NULL;
+  j->fd = fd;
+  j->len = len;
+  memcpy(j->data, data, len);
+  pthread_mutex_lock(&sq_mu);
+  if (sq_n == 0) {
+    const char *v = getenv("DUNE_NL_SENDERS");
+    sq_n = v && atoi(v) >= 1 && atoi(v) <= SQ_THREADS ? atoi(v) : SQ_THREADS;
+  }
+  while (sq_started < sq_n) {
+    pthread_t t;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    sq_ids[sq_started] = sq_started;
+    int e = pthread_create(&t, &at, sender_main, &sq_ids[sq_started]);
+    pthread_attr_destroy(&at);
+    if (e != 0) {
+      pthread_mutex_unlock(&sq_mu);
+      free(j);
+      return throw_errno(env, e, "pthread_create", "netlink sender");
+    }
+    sq_started++;
+  }
+  while (sq_bytes > SQ_MAX_BYTES) pthread_cond_wait(&sq_done, &sq_mu);
+  int q = fd % sq_n;
+  if (sq_tail[q]) sq_tail[q]->next = j;
+  else sq_head[q] = j;
+  sq_tail[q] = j;
+  sq_bytes += len;
+  pthread_cond_signal(&sq_work[q]);
+  pthread_mutex_unlock(&sq_mu);
+  return NULL;
+}
+
+/* nlSendWait(): undefined — every queued batch sent; throws the first send error since the last wait. */
+static napi_value NlSendWait(napi_env env, napi_callback_info info) {
+  (void)info;
+  pthread_mutex_lock(&sq_mu);
+  while (!sq_empty()) pthread_cond_wait(&sq_done, &sq_mu);
+  int e = sq_err;
+  sq_err = 0;
+  pthread_mutex_unlock(&sq_mu);
+  if (e != 0) return throw_errno(env, e, "sendto(netlink)", "(background sender)");
+  return NULL;
+}
+
+/*
  * nlRecv(fd: number, timeoutMs: number): Buffer | null
  * Waits up to timeoutMs for the first datagram, then drains whatever else is already queued
  * (up to RECV_MAX_TOTAL bytes) without waiting, and returns the datagrams concatenated:
@@ -794,6 +918,8 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"nlOpen", NULL, NlOpen, NULL, NULL, NULL, napi_default, NULL},
       {"nlSend", NULL, NlSend, NULL, NULL, NULL, napi_default, NULL},
+      {"nlSendAsync", NULL, NlSendAsync, NULL, NULL, NULL, napi_default, NULL},
+      {"nlSendWait", NULL, NlSendWait, NULL, NULL, NULL, napi_default, NULL},
       {"nlRecv", NULL, NlRecv, NULL, NULL, NULL, napi_default, NULL},
       {"nlClose", NULL, NlClose, NULL, NULL, NULL, napi_default, NULL},
       {"peerPid", NULL, PeerPid, NULL, NULL, NULL, napi_default, NULL},

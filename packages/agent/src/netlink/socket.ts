@@ -51,6 +51,16 @@ export class NetlinkError extends Error {
   }
 }
 
+/** Whether batches were handed to the background sender since the last wait. */
+let queuedInBackground = false;
+
+/** Waits until every batch handed to the background sender is sent (a no-op when none is). */
+function sent(): void {
+  if (!queuedInBackground) return;
+  queuedInBackground = false;
+  native().nlSendWait();
+}
+
 export class NlSocket<R = string> {
   readonly fd: number;
   /** For messages: the namespace this socket acts in. */
@@ -87,11 +97,22 @@ export class NlSocket<R = string> {
     if (this.pending.size >= MAX_IN_FLIGHT) this.drain();
   }
 
-  /** Sends what is queued without waiting for the ACKs. */
-  flush(): void {
+  /**
+   * Sends what is queued without waiting for the ACKs: by default handed to the addon's
+   * background sender, so the kernel works through this batch while the caller builds the next
+   * (see nlSendAsync); `wait` sends it from this thread, after whatever is still queued.
+   */
+  flush(background = true): void {
     if (this.w.length === 0) return;
     if (this.last >= 0) this.w.buf.writeUInt16LE(this.w.buf.readUInt16LE(this.last + 6) | NLM_F_ACK, this.last + 6);
-    native().nlSend(this.fd, this.w.bytes());
+    const n = native();
+    if (background) {
+      n.nlSendAsync(this.fd, this.w.bytes());
+      queuedInBackground = true;
+    } else {
+      sent();
+      n.nlSend(this.fd, this.w.bytes());
+    }
     this.w.reset();
     this.last = -1;
   }
@@ -103,6 +124,7 @@ export class NlSocket<R = string> {
   /** Sends what is queued and reads every outstanding ACK; failures land in `failures`. */
   drain(): void {
     this.flush();
+    sent();
     while (this.pending.size > 0) {
       const buf = native().nlRecv(this.fd, RECV_TIMEOUT_MS);
       if (buf === null) {
@@ -130,7 +152,7 @@ export class NlSocket<R = string> {
     this.drain();
     const seq = this.seq++;
     build(this.w, seq);
-    this.flush();
+    this.flush(false);
     const replies: NlMsg[] = [];
     for (;;) {
       const buf = native().nlRecv(this.fd, RECV_TIMEOUT_MS);
@@ -153,7 +175,7 @@ export class NlSocket<R = string> {
       this.drain();
       const seq = this.seq++;
       build(this.w, seq, NLM_F_REQUEST | NLM_F_DUMP);
-      this.flush();
+      this.flush(false);
       const out: NlMsg[] = [];
       let interrupted = false;
       let done = false;
@@ -189,6 +211,7 @@ export class NlSocket<R = string> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    sent(); // nothing of ours may still be on its way to an fd about to be closed (and reused)
     native().nlClose(this.fd);
   }
 }
