@@ -101,12 +101,17 @@ async function teardown(lab: string | null, opts: TeardownOptions): Promise<Tear
   return res;
 }
 
+/** lo's alias in a namespace: the alias (null: none), or why it could not be read. */
+export type LoAlias = { alias: string | null } | { stale: true } | { error: string; enter: boolean };
+
 /**
- * Reads lo's alias in every candidate namespace: a socket opened inside each, one GETLINK
- * sent on each, then the answers read. Returns the names that carry the right mark.
+ * Reads lo's alias in every namespace of `names`: a socket opened inside each, one GETLINK
+ * of ifindex 1 (LOOPBACK_IFINDEX) sent on each, then the answers read, far cheaper than a
+ * dump of every link per namespace. A /run/netns entry whose mount is gone is `stale`.
  */
-function verifyMarks(names: string[], res: TeardownResult, labOfAll?: string): string[] {
+export function loAliases(names: readonly string[]): Map<string, LoAlias> {
   const n = native();
+  const out = new Map<string, LoAlias>();
   const open: { name: string; fd: number }[] = [];
   const w = new NlWriter(256);
   for (const name of names) {
@@ -114,44 +119,55 @@ function verifyMarks(names: string[], res: TeardownResult, labOfAll?: string): s
     try {
       fd = n.nlOpen(nsPath(name), NETLINK_ROUTE);
     } catch (e) {
-      if (isStale(name)) {
-        try {
-          unlinkSync(nsPath(name));
-          res.staleFiles.push(name);
-        } catch (u) {
-          res.errors.push(`remove stale ${nsPath(name)}: ${(u as Error).message}`);
-        }
-      } else res.foreign.push({ ns: name, reason: `cannot be entered (${isNativeError(e) ? e.code : (e as Error).message}): left alone` });
+      out.set(name, isStale(name) ? { stale: true } : { error: isNativeError(e) ? e.code : (e as Error).message, enter: true });
       continue;
     }
     w.reset();
-    // lo is always ifindex 1 (LOOPBACK_IFINDEX).
     getLink(w, 1, NLM_F_REQUEST, { index: 1 });
     try {
       n.nlSend(fd, w.bytes());
       open.push({ name, fd });
     } catch (e) {
       n.nlClose(fd);
-      res.errors.push(`query ${name}: ${(e as Error).message}`);
+      out.set(name, { error: `query ${name}: ${(e as Error).message}`, enter: false });
     }
   }
-  const ours: string[] = [];
   for (const { name, fd } of open) {
     try {
-      const alias = readAlias(fd);
+      out.set(name, { alias: readAlias(fd) ?? null });
+    } catch (e) {
+      out.set(name, { error: `read mark of ${name}: ${(e as Error).message}`, enter: false });
+    } finally {
+      n.nlClose(fd);
+    }
+  }
+  return out;
+}
+
+/** The names among `names` whose lo carries their lab's mark; the others reported in `res`. */
+function verifyMarks(names: string[], res: TeardownResult, labOfAll?: string): string[] {
+  const ours: string[] = [];
+  for (const [name, a] of loAliases(names)) {
+    if ('stale' in a) {
+      try {
+        unlinkSync(nsPath(name));
+        res.staleFiles.push(name);
+      } catch (u) {
+        res.errors.push(`remove stale ${nsPath(name)}: ${(u as Error).message}`);
+      }
+    } else if ('error' in a) {
+      if (a.enter) res.foreign.push({ ns: name, reason: `cannot be entered (${a.error}): left alone` });
+      else res.errors.push(a.error);
+    } else {
       const want = labOfAll ?? nsLab(name);
-      const got = aliasLab(alias);
+      const got = aliasLab(a.alias ?? undefined);
       if (got !== undefined && got === want) ours.push(name);
       else {
         res.foreign.push({
           ns: name,
-          reason: alias ? `lo's alias ${JSON.stringify(alias)} is not this lab's mark: foreign, left alone` : 'no mark on lo: foreign, left alone',
+          reason: a.alias ? `lo's alias ${JSON.stringify(a.alias)} is not this lab's mark: foreign, left alone` : 'no mark on lo: foreign, left alone',
         });
       }
-    } catch (e) {
-      res.errors.push(`read mark of ${name}: ${(e as Error).message}`);
-    } finally {
-      n.nlClose(fd);
     }
   }
   return ours;

@@ -30,7 +30,7 @@ import { describeOp } from '../errors.js';
 import { kindOfOp, opKinds, releaseOps, type OpCounter } from '../ops/index.js';
 import { dumpLinks, readLinks } from '../status.js';
 import { daemonOps, daemonState, nodeRoutes, waitConverged, type DaemonState, type NodeRoute } from './routing.js';
-import { teardownLab } from '../teardown.js';
+import { loAliases, teardownLab } from '../teardown.js';
 import { releaseAdopted, saveAdopted, undoHostOps } from '../adopt.js';
 import { reclaimTransients } from '../transient.js';
 
@@ -502,16 +502,6 @@ function reclaimedNote(emit: (e: LabEvent) => void): void {
   for (const e of r.errors) emit({ type: 'warning', message: e });
 }
 
-/** lo's alias in a namespace: a string, null when lo has none, undefined when it cannot be read. */
-function loAlias(ns: string): string | null | undefined {
-  try {
-    // lo is always ifindex 1 (LOOPBACK_IFINDEX).
-    return readLinks(ns).find((l) => l.index === 1)?.alias ?? null;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * The lab's namespaces, by the rule teardown follows: lo carries the lab's mark. Also those
  * without any mark that the journal says an interrupted up was creating (see
@@ -522,8 +512,8 @@ function labNamespaces(lab: string, state: LabState | undefined, prefix: string)
   const marked: string[] = [];
   const unmarked: string[] = [];
   const names = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(prefix)) : [];
-  for (const ns of names) {
-    const alias = loAlias(ns);
+  for (const [ns, a] of loAliases(names)) {
+    const alias = 'alias' in a ? a.alias : undefined;
     if (typeof alias === 'string' && alias.startsWith(`dune:${lab}:`)) marked.push(ns);
     else if (alias === null && pending.has(ns)) unmarked.push(ns);
   }
