@@ -119,6 +119,9 @@ describe.skipIf(!isRoot || !built)(`dune across three phynodes over SSH (${REASO
     expect(r.err.replace(/^note\[vxlan-mtu\].*\n.*hint:.*\n/m, '')).toBe('');
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^lab mh3 is up on 3 hosts in \d+\.\d\ds$/m);
+    // Where the time went, per host, and what the hosts' own work does not account for.
+    expect(r.out.match(/^ {4}time: .*\d+\.\d\ds/gm)).toHaveLength(3);
+    expect(r.out).toMatch(/^ {2}beyond the slowest host's own \d+\.\d\ds: \d+\.\d\ds \(/m);
     expect(r.out).toContain('6 nodes, 6 links (3 between hosts over VXLAN)');
     for (const n of plan.nodes) expect(tb.inPhynode(where(n.node), ['ip', 'netns', 'list']).out).toContain(n.ns);
     // Each phynode sees its own nodes only.

@@ -8,7 +8,7 @@ import { DuneError, describeImpairment, formatDurationUs, joinCommand, parseImpa
 import { serializePlan, summarizePlan } from '@dune/compiler';
 import * as lab from '@dune/lab';
 import { compileLoaded, loadTopology } from '@dune/lab';
-import { impairmentForJson, printDiagnostics, type Output } from './output.js';
+import { describeSteps, impairmentForJson, printDiagnostics, type Output } from './output.js';
 import { addReaderOptions, readerOptions, type ReaderFlags } from './reader-options.js';
 import * as remote from './remote-commands.js';
 import { onionOfProcesses } from './tor-commands.js';
@@ -128,6 +128,8 @@ export function registerLabCommands(program: Command, o: Output): void {
     const c = Object.entries(r.created).map(([k, v]) => `${v} ${k}`).join(', ');
     const rm = Object.entries(r.removed).map(([k, v]) => `${v} ${k}`).join(', ');
     o.out(`lab ${r.lab} is up in ${secs}s`);
+    const steps = describeSteps(r.stepsMs);
+    if (steps) o.out(`  time: ${steps}`);
     if (c) o.out(`  applied: ${c}`);
     if (rm) o.out(`  removed: ${rm}`);
     if (r.changedImpairments) o.out(`  impairments changed live: ${r.changedImpairments}`);

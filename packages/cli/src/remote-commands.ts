@@ -13,7 +13,7 @@ import { DuneError, formatDiagnostic, quoteWord } from '@dune/topology';
 import type { Plan } from '@dune/compiler';
 import * as lab from '@dune/lab';
 import { compileLoaded, loadTopology } from '@dune/lab';
-import { printDiagnostics, type Output } from './output.js';
+import { describeSteps, printDiagnostics, type Output } from './output.js';
 import { addReaderOptions, readerOptions, type ReaderFlags } from './reader-options.js';
 
 export interface SshFlags {
@@ -109,7 +109,12 @@ export async function upRemote(plan: Plan, file: string, flags: SshFlags & { jso
     const rm = Object.entries(h.result.removed).map(([k, v]) => `${v} ${k}`).join(', ');
     const what = [c && `applied ${c}`, rm && `removed ${rm}`, h.result.changedImpairments ? `${h.result.changedImpairments} impairments changed` : ''].filter(Boolean).join('; ');
     o.out(`  ${h.phynode} (${h.label}): ${what || 'unchanged'} in ${(h.result.elapsedMs / 1000).toFixed(2)}s`);
+    const steps = describeSteps(h.result.stepsMs);
+    if (steps) o.out(`    time: ${steps}`);
   }
+  // What the hosts' own work does not account for: SSH, copying the agent and plan, VXLAN allocation.
+  const slowest = Math.max(0, ...r.hosts.map((h) => h.result.elapsedMs));
+  if (changed) o.out(`  beyond the slowest host's own ${(slowest / 1000).toFixed(2)}s: ${(Math.max(0, r.elapsedMs - slowest) / 1000).toFixed(2)}s (connections, agent and plan transfer, VXLAN allocation)`);
   const cross = plan.links.filter((l) => l.kind === 'vxlan').length;
   const first = plan.nodes[0];
   const last = plan.nodes[plan.nodes.length - 1];

@@ -108,6 +108,8 @@ describe.skipIf(!isRoot)(`e2e: a lab's life — processes, templates, exec, capt
   let pinPlan: PlanJson;
   let st: Status;
   let pinSt: Status;
+  let upText = '';
+  let upJson = '';
   beforeAll(async () => {
     requireBuilt();
     await dune(['down', '--lab', LAB]);
@@ -122,8 +124,8 @@ describe.skipIf(!isRoot)(`e2e: a lab's life — processes, templates, exec, capt
     writeFileSync(join(tmp, 'extra.tmpl'), '{{ node }} has {{ cores | length }} cores\n');
     writeFileSync(join(tmp, 'life.toml'), lifeTopology(out));
     writeFileSync(join(tmp, 'pin.toml'), PIN_TOPOLOGY);
-    await duneOk(['up', join(tmp, 'life.toml'), '--lab', LAB]);
-    await duneOk(['up', join(tmp, 'pin.toml'), '--lab', PIN]);
+    upText = (await duneOk(['up', join(tmp, 'life.toml'), '--lab', LAB])).stdout;
+    upJson = (await duneOk(['up', join(tmp, 'pin.toml'), '--lab', PIN, '--json'])).stdout;
     plan = await planJson([join(tmp, 'life.toml'), '--lab', LAB]);
     pinPlan = await planJson([join(tmp, 'pin.toml'), '--lab', PIN]);
     st = await status(LAB);
@@ -133,6 +135,15 @@ describe.skipIf(!isRoot)(`e2e: a lab's life — processes, templates, exec, capt
     const left = [...(await downAndCheck(LAB)), ...(await downAndCheck(PIN))];
     removeTemp(tmp);
     expect(left).toEqual([]);
+  });
+
+  it('up says where its time went, step by step; the steps add up to the whole', () => {
+    expect(upText).toMatch(/^ {2}time: (\S+ \d+\.\d\ds, )*netns \d+\.\d\ds/m);
+    const done = JSON.parse(upJson.split('\n').filter((l) => l.startsWith('{"type":"done"')).at(-1) ?? '{}') as { elapsedMs: number; stepsMs: Record<string, number> };
+    expect(Object.keys(done.stepsMs)).toEqual(expect.arrayContaining(['prepare', 'probe', 'netns', 'veth']));
+    const sum = Object.values(done.stepsMs).reduce((a, b) => a + b, 0);
+    // Each step is rounded to the ms and steps under 0.5 ms are left out.
+    expect(Math.abs(sum - done.elapsedMs)).toBeLessThan(Object.keys(done.stepsMs).length + 5);
   });
 
   it('pinned processes run in their node on the planned cores, with {{core_1}} and {{node}} rendered in their environment', () => {

@@ -55,7 +55,39 @@ export interface UpResult {
   changedImpairments: number;
   unchanged: number;
   elapsedMs: number;
+  /** Where the time went, in order (ms): see StepClock. Absent when nothing was to be done. */
+  stepsMs?: Record<string, number>;
   backend: Record<string, string>;
+}
+
+/**
+ * Wall time per step of an `up`, from its own events: the time up to a `progress` event is
+ * that kind's (netns, veth, sysctl, route…), the rest of a phase is the phase's (probe,
+ * files, processes…), and what comes before the first event is `prepare` (lock, plan
+ * staging, the diff against the journal). The steps add up to the whole.
+ */
+class StepClock {
+  readonly ms: Record<string, number> = {};
+  private last: number;
+  private phase = 'prepare';
+  constructor(t0: number) {
+    this.last = t0;
+  }
+  private add(name: string, now: number): void {
+    this.ms[name] = (this.ms[name] ?? 0) + (now - this.last);
+    this.last = now;
+  }
+  mark(e: LabEvent): void {
+    if (e.type === 'progress') this.add(e.kind, performance.now());
+    else if (e.type === 'phase') {
+      this.add(this.phase, performance.now());
+      this.phase = e.phase;
+    }
+  }
+  done(): Record<string, number> {
+    this.add(this.phase, performance.now());
+    return Object.fromEntries(Object.entries(this.ms).filter(([, v]) => v >= 0.5).map(([k, v]) => [k, Math.round(v)]));
+  }
 }
 
 export function requireRoot(what: string): void {
@@ -146,7 +178,11 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
     throw new DuneError('plan-format', `plan format ${String(plan.format)} is not ${PLAN_FORMAT}`, { hint: 'use the same version of dune to plan and apply' });
   }
   const t0 = performance.now();
-  const emit = opts.onEvent ?? (() => undefined);
+  const steps = new StepClock(t0);
+  const emit = (e: LabEvent): void => {
+    steps.mark(e);
+    opts.onEvent?.(e);
+  };
   const lab = plan.lab;
   return withLock(lab, async () => {
     reclaimedNote(emit);
@@ -193,6 +229,7 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
       changedImpairments: conv.change.length,
       unchanged: conv.unchanged,
       elapsedMs: performance.now() - t0,
+      stepsMs: steps.done(),
       backend: journal.state.backend,
     };
   });
