@@ -20,6 +20,7 @@ import { cpus, tmpdir } from 'node:os';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { goal } from './lib/report.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(root, 'packages/cli/dist/bin/dune.js');
@@ -110,12 +111,19 @@ try {
       const down = dune(env, ['down', file, '--json']);
       res.push({ c, up: up.ms, down: down.ms, hosts: `${hosts}; ${vx} VXLAN links` });
       console.log(`  ${c.name}: up ${s2(up.ms)}, down ${s2(down.ms)} (load ${loadavg().toFixed(2)})`);
+      // Where each host's time went (the agent's steps), and what no host's own work accounts for.
+      const steps = (m) => Object.entries(m ?? {}).filter(([, v]) => v >= 10).map(([k, v]) => `${k} ${s2(v)}`).join(', ');
+      for (const h of done.hosts ?? [{ phynode: 'local', result: done }]) console.log(`    ${h.phynode}: ${steps(h.result.stepsMs)}`);
+      const slowest = Math.max(...(done.hosts ?? [{ result: done }]).map((h) => h.result.elapsedMs));
+      console.log(`    outside the agents: ${s2(up.ms - slowest)} (CLI start, compile, SSH, agent and plan transfer)`);
     }
     const three = res[2];
     for (const r of res) rows.push([r.c.name, s2(r.up), s2(r.down), `${(r.up / three.up).toFixed(2)}x`, `${(r.down / three.down).toFixed(2)}x`, r.hosts]);
     console.log('');
     table(rows);
     console.log('  (CLI wall time: compile, SSH and agent start, plan transfer, apply; ratio > 1: slower than on 3 phynodes)');
+    goal('1 phynode over SSH within 1.2× of this machine (up)', res[1].up <= 1.2 * res[0].up, `${(res[1].up / res[0].up).toFixed(2)}×`);
+    goal('3 phynodes no slower than 1 (up)', res[2].up <= res[1].up, `${(res[2].up / res[1].up).toFixed(2)}×`);
   }
 
   if (PARTS.includes('b')) {
