@@ -186,6 +186,9 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
   const lab = plan.lab;
   return withLock(lab, async () => {
     reclaimedNote(emit);
+    // The kernel probe's nft runs as a child process: started now, it runs while the plan is
+    // staged and diffed (probeAndPlan awaits this same probe). A no-op up ignores it.
+    probeCapabilities().catch(() => undefined);
     plan = allocateHere(plan);
     // A nic brick's interface, read from the host (or kept from the last plan) before anything moves.
     if (plan.hosts.some((h) => h.ops.some((o) => o.op === 'adopt' && o.saved === undefined))) plan = saveAdopted(plan, readPlan(lab));
