@@ -11,6 +11,7 @@
  * birdc is run with argv only; its socket path comes from the plan.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { DuneError } from '@dune/topology';
 import type { Plan, ProcessOp } from '@dune/compiler';
 import { readRoutes, type RouteInfo } from '../status.js';
@@ -112,6 +113,21 @@ export function daemonOps(ops: readonly { op: string }[]): ProcessOp[] {
   return ops.filter((o): o is ProcessOp => o.op === 'process' && (o as ProcessOp).control !== undefined);
 }
 
+/** The BGP sessions of a daemon whose configuration has any, that are not Established (none: no BGP). */
+function bgpSessionsDown(op: ProcessOp): string[] {
+  const conf = op.argv[op.argv.indexOf('-c') + 1];
+  let text = '';
+  try {
+    text = conf !== undefined ? readFileSync(conf, 'utf8') : '';
+  } catch {
+    return [];
+  }
+  if (!/^protocol bgp /m.test(text)) return [];
+  const st = daemonState(op);
+  if (!st.running) return [`daemon not answering: ${st.error ?? ''}`];
+  return st.protocols.filter((p) => p.proto === 'BGP' && !/^Established/.test(p.info)).map((p) => `${p.name} ${p.info}`.trim());
+}
+
 export function daemonState(op: ProcessOp): DaemonState {
   const socket = op.control?.socket as string;
   const p = birdc(socket, ['show', 'protocols']);
@@ -187,14 +203,26 @@ export async function waitConverged(plan: Plan, ops: readonly { op: string }[], 
   const timeoutMs = opts.timeoutMs ?? Math.max(60_000, 250 * plan.nodes.length);
   const pending = new Map(daemons.map((d) => [d.ns, d]));
   const missing = new Map<string, string[]>();
+  const sessionsDown = new Map<string, string[]>();
   for (;;) {
-    for (const [ns] of pending) {
+    for (const [ns, d] of pending) {
       const have = new Set(readRoutes(ns).map((r) => r.dst));
-      const lack = (expected.get(ns) ?? []).filter((d) => !have.has(d));
-      if (lack.length === 0) {
-        pending.delete(ns);
-        missing.delete(ns);
-      } else missing.set(ns, lack);
+      const lack = (expected.get(ns) ?? []).filter((x) => !have.has(x));
+      if (lack.length > 0) {
+        missing.set(ns, lack);
+        continue;
+      }
+      missing.delete(ns);
+      // Every route can be there before every session is: an iBGP session between loopbacks
+      // that tried before OSPF knew the way is still Active while its routes come through
+      // another peer. Converged means both.
+      const down = bgpSessionsDown(d);
+      if (down.length > 0) {
+        sessionsDown.set(ns, down);
+        continue;
+      }
+      sessionsDown.delete(ns);
+      pending.delete(ns);
     }
     opts.onProgress?.(daemons.length - pending.size, daemons.length);
     if (pending.size === 0) return { ms: performance.now() - t0 };
@@ -205,11 +233,12 @@ export async function waitConverged(plan: Plan, ops: readonly { op: string }[], 
     const lack = missing.get(d.ns) ?? [];
     const st = daemonState(d);
     const protos = st.running ? st.protocols.filter((p) => p.proto === 'OSPF' || p.proto === 'BGP').map((p) => `${p.name} ${p.state}${p.info ? ` ${p.info}` : ''}`).join(', ') : `daemon not answering: ${st.error}`;
+    if (lack.length === 0) return `${d.node}: BGP sessions not established: ${(sessionsDown.get(d.ns) ?? []).join(', ')} (${protos})`;
     return `${d.node}: no route to ${lack.slice(0, 4).join(', ')}${lack.length > 4 ? ` and ${lack.length - 4} more` : ''} (${protos})`;
   });
   throw new DuneError(
     'routing-not-converged',
-    `routing did not converge in ${Math.round(timeoutMs / 1000)} s: ${pending.size} of ${daemons.length} nodes lack routes:\n  ${rows.join('\n  ')}${pending.size > 8 ? `\n  and ${pending.size - 8} more` : ''}`,
+    `routing did not converge in ${Math.round(timeoutMs / 1000)} s: ${pending.size} of ${daemons.length} nodes lack routes or sessions:\n  ${rows.join('\n  ')}${pending.size > 8 ? `\n  and ${pending.size - 8} more` : ''}`,
     { hint: `each daemon logs to /run/dune/${plan.lab}/logs/<node>.bird.log; inside a node, \`birdc -s /etc/bird/bird.ctl show protocols\`` },
   );
 }
