@@ -12,6 +12,7 @@
 // there. Ratios are printed beside each figure. "Added" latency is per round trip, which
 // crosses the engine twice (up and down).
 //
+// BENCH_KERNEL=0 measures the UDP proxy only (no namespace, no rule: needs no kernel lock).
 // BENCH_OLD=DIR (a checkout of an older version, built) measures its engine in the same run,
 // so that the new ratios print beside the old ones on the same machine at the same time.
 //
@@ -207,7 +208,7 @@ async function main() {
   report('UDP proxy (impaired-network-server -l user) on loopback; direct: mean of before and after', direct, [['old', viaOld], ['engine', viaProxy]]);
 
   // --- kernel level: NFQUEUE in a namespace of our own
-  const why = process.getuid?.() !== 0 ? 'not root' : !hasIptables() ? 'iptables is not installed' : '';
+  const why = process.env.BENCH_KERNEL === '0' ? 'BENCH_KERNEL=0' : process.getuid?.() !== 0 ? 'not root' : !hasIptables() ? 'iptables is not installed' : '';
   if (why) {
     console.log(`\nkernel mode: skipped (${why})`);
     return;

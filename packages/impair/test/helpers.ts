@@ -48,6 +48,8 @@ export async function client(port: number, host = '127.0.0.1') {
   });
   let seq = 0;
   return {
+    /** The client's own port (the proxy names it in its notes). */
+    port: sock.address().port,
     rtts,
     echoes,
     sentAt,

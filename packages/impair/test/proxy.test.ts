@@ -1,8 +1,10 @@
 /**
  * Fidelity through the UDP proxy, with real sockets and real timers, on loopback.
  */
+import { existsSync } from 'node:fs';
 import { setPriority } from 'node:os';
-import { afterEach, describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Impairment } from '@dune/topology';
 import { Engine, RealClock, UdpProxy } from '../src/index.js';
 import { binomial99, client, echoServer, pace, quantile, sleep } from './helpers.js';
@@ -22,20 +24,35 @@ afterEach(async () => {
   cleanups = [];
 });
 
+const ADDON = fileURLToPath(new URL('../../agent/native/build/Release/dune_native.node', import.meta.url));
+const HAVE_ADDON = existsSync(ADDON) || (process.env.DUNE_NATIVE_ADDON ?? '') !== '';
+/** Every test runs with the batched native sockets (when the addon is built) and with dgram. */
+let native = true;
+
 async function setup(up: Impairment, down: Impairment = {}, opts: { idleMs?: number; echo?: boolean } = {}) {
   const clock = new RealClock();
   const engine = new Engine({ clock, seed: 1234 });
   const upPipe = engine.addPipe('up', up);
   const downPipe = engine.addPipe('down', down);
   const server = await echoServer({ echo: opts.echo });
-  const proxy = new UdpProxy({ engine, up: upPipe, down: downPipe, port: server.port, proxyPort: 0, idleMs: opts.idleMs });
+  const proxy = new UdpProxy({ engine, up: upPipe, down: downPipe, port: server.port, proxyPort: 0, idleMs: opts.idleMs, native });
   await proxy.start();
+  expect(proxy.batched).toBe(native);
   const proxyPort = proxy.ports.get('127.0.0.1')!;
   cleanups.push(() => server.close(), () => proxy.close(), () => void engine.close());
   return { engine, up: upPipe, down: downPipe, server, proxy, proxyPort, clock };
 }
 
-describe('UDP proxy', () => {
+for (const { mode, batched } of [
+  { mode: 'batched native sockets', batched: true },
+  { mode: 'Node dgram sockets', batched: false },
+]) {
+  const why = batched && !HAVE_ADDON ? ` (skipped: needs the agent's native addon, ${ADDON}; run \`npm run build:native -w @dune/agent\`)` : '';
+  describe.skipIf(why !== '')(`UDP proxy, ${mode}${why}`, () => {
+  beforeEach(() => {
+    native = batched;
+  });
+
   it('forwards both ways, over IPv4 and IPv6, one session per client', async () => {
     const s = await setup({});
     expect(s.proxy.ports.get('::1')).toBe(s.proxyPort);
@@ -54,6 +71,10 @@ describe('UDP proxy', () => {
     expect(s.down.counters.delivered.packets).toBe(20);
     // payload 64 + 28 (IPv4) or + 48 (IPv6)
     expect(s.up.counters.delivered.bytes).toBe(10 * 92 + 10 * 112);
+    // Each client is named as the kernel reports it.
+    const notes = s.engine.events.since(0).items.map((e) => e.item.event).filter((e) => e.type === 'note').map((e) => e.message);
+    expect(notes).toContain(`proxy: new client 127.0.0.1 port ${c4.port}`);
+    expect(notes).toContain(`proxy: new client ::1 port ${c6.port}`);
   });
 
   it('reaps idle sessions', async () => {
@@ -188,3 +209,4 @@ describe('UDP proxy', () => {
     expect(corrupted).toBeGreaterThan(s.up.counters.corrupted * 0.93);
   });
 });
+}

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -356,6 +357,269 @@ static napi_value RawSend(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * The UDP proxy's batched sockets (packages/impair/src/proxy): one system call moves up to
+ * UDP_BATCH datagrams each way instead of one through Node's dgram.
+ *
+ * udpOpen(family, bindAddr, bindPort, connectAddr, connectPort, bufBytes): number
+ *   A nonblocking UDP socket, bound (bindAddr null: any address, port 0: any port; an IPv6
+ *   socket bound to an address is IPV6_V6ONLY) and connected when connectAddr is given.
+ *   The fd, or throws.
+ * udpPort(fd): number   the bound local port.
+ * udpClose(fd): void
+ * udpRecv(fd, buf, meta): number
+ *   recvmmsg into buf's slots of UDP_SLOT bytes (as many as fit, up to UDP_BATCH). Datagram i
+ *   sits at i * UDP_SLOT, its metadata at meta[i * 8 ..]: length, source port, family (4|6),
+ *   then the source address as 4 int32 words (IPv4: the first). Returns the count, 0 when
+ *   nothing is queued, or -errno.
+ * udpSend(fd, bufs, count, meta): number
+ *   sendmmsg of bufs[0..count) (meta null: a connected socket; else meta[i * 8 ..] as above
+ *   gives each destination). Returns how many went (the rest: the send buffer is full), or -errno.
+ */
+#define UDP_SLOT 65536
+#define UDP_BATCH 64
+
+static int parse_addr(napi_env env, napi_value v, int family, struct sockaddr_storage *ss, int port, socklen_t *len) {
+  char text[64] = "";
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t == napi_string) {
+    size_t l;
+    napi_get_value_string_utf8(env, v, text, sizeof text, &l);
+  }
+  memset(ss, 0, sizeof *ss);
+  if (family == 6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    if (text[0] && inet_pton(AF_INET6, text, &a->sin6_addr) != 1) return -1;
+    *len = sizeof *a;
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    if (text[0] && inet_pton(AF_INET, text, &a->sin_addr) != 1) return -1;
+    *len = sizeof *a;
+  }
+  return text[0] ? 1 : 0;
+}
+
+static napi_value UdpOpen(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t family, bport, cport, bufbytes;
+  if (argc < 6 || napi_get_value_int32(env, argv[0], &family) != napi_ok || napi_get_value_int32(env, argv[2], &bport) != napi_ok ||
+      napi_get_value_int32(env, argv[4], &cport) != napi_ok || napi_get_value_int32(env, argv[5], &bufbytes) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "udpOpen(family, bindAddr, bindPort, connectAddr, connectPort, bufBytes)");
+    return NULL;
+  }
+  struct sockaddr_storage b, c;
+  socklen_t blen, clen;
+  int hasb = parse_addr(env, argv[1], family, &b, bport, &blen);
+  int hasc = parse_addr(env, argv[3], family, &c, cport, &clen);
+  if (hasb < 0 || hasc < 0) return io_throw(env, EINVAL, "udpOpen: not an address");
+  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return io_throw(env, errno, "socket(SOCK_DGRAM)");
+  if (bufbytes > 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufbytes, sizeof bufbytes);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufbytes, sizeof bufbytes);
+  }
+  if (family == 6 && hasb) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  }
+  if ((hasb || bport) && bind(fd, (struct sockaddr *)&b, blen) < 0) {
+    int e = errno;
+    close(fd);
+    return io_throw(env, e, "udpOpen: bind");
+  }
+  if (hasc && connect(fd, (struct sockaddr *)&c, clen) < 0) {
+    int e = errno;
+    close(fd);
+    return io_throw(env, e, "udpOpen: connect");
+  }
+  napi_value out;
+  napi_create_int32(env, fd, &out);
+  return out;
+}
+
+static napi_value UdpPort(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "udpPort(fd)");
+    return NULL;
+  }
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) return io_throw(env, errno, "getsockname");
+  int port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  napi_value out;
+  napi_create_int32(env, port, &out);
+  return out;
+}
+
+static napi_value UdpClose(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  if (argc >= 1 && napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd >= 0) close(fd);
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+static int get_i32_array(napi_env env, napi_value v, int32_t **out, size_t *n) {
+  napi_typedarray_type type;
+  void *data;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &type, n, &data, &ab, &off) != napi_ok || type != napi_int32_array) return -1;
+  *out = data;
+  return 0;
+}
+
+static napi_value UdpRecv(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  void *data;
+  size_t cap, mlen;
+  int32_t *meta;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_buffer_info(env, argv[1], &data, &cap) != napi_ok ||
+      get_i32_array(env, argv[2], &meta, &mlen) != 0) {
+    napi_throw_type_error(env, "EINVAL", "udpRecv(fd, buffer, meta: Int32Array)");
+    return NULL;
+  }
+  size_t slots = cap / UDP_SLOT;
+  if (slots > UDP_BATCH) slots = UDP_BATCH;
+  if (slots > mlen / 8) slots = mlen / 8;
+  if (slots == 0) {
+    napi_throw_range_error(env, "EINVAL", "udpRecv: buffer or meta too small for one datagram");
+    return NULL;
+  }
+  struct mmsghdr msgs[UDP_BATCH];
+  struct iovec iov[UDP_BATCH];
+  struct sockaddr_storage from[UDP_BATCH];
+  memset(msgs, 0, sizeof msgs[0] * slots);
+  for (size_t i = 0; i < slots; i++) {
+    iov[i].iov_base = (char *)data + i * UDP_SLOT;
+    iov[i].iov_len = UDP_SLOT;
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_name = &from[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+  }
+  int n;
+  do {
+    n = recvmmsg(fd, msgs, (unsigned)slots, MSG_DONTWAIT, NULL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) n = (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+  for (int i = 0; i < n; i++) {
+    int32_t *m = meta + i * 8;
+    m[0] = (int32_t)msgs[i].msg_len;
+    memset(m + 4, 0, 16);
+    if (from[i].ss_family == AF_INET6) {
+      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&from[i];
+      m[1] = ntohs(a->sin6_port);
+      m[2] = 6;
+      memcpy(m + 4, &a->sin6_addr, 16);
+    } else {
+      struct sockaddr_in *a = (struct sockaddr_in *)&from[i];
+      m[1] = ntohs(a->sin_port);
+      m[2] = 4;
+      memcpy(m + 4, &a->sin_addr, 4);
+    }
+  }
+  napi_value out;
+  napi_create_int32(env, n, &out);
+  return out;
+}
+
+static napi_value UdpSend(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd, count;
+  int32_t *meta = NULL;
+  size_t mlen = 0;
+  bool is_arr = false;
+  if (argc < 4 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_is_array(env, argv[1], &is_arr) != napi_ok || !is_arr ||
+      napi_get_value_int32(env, argv[2], &count) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "udpSend(fd, buffers, count, meta: Int32Array | null)");
+    return NULL;
+  }
+  napi_valuetype mt;
+  napi_typeof(env, argv[3], &mt);
+  if (mt != napi_null && mt != napi_undefined && get_i32_array(env, argv[3], &meta, &mlen) != 0) {
+    napi_throw_type_error(env, "EINVAL", "udpSend: meta must be an Int32Array or null");
+    return NULL;
+  }
+  struct mmsghdr msgs[UDP_BATCH];
+  struct iovec iov[UDP_BATCH];
+  struct sockaddr_storage to[UDP_BATCH];
+  int sent = 0;
+  while (sent < count) {
+    int k = count - sent > UDP_BATCH ? UDP_BATCH : count - sent;
+    memset(msgs, 0, sizeof msgs[0] * k);
+    for (int i = 0; i < k; i++) {
+      napi_value el;
+      void *d;
+      size_t len;
+      if (napi_get_element(env, argv[1], (uint32_t)(sent + i), &el) != napi_ok || napi_get_buffer_info(env, el, &d, &len) != napi_ok) {
+        napi_throw_type_error(env, "EINVAL", "udpSend: buffers must hold Buffers");
+        return NULL;
+      }
+      iov[i].iov_base = d;
+      iov[i].iov_len = len;
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      if (meta) {
+        if ((size_t)(sent + i) * 8 + 8 > mlen) {
+          napi_throw_range_error(env, "EINVAL", "udpSend: meta too short");
+          return NULL;
+        }
+        int32_t *m = meta + (sent + i) * 8;
+        memset(&to[i], 0, sizeof to[i]);
+        if (m[2] == 6) {
+          struct sockaddr_in6 *a = (struct sockaddr_in6 *)&to[i];
+          a->sin6_family = AF_INET6;
+          a->sin6_port = htons((uint16_t)m[1]);
+          memcpy(&a->sin6_addr, m + 4, 16);
+          msgs[i].msg_hdr.msg_namelen = sizeof *a;
+        } else {
+          struct sockaddr_in *a = (struct sockaddr_in *)&to[i];
+          a->sin_family = AF_INET;
+          a->sin_port = htons((uint16_t)m[1]);
+          memcpy(&a->sin_addr, m + 4, 4);
+          msgs[i].msg_hdr.msg_namelen = sizeof *a;
+        }
+        msgs[i].msg_hdr.msg_name = &to[i];
+      }
+    }
+    int n;
+    do {
+      n = sendmmsg(fd, msgs, (unsigned)k, MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (sent > 0 || errno == EAGAIN || errno == EWOULDBLOCK) break;
+      napi_value out;
+      napi_create_int32(env, -errno, &out);
+      return out;
+    }
+    sent += n;
+    if (n < k) break;
+  }
+  napi_value out;
+  napi_create_int32(env, sent, &out);
+  return out;
+}
+
 void dune_io_init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"fdWatch", NULL, FdWatch, NULL, NULL, NULL, napi_default, NULL},
@@ -365,6 +629,11 @@ void dune_io_init(napi_env env, napi_value exports) {
       {"rawSend", NULL, RawSend, NULL, NULL, NULL, napi_default, NULL},
       {"sockTimestamp", NULL, SockTimestamp, NULL, NULL, NULL, napi_default, NULL},
       {"realtimeUs", NULL, RealtimeUs, NULL, NULL, NULL, napi_default, NULL},
+      {"udpOpen", NULL, UdpOpen, NULL, NULL, NULL, napi_default, NULL},
+      {"udpPort", NULL, UdpPort, NULL, NULL, NULL, napi_default, NULL},
+      {"udpClose", NULL, UdpClose, NULL, NULL, NULL, napi_default, NULL},
+      {"udpRecv", NULL, UdpRecv, NULL, NULL, NULL, napi_default, NULL},
+      {"udpSend", NULL, UdpSend, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

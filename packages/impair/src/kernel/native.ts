@@ -23,6 +23,20 @@ export interface IoNative {
   sockTimestamp?(fd: number): number;
   /** CLOCK_REALTIME in µs. Absent from older builds. */
   realtimeUs?(): number;
+  /**
+   * The UDP proxy's batched sockets (absent from older builds). udpOpen: a nonblocking UDP
+   * socket bound (null: any address; port 0: any) and connected when connectAddr is given.
+   */
+  udpOpen?(family: 4 | 6, bindAddr: string | null, bindPort: number, connectAddr: string | null, connectPort: number, bufBytes: number): number;
+  udpPort?(fd: number): number;
+  udpClose?(fd: number): void;
+  /**
+   * recvmmsg into `buf`'s 64 KiB slots: datagram i at i * 65536, meta[i * 8 ..] = length, source
+   * port, family (4|6), source address as 4 int32 words. The count (0: none queued) or -errno.
+   */
+  udpRecv?(fd: number, buf: Buffer, meta: Int32Array): number;
+  /** sendmmsg of bufs[0..count) (meta null: a connected socket). How many went, or -errno. */
+  udpSend?(fd: number, bufs: Buffer[], count: number, meta: Int32Array | null): number;
 }
 
 /** Read when first needed: a lab's engine, run from the agent's bundle, sets the variable first. */

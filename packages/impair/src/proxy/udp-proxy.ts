@@ -8,11 +8,16 @@
  * replies find their way back), connected to the service; sessions idle for `idleMs` are
  * closed. IPv4 and IPv6: one listen socket per address, an IPv4 client is forwarded to the
  * service over IPv4 and an IPv6 one over IPv6.
+ *
+ * Sockets: with the agent's native addon (packages/agent/native), each socket is read with
+ * recvmmsg (up to 64 datagrams a wakeup) and what falls due in one turn of the event loop is
+ * sent with one sendmmsg per socket; without it, Node's dgram (one system call per datagram).
  */
 import dgram from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { isIP, isIPv6 } from 'node:net';
 import type { Engine, Pipe } from '../engine/engine.js';
 import type { Packet } from '../engine/stage.js';
+import { ioNative, type IoNative } from '../kernel/native.js';
 
 /** IP + UDP header bytes added to a payload to get the packet size the rate counts. */
 export const UDP_OVERHEAD = { v4: 28, v6: 48 } as const;
@@ -46,14 +51,83 @@ export interface UdpProxyOptions {
   idleMs?: number;
   /** Socket buffer sizes (bytes), so bursts are queued by the engine, not lost by the kernel. */
   socketBufferBytes?: number;
+  /** Sockets through the native addon (batched) when it is built, else dgram. Default true. */
+  native?: boolean;
+}
+
+type UdpNative = Required<Pick<IoNative, 'fdWatch' | 'fdUnwatch' | 'udpOpen' | 'udpPort' | 'udpClose' | 'udpRecv' | 'udpSend'>>;
+
+/** The addon's batched UDP functions, or why they cannot be used. */
+function udpNative(): UdpNative | string {
+  let io: IoNative;
+  try {
+    io = ioNative();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  if (typeof io.udpOpen !== 'function' || typeof io.udpRecv !== 'function' || typeof io.udpSend !== 'function') {
+    return 'the native addon predates udpOpen/udpRecv/udpSend; rebuild it with `npm run build:native -w @dune/agent`';
+  }
+  return io as UdpNative;
+}
+
+const SLOT = 65536;
+const BATCH = 64;
+/** Batches read per wakeup at most, so one busy socket does not starve the loop. */
+const READS_PER_WAKEUP = 8;
+
+/** Datagrams due on one native socket, sent together at the end of the turn. */
+interface Outbox {
+  fd: number;
+  bufs: Buffer[];
+  n: number;
+  /** Destinations (a listener's), 8 int32 each as udpRecv reports sources; null: connected. */
+  meta: Int32Array | null;
+  errorKind: string;
+}
+
+interface NativeSock {
+  fd: number;
+  watch: number;
+  out: Outbox;
+}
+
+function v6Text(m: Int32Array, at: number): string {
+  const bytes = Buffer.from(m.buffer, m.byteOffset + at * 4, 16);
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i));
+  // The longest run of zero groups (two or more) becomes '::', as Node prints addresses.
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i += 1;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j += 1;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (g: number[]): string => g.map((x) => x.toString(16)).join(':');
+  if (best < 0) return hex(groups);
+  return `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLen))}`;
 }
 
 interface Session {
   key: string;
   address: string;
   port: number;
-  listener: dgram.Socket;
-  upstream: dgram.Socket;
+  /** dgram mode. */
+  listener: dgram.Socket | null;
+  upstream: dgram.Socket | null;
+  /** native mode: the listener's and the session's own sockets, the client as udpSend wants it. */
+  nListener: NativeSock | null;
+  nUpstream: NativeSock | null;
+  dest: Int32Array | null;
   v6: boolean;
   lastSeen: number;
   closed: boolean;
@@ -75,10 +149,22 @@ export class UdpProxy {
   readonly ports = new Map<string, number>();
   sessionsOpened = 0;
   sessionsReaped = 0;
+  /** The batched sockets, or null: dgram (then `fallbackReason` says why). */
+  private readonly io: UdpNative | null;
+  readonly fallbackReason: string | null;
+  private readonly nListeners: NativeSock[] = [];
+  private rbuf: Buffer | null = null;
+  private readonly rmeta = new Int32Array(BATCH * 8);
+  private readonly dirty: Outbox[] = [];
+  private flushQueued = false;
 
   constructor(private readonly opts: UdpProxyOptions) {
     this.idleMs = opts.idleMs ?? 60_000;
     this.bufferBytes = opts.socketBufferBytes ?? 4 * 1024 * 1024;
+    const targets = [opts.target4, opts.target6].filter((t): t is string => t !== undefined);
+    const io = opts.native === false ? 'turned off' : targets.some((t) => isIP(t) === 0) ? 'the service is named, not an IP address' : udpNative();
+    this.io = typeof io === 'string' ? null : io;
+    this.fallbackReason = typeof io === 'string' ? io : null;
     opts.up.sink = {
       deliver: (pkt) => this.toService(pkt),
       drop: () => {},
@@ -93,12 +179,19 @@ export class UdpProxy {
     return this.sessions.size;
   }
 
+  /** True when the sockets go through the native addon (batched system calls). */
+  get batched(): boolean {
+    return this.io !== null;
+  }
+
   async start(): Promise<void> {
     const addrs = this.opts.listen ?? ['127.0.0.1', '::1'];
     let port = this.opts.proxyPort;
+    if (this.fallbackReason !== null && this.opts.native !== false) {
+      this.opts.engine.log({ type: 'note', message: `proxy: Node dgram sockets, one system call per datagram (${this.fallbackReason})` });
+    }
     for (const addr of addrs) {
-      const sock = await this.bindListener(addr, port);
-      const bound = sock.address().port;
+      const bound = this.io !== null ? this.bindNative(this.io, addr, port) : (await this.bindListener(addr, port)).address().port;
       this.ports.set(addr, bound);
       // An ephemeral port: ask for the same one on the next address, so the proxy has one port.
       if (port === 0) port = bound;
@@ -136,7 +229,7 @@ export class UdpProxy {
   private open(key: string, listener: dgram.Socket, rinfo: dgram.RemoteInfo): Session {
     const v6 = rinfo.family === 'IPv6' && !rinfo.address.startsWith('::ffff:');
     const upstream = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', recvBufferSize: this.bufferBytes, sendBufferSize: this.bufferBytes });
-    const s: Session = { key, address: rinfo.address, port: rinfo.port, listener, upstream, v6, lastSeen: Date.now(), closed: false, waiting: [] };
+    const s: Session = { key, address: rinfo.address, port: rinfo.port, listener, upstream, nListener: null, nUpstream: null, dest: null, v6, lastSeen: Date.now(), closed: false, waiting: [] };
     const target = v6 ? (this.opts.target6 ?? '::1') : (this.opts.target4 ?? '127.0.0.1');
     // A connected socket sends without an address lookup per datagram; what falls due while
     // it connects waits in `waiting`.
@@ -160,7 +253,8 @@ export class UdpProxy {
   private toService(pkt: Packet): void {
     const { session } = pkt.ref as Ref;
     if (session.closed || pkt.data === null) return;
-    if (session.waiting !== null) session.waiting.push(pkt.data);
+    if (session.nUpstream !== null) this.queue(session.nUpstream.out, pkt.data, null);
+    else if (session.waiting !== null) session.waiting.push(pkt.data);
     else this.sendUp(session, pkt.data);
   }
 
@@ -168,13 +262,133 @@ export class UdpProxy {
     if (s.closed) return;
     // No callback: Node then skips tracking the request; a failure surfaces as the
     // socket's 'error' event, counted there.
-    s.upstream.send(data);
+    s.upstream?.send(data);
   }
 
   private toClient(pkt: Packet): void {
     const { session } = pkt.ref as Ref;
     if (pkt.data === null) return;
-    session.listener.send(pkt.data, session.port, session.address);
+    if (session.nListener !== null) this.queue(session.nListener.out, pkt.data, session.dest);
+    else session.listener?.send(pkt.data, session.port, session.address);
+  }
+
+  // --- native sockets
+
+  private bindNative(io: UdpNative, addr: string, port: number): number {
+    const v6 = isIPv6(addr);
+    const fd = io.udpOpen(v6 ? 6 : 4, addr, port, null, 0, this.bufferBytes);
+    const bound = io.udpPort(fd);
+    const label = addr;
+    const sock: NativeSock = { fd, watch: -1, out: { fd, bufs: [], n: 0, meta: new Int32Array(BATCH * 8), errorKind: 'proxy-listen-error' } };
+    sock.watch = io.fdWatch(fd, () => this.readListener(io, sock, label));
+    this.nListeners.push(sock);
+    return bound;
+  }
+
+  private recvBuffer(): Buffer {
+    this.rbuf ??= Buffer.allocUnsafe(SLOT * BATCH);
+    return this.rbuf;
+  }
+
+  private readListener(io: UdpNative, sock: NativeSock, label: string): void {
+    const buf = this.recvBuffer();
+    const m = this.rmeta;
+    for (let round = 0; round < READS_PER_WAKEUP; round++) {
+      const n = io.udpRecv(sock.fd, buf, m);
+      if (n < 0) this.opts.engine.countFrontendError('proxy-listen-error');
+      if (n <= 0) return;
+      const now = Date.now();
+      for (let i = 0; i < n; i++) {
+        const o = i * 8;
+        const v6 = m[o + 2] === 6;
+        const port = m[o + 1]!;
+        const key = v6 ? `${m[o + 4]},${m[o + 5]},${m[o + 6]},${m[o + 7]}|${port}|${label}` : `${m[o + 4]}|${port}|${label}`;
+        let s = this.sessions.get(key);
+        if (s === undefined) s = this.openNative(io, key, sock, m, o, v6);
+        s.lastSeen = now;
+        const len = m[o]!;
+        const data = Buffer.allocUnsafe(len);
+        buf.copy(data, 0, i * SLOT, i * SLOT + len);
+        this.opts.up.input({ size: len + (v6 ? UDP_OVERHEAD.v6 : UDP_OVERHEAD.v4), data, ref: { session: s } satisfies Ref });
+      }
+      if (n < BATCH) return;
+    }
+  }
+
+  private openNative(io: UdpNative, key: string, listener: NativeSock, m: Int32Array, o: number, v6: boolean): Session {
+    const dest = m.slice(o, o + 8);
+    const address = v6 ? v6Text(m, o + 4) : Buffer.from(m.buffer, m.byteOffset + (o + 4) * 4, 4).join('.');
+    const port = m[o + 1]!;
+    const target = v6 ? (this.opts.target6 ?? '::1') : (this.opts.target4 ?? '127.0.0.1');
+    const fd = io.udpOpen(v6 ? 6 : 4, null, 0, target, this.opts.port, this.bufferBytes);
+    const up: NativeSock = { fd, watch: -1, out: { fd, bufs: [], n: 0, meta: null, errorKind: 'proxy-upstream-error' } };
+    const s: Session = { key, address, port, listener: null, upstream: null, nListener: listener, nUpstream: up, dest, v6, lastSeen: Date.now(), closed: false, waiting: null };
+    const overhead = v6 ? UDP_OVERHEAD.v6 : UDP_OVERHEAD.v4;
+    up.watch = io.fdWatch(fd, () => {
+      const buf = this.recvBuffer();
+      const rm = this.rmeta;
+      for (let round = 0; round < READS_PER_WAKEUP && !s.closed; round++) {
+        const n = io.udpRecv(fd, buf, rm);
+        if (n < 0) this.opts.engine.countFrontendError('proxy-upstream-error');
+        if (n <= 0) return;
+        s.lastSeen = Date.now();
+        for (let i = 0; i < n; i++) {
+          const len = rm[i * 8]!;
+          const data = Buffer.allocUnsafe(len);
+          buf.copy(data, 0, i * SLOT, i * SLOT + len);
+          this.opts.down.input({ size: len + overhead, data, ref: { session: s } satisfies Ref });
+        }
+        if (n < BATCH) return;
+      }
+    });
+    this.sessions.set(key, s);
+    this.sessionsOpened += 1;
+    this.opts.engine.log({ type: 'note', message: `proxy: new client ${address} port ${port}` });
+    return s;
+  }
+
+  private queue(out: Outbox, data: Buffer, dest: Int32Array | null): void {
+    if (out.n === 0) this.dirty.push(out);
+    if (out.meta !== null && dest !== null) {
+      if (out.meta.length < (out.n + 1) * 8) {
+        const grown = new Int32Array(out.meta.length * 2);
+        grown.set(out.meta);
+        out.meta = grown;
+      }
+      out.meta.set(dest, out.n * 8);
+    }
+    out.bufs[out.n] = data;
+    out.n += 1;
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flush);
+    }
+  }
+
+  /** Sends what fell due this turn: one sendmmsg per socket (per 64 datagrams). */
+  private readonly flush = (): void => {
+    this.flushQueued = false;
+    const io = this.io;
+    if (io === null) return;
+    for (const out of this.dirty) {
+      if (out.fd >= 0) {
+        const sent = io.udpSend(out.fd, out.bufs, out.n, out.meta);
+        // dgram counts a failed send once, as the socket's 'error' event.
+        if (sent < out.n) this.opts.engine.countFrontendError(out.errorKind);
+      }
+      out.bufs.fill(undefined as unknown as Buffer, 0, out.n);
+      out.n = 0;
+    }
+    this.dirty.length = 0;
+  };
+
+  private closeNative(sock: NativeSock): void {
+    if (this.io === null || sock.fd < 0) return;
+    this.io.fdUnwatch(sock.watch);
+    this.io.udpClose(sock.fd);
+    // Its fd number may be reused: what was queued for it goes nowhere.
+    sock.fd = -1;
+    sock.out.fd = -1;
   }
 
   /** Closes the sessions idle for idleMs (packets still held for them are then discarded). */
@@ -192,8 +406,12 @@ export class UdpProxy {
   private closeSession(s: Session): void {
     s.closed = true;
     this.sessions.delete(s.key);
+    if (s.nUpstream !== null) {
+      this.closeNative(s.nUpstream);
+      return;
+    }
     try {
-      s.upstream.close();
+      s.upstream?.close();
     } catch {
       // already closed
     }
@@ -202,6 +420,8 @@ export class UdpProxy {
   async close(): Promise<void> {
     if (this.reaper) clearInterval(this.reaper);
     for (const s of [...this.sessions.values()]) this.closeSession(s);
+    for (const l of this.nListeners) this.closeNative(l);
+    this.nListeners.length = 0;
     await Promise.all(this.listeners.map((l) => new Promise<void>((r) => l.close(() => r()))));
     this.listeners.length = 0;
   }
