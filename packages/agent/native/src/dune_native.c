@@ -242,19 +242,25 @@ static napi_value NlOpen(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* nlSend(fd: number, buf: Buffer): number */
-static napi_value NlSend(napi_env env, napi_callback_info info) {
+/* The (fd: number, buf: Buffer) arguments of nlSend and nlSendAsync; -1 with a JS error thrown. */
+static int get_fd_buffer(napi_env env, napi_callback_info info, const char *what, int32_t *fd, void **data, size_t *len) {
   size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return -1;
+  if (argc < 2 || get_int(env, argv[0], fd) < 0) return -1;
+  if (napi_get_buffer_info(env, argv[1], data, len) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", what);
+    return -1;
+  }
+  return 0;
+}
+
+/* nlSend(fd: number, buf: Buffer): number */
+static napi_value NlSend(napi_env env, napi_callback_info info) {
   int32_t fd;
-  if (argc < 2 || get_int(env, argv[0], &fd) < 0) return NULL;
   void *data;
   size_t len;
-  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
-    napi_throw_type_error(env, "EINVAL", "nlSend: expected a Buffer");
-    return NULL;
-  }
+  if (get_fd_buffer(env, info, "nlSend: expected a Buffer", &fd, &data, &len) < 0) return NULL;
   struct sockaddr_nl sa;
   memset(&sa, 0, sizeof sa);
   sa.nl_family = AF_NETLINK;
@@ -332,17 +338,10 @@ static int sq_empty(void) {
 
 /* nlSendAsync(fd: number, buf: Buffer): undefined */
 static napi_value NlSendAsync(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
-  if (argc < 2 || get_int(env, argv[0], &fd) < 0) return NULL;
   void *data;
   size_t len;
-  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
-    napi_throw_type_error(env, "EINVAL", "nlSendAsync: expected a Buffer");
-    return NULL;
-  }
+  if (get_fd_buffer(env, info, "nlSendAsync: expected a Buffer", &fd, &data, &len) < 0) return NULL;
   struct send_job *j = malloc(sizeof *j + len);
   if (!j) return throw_errno(env, ENOMEM, "malloc", "");
   j->next = NULL;

@@ -86,7 +86,7 @@ class StepClock {
   }
   done(): Record<string, number> {
     this.add(this.phase, performance.now());
-    return Object.fromEntries(Object.entries(this.ms).filter(([, v]) => v >= 0.5).map(([k, v]) => [k, Math.round(v)]));
+    return Object.fromEntries(Object.entries(this.ms).map(([k, v]) => [k, Math.round(v)]));
   }
 }
 
