@@ -28,7 +28,8 @@ import { mapLimit } from './run.js';
 import type { Caps } from './probe-types.js';
 
 export type AgentEvent =
-  | { type: 'progress'; kind: OpKind; done: number; total: number }
+  /** `stage`: the kinds a stage applies together report at its end, one after the other, with its name. */
+  | { type: 'progress'; kind: OpKind; done: number; total: number; stage?: string }
   | { type: 'phase'; phase: string; ms: number };
 
 export interface ApplyOptions {
@@ -142,10 +143,10 @@ class Applier implements LinkStage, SocketStage {
     this.t0 = now;
   }
 
-  private progress(kind: OpKind, done: number): void {
+  private progress(kind: OpKind, done: number, stage?: string): void {
     const total = this.ops.filter((o) => o.op === kind).length;
     this.counts[kind] = done;
-    if (total > 0) this.opts.onEvent?.({ type: 'progress', kind, done, total });
+    if (total > 0) this.opts.onEvent?.({ type: 'progress', kind, done, total, ...(stage !== undefined ? { stage } : {}) });
   }
 
   close(): void {
@@ -382,7 +383,7 @@ class Applier implements LinkStage, SocketStage {
     for (const a of this.aliases) {
       a.c.sock.queue({ opIndex: a.opIndex }, (w, seq) => setLink(w, seq, { index: a.index, alias: a.alias, ...(a.up ? { up: true } : {}) }));
     }
-    for (const k of linkStageKinds()) this.progress(k, n[k] ?? 0);
+    for (const k of linkStageKinds()) this.progress(k, n[k] ?? 0, 'link');
   }
 
   private sysctls(): void {
@@ -397,7 +398,7 @@ class Applier implements LinkStage, SocketStage {
     } finally {
       this.closeNetDir();
     }
-    for (const [k, d] of Object.entries(done) as [OpKind, number][]) this.progress(k, d);
+    for (const [k, d] of Object.entries(done) as [OpKind, number][]) this.progress(k, d, 'sysctl');
   }
 
   /**
@@ -457,7 +458,7 @@ class Applier implements LinkStage, SocketStage {
     });
     for (const c of this.contexts()) c.sock.flush();
     this.drainAll();
-    for (const [k, d] of Object.entries(done) as [OpKind, number][]) this.progress(k, d);
+    for (const [k, d] of Object.entries(done) as [OpKind, number][]) this.progress(k, d, 'socket');
   }
 
   /** Ops of `batch` kinds, each kind given all of its ops at once, in plan order. */

@@ -36,7 +36,7 @@ import { reclaimTransients } from '../transient.js';
 
 export type LabEvent =
   | { type: 'phase'; phase: string; total?: number }
-  | { type: 'progress'; kind: string; done: number; total: number }
+  | { type: 'progress'; kind: string; done: number; total: number; stage?: string }
   | { type: 'note'; message: string }
   | { type: 'warning'; message: string };
 
@@ -77,9 +77,26 @@ class StepClock {
     this.ms[name] = (this.ms[name] ?? 0) + (now - this.last);
     this.last = now;
   }
+  /** The step the last progress event closed, and the apply stage it reported for. */
+  private lastProgress: { name: string; stage: string } | undefined;
   mark(e: LabEvent): void {
-    if (e.type === 'progress') this.add(e.kind, performance.now());
-    else if (e.type === 'phase') {
+    const now = performance.now();
+    if (e.type === 'progress') {
+      // The kinds of one apply stage (addr, up and route on the same sockets) report at its
+      // end, one after the other: its time is theirs jointly, `addr+up+route`, not the first's.
+      const lp = this.lastProgress;
+      if (lp !== undefined && e.stage !== undefined && lp.stage === e.stage) {
+        const name = `${lp.name}+${e.kind}`;
+        this.ms[name] = (this.ms[lp.name] ?? 0) + (now - this.last);
+        delete this.ms[lp.name];
+        this.last = now;
+        this.lastProgress = { name, stage: e.stage };
+        return;
+      }
+      this.add(e.kind, now);
+      this.lastProgress = e.stage !== undefined ? { name: e.kind, stage: e.stage } : undefined;
+    } else if (e.type === 'phase') {
+      this.lastProgress = undefined;
       this.add(this.phase, performance.now());
       this.phase = e.phase;
     }
@@ -304,7 +321,7 @@ async function kernel(lab: string, journal: LabJournal, d: Diff, caps: Caps, pre
     impairmentBackend: prefer,
     userspaceEngine: true,
     onEvent: (e) => {
-      if (e.type === 'progress') emit({ type: 'progress', kind: e.kind, done: e.done, total: e.total });
+      if (e.type === 'progress') emit({ type: 'progress', kind: e.kind, done: e.done, total: e.total, ...(e.stage !== undefined ? { stage: e.stage } : {}) });
     },
   });
   // A link brought back up (set down at runtime) gets back what it lost going down.
