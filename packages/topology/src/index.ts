@@ -6,6 +6,7 @@ export * from './graphml.js';
 export * from './read.js';
 export * from './assignments.js';
 export * from './random.js';
+export { ipText } from './ip-text.js';
 export { parseCidr, ifnameProblem } from './toml-values.js';
 export { locateToml, TomlLocator, type TomlPath } from './toml-locate.js';
 export type { TomlTable, TomlValue } from './toml-values.js';

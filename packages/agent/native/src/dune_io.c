@@ -146,13 +146,23 @@ static napi_value FdWatch(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* fdUnwatch(id: number): void */
-static napi_value FdUnwatch(napi_env env, napi_callback_info info) {
+/* The one int32 argument of a function called as `usage` (an fd, a watch id); -1 with a JS TypeError thrown. */
+static int get_int_arg(napi_env env, napi_callback_info info, const char *usage, int32_t *out) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_int32(env, argv[0], out) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", usage);
+    return -1;
+  }
+  return 0;
+}
+
+/* fdUnwatch(id: number): void */
+static napi_value FdUnwatch(napi_env env, napi_callback_info info) {
   int32_t id;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &id) != napi_ok || id < 0 || id >= n_watches) {
+  if (get_int_arg(env, info, "fdUnwatch(id)", &id) < 0) return NULL;
+  if (id < 0 || id >= n_watches) {
     napi_throw_type_error(env, "EINVAL", "fdUnwatch(id)");
     return NULL;
   }
@@ -252,14 +262,8 @@ static napi_value RecvInto(napi_env env, napi_callback_info info) {
  * queues (NFQA_TIMESTAMP: the skb's receive stamp, else the time of queueing).
  */
 static napi_value SockTimestamp(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
-    napi_throw_type_error(env, "EINVAL", "sockTimestamp(fd)");
-    return NULL;
-  }
+  if (get_int_arg(env, info, "sockTimestamp(fd)", &fd) < 0) return NULL;
   int one = 1;
   int r = setsockopt(fd, SOL_SOCKET, SO_TIMESTAMP, &one, sizeof one);
   napi_value out;
@@ -445,14 +449,8 @@ static napi_value UdpOpen(napi_env env, napi_callback_info info) {
 }
 
 static napi_value UdpPort(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
-    napi_throw_type_error(env, "EINVAL", "udpPort(fd)");
-    return NULL;
-  }
+  if (get_int_arg(env, info, "udpPort(fd)", &fd) < 0) return NULL;
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) return io_throw(env, errno, "getsockname");

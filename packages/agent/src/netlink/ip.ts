@@ -1,5 +1,6 @@
 /** Addresses as the kernel wants them: network-order bytes, with their family. */
 import { isIPv4, isIPv6 } from 'node:net';
+import { ipText } from '@dune/topology';
 import { AF_INET, AF_INET6 } from './constants.js';
 
 export interface IpAddr {
@@ -71,27 +72,7 @@ function v6Bytes(s: string): Buffer {
 }
 
 export function formatIp(family: number, b: Buffer): string {
-  if (family === AF_INET) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
-  // Longest run of zero groups (length ≥ 2) becomes `::`.
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== '0') {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === '0') j++;
-    if (j - i > bestLen && j - i >= 2) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (best < 0) return groups.join(':');
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+  return ipText(family === AF_INET ? b.subarray(0, 4) : b.subarray(0, 16));
 }
 
 export function parseMac(s: string): Buffer {

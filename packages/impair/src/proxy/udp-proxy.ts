@@ -17,6 +17,7 @@ import dgram from 'node:dgram';
 import { isIP, isIPv6 } from 'node:net';
 import type { Engine, Pipe } from '../engine/engine.js';
 import type { Packet } from '../engine/stage.js';
+import { ipText } from '@dune/topology';
 import { ioNative, type IoNative } from '../kernel/native.js';
 
 /** IP + UDP header bytes added to a payload to get the packet size the rate counts. */
@@ -92,29 +93,9 @@ interface NativeSock {
   out: Outbox;
 }
 
-function v6Text(m: Int32Array, at: number): string {
-  const bytes = Buffer.from(m.buffer, m.byteOffset + at * 4, 16);
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i));
-  // The longest run of zero groups (two or more) becomes '::', as Node prints addresses.
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i += 1;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j += 1;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (g: number[]): string => g.map((x) => x.toString(16)).join(':');
-  if (best < 0) return hex(groups);
-  return `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLen))}`;
+/** The source address udpRecv wrote at meta[at ..] (4 bytes for IPv4, 16 for IPv6) as text. */
+function addrText(m: Int32Array, at: number, v6: boolean): string {
+  return ipText(new Uint8Array(m.buffer, m.byteOffset + at * 4, v6 ? 16 : 4));
 }
 
 interface Session {
@@ -290,57 +271,53 @@ export class UdpProxy {
     return this.rbuf;
   }
 
-  private readListener(io: UdpNative, sock: NativeSock, label: string): void {
+  /**
+   * Reads what is queued on a native socket, up to READS_PER_WAKEUP batches so one busy socket
+   * does not starve the loop; each datagram is handed to `each` as its own copy, with its
+   * metadata at meta[o ..] (see udpRecv).
+   */
+  private drain(io: UdpNative, fd: number, errorKind: string, each: (data: Buffer, meta: Int32Array, o: number) => void, live: () => boolean = () => true): void {
     const buf = this.recvBuffer();
     const m = this.rmeta;
-    for (let round = 0; round < READS_PER_WAKEUP; round++) {
-      const n = io.udpRecv(sock.fd, buf, m);
-      if (n < 0) this.opts.engine.countFrontendError('proxy-listen-error');
+    for (let round = 0; round < READS_PER_WAKEUP && live(); round++) {
+      const n = io.udpRecv(fd, buf, m);
+      if (n < 0) this.opts.engine.countFrontendError(errorKind);
       if (n <= 0) return;
-      const now = Date.now();
       for (let i = 0; i < n; i++) {
-        const o = i * 8;
-        const v6 = m[o + 2] === 6;
-        const port = m[o + 1]!;
-        const key = v6 ? `${m[o + 4]},${m[o + 5]},${m[o + 6]},${m[o + 7]}|${port}|${label}` : `${m[o + 4]}|${port}|${label}`;
-        let s = this.sessions.get(key);
-        if (s === undefined) s = this.openNative(io, key, sock, m, o, v6);
-        s.lastSeen = now;
-        const len = m[o]!;
+        const len = m[i * 8]!;
         const data = Buffer.allocUnsafe(len);
         buf.copy(data, 0, i * SLOT, i * SLOT + len);
-        this.opts.up.input({ size: len + (v6 ? UDP_OVERHEAD.v6 : UDP_OVERHEAD.v4), data, ref: { session: s } satisfies Ref });
+        each(data, m, i * 8);
       }
       if (n < BATCH) return;
     }
   }
 
+  private readListener(io: UdpNative, sock: NativeSock, label: string): void {
+    this.drain(io, sock.fd, 'proxy-listen-error', (data, m, o) => {
+      const v6 = m[o + 2] === 6;
+      const port = m[o + 1]!;
+      const key = v6 ? `${m[o + 4]},${m[o + 5]},${m[o + 6]},${m[o + 7]}|${port}|${label}` : `${m[o + 4]}|${port}|${label}`;
+      const s = this.sessions.get(key) ?? this.openNative(io, key, sock, m, o, v6);
+      s.lastSeen = Date.now();
+      this.opts.up.input({ size: data.length + (v6 ? UDP_OVERHEAD.v6 : UDP_OVERHEAD.v4), data, ref: { session: s } satisfies Ref });
+    });
+  }
+
   private openNative(io: UdpNative, key: string, listener: NativeSock, m: Int32Array, o: number, v6: boolean): Session {
     const dest = m.slice(o, o + 8);
-    const address = v6 ? v6Text(m, o + 4) : Buffer.from(m.buffer, m.byteOffset + (o + 4) * 4, 4).join('.');
+    const address = addrText(m, o + 4, v6);
     const port = m[o + 1]!;
     const target = v6 ? (this.opts.target6 ?? '::1') : (this.opts.target4 ?? '127.0.0.1');
     const fd = io.udpOpen(v6 ? 6 : 4, null, 0, target, this.opts.port, this.bufferBytes);
     const up: NativeSock = { fd, watch: -1, out: { fd, bufs: [], n: 0, meta: null, errorKind: 'proxy-upstream-error' } };
     const s: Session = { key, address, port, listener: null, upstream: null, nListener: listener, nUpstream: up, dest, v6, lastSeen: Date.now(), closed: false, waiting: null };
     const overhead = v6 ? UDP_OVERHEAD.v6 : UDP_OVERHEAD.v4;
-    up.watch = io.fdWatch(fd, () => {
-      const buf = this.recvBuffer();
-      const rm = this.rmeta;
-      for (let round = 0; round < READS_PER_WAKEUP && !s.closed; round++) {
-        const n = io.udpRecv(fd, buf, rm);
-        if (n < 0) this.opts.engine.countFrontendError('proxy-upstream-error');
-        if (n <= 0) return;
+    up.watch = io.fdWatch(fd, () =>
+      this.drain(io, fd, 'proxy-upstream-error', (data) => {
         s.lastSeen = Date.now();
-        for (let i = 0; i < n; i++) {
-          const len = rm[i * 8]!;
-          const data = Buffer.allocUnsafe(len);
-          buf.copy(data, 0, i * SLOT, i * SLOT + len);
-          this.opts.down.input({ size: len + overhead, data, ref: { session: s } satisfies Ref });
-        }
-        if (n < BATCH) return;
-      }
-    });
+        this.opts.down.input({ size: data.length + overhead, data, ref: { session: s } satisfies Ref });
+      }, () => !s.closed));
     this.sessions.set(key, s);
     this.sessionsOpened += 1;
     this.opts.engine.log({ type: 'note', message: `proxy: new client ${address} port ${port}` });
