@@ -341,15 +341,15 @@ export function iperfReceivedBps(json: string): number {
 /**
  * One iperf3 measurement through a lab, both ends started with `dune exec`: a one-shot server
  * in `server` (its "listening" line, flushed with --forceflush, says it is ready), then the
- * client in `client` for `seconds`. Returns the receiver's goodput in bit/s.
+ * client in `client` for `seconds` (with `clientArgs`, e.g. `-b 1G`). Returns the receiver's goodput in bit/s.
  */
-export async function iperf(lab: string, server: string, addr: string, client: string, seconds: number): Promise<number> {
+export async function iperf(lab: string, server: string, addr: string, client: string, seconds: number, clientArgs: readonly string[] = []): Promise<number> {
   const srv = duneSpawn(['exec', '--lab', lab, server, '--', 'iperf3', '-s', '-1', '-B', addr, '--forceflush']);
   try {
     let out = '';
     srv.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
     await waitFor('the iperf3 server to listen', () => out.includes('Server listening'), 10_000);
-    const c = await dune(['exec', '--lab', lab, client, '--', 'iperf3', '-c', addr, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 15) * 1000 });
+    const c = await dune(['exec', '--lab', lab, client, '--', 'iperf3', '-c', addr, '-t', String(seconds), '-J', ...clientArgs], { timeoutMs: (seconds + 15) * 1000 });
     if (c.code !== 0) throw new Error(`iperf3 client exited ${c.code}: ${c.stdout.slice(0, 800)} ${c.stderr}`);
     return iperfReceivedBps(c.stdout);
   } finally {

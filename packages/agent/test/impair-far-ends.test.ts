@@ -1,7 +1,7 @@
 /**
  * Where the userspace engine may queue a direction as it arrives (farEnds, enginePipes): the
  * other end of a veth between two node namespaces, never a bridge port nor a namespace the
- * lab did not make; opt-in with DUNE_IMPAIR_QUEUE_AT=ingress. Plain ops, no kernel.
+ * lab did not make; by default (DUNE_IMPAIR_QUEUE_AT=egress: never). Plain ops, no kernel.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Op } from '@dune/compiler';
@@ -37,13 +37,12 @@ describe('farEnds', () => {
     });
   });
 
-  it('enginePipes carries them only with DUNE_IMPAIR_QUEUE_AT=ingress', () => {
-    const without = enginePipes(ops, noNetem, 'userspace');
-    expect(without.map((p) => p.ingress)).toEqual([undefined, undefined, undefined]);
+  it('enginePipes carries them by default (TCP queued there), all of it there with DUNE_IMPAIR_QUEUE_AT=ingress, none with egress', () => {
+    const show = (ps: ReturnType<typeof enginePipes>) => ps.map((p) => `${p.ns}/${p.dev} ${p.ingress ? `${p.ingress.ns}/${p.ingress.dev}${p.ingress.all ? ' all' : ''}` : '-'}`);
+    expect(show(enginePipes(ops, noNetem, 'userspace'))).toEqual(['dune.l.a/eth0 dune.l.b/eth0', 'dune.l.b/eth0 dune.l.a/eth0', 'dune.l.a/eth1 -']);
     process.env['DUNE_IMPAIR_QUEUE_AT'] = 'ingress';
-    const withIt = enginePipes(ops, noNetem, 'userspace');
-    expect(withIt.map((p) => `${p.ns}/${p.dev} ${p.ingress ? `${p.ingress.ns}/${p.ingress.dev}` : '-'}`)).toEqual([
-      'dune.l.a/eth0 dune.l.b/eth0', 'dune.l.b/eth0 dune.l.a/eth0', 'dune.l.a/eth1 -',
-    ]);
+    expect(show(enginePipes(ops, noNetem, 'userspace'))).toEqual(['dune.l.a/eth0 dune.l.b/eth0 all', 'dune.l.b/eth0 dune.l.a/eth0 all', 'dune.l.a/eth1 -']);
+    process.env['DUNE_IMPAIR_QUEUE_AT'] = 'egress';
+    expect(show(enginePipes(ops, noNetem, 'userspace'))).toEqual(['dune.l.a/eth0 -', 'dune.l.b/eth0 -', 'dune.l.a/eth1 -']);
   });
 });

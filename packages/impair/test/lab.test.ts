@@ -57,7 +57,7 @@ class FakeKernel implements LabKernel {
   }
   async writeRules(ns: string, _lab: string, rules: readonly QueueRule[], addJump: boolean): Promise<void> {
     if (this.failRules.has(ns)) throw new Error(`iptables-restore in ${ns}: boom`);
-    this.log.push(`rules ${ns}${addJump ? ' +jump' : ''} ${rules.map((r) => `${r.dir === 'in' ? 'in:' : ''}${r.dev}=${r.nfqueue}`).join(',') || '-'}`);
+    this.log.push(`rules ${ns}${addJump ? ' +jump' : ''} ${rules.map((r) => `${r.dir === 'in' ? 'in:' : ''}${r.dev}${r.proto ? `/${r.proto}` : ''}=${r.nfqueue}`).join(',') || '-'}`);
   }
   async removeRules(ns: string): Promise<void> {
     this.log.push(`unrule ${ns}`);
@@ -95,23 +95,33 @@ describe('sync', () => {
     expect(st).toMatchObject({ lab: 'l1', seed: 7, namespaces: 2, held: { packets: 0, bytes: 0 } });
   });
 
-  it('a direction with a far end is queued where it arrives; one that duplicates where it leaves; a duplicate set live moves it', async () => {
+  it('a direction with a far end: its TCP queued where it arrives, the rest where it leaves, one pipe; one that duplicates wholly where it leaves; moves live', async () => {
     const ab = { ...spec('n1', 'eth0', { delayUs: 1000 }), ingress: { ns: 'n2', dev: 'eth0' } };
     const ba = { ...spec('n2', 'eth0', { delayUs: 1000, duplicatePct: 1 }), ingress: { ns: 'n1', dev: 'eth0' } };
-    expect(await lab.sync([ab, ba])).toMatchObject({ added: 2, namespaces: 1 });
-    // Both in n2: n1 → n2 where it arrives, n2 → n1 (duplicating) where it leaves.
-    expect(k.take()).toEqual(['open n2', 'bind n2 1000', 'bind n2 1001', 'rules n2 +jump in:eth0=1000,eth0=1001']);
-    expect(lab.status().pipes.map((p) => `${p.ns}/${p.dev} q${p.nfqueue}`)).toEqual(['n1/eth0 q1000', 'n2/eth0 q1001']);
-    // n1/eth0 duplicates from now on: out of n2's ingress, into n1's egress.
+    expect(await lab.sync([ab, ba])).toMatchObject({ added: 2, namespaces: 2 });
+    // n1 → n2: TCP at n2's ingress, the rest at n1's egress; n2 → n1 (duplicating) at n2's egress.
+    expect(k.take()).toEqual(['open n2', 'bind n2 1000', 'open n1', 'bind n1 1000', 'bind n2 1001', 'rules n2 +jump in:eth0/tcp=1000,eth0=1001', 'rules n1 +jump eth0/other=1000']);
+    const where = () => lab.status().pipes.map((p) => `${p.ns}/${p.dev}: ${(p.queuedAt ?? []).map((h) => `${h.dir} ${h.ns}/${h.dev}${h.proto ? ` ${h.proto}` : ''} q${h.nfqueue}`).join(', ')}`);
+    expect(where()).toEqual(['n1/eth0: in n2/eth0 tcp q1000, out n1/eth0 other q1000', 'n2/eth0: out n2/eth0 q1001']);
+    // Both hooks feed the one pipe: one clock, one queue.
+    const [f2, f1] = k.frontends;
+    expect(f2?.queues.get(1000)).toBe(f1?.queues.get(1000));
+    // n1/eth0 duplicates from now on: wholly at n1's egress.
     await lab.set('n1', 'eth0', { delayUs: 1000, duplicatePct: 5 });
-    expect(k.take()).toEqual(['rules n2 eth0=1001', 'unbind n2 1000', 'open n1', 'bind n1 1000', 'rules n1 +jump eth0=1000']);
+    // Moved wholly first: n1 had nothing else, so its tables and socket go and come back.
+    expect(k.take()).toEqual(['unrule n1', 'rules n2 eth0=1001', 'unbind n2 1000', 'close n1', 'open n1', 'bind n1 1000', 'rules n1 +jump eth0=1000']);
+    expect(where()).toEqual(['n1/eth0: out n1/eth0 q1000', 'n2/eth0: out n2/eth0 q1001']);
     // And back.
     await lab.set('n1', 'eth0', { delayUs: 2000 });
-    expect(k.take()).toEqual(['unrule n1', 'close n1', 'bind n2 1000', 'rules n2 eth0=1001,in:eth0=1000']);
-    // A sync moves n2 → n1 to n1's ingress when it stops duplicating.
-    expect(await lab.sync([ab, { ...ba, params: { delayUs: 1000 } }])).toMatchObject({ changed: 2, added: 0 });
-    expect(k.take()).toEqual(['rules n2 in:eth0=1000', 'unbind n2 1001', 'open n1', 'bind n1 1000', 'rules n1 +jump in:eth0=1000']);
+    expect(where()).toEqual(['n1/eth0: in n2/eth0 tcp q1000, out n1/eth0 other q1000', 'n2/eth0: out n2/eth0 q1001']);
+    k.take();
+    // A sync splits n2 → n1 too when it stops duplicating; with `all`, everything where it arrives.
+    expect(await lab.sync([{ ...ab, ingress: { ns: 'n2', dev: 'eth0', all: true } }, { ...ba, params: { delayUs: 1000 } }])).toMatchObject({ changed: 2, added: 0 });
+    expect(where()).toEqual(['n1/eth0: in n2/eth0 q1000', 'n2/eth0: in n1/eth0 tcp q1000, out n2/eth0 other q1001']);
     expect(lab.status().pipes.map((p) => `${p.ns}/${p.dev} ${JSON.stringify(p.params)}`)).toEqual(['n1/eth0 {"delayUs":1000}', 'n2/eth0 {"delayUs":1000}']);
+    // A far end that does not exist: where it leaves.
+    await lab.sync([{ ...spec('n3', 'eth0', { delayUs: 1 }), ingress: { ns: 'gone', dev: 'eth0' } }]);
+    expect(where()).toEqual(['n3/eth0: out n3/eth0 q1000']);
   });
 
   it('the same pipes again: nothing done; a changed parameter: changed live, no rule written', async () => {

@@ -99,7 +99,9 @@ describe.skipIf(skip !== '')(`dune ui in headless Chromium against a real lab ${
     await expect.poll(async () => (await lab.status()).links.filter((l) => l.link.startsWith(`${rb.index}:`)).map((l) => l.impairment), { timeout: 10_000 })
       .toEqual([{ lossPct: 5, rateBitsPerSec: 10e6 }, { lossPct: 5, rateBitsPerSec: 10e6 }]);
     await expect.poll(() => page.textContent('#info table'), { timeout: 10_000 }).toContain('5% loss 10mbit');
-    expect(await page.textContent(`#graph g.link[data-link="${rb.index}"] text`)).toBe('5% loss 10mbit');
+    // The page polls status on its own clock: a poll may land between the two directions' changes
+    // (label "r→b: …"), so wait for the poll after both.
+    await expect.poll(() => page.textContent(`#graph g.link[data-link="${rb.index}"] text`), { timeout: 10_000 }).toBe('5% loss 10mbit');
   });
 
   it('a click on a node stops it and starts it again', async () => {

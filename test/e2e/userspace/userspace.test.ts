@@ -26,7 +26,7 @@ import { existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFi
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  binomialInterval, dune, duneOk, downAndCheck, isRoot, leftovers, parsePing, pidAlive, removeTemp, REPO, requireBuilt, ROOT_REASON, run, sh, tempDir,
+  binomialInterval, dune, duneOk, downAndCheck, iperf, isRoot, leftovers, parsePing, pidAlive, removeTemp, REPO, requireBuilt, ROOT_REASON, run, sh, tempDir,
 } from '../helpers.js';
 
 const LAB = 'e2euser';
@@ -51,6 +51,7 @@ const skip = !isRoot ? ROOT_REASON : !existsSync(AGENT) ? 'skipped: run npm run 
 
 interface EngineCounters {
   nfqueue: number;
+  queuedAt?: { ns: string; dev: string; dir: 'in' | 'out'; proto?: string; nfqueue: number }[];
   params: Record<string, unknown>;
   received: { packets: number };
   delivered: { packets: number };
@@ -107,7 +108,8 @@ const fmt = (r: Rtt): string => `min ${r.min.toFixed(3)} median ${r.median} sd $
 
 /**
  * The engine's nf_tables rules in a namespace (null: the host's): `table ip` / `table ip6` per
- * table of the lab's, and `ip out eth0 1000` per NFQUEUE rule (family, chain, device, queue).
+ * table of the lab's, and `ip out eth0 !tcp 1000` per NFQUEUE rule (family, chain, device,
+ * protocols: `tcp`, `!tcp` or `all`, queue).
  */
 function ourRules(ns: string | null, lab: string): string[] {
   const nft = (args: string[]) => sh(ns === null ? ['nft', ...args] : ['nsenter', `--net=/run/netns/${ns}`, '--', 'nft', ...args]).out;
@@ -120,8 +122,8 @@ function ourRules(ns: string | null, lab: string): string[] {
     for (const l of nft(['list', 'table', m[1] as string, `dune_impair_${lab}`]).split('\n')) {
       const c = /^\s*chain (\S+) \{/.exec(l);
       if (c) chain = c[1] as string;
-      const r = /^\s*[io]ifname "(\S+)" meta mark != 0x1d0e1d0e queue num (\d+)/.exec(l);
-      if (r) out.push(`${m[1]} ${chain} ${r[1]} ${r[2]}`);
+      const r = /^\s*[io]ifname "(\S+)" (?:meta l4proto (!= )?tcp )?meta mark != 0x1d0e1d0e queue num (\d+)/.exec(l);
+      if (r) out.push(`${m[1]} ${chain} ${r[1]} ${l.includes('l4proto') ? (r[2] ? '!tcp' : 'tcp') : 'all'} ${r[3]}`);
     }
   }
   return out;
@@ -193,11 +195,17 @@ describe.skipIf(skip !== '')(`e2e: the userspace impairment backend ${skip}`, ()
       'c:eth1': { delayUs: 30_000 }, 'd:eth0': { delayUs: 30_000 },
       'a:eth1': { delayUs: 1000, lossGilbertElliott: { pPct: 10, rPct: 40, oneMinusHPct: 20, oneMinusKPct: 20 } }, 'e:eth0': { delayUs: 1000 },
     });
-    // Queue numbers per namespace: a has two directions.
-    expect([end(st, 'a', 'eth0').engine?.nfqueue, end(st, 'a', 'eth1').engine?.nfqueue].sort()).toEqual([1000, 1001]);
-    // The rules: the lab's tables (IPv4 and IPv6), one NFQUEUE rule per direction leaving a.
-    const inA = ourRules(`dune.${LAB}.a`, LAB);
-    expect(inA.sort()).toEqual(['ip out eth0 1000', 'ip out eth1 1001', 'ip6 out eth0 1000', 'ip6 out eth1 1001', 'table ip', 'table ip6']);
+    // Each direction between two nodes: its TCP queued where it arrives (the sender's TCP then
+    // does not count what the engine holds), the rest where it leaves, into one pipe.
+    const hooks = (node: string, dev: string) => (end(st, node, dev).engine?.queuedAt ?? []).map((h) => `${h.dir} ${h.ns.split('.').pop()}:${h.dev} ${h.proto ?? 'all'}`);
+    expect(hooks('a', 'eth0')).toEqual(['in b:eth0 tcp', 'out a:eth0 other']);
+    expect(hooks('b', 'eth0')).toEqual(['in a:eth0 tcp', 'out b:eth0 other']);
+    expect(hooks('a', 'eth1')).toEqual(['in e:eth0 tcp', 'out a:eth1 other']);
+    // The rules in a: the lab's tables (IPv4 and IPv6), one NFQUEUE rule per hook there, queue
+    // numbers per namespace, one each.
+    const inA = ourRules(`dune.${LAB}.a`, LAB).map((r) => r.replace(/ \d+$/, ''));
+    expect(inA.sort()).toEqual(['ip in eth0 tcp', 'ip in eth1 tcp', 'ip out eth0 !tcp', 'ip out eth1 !tcp', 'ip6 in eth0 tcp', 'ip6 in eth1 tcp', 'ip6 out eth0 !tcp', 'ip6 out eth1 !tcp', 'table ip', 'table ip6']);
+    expect(new Set(ourRules(`dune.${LAB}.a`, LAB).filter((r) => r.startsWith('ip ')).map((r) => r.split(' ').pop())).size).toBe(4);
     expect(ourRules(null, LAB)).toEqual([]);
     const text = (await duneOk(['status', '--lab', LAB])).stdout;
     expect(text).toMatch(/^impairment backends: userspace \(delayUs, lossGilbertElliott\); nftables-loss \(lossPct\)$/m);
@@ -227,6 +235,29 @@ describe.skipIf(skip !== '')(`e2e: the userspace impairment backend ${skip}`, ()
       expect(e.latencyUs.p50, `${node}:${dev} p50`).toBeGreaterThanOrEqual(ms * 1000 * 0.968);
       expect(e.latencyUs.p50, `${node}:${dev} p50`).toBeLessThanOrEqual(ms * 1000 * 1.033 + 500);
     }
+  }, 120_000);
+
+  it('TCP across a delayed link: 1 Gbit/s paced through the engine, and ping beside the stream still within 1 ms a direction (RTT 20 ms)', async () => {
+    // a → b is 10 ms each way. The stream's TCP is queued where it arrives (b's eth0, a's eth0
+    // for the ACKs); ping's ICMP where it leaves, into the same pipes.
+    const b = addr['b']?.v4 as string;
+    const once = async () => {
+      const [bps, rtt] = await Promise.all([
+        iperf(LAB, 'b', b, 'a', 6, ['-b', '1G']),
+        new Promise((r) => setTimeout(r, 2000)).then(() => ping(LAB, 'a', b, 40)),
+      ]);
+      return { bps, rtt };
+    };
+    const ok = (v: { bps: number; rtt: Rtt }) => v.bps >= 0.95e9 && v.rtt.median >= 20 && v.rtt.median <= 22;
+    const { last, seen } = await measure(once, ok);
+    console.log(`TCP a → b paced at 1 Gbit/s through the engine (10 ms each way): ${seen.map((v) => `${(v.bps / 1e9).toFixed(3)} Gbit/s, ping beside it ${fmt(v.rtt)}`).join('; ')}`);
+    expect(last.bps).toBeGreaterThanOrEqual(0.95e9);
+    expect(last.rtt.median).toBeGreaterThanOrEqual(20);
+    expect(last.rtt.median).toBeLessThanOrEqual(22);
+    const e = end(await fullStatus(), 'a', 'eth0').engine as EngineCounters;
+    // 6 s at 1 Gbit/s: about half a million segments went through the pipe.
+    expect(e.delivered.packets).toBeGreaterThan(300_000);
+    expect(e.dropped.queue.packets + e.dropped.overflow.packets).toBe(0);
   }, 120_000);
 
   it('jitter: uniform ±10 ms set live on c → d gives an RTT sd of 10/√3 ms (±25 %), within 120 ± 10 ms', async () => {

@@ -78,14 +78,18 @@ export function farEnds(ops: readonly Op[]): Map<string, { ns: string; dev: stri
 /** Every direction's part for the engine, from the host's impair ops. */
 export function enginePipes(ops: readonly Op[], caps: Caps, prefer: ImpairmentBackendSetting): LabPipeSpec[] {
   const pipes: LabPipeSpec[] = [];
-  // Opt-in for now: queued where it arrives, a packet to a node itself is stamped by the kernel
-  // on arrival, before the engine holds it, so `ping` (which reads that stamp) shows the
-  // round trip without its last link's delay (`ping -U` shows it all; TCP is not fooled).
-  const far = process.env['DUNE_IMPAIR_QUEUE_AT'] === 'ingress' ? farEnds(ops) : new Map<string, { ns: string; dev: string }>();
+  // By default a direction's TCP is queued where it arrives (the sender's TCP Small Queues then
+  // do not count the packets the engine holds: ≥ 1 Gbit/s instead of ~0.8 across a delayed
+  // link), the rest where it leaves: a packet to a node itself is stamped by the kernel on
+  // arrival, before the engine holds it, and `ping` reads that stamp. DUNE_IMPAIR_QUEUE_AT:
+  // `egress` queues all where it leaves, `ingress` all where it arrives.
+  const at = process.env['DUNE_IMPAIR_QUEUE_AT'];
+  const far = at === 'egress' ? new Map<string, { ns: string; dev: string }>() : farEnds(ops);
   for (const op of ops) {
     if (op.op !== 'impair') continue;
     const p = planImpairment(op.impairment, caps, { mtu: op.mtu, where: `${op.ns}/${op.dev}`, prefer, userspaceEngine: true });
-    const ingress = far.get(`${op.ns}/${op.dev}`);
+    const end = far.get(`${op.ns}/${op.dev}`);
+    const ingress = end === undefined ? undefined : at === 'ingress' ? { ...end, all: true } : end;
     if (p.userspace !== undefined) pipes.push({ ns: op.ns, dev: op.dev, link: op.link, params: p.userspace, ...(ingress ? { ingress } : {}) });
   }
   return pipes;

@@ -473,13 +473,14 @@ export class Engine {
   /**
    * Takes the packets `pipes` hold out of the schedule, without delivering them, in time
    * order (a frontend holding kernel packets decides their fate: on exit, they are accepted).
+   * `which`: only those (a pipe fed by two frontends: each takes its own).
    */
-  takeHeld(pipes: readonly Pipe[]): { pipe: Pipe; pkt: Packet }[] {
+  takeHeld(pipes: readonly Pipe[], which?: (pkt: Packet) => boolean): { pipe: Pipe; pkt: Packet }[] {
     const set = new Set(pipes);
     const all = this.heap.clear();
     const taken: Due[] = [];
     for (const d of all) {
-      if (set.has(d.pipe)) {
+      if (set.has(d.pipe) && (which === undefined || which(d.pkt))) {
         this.release(d);
         taken.push(d);
       } else {

@@ -80,10 +80,18 @@ export interface NfqueueOptions {
 }
 
 interface Ref {
+  /** The front end holding the kernel's packet: a pipe may be fed by several (a lab's direction queued in two namespaces). */
+  fe: NfqueueFrontend;
   queue: number;
   id: number;
   family: 4 | 6;
 }
+
+/** Every pipe a front end binds delivers through its packets' own front end. */
+const ROUTED_SINK = {
+  deliver: (p: Packet): void => (p.ref as Ref).fe.deliver(p),
+  drop: (p: Packet): void => (p.ref as Ref).fe.drop(p),
+};
 
 const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 /** The room recvInto (dune_io.c) needs for one more datagram (its SLOT). */
@@ -167,7 +175,7 @@ export class NfqueueFrontend {
   removeQueue(queue: number): void {
     const pipe = this.byQueue.get(queue);
     if (pipe === undefined) return;
-    for (const { pkt } of this.opts.engine.takeHeld([pipe])) {
+    for (const { pkt } of this.opts.engine.takeHeld([pipe], this.mine)) {
       const ref = pkt.ref as Ref;
       if (!pkt.copy) this.queueVerdict(ref.queue, ref.id, NF_ACCEPT);
     }
@@ -212,7 +220,7 @@ export class NfqueueFrontend {
       this.byQueue.set(queue, pipe);
       this.copyFull.set(queue, pipe.needsData);
       this.outstanding.set(queue, new Outstanding());
-      pipe.sink = { deliver: (p) => this.deliver(p), drop: (p) => this.drop(p) };
+      pipe.sink = ROUTED_SINK;
     }
   }
 
@@ -308,11 +316,14 @@ export class NfqueueFrontend {
     this.outstanding.get(q.queue)?.push(q.id);
     pipe.input({
       size: q.length, data, corruptFrom: ipHeaderLength(q.payload), arrivedUs: this.arrival(q.stampUs),
-      ref: { queue: q.queue, id: q.id, family } satisfies Ref,
+      ref: { fe: this, queue: q.queue, id: q.id, family } satisfies Ref,
     });
   };
 
-  private deliver(pkt: Packet): void {
+  private readonly mine = (pkt: Packet): boolean => (pkt.ref as Ref | undefined)?.fe === this;
+
+  /** @internal (ROUTED_SINK) */
+  deliver(pkt: Packet): void {
     const ref = pkt.ref as Ref;
     if (pkt.copy) {
       if (pkt.data === null) return;
@@ -354,7 +365,8 @@ export class NfqueueFrontend {
     return this.raw[family];
   }
 
-  private drop(pkt: Packet): void {
+  /** @internal (ROUTED_SINK) */
+  drop(pkt: Packet): void {
     if (pkt.copy) return;
     const ref = pkt.ref as Ref;
     this.queueVerdict(ref.queue, ref.id, NF_DROP);
@@ -429,7 +441,7 @@ export class NfqueueFrontend {
       if (n <= 0) break;
       parseMessages(this.recvBuf, n, (q) => this.queueVerdict(q.queue, q.id, NF_ACCEPT));
     }
-    for (const { pkt } of this.opts.engine.takeHeld([...this.byQueue.values()])) {
+    for (const { pkt } of this.opts.engine.takeHeld([...this.byQueue.values()], this.mine)) {
       const ref = pkt.ref as Ref;
       if (!pkt.copy) this.queueVerdict(ref.queue, ref.id, NF_ACCEPT);
     }

@@ -182,7 +182,7 @@ export class LabControlServer {
         const s = p as unknown as SetParams;
         const r = await this.lab.set(str(p, 'ns'), str(p, 'dev'), s.params, {
           ...(typeof s.link === 'string' ? { link: s.link } : {}), create: s.create === true,
-          ...(typeof s.ingress?.ns === 'string' && typeof s.ingress.dev === 'string' ? { ingress: { ns: s.ingress.ns, dev: s.ingress.dev } } : {}),
+          ...(typeof s.ingress?.ns === 'string' && typeof s.ingress.dev === 'string' ? { ingress: { ns: s.ingress.ns, dev: s.ingress.dev, ...(s.ingress.all === true ? { all: true } : {}) } } : {}),
         });
         this.log(`set ${s.ns}/${s.dev} ${JSON.stringify(s.params)}${r.created ? ` (added, queue ${r.nfqueue})` : ''}`);
         return r;

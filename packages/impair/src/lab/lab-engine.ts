@@ -34,33 +34,60 @@ const QUEUE_MAX = 65535;
 const RULE_CONCURRENCY = 6;
 const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 
+/** Where one direction's packets are queued: leaving by `dev` (`out`) or arriving by it (`in`), every protocol or one part. */
+interface Hook {
+  ns: string;
+  dev: string;
+  dir: 'in' | 'out';
+  /** Which packets this hook queues: TCP only, all but TCP, or (undefined) all. */
+  proto?: 'tcp' | 'other' | undefined;
+}
+
+/** One hook of a pipe, bound: a queue in a namespace's socket, fed by one rule there. */
+interface Binding extends Hook {
+  lp: LabPipe;
+  st: NsState;
+  nfqueue: number;
+}
+
 interface LabPipe {
   /** The direction: leaving ns by dev. */
   ns: string;
   dev: string;
   link: string;
-  /** Where it is queued: `out` in ns by dev, or `in` at the far end (the namespace state holding it, by hookDev). */
-  dir: 'in' | 'out';
-  hookDev: string;
   /** The far end as given (queued there unless the direction duplicates). */
-  ingress?: { ns: string; dev: string } | undefined;
-  nfqueue: number;
+  ingress?: LabPipeSpec['ingress'];
   pipe: Pipe;
+  /** One per hook: both feed the one engine pipe (its rate, queue and clock are shared). */
+  binds: Binding[];
 }
 
-interface Hook {
+/**
+ * Where a direction is queued (see LabPipeSpec.ingress). With a far end, and unless the
+ * direction duplicates (a duplicate is sent from the egress side): its TCP where it arrives,
+ * everything else where it leaves (or all of it where it arrives, with `all`). A far end that
+ * does not exist (yet) is ignored.
+ */
+function hooksOf(spec: { ns: string; dev: string; ingress?: LabPipeSpec['ingress'] }, params: Impairment, exists: (ns: string) => boolean): Hook[] {
+  const ing = spec.ingress;
+  const out: Hook = { ns: spec.ns, dev: spec.dev, dir: 'out' };
+  if (ing === undefined || typeof ing.ns !== 'string' || typeof ing.dev !== 'string' || ing.ns === '' || ing.ns.includes('/') || ing.ns === spec.ns) return [out];
+  if ((params.duplicatePct ?? 0) > 0 || !exists(ing.ns)) return [out];
+  const inHook: Hook = { ns: ing.ns, dev: ing.dev, dir: 'in' };
+  return ing.all === true ? [inHook] : [{ ...inHook, proto: 'tcp' }, { ...out, proto: 'other' }];
+}
+
+const hookKey = (h: Hook): string => `${h.ns}|${h.dev}|${h.dir}|${h.proto ?? ''}`;
+const hooksKey = (hs: readonly Hook[]): string => hs.map(hookKey).join(' ');
+
+/** A direction as a sync wants it (validated). */
+interface Want {
   ns: string;
   dev: string;
-  dir: 'in' | 'out';
-}
-
-/** Where a direction is queued: where it arrives when it can be (see LabPipeSpec.ingress), else where it leaves. */
-function hookOf(spec: { ns: string; dev: string; ingress?: { ns: string; dev: string } | undefined }, params: Impairment): Hook {
-  const ing = spec.ingress;
-  if (ing !== undefined && typeof ing.ns === 'string' && typeof ing.dev === 'string' && ing.ns !== '' && !ing.ns.includes('/') && !((params.duplicatePct ?? 0) > 0)) {
-    return { ns: ing.ns, dev: ing.dev, dir: 'in' };
-  }
-  return { ns: spec.ns, dev: spec.dev, dir: 'out' };
+  link: string;
+  params: Impairment;
+  ingress: LabPipeSpec['ingress'];
+  hooks: Hook[];
 }
 
 interface NsState {
@@ -68,8 +95,8 @@ interface NsState {
   /** The namespace's identity: its nsfs inode. */
   ino: number;
   frontend: NfqueueFrontend;
-  /** The pipes queued in this namespace, by pipe name (`ns/dev` of the direction). */
-  pipes: Map<string, LabPipe>;
+  /** The pipes' hooks bound in this namespace, by pipe name (`ns/dev` of the direction): at most one each. */
+  binds: Map<string, Binding>;
   /** Whether this process has put the jump from POSTROUTING in place. */
   jump: boolean;
   /** Opened in a recovering sync: a dead engine's jump may be there. */
@@ -132,7 +159,7 @@ export interface LabEngineOptions {
   kernel?: LabKernel;
 }
 
-const queueRule = (p: LabPipe): QueueRule => ({ dev: p.hookDev, nfqueue: p.nfqueue, dir: p.dir });
+const queueRule = (b: Binding): QueueRule => ({ dev: b.dev, nfqueue: b.nfqueue, dir: b.dir, ...(b.proto ? { proto: b.proto } : {}) });
 
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -155,6 +182,7 @@ async function mapLimit<T>(items: readonly T[], limit: number, fn: (t: T) => Pro
   }
 }
 
+
 export class LabEngine {
   readonly lab: string;
   readonly engine: Engine;
@@ -162,8 +190,8 @@ export class LabEngine {
   readonly startedAt = new Date().toISOString();
   private readonly kernel: LabKernel;
   private readonly nss = new Map<string, NsState>();
-  /** Pipe name → the namespace state that queues it. */
-  private readonly where = new Map<string, NsState>();
+  /** Pipe name (`ns/dev` of the direction) → the pipe and its hooks. */
+  private readonly pipes = new Map<string, LabPipe>();
   private readonly recvBuffer = Buffer.allocUnsafe(RECV_BUFFER_BYTES);
   private closed = false;
 
@@ -177,9 +205,7 @@ export class LabEngine {
   }
 
   get pipeCount(): number {
-    let n = 0;
-    for (const s of this.nss.values()) n += s.pipes.size;
-    return n;
+    return this.pipes.size;
   }
 
   hello(): HelloResult {
@@ -218,94 +244,149 @@ export class LabEngine {
     if (this.closed) throw new LabEngineError('shutting-down', 'the engine is shutting down');
   }
 
+  /** Whether a namespace exists, asked once per namespace per call. */
+  private existsCache(): (ns: string) => boolean {
+    const seen = new Map<string, boolean>();
+    return (ns) => {
+      let v = seen.get(ns);
+      if (v === undefined) seen.set(ns, (v = this.kernel.nsIno(ns) !== undefined));
+      return v;
+    };
+  }
+
+  private want(s: { ns: string; dev: string; link?: string; ingress?: LabPipeSpec['ingress'] }, params: Impairment, exists: (ns: string) => boolean): Want {
+    return { ns: s.ns, dev: s.dev, link: String(s.link ?? ''), params, ingress: s.ingress, hooks: hooksOf(s, params, exists) };
+  }
+
+  /** What the pipes are now, as a sync would want them (hooks recomputed: a far end gone moves them). */
+  private current(exists: (ns: string) => boolean): Map<string, Want> {
+    const m = new Map<string, Want>();
+    for (const [name, lp] of this.pipes) m.set(name, this.want(lp, lp.pipe.parameters, exists));
+    return m;
+  }
+
   /** Makes the pipes exactly `specs`: adds, removes and changes; rules written where needed. */
   async sync(specs: readonly LabPipeSpec[], recover = false): Promise<SyncResult> {
     this.requireOpen();
-    const t0 = performance.now();
     const params = this.validate(specs);
-    type Want = { ns: string; dev: string; link: string; params: Impairment; hook: Hook; ingress: LabPipeSpec['ingress'] };
-    const want = new Map<string, Map<string, Want>>();
-    specs.forEach((s, i) => {
-      const prm = params[i] as Impairment;
-      const hook = hookOf(s, prm);
-      const m = want.get(hook.ns) ?? new Map<string, Want>();
-      m.set(pipeName(s.ns, s.dev), { ns: s.ns, dev: s.dev, link: String(s.link ?? ''), params: prm, hook, ingress: s.ingress });
-      want.set(hook.ns, m);
-    });
-    const res: SyncResult = { added: 0, removed: 0, changed: 0, unchanged: 0, namespaces: want.size, rulesWritten: 0, ms: 0 };
+    const exists = this.existsCache();
+    const want = new Map<string, Want>();
+    specs.forEach((s, i) => want.set(pipeName(s.ns, s.dev), this.want(s, params[i] as Impairment, exists)));
+    return this.reconcile(want, recover);
+  }
 
-    // Namespaces gone or re-created: their rules went with them; close our sockets there.
+  /**
+   * Makes the pipes `want`. Per namespace, one rule write: new queues are bound before it,
+   * queues going are unbound after it, so no packet meets a queue nobody listens on. A pipe
+   * whose hooks move (a duplicate set or cleared, a namespace re-created) goes wholly first.
+   */
+  private async reconcile(want: ReadonlyMap<string, Want>, recover: boolean): Promise<SyncResult> {
+    const t0 = performance.now();
+    for (const w of want.values()) {
+      if (this.kernel.nsIno(w.ns) === undefined) throw new LabEngineError('no-such-namespace', `there is no namespace ${w.ns} (/run/netns/${w.ns})`);
+    }
+    const hookNs = new Set([...want.values()].flatMap((w) => w.hooks.map((h) => h.ns)));
+    const res: SyncResult = { added: 0, removed: 0, changed: 0, unchanged: 0, namespaces: hookNs.size, rulesWritten: 0, ms: 0 };
+
+    // Namespaces gone or re-created: their rules and queues went with them; close our sockets there.
+    const broken = new Set<LabPipe>();
     for (const st of [...this.nss.values()]) {
       if (this.kernel.nsIno(st.ns) !== st.ino) {
-        res.removed += want.has(st.ns) ? 0 : st.pipes.size;
+        for (const b of st.binds.values()) broken.add(b.lp);
         this.dropNs(st);
       }
     }
-    // Namespaces we serve no more: rules out, then queues unbound.
-    const leaving = [...this.nss.values()].filter((st) => !want.has(st.ns));
-    await mapLimit(leaving, RULE_CONCURRENCY, async (st) => {
+    const moved = new Set<string>();
+    const moving: LabPipe[] = [];
+    const leaving: LabPipe[] = [];
+    for (const [name, lp] of this.pipes) {
+      const w = want.get(name);
+      if (w === undefined) {
+        if (broken.has(lp)) moving.push(lp);
+        else leaving.push(lp);
+        if (broken.has(lp)) res.removed++;
+      } else if (broken.has(lp)) {
+        moving.push(lp);
+      } else if (hooksKey(lp.binds) !== hooksKey(w.hooks)) {
+        moving.push(lp);
+        moved.add(name);
+      }
+    }
+    await this.removePipes(moving);
+
+    // Going: out of their namespaces' binds now (the rules are written without them), unbound after.
+    const dirty = new Set<NsState>();
+    const unbind: Binding[] = [];
+    for (const lp of leaving) {
+      for (const b of lp.binds) {
+        b.st.binds.delete(lp.pipe.name);
+        dirty.add(b.st);
+        unbind.push(b);
+      }
+      this.pipes.delete(lp.pipe.name);
+    }
+    const emptied = [...dirty].filter((st) => st.binds.size === 0 && !hookNs.has(st.ns));
+    await mapLimit(emptied, RULE_CONCURRENCY, async (st) => {
       await this.kernel.removeRules(st.ns, this.lab);
       st.jump = false;
     });
-    for (const st of leaving) {
-      res.removed += st.pipes.size;
+    for (const st of emptied) {
+      dirty.delete(st);
       this.dropNs(st);
     }
 
-    // Directions whose queueing point moves (a duplicate set or cleared): out of the old place first.
-    for (const [hns, devs] of want) {
-      for (const [name, w] of devs) {
-        const st = this.where.get(name);
-        const p = st?.pipes.get(name);
-        if (st !== undefined && p !== undefined && (st.ns !== hns || p.dir !== w.hook.dir || p.hookDev !== w.hook.dev)) {
-          await this.removeOne(st, p);
-          res.added--;
-          res.changed++;
-        }
+    for (const [name, w] of want) {
+      const lp = this.pipes.get(name);
+      if (lp === undefined) {
+        for (const st of this.addPipe(w, recover, unbind)) dirty.add(st);
+        if (moved.has(name)) res.changed++;
+        else res.added++;
+        continue;
+      }
+      if (w.link !== '') lp.link = w.link;
+      if (JSON.stringify(lp.pipe.parameters) === JSON.stringify(w.params)) res.unchanged++;
+      else {
+        this.engine.setParams({ [name]: w.params }, 'lab');
+        res.changed++;
       }
     }
-
-    // Per namespace: new queues bound now, rules rewritten, old queues unbound after.
-    const dirty: NsState[] = [];
-    const unbind: [NsState, LabPipe][] = [];
-    for (const [ns, devs] of want) {
-      let st = this.nss.get(ns);
-      let changedSet = false;
-      if (st === undefined) {
-        st = this.openNs(ns, recover);
-        changedSet = true;
-      }
-      for (const [name, p] of st.pipes) {
-        if (!devs.has(name)) {
-          unbind.push([st, p]);
-          changedSet = true;
-        }
-      }
-      for (const [name, w] of devs) {
-        const p = st.pipes.get(name);
-        if (p === undefined) {
-          this.addPipe(st, w.ns, w.dev, w.hook, w.ingress, w.link, w.params, unbind.filter(([s]) => s === st).map(([, x]) => x.nfqueue));
-          res.added++;
-          changedSet = true;
-        } else {
-          if (w.link !== '') p.link = w.link;
-          if (JSON.stringify(p.pipe.parameters) === JSON.stringify(w.params)) res.unchanged++;
-          else {
-            this.engine.setParams({ [p.pipe.name]: w.params }, 'lab');
-            res.changed++;
-          }
-        }
-      }
-      if (changedSet) dirty.push(st);
+    await this.writeRulesOf([...dirty]);
+    res.rulesWritten = dirty.size;
+    for (const b of unbind) {
+      if (this.nss.get(b.st.ns) === b.st) this.unbind(b);
     }
-    await this.writeRulesOf(dirty, unbind);
-    res.rulesWritten = dirty.length;
-    for (const [st, p] of unbind) {
-      this.unbindPipe(st, p);
+    for (const lp of leaving) {
+      this.engine.removePipe(lp.pipe.name);
       res.removed++;
     }
     res.ms = Math.round(performance.now() - t0);
     return res;
+  }
+
+  /** Pipes out, wholly: each namespace's rules rewritten without them (removed with its last), then their queues unbound. */
+  private async removePipes(lps: readonly LabPipe[]): Promise<void> {
+    if (lps.length === 0) return;
+    const dirty = new Set<NsState>();
+    const unbind: Binding[] = [];
+    for (const lp of lps) {
+      for (const b of lp.binds) {
+        b.st.binds.delete(lp.pipe.name);
+        dirty.add(b.st);
+        unbind.push(b);
+      }
+      this.pipes.delete(lp.pipe.name);
+    }
+    const emptied = [...dirty].filter((st) => st.binds.size === 0);
+    await mapLimit(emptied, RULE_CONCURRENCY, async (st) => {
+      await this.kernel.removeRules(st.ns, this.lab);
+      st.jump = false;
+    });
+    await this.writeRulesOf([...dirty].filter((st) => st.binds.size > 0));
+    for (const b of unbind) {
+      if (!emptied.includes(b.st) && this.nss.get(b.st.ns) === b.st) this.unbind(b);
+    }
+    for (const st of emptied) this.dropNs(st);
+    for (const lp of lps) this.engine.removePipe(lp.pipe.name);
   }
 
   /** Adds one pipe (its rules rewritten); fails if it exists. */
@@ -313,108 +394,71 @@ export class LabEngine {
     this.requireOpen();
     const [params] = this.validate([spec]);
     const name = pipeName(spec.ns, spec.dev);
-    const existing = this.where.get(name)?.pipes.get(name);
-    if (existing !== undefined) throw new LabEngineError('pipe-exists', `pipe ${name} exists (queue ${existing.nfqueue})`, 'use set to change its parameters');
-    return this.addOne(spec.ns, spec.dev, String(spec.link ?? ''), params as Impairment, hookOf(spec, params as Impairment), spec.ingress);
+    const existing = this.pipes.get(name);
+    if (existing !== undefined) throw new LabEngineError('pipe-exists', `pipe ${name} exists (queue ${existing.binds[0]?.nfqueue})`, 'use set to change its parameters');
+    const exists = this.existsCache();
+    const want = this.current(exists);
+    want.set(name, this.want(spec, params as Impairment, exists));
+    await this.reconcile(want, false);
+    return { nfqueue: this.pipes.get(name)?.binds[0]?.nfqueue ?? -1 };
   }
 
-  private async addOne(ns: string, dev: string, link: string, params: Impairment, hook: Hook, ingress: LabPipeSpec['ingress']): Promise<{ nfqueue: number }> {
-    if (this.kernel.nsIno(ns) === undefined) throw new LabEngineError('no-such-namespace', `there is no namespace ${ns} (/run/netns/${ns})`);
-    if (hook.ns !== ns && this.kernel.nsIno(hook.ns) === undefined) hook = { ns, dev, dir: 'out' };
-    let st = this.nss.get(hook.ns);
-    const fresh = st === undefined || this.kernel.nsIno(hook.ns) !== st.ino;
-    if (st !== undefined && fresh) this.dropNs(st);
-    if (fresh) st = this.openNs(hook.ns, false);
-    const s = st as NsState;
-    const p = this.addPipe(s, ns, dev, hook, ingress, link, params, []);
-    try {
-      await this.writeRules(s, []);
-    } catch (e) {
-      this.unbindPipe(s, p);
-      if (s.pipes.size === 0) this.dropNs(s);
-      throw e;
-    }
-    return { nfqueue: p.nfqueue };
-  }
-
-  /** Removes one pipe: its rule first, then its queue. Idempotent. */
+  /** Removes one pipe: its rules first, then its queues. Idempotent. */
   async remove(ns: string, dev: string): Promise<{ removed: boolean }> {
     this.requireOpen();
-    const name = pipeName(ns, dev);
-    const st = this.where.get(name);
-    const p = st?.pipes.get(name);
-    if (st === undefined || p === undefined) return { removed: false };
-    await this.removeOne(st, p);
+    const lp = this.pipes.get(pipeName(ns, dev));
+    if (lp === undefined) return { removed: false };
+    await this.removePipes([lp]);
     return { removed: true };
   }
 
-  /** One pipe out: its rule first, then its queue (the namespace's socket closed with its last pipe). */
-  private async removeOne(st: NsState, p: LabPipe): Promise<void> {
-    if (this.kernel.nsIno(st.ns) !== st.ino) {
-      this.dropNs(st);
-      return;
-    }
-    if (st.pipes.size === 1) {
-      await this.kernel.removeRules(st.ns, this.lab);
-      this.dropNs(st);
-    } else {
-      await this.writeRules(st, [p.pipe.name]);
-      this.unbindPipe(st, p);
-    }
-  }
-
   /** Replaces one pipe's parameters (with `create`, adds it when missing). */
-  async set(ns: string, dev: string, params: unknown, opts: { link?: string; create?: boolean; ingress?: { ns: string; dev: string } } = {}): Promise<{ nfqueue: number; created: boolean }> {
+  async set(ns: string, dev: string, params: unknown, opts: { link?: string; create?: boolean; ingress?: LabPipeSpec['ingress'] } = {}): Promise<{ nfqueue: number; created: boolean }> {
     this.requireOpen();
     const [valid] = this.validate([{ ns, dev, params }]);
     const name = pipeName(ns, dev);
-    const st = this.where.get(name);
-    const p = st?.pipes.get(name);
-    // The far end is remembered from when the pipe was made (or given again here).
-    const ingress = opts.ingress ?? p?.ingress;
-    const hook = hookOf({ ns, dev, ingress }, valid as Impairment);
-    if (st !== undefined && p !== undefined && this.kernel.nsIno(st.ns) === st.ino) {
-      if (st.ns === hook.ns && p.dir === hook.dir && p.hookDev === hook.dev) {
-        this.engine.setParams({ [p.pipe.name]: valid as Impairment }, 'lab');
-        if (opts.link) p.link = opts.link;
-        return { nfqueue: p.nfqueue, created: false };
-      }
-      // A duplicate set or cleared: the direction is queued elsewhere from now on.
-      await this.removeOne(st, p);
-      const r = await this.addOne(ns, dev, opts.link ?? p.link, valid as Impairment, hook, ingress);
-      return { nfqueue: r.nfqueue, created: false };
-    }
-    if (!opts.create) {
+    const lp = this.pipes.get(name);
+    if (lp === undefined && !opts.create) {
       throw new LabEngineError('no-such-pipe', `no pipe ${name} in lab ${this.lab}`, 'add it first, or pass "create": true');
     }
-    const r = await this.addOne(ns, dev, opts.link ?? '', valid as Impairment, hook, ingress);
-    return { nfqueue: r.nfqueue, created: true };
+    const exists = this.existsCache();
+    // The far end is remembered from when the pipe was made (or given again here).
+    const w = this.want({ ns, dev, link: opts.link ?? lp?.link ?? '', ingress: opts.ingress ?? lp?.ingress }, valid as Impairment, exists);
+    if (lp !== undefined && hooksKey(lp.binds) === hooksKey(w.hooks) && lp.binds.every((b) => this.nss.get(b.st.ns) === b.st && this.kernel.nsIno(b.st.ns) === b.st.ino)) {
+      this.engine.setParams({ [name]: valid as Impairment }, 'lab');
+      if (opts.link) lp.link = opts.link;
+      return { nfqueue: lp.binds[0]?.nfqueue ?? -1, created: false };
+    }
+    // New, or queued elsewhere from now on (a duplicate set or cleared).
+    const want = this.current(exists);
+    want.set(name, w);
+    await this.reconcile(want, false);
+    return { nfqueue: this.pipes.get(name)?.binds[0]?.nfqueue ?? -1, created: lp === undefined };
   }
 
   status(): LabEngineStatus {
     const pipes: LabPipeStatus[] = [];
     const now = this.clock.now();
-    for (const st of this.nss.values()) {
-      for (const p of st.pipes.values()) {
-        const c = p.pipe.counters;
-        const q = p.pipe.queueDepth(now);
-        pipes.push({
-          ns: p.ns,
-          dev: p.dev,
-          link: p.link,
-          nfqueue: p.nfqueue,
-          params: p.pipe.parameters,
-          received: { ...c.received },
-          delivered: { ...c.delivered },
-          dropped: { loss: { ...c.dropped.loss }, queue: { ...c.dropped.queue }, overflow: { ...c.dropped.overflow } },
-          duplicated: c.duplicated,
-          corrupted: c.corrupted,
-          reordered: c.reordered,
-          held: { ...p.pipe.held },
-          queued: q,
-          latencyUs: { p50: Math.round(c.latency.quantile(0.5)), p99: Math.round(c.latency.quantile(0.99)), max: Math.round(c.latency.max) },
-        });
-      }
+    for (const p of this.pipes.values()) {
+      const c = p.pipe.counters;
+      const q = p.pipe.queueDepth(now);
+      pipes.push({
+        ns: p.ns,
+        dev: p.dev,
+        link: p.link,
+        nfqueue: p.binds[0]?.nfqueue ?? -1,
+        queuedAt: p.binds.map((b) => ({ ns: b.ns, dev: b.dev, dir: b.dir, nfqueue: b.nfqueue, ...(b.proto ? { proto: b.proto } : {}) })),
+        params: p.pipe.parameters,
+        received: { ...c.received },
+        delivered: { ...c.delivered },
+        dropped: { loss: { ...c.dropped.loss }, queue: { ...c.dropped.queue }, overflow: { ...c.dropped.overflow } },
+        duplicated: c.duplicated,
+        corrupted: c.corrupted,
+        reordered: c.reordered,
+        held: { ...p.pipe.held },
+        queued: q,
+        latencyUs: { p50: Math.round(c.latency.quantile(0.5)), p99: Math.round(c.latency.quantile(0.99)), max: Math.round(c.latency.max) },
+      });
     }
     pipes.sort((a, b) => (a.ns === b.ns ? (a.dev < b.dev ? -1 : 1) : a.ns < b.ns ? -1 : 1));
     const late = this.clock instanceof RealClock ? this.clock.lateness : undefined;
@@ -451,6 +495,7 @@ export class LabEngine {
       await mapLimit(all.filter((st) => this.kernel.nsIno(st.ns) === st.ino), RULE_CONCURRENCY, (st) => this.kernel.removeRules(st.ns, this.lab)).catch(() => undefined);
     }
     for (const st of all) this.dropNs(st);
+    this.pipes.clear();
     this.engine.close();
   }
 
@@ -463,52 +508,61 @@ export class LabEngine {
     } catch (e) {
       throw new LabEngineError('nfqueue-failed', `cannot open nfnetlink_queue in ${ns}: ${(e as Error).message}`, 'the kernel needs nfnetlink_queue (CONFIG_NETFILTER_NETLINK_QUEUE)');
     }
-    const st: NsState = { ns, ino, frontend, pipes: new Map(), jump: false, stale };
+    const st: NsState = { ns, ino, frontend, binds: new Map(), jump: false, stale };
     this.nss.set(ns, st);
     return st;
   }
 
-  /** Binds a queue (the lowest free one, not one still draining in `busy`) to a new pipe. */
-  private addPipe(st: NsState, ns: string, dev: string, hook: Hook, ingress: LabPipeSpec['ingress'], link: string, params: Impairment, busy: readonly number[]): LabPipe {
-    const used = new Set([...[...st.pipes.values()].map((p) => p.nfqueue), ...busy]);
-    let q = QUEUE_BASE;
-    while (used.has(q)) q++;
-    if (q > QUEUE_MAX) throw new LabEngineError('no-free-queue', `namespace ${st.ns} has no free NFQUEUE queue number`);
-    const name = pipeName(ns, dev);
+  /**
+   * Makes a pipe and binds a queue per hook (the lowest free in its namespace, not one still
+   * draining in `busy`); all or nothing. Returns the namespaces whose rules must be written.
+   */
+  private addPipe(w: Want, recover: boolean, busy: readonly Binding[]): NsState[] {
+    const name = pipeName(w.ns, w.dev);
     this.engine.removePipe(name);
-    const pipe = this.engine.addPipe(name, params);
+    const pipe = this.engine.addPipe(name, w.params);
+    const lp: LabPipe = { ns: w.ns, dev: w.dev, link: w.link, ingress: w.ingress, pipe, binds: [] };
     try {
-      st.frontend.addQueue(q, pipe);
+      for (const h of w.hooks) {
+        const st = this.nss.get(h.ns) ?? this.openNs(h.ns, recover);
+        const used = new Set([...[...st.binds.values()].map((b) => b.nfqueue), ...busy.filter((b) => b.st === st).map((b) => b.nfqueue)]);
+        let q = QUEUE_BASE;
+        while (used.has(q)) q++;
+        if (q > QUEUE_MAX) throw new LabEngineError('no-free-queue', `namespace ${st.ns} has no free NFQUEUE queue number`);
+        try {
+          st.frontend.addQueue(q, pipe);
+        } catch (e) {
+          throw new LabEngineError('nfqueue-failed', `binding queue ${q} in ${st.ns} for ${w.dev}: ${(e as Error).message}`);
+        }
+        const b: Binding = { ...h, lp, st, nfqueue: q };
+        lp.binds.push(b);
+        st.binds.set(name, b);
+      }
     } catch (e) {
+      for (const b of lp.binds) this.unbind(b);
       this.engine.removePipe(name);
-      throw new LabEngineError('nfqueue-failed', `binding queue ${q} in ${st.ns} for ${dev}: ${(e as Error).message}`);
+      throw e;
     }
-    const p: LabPipe = { ns, dev, link, dir: hook.dir, hookDev: hook.dev, ingress, nfqueue: q, pipe };
-    if (hook.dir === 'out' && hook.ns !== ns) throw new Error(`internal: ${name} queued out of ${hook.ns}`);
-    st.pipes.set(name, p);
-    this.where.set(name, st);
-    return p;
+    this.pipes.set(name, lp);
+    return lp.binds.map((b) => b.st);
   }
 
   /**
-   * Writes the rule sets of many namespaces: in RULE_CONCURRENCY groups, each written by one
-   * process (writeRulesMany) where the kernel side can, else one namespace at a time.
+   * Writes the rule sets of many namespaces: in RULE_CONCURRENCY groups, each written at once
+   * (writeRulesMany) where the kernel side can, else one namespace at a time.
    */
-  private async writeRulesOf(dirty: readonly NsState[], unbind: readonly [NsState, LabPipe][]): Promise<void> {
-    const without = (st: NsState) => unbind.filter(([s]) => s === st).map(([, p]) => p.pipe.name);
+  private async writeRulesOf(dirty: readonly NsState[]): Promise<void> {
     const many = this.kernel.writeRulesMany?.bind(this.kernel);
     const plain = dirty.filter((st) => many === undefined || st.stale);
-    await mapLimit(plain, RULE_CONCURRENCY, (st) => this.writeRules(st, without(st)));
+    await mapLimit(plain, RULE_CONCURRENCY, (st) => this.writeRules(st));
     if (many === undefined) return;
     const batched = dirty.filter((st) => !plain.includes(st));
+    if (batched.length === 0) return;
     const size = Math.ceil(batched.length / RULE_CONCURRENCY);
     const groups: NsState[][] = [];
     for (let i = 0; i < batched.length; i += size) groups.push(batched.slice(i, i + size));
     await mapLimit(groups, RULE_CONCURRENCY, async (group) => {
-      const errors = await many(group.map((st) => ({
-        ns: st.ns, addJump: !st.jump,
-        rules: [...st.pipes.values()].filter((p) => !without(st).includes(p.pipe.name)).map(queueRule),
-      })), this.lab);
+      const errors = await many(group.map((st) => ({ ns: st.ns, addJump: !st.jump, rules: [...st.binds.values()].map(queueRule) })), this.lab);
       group.forEach((st, i) => {
         if (errors[i] === undefined) st.jump = true;
       });
@@ -517,40 +571,35 @@ export class LabEngine {
     });
   }
 
-  /** Writes the namespace's rule set: every pipe it has but those named in `without`. */
-  private async writeRules(st: NsState, without: readonly string[]): Promise<void> {
+  /** Writes the namespace's rule set: one rule per hook bound there. */
+  private async writeRules(st: NsState): Promise<void> {
     if (st.stale) {
       await this.kernel.removeStaleJumps(st.ns, this.lab);
       st.stale = false;
     }
-    const rules = [...st.pipes.values()].filter((p) => !without.includes(p.pipe.name)).map(queueRule);
-    await this.kernel.writeRules(st.ns, this.lab, rules, !st.jump);
+    await this.kernel.writeRules(st.ns, this.lab, [...st.binds.values()].map(queueRule), !st.jump);
     st.jump = true;
   }
 
-  private unbindPipe(st: NsState, p: LabPipe): void {
+  /** Unbinds one hook's queue (its held packets accepted); the pipe is the caller's. */
+  private unbind(b: Binding): void {
     try {
-      st.frontend.removeQueue(p.nfqueue);
+      b.st.frontend.removeQueue(b.nfqueue);
     } catch {
       // the socket's close unbinds too
     }
-    this.engine.removePipe(p.pipe.name);
-    st.pipes.delete(p.pipe.name);
-    if (this.where.get(p.pipe.name) === st) this.where.delete(p.pipe.name);
+    if (b.st.binds.get(b.lp.pipe.name) === b) b.st.binds.delete(b.lp.pipe.name);
   }
 
-  /** Closes a namespace's socket (its held packets accepted) and forgets its pipes. */
+  /** Closes a namespace's socket (its held packets accepted); its hooks are unbound from their pipes. */
   private dropNs(st: NsState): void {
     try {
       st.frontend.close();
     } catch {
       // a namespace already gone
     }
-    for (const p of st.pipes.values()) {
-      this.engine.removePipe(p.pipe.name);
-      if (this.where.get(p.pipe.name) === st) this.where.delete(p.pipe.name);
-    }
-    st.pipes.clear();
+    for (const b of st.binds.values()) b.lp.binds = b.lp.binds.filter((x) => x !== b);
+    st.binds.clear();
     if (this.nss.get(st.ns) === st) this.nss.delete(st.ns);
   }
 }

@@ -6,7 +6,8 @@
  *
  *   table ip dune_impair_L {
  *     chain out { type filter hook postrouting priority -150; policy accept;
- *       oifname "eth1" meta mark != 0x1d0e1d0e  xt target NFQUEUE --queue-num 1001 }
+ *       oifname "eth1" meta mark != 0x1d0e1d0e  xt target NFQUEUE --queue-num 1001
+ *       oifname "eth0" meta l4proto != tcp meta mark != 0x1d0e1d0e  xt target NFQUEUE --queue-num 1002 }
  *     chain in  { type filter hook prerouting priority -150; policy accept;
  *       iifname "eth0" meta mark != 0x1d0e1d0e  xt target NFQUEUE --queue-num 1000 } }
  *
@@ -46,6 +47,8 @@ const NFT_REG_1 = 1;
 const NFT_META_MARK = 3;
 const NFT_META_IIFNAME = 6;
 const NFT_META_OIFNAME = 7;
+const NFT_META_L4PROTO = 16;
+const IPPROTO_TCP = 6;
 const NFT_CMP_EQ = 0;
 const NFT_CMP_NEQ = 1;
 const PRIORITY_MANGLE = -150;
@@ -135,6 +138,7 @@ export function nftBatch(lab: string, rules: readonly QueueRule[], seq0 = 1): { 
         str(1 /* NFTA_RULE_TABLE */, t), str(2 /* CHAIN */, inbound ? 'in' : 'out'),
         nest(4 /* EXPRESSIONS */, [
           meta(inbound ? NFT_META_IIFNAME : NFT_META_OIFNAME), cmp(NFT_CMP_EQ, ifname(r.dev)),
+          ...(r.proto === undefined ? [] : [meta(NFT_META_L4PROTO), cmp(r.proto === 'tcp' ? NFT_CMP_EQ : NFT_CMP_NEQ, Buffer.from([IPPROTO_TCP]))]),
           meta(NFT_META_MARK), cmp(NFT_CMP_NEQ, mark),
           nfqueueTarget(r.nfqueue, r.balance),
         ]),

@@ -37,9 +37,13 @@ export interface LabPipeSpec {
    * as it leaves `ns/dev`. Crossing the veth has orphaned the packet from its socket: held
    * packets no longer count against the sender's TCP Small Queues and send buffer, which cap
    * a TCP flow at a few kB per delay period when the engine holds the sender's own skbs.
-   * Not used while the direction duplicates (a duplicate is sent from the egress side).
+   * Only TCP is queued there unless `all`: the kernel stamps a packet as it arrives, before
+   * the engine holds it, so a receiver reading that stamp (`ping`) would not see the last
+   * link's delay; other protocols are queued where they leave, into the same pipe (one rate,
+   * one queue, one clock for the direction). Not used while the direction duplicates (a
+   * duplicate is sent from the egress side).
    */
-  ingress?: { ns: string; dev: string };
+  ingress?: { ns: string; dev: string; all?: boolean };
 }
 
 export interface SyncParams {
@@ -72,7 +76,7 @@ export interface SetParams {
   link?: string;
   create?: boolean;
   /** The far end of the wire (see LabPipeSpec.ingress): given when the pipe may be created. */
-  ingress?: { ns: string; dev: string };
+  ingress?: { ns: string; dev: string; all?: boolean };
 }
 
 export interface PipeRef {
@@ -92,8 +96,10 @@ export interface LabPipeStatus {
   ns: string;
   dev: string;
   link: string;
-  /** The NFQUEUE queue number in the namespace. */
+  /** The NFQUEUE queue number in the namespace (the first hook's). */
   nfqueue: number;
+  /** Where the direction is queued: one hook, or two (TCP where it arrives, the rest where it leaves). */
+  queuedAt?: { ns: string; dev: string; dir: 'in' | 'out'; nfqueue: number; proto?: 'tcp' | 'other' }[];
   params: Impairment;
   received: Tally;
   delivered: Tally;

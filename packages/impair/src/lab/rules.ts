@@ -39,6 +39,8 @@ export interface QueueRule {
   nfqueue: number;
   /** `out` (default): leaving by dev (POSTROUTING, `-o`); `in`: arriving by dev (PREROUTING, `-i`). */
   dir?: 'in' | 'out';
+  /** Only TCP, or all but TCP (default: every packet). */
+  proto?: 'tcp' | 'other';
   /** Queues nfqueue .. nfqueue+balance-1, by a hash of the addresses (nft-rules only; default 1). */
   balance?: number;
 }
@@ -60,7 +62,8 @@ export function rulesScript(lab: string, rules: readonly QueueRule[], addJump: b
   for (const r of [...rules].sort((a, b) => a.nfqueue - b.nfqueue)) {
     if (!/^[A-Za-z0-9_.@+:-]{1,15}$/.test(r.dev)) throw new Error(`not an interface name: ${JSON.stringify(r.dev)}`);
     const [chain, match] = r.dir === 'in' ? [LAB_CHAIN_IN, '-i'] : [LAB_CHAIN, '-o'];
-    lines.push(`-A ${chain} ${match} ${r.dev} -m mark ! --mark ${mark} -m comment --comment "${labRuleTag(lab)} q=${r.nfqueue}" -j NFQUEUE --queue-num ${r.nfqueue}`);
+    const proto = r.proto === 'tcp' ? ' -p tcp' : r.proto === 'other' ? ' ! -p tcp' : '';
+    lines.push(`-A ${chain} ${match} ${r.dev}${proto} -m mark ! --mark ${mark} -m comment --comment "${labRuleTag(lab)} q=${r.nfqueue}" -j NFQUEUE --queue-num ${r.nfqueue}`);
   }
   lines.push('COMMIT', '');
   return lines.join('\n');
