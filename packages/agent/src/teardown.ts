@@ -45,6 +45,8 @@ export interface TeardownOptions {
   hostNs?: string;
   /** The lab's namespaces are `<nsPrefix><key>` rather than `dune.<lab>.<key>` (its plan's nsPrefix). */
   nsPrefix?: string;
+  /** lo's marks the caller has just read (loAliases): not read again. */
+  aliases?: ReadonlyMap<string, LoAlias>;
 }
 
 export function teardownLab(lab: string, opts: TeardownOptions = {}): Promise<TeardownResult> {
@@ -83,7 +85,7 @@ async function teardown(lab: string | null, opts: TeardownOptions): Promise<Tear
   const tablesP = listNftTables(opts.hostNs ?? null);
   const prefix = lab !== null && opts.nsPrefix !== undefined ? opts.nsPrefix : lab === null ? 'dune.' : `dune.${lab}.`;
   const candidates = listNamespaces().filter((n) => n.startsWith(prefix) && n !== opts.hostNs);
-  const marked = verifyMarks(candidates, res, lab !== null && opts.nsPrefix !== undefined ? lab : undefined);
+  const marked = verifyMarks(candidates, res, lab !== null && opts.nsPrefix !== undefined ? lab : undefined, opts.aliases);
   const t1 = performance.now();
   res.timingsMs.verify = Math.round(t1 - t0);
   // Host-side objects first: deleting namespaces starts the kernel's cleanup of every
@@ -145,9 +147,12 @@ export function loAliases(names: readonly string[]): Map<string, LoAlias> {
 }
 
 /** The names among `names` whose lo carries their lab's mark; the others reported in `res`. */
-function verifyMarks(names: string[], res: TeardownResult, labOfAll?: string): string[] {
+function verifyMarks(names: string[], res: TeardownResult, labOfAll?: string, known?: ReadonlyMap<string, LoAlias>): string[] {
   const ours: string[] = [];
-  for (const [name, a] of loAliases(names)) {
+  const read = loAliases(known === undefined ? names : names.filter((n) => !known.has(n)));
+  for (const name of names) {
+    const a = known?.get(name) ?? read.get(name);
+    if (a === undefined) continue;
     if ('stale' in a) {
       try {
         unlinkSync(nsPath(name));

@@ -30,7 +30,7 @@ import { describeOp } from '../errors.js';
 import { kindOfOp, opKinds, releaseOps, type OpCounter } from '../ops/index.js';
 import { dumpLinks, readLinks } from '../status.js';
 import { daemonOps, daemonState, nodeRoutes, waitConverged, type DaemonState, type NodeRoute } from './routing.js';
-import { loAliases, teardownLab } from '../teardown.js';
+import { loAliases, teardownLab, type LoAlias } from '../teardown.js';
 import { releaseAdopted, saveAdopted, undoHostOps } from '../adopt.js';
 import { reclaimTransients } from '../transient.js';
 
@@ -564,17 +564,18 @@ function reclaimedNote(emit: (e: LabEvent) => void): void {
  * without any mark that the journal says an interrupted up was creating (see
  * LabState.pendingNamespaces); anything else with the prefix is foreign.
  */
-function labNamespaces(lab: string, state: LabState | undefined, prefix: string): { marked: string[]; unmarked: string[] } {
+function labNamespaces(lab: string, state: LabState | undefined, prefix: string): { marked: string[]; unmarked: string[]; aliases: Map<string, LoAlias> } {
   const pending = new Set(state?.pendingNamespaces ?? []);
   const marked: string[] = [];
   const unmarked: string[] = [];
   const names = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(prefix)) : [];
-  for (const [ns, a] of loAliases(names)) {
+  const aliases = loAliases(names);
+  for (const [ns, a] of aliases) {
     const alias = 'alias' in a ? a.alias : undefined;
     if (typeof alias === 'string' && alias.startsWith(`dune:${lab}:`)) marked.push(ns);
     else if (alias === null && pending.has(ns)) unmarked.push(ns);
   }
-  return { marked, unmarked };
+  return { marked, unmarked, aliases };
 }
 
 export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void; locked?: boolean } = {}): Promise<DownResult> {
@@ -603,7 +604,7 @@ export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void;
     // the namespaces they serve still exist.
     for (const e of await releaseOps(planOps)) emit({ type: 'warning', message: e });
     const prefix = plan?.nsPrefix ?? nsPrefix(lab);
-    const { marked, unmarked } = labNamespaces(lab, state, prefix);
+    const { marked, unmarked, aliases } = labNamespaces(lab, state, prefix);
     const stray = [...pidsInNamespaces([...marked, ...unmarked]).values()].flat().filter((p) => p !== process.pid);
     const killed = await terminate(stray, 2000);
     if (killed.length > 0) emit({ type: 'note', message: `killed ${killed.length} process${killed.length === 1 ? '' : 'es'} that ignored SIGTERM` });
@@ -611,7 +612,8 @@ export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void;
     // What deleting the namespaces would not undo, or would undo wrongly: adopted interfaces
     // go back first, then the lab's rules, routes and addresses in the host's namespace.
     for (const e of [...releaseAdopted(planOps), ...undoHostOps(planOps)]) emit({ type: 'warning', message: e });
-    const t = await teardownLab(lab, prefix === nsPrefix(lab) ? {} : { nsPrefix: prefix });
+    // The marks just read are still the marks (the lab is locked): teardown does not read them again.
+    const t = await teardownLab(lab, { aliases, ...(prefix === nsPrefix(lab) ? {} : { nsPrefix: prefix }) });
     for (const e of t.errors) emit({ type: 'warning', message: e });
     const failed = new Set(deleteNamespaces(unmarked).map((f) => {
       emit({ type: 'warning', message: `delete namespace ${f.name}: ${f.message}` });
