@@ -315,16 +315,7 @@ export class LabEngine {
     await this.removePipes(moving);
 
     // Going: out of their namespaces' binds now (the rules are written without them), unbound after.
-    const dirty = new Set<NsState>();
-    const unbind: Binding[] = [];
-    for (const lp of leaving) {
-      for (const b of lp.binds) {
-        b.st.binds.delete(lp.pipe.name);
-        dirty.add(b.st);
-        unbind.push(b);
-      }
-      this.pipes.delete(lp.pipe.name);
-    }
+    const { dirty, unbind } = this.detach(leaving);
     const emptied = [...dirty].filter((st) => st.binds.size === 0 && !hookNs.has(st.ns));
     await mapLimit(emptied, RULE_CONCURRENCY, async (st) => {
       await this.kernel.removeRules(st.ns, this.lab);
@@ -363,9 +354,11 @@ export class LabEngine {
     return res;
   }
 
-  /** Pipes out, wholly: each namespace's rules rewritten without them (removed with its last), then their queues unbound. */
-  private async removePipes(lps: readonly LabPipe[]): Promise<void> {
-    if (lps.length === 0) return;
+  /**
+   * Takes pipes out of the lab and their hooks out of their namespaces' rule sets; returns
+   * the namespaces whose rules change and the hooks whose queues are to be unbound after.
+   */
+  private detach(lps: readonly LabPipe[]): { dirty: Set<NsState>; unbind: Binding[] } {
     const dirty = new Set<NsState>();
     const unbind: Binding[] = [];
     for (const lp of lps) {
@@ -376,6 +369,13 @@ export class LabEngine {
       }
       this.pipes.delete(lp.pipe.name);
     }
+    return { dirty, unbind };
+  }
+
+  /** Pipes out, wholly: each namespace's rules rewritten without them (removed with its last), then their queues unbound. */
+  private async removePipes(lps: readonly LabPipe[]): Promise<void> {
+    if (lps.length === 0) return;
+    const { dirty, unbind } = this.detach(lps);
     const emptied = [...dirty].filter((st) => st.binds.size === 0);
     await mapLimit(emptied, RULE_CONCURRENCY, async (st) => {
       await this.kernel.removeRules(st.ns, this.lab);
