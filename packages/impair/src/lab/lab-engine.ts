@@ -272,7 +272,7 @@ export class LabEngine {
     const exists = this.existsCache();
     const want = new Map<string, Want>();
     specs.forEach((s, i) => want.set(pipeName(s.ns, s.dev), this.want(s, params[i] as Impairment, exists)));
-    return this.reconcile(want, recover);
+    return this.reconcile(want, recover, exists);
   }
 
   /**
@@ -280,10 +280,10 @@ export class LabEngine {
    * queues going are unbound after it, so no packet meets a queue nobody listens on. A pipe
    * whose hooks move (a duplicate set or cleared, a namespace re-created) goes wholly first.
    */
-  private async reconcile(want: ReadonlyMap<string, Want>, recover: boolean): Promise<SyncResult> {
+  private async reconcile(want: ReadonlyMap<string, Want>, recover: boolean, exists: (ns: string) => boolean): Promise<SyncResult> {
     const t0 = performance.now();
     for (const w of want.values()) {
-      if (this.kernel.nsIno(w.ns) === undefined) throw new LabEngineError('no-such-namespace', `there is no namespace ${w.ns} (/run/netns/${w.ns})`);
+      if (!exists(w.ns)) throw new LabEngineError('no-such-namespace', `there is no namespace ${w.ns} (/run/netns/${w.ns})`);
     }
     const hookNs = new Set([...want.values()].flatMap((w) => w.hooks.map((h) => h.ns)));
     const res: SyncResult = { added: 0, removed: 0, changed: 0, unchanged: 0, namespaces: hookNs.size, rulesWritten: 0, ms: 0 };
@@ -302,9 +302,10 @@ export class LabEngine {
     for (const [name, lp] of this.pipes) {
       const w = want.get(name);
       if (w === undefined) {
-        if (broken.has(lp)) moving.push(lp);
-        else leaving.push(lp);
-        if (broken.has(lp)) res.removed++;
+        if (broken.has(lp)) {
+          moving.push(lp);
+          res.removed++;
+        } else leaving.push(lp);
       } else if (broken.has(lp)) {
         moving.push(lp);
       } else if (hooksKey(lp.binds) !== hooksKey(w.hooks)) {
@@ -399,7 +400,7 @@ export class LabEngine {
     const exists = this.existsCache();
     const want = this.current(exists);
     want.set(name, this.want(spec, params as Impairment, exists));
-    await this.reconcile(want, false);
+    await this.reconcile(want, false, exists);
     return { nfqueue: this.pipes.get(name)?.binds[0]?.nfqueue ?? -1 };
   }
 
@@ -432,7 +433,7 @@ export class LabEngine {
     // New, or queued elsewhere from now on (a duplicate set or cleared).
     const want = this.current(exists);
     want.set(name, w);
-    await this.reconcile(want, false);
+    await this.reconcile(want, false, exists);
     return { nfqueue: this.pipes.get(name)?.binds[0]?.nfqueue ?? -1, created: lp === undefined };
   }
 
