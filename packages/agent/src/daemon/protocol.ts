@@ -33,7 +33,7 @@ export interface SetParams {
 }
 
 export interface PreflightParams {
-  /** The part of the plan for this host (see the transport's hostView). */
+  /** The part of the plan for this host (the transport's hostView), without its route tables (preflightView): nothing here checks routes. */
   plan: Plan;
   /** Underlay addresses of the other phynodes this host tunnels to. */
   peers: string[];
