@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expandPrefixRun } from '@dune/compiler';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const DUNE_JS = join(REPO, 'packages/cli/dist/bin/dune.js');
@@ -285,7 +286,7 @@ export function planPath(plan: PlanJson, src: string, dst: string, family: 4 | 6
   for (const h of plan.hosts) {
     for (const op of h.ops) {
       if ((op.op === 'route' || op.op === 'routes') && op.ns !== undefined && op.dst !== undefined && op.via !== undefined) {
-        for (const d of typeof op.dst === 'string' ? [op.dst] : op.dst) next.set(`${nodeOfNs.get(op.ns)}|${d}`, op.via);
+        for (const d of typeof op.dst === 'string' ? [op.dst] : op.dst.flatMap((e) => (e.includes('-') ? expandPrefixRun(e) : [e]))) next.set(`${nodeOfNs.get(op.ns)}|${d}`, op.via);
       }
     }
   }

@@ -11,6 +11,7 @@
  *   It is how teardown recognises the lab's objects without the journal.
  */
 import type { Impairment } from '@dune/topology';
+import { blockSize, FAMILY_BITS, formatV6, parseAddr } from './cidr.js';
 
 export const PLAN_FORMAT = 'dune-plan/1' as const;
 
@@ -113,6 +114,11 @@ export interface RouteOp {
  * of `dev` via `via` (with `src`, as RouteOp's). The compiler's shortest-path routes are one
  * of these per node, next hop and family, not an op per route (Kdl routed to every node:
  * 1.1 M routes in 3,700 ops). The agent treats each destination as a RouteOp (`expandRoutes`).
+ *
+ * An entry of `dst` is one prefix (`10.0.0.7/32`) or a run of consecutive prefixes of one
+ * length, first and last address (`10.0.0.2-10.0.0.29/32`: 28 host routes): nodes' addresses
+ * are allocated in order, so a next hop's destinations come in long runs (a 30×30 grid: 40 per
+ * run, its route tables 28 MB as one string per prefix, under 1 MB as runs).
  */
 export interface RoutesOp {
   op: 'routes';
@@ -123,9 +129,100 @@ export interface RoutesOp {
   dst: string[];
 }
 
-/** The routes of a `routes` op, one RouteOp each, in its order. */
+/** The routes of a `routes` op, one RouteOp each, in its order (runs expanded in address order). */
 export function expandRoutes(op: RoutesOp): RouteOp[] {
-  return op.dst.map((dst) => (op.src !== undefined ? { op: 'route', ns: op.ns, dst, via: op.via, dev: op.dev, src: op.src } : { op: 'route', ns: op.ns, dst, via: op.via, dev: op.dev }));
+  const out: RouteOp[] = [];
+  for (const entry of op.dst) {
+    for (const dst of entry.includes('-') ? expandPrefixRun(entry) : [entry]) {
+      out.push(op.src !== undefined ? { op: 'route', ns: op.ns, dst, via: op.via, dev: op.dev, src: op.src } : { op: 'route', ns: op.ns, dst, via: op.via, dev: op.dev });
+    }
+  }
+  return out;
+}
+
+/** How many routes a `routes` op holds (its runs counted by their length). */
+export function countRoutes(op: RoutesOp): number {
+  let n = 0;
+  for (const entry of op.dst) n += entry.includes('-') ? prefixRun(entry).count : 1;
+  return n;
+}
+
+/** A run `FIRST-LAST/LEN` of `dst`: first and last network address, length, family, how many prefixes. */
+function prefixRun(entry: string): { first: bigint; len: number; family: 4 | 6; count: number } {
+  const m = /^([^-/]+)-([^-/]+)\/(\d{1,3})$/.exec(entry);
+  const a = m ? parseAddr(m[1] as string) : undefined;
+  const b = m ? parseAddr(m[2] as string) : undefined;
+  const len = Number(m?.[3]);
+  if (!m || a === undefined || b === undefined || a.family !== b.family || len > FAMILY_BITS[a.family]) {
+    throw new Error(`a route table entry "${entry}" is neither a prefix nor a run FIRST-LAST/LEN`);
+  }
+  const step = blockSize(a.family, len);
+  if (b.addr < a.addr || (b.addr - a.addr) % step !== 0n) {
+    throw new Error(`the route run "${entry}" does not go up in steps of one /${len}`);
+  }
+  return { first: a.addr, len, family: a.family, count: Number((b.addr - a.addr) / step) + 1 };
+}
+
+/**
+ * The prefixes of a run, formatted as the compiler formats a destination (so that a route
+ * from a run and the same route written alone are one op to convergence). Host routes, the
+ * bulk of any table, are formatted without big-integer work per route.
+ */
+export function expandPrefixRun(entry: string): string[] {
+  const { first, len, family, count } = prefixRun(entry);
+  const out = new Array<string>(count);
+  if (family === 4) {
+    const step = 2 ** (32 - len);
+    let v = Number(first);
+    for (let i = 0; i < count; i++, v += step) out[i] = `${Math.floor(v / 16777216)}.${Math.floor(v / 65536) % 256}.${Math.floor(v / 256) % 256}.${v % 256}/${len}`;
+    return out;
+  }
+  const step = blockSize(6, len);
+  if (len !== 128) {
+    for (let i = 0; i < count; i++) out[i] = `${formatV6(first + BigInt(i) * step)}/${len}`;
+    return out;
+  }
+  // /128: only the last group changes between two 65,536-aligned blocks; with it non-zero,
+  // the text is the block's text for a last group of 1 with that group's hex in place of "1".
+  let head = '';
+  let block = -1n;
+  let v = first;
+  for (let i = 0; i < count; i++, v += 1n) {
+    const low = Number(v & 0xffffn);
+    if (low === 0) {
+      out[i] = `${formatV6(v)}/128`;
+      continue;
+    }
+    const b = v >> 16n;
+    if (b !== block) {
+      block = b;
+      head = formatV6((b << 16n) | 1n).slice(0, -1);
+    }
+    out[i] = `${head}${low.toString(16)}/128`;
+  }
+  return out;
+}
+
+/**
+ * A route table's `dst` from its prefixes in order: each run of consecutive prefixes of one
+ * length as `FIRST-LAST/LEN`. `next(p)` is the prefix right after p (same length), or
+ * undefined; the compiler passes one computed once per destination.
+ */
+export function packPrefixRuns(prefixes: readonly string[], next: (p: string) => string | undefined): string[] {
+  const out: string[] = [];
+  let i = 0;
+  while (i < prefixes.length) {
+    const start = prefixes[i] as string;
+    let j = i;
+    while (j + 1 < prefixes.length && next(prefixes[j] as string) === prefixes[j + 1]) j++;
+    if (j === i) out.push(start);
+    else {
+      const last = prefixes[j] as string;
+      out.push(`${start.slice(0, start.indexOf('/'))}-${last}`);
+    }
+    i = j + 1;
+  }
+  return out;
 }
 
 /** `ops` with every `routes` op replaced by its RouteOps, in place of it (the same array when there is none). */

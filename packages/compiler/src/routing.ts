@@ -30,7 +30,8 @@ import type { Addressing } from './addressing.js';
 import { components, type NetworkGraph } from './graph.js';
 import type { Interfaces } from './interfaces.js';
 import { describeLink } from './interfaces.js';
-import type { RoutesOp } from './plan.js';
+import { blockSize, formatNetwork, networkOf, parsePrefix } from './cidr.js';
+import { packPrefixRuns, type RoutesOp } from './plan.js';
 import type { Segments } from './segments.js';
 
 /** Shortest paths by hop count, or by a numeric link weight (one value per link). */
@@ -160,6 +161,20 @@ export function computeRoutes(input: RouteInputs, weights: Weights, diags: Diagn
     dstV4.push([`${addr.nodeV4[i]}/32`, ...(addr.loNetsV4[i] ?? [])]);
     dstV6.push([`${addr.nodeV6[i]}/128`, ...(addr.loNetsV6[i] ?? [])]);
   }
+  // Each destination prefix's successor (the next prefix of its length), for packing a
+  // table's destinations into runs (plan.ts, RoutesOp).
+  const nextPrefix = new Map<string, string>();
+  for (const list of [dstV4, dstV6]) {
+    for (const ps of list) {
+      for (const p of ps) {
+        const pre = parsePrefix(p);
+        if (typeof pre === 'string' || nextPrefix.has(p)) continue;
+        const after = networkOf(pre) + blockSize(pre.family, pre.len);
+        if (after >> BigInt(pre.family === 4 ? 32 : 128) === 0n) nextPrefix.set(p, formatNetwork({ ...pre, addr: after }));
+      }
+    }
+  }
+  const nextOf = (p: string): string | undefined => nextPrefix.get(p);
   const { aNode } = net;
   const { aName, bName } = ifs;
   const { v4a, v4b, v6a, v6b } = addr;
@@ -207,7 +222,8 @@ export function computeRoutes(input: RouteInputs, weights: Weights, diags: Diagn
       for (const h of byHop.values()) {
         for (const [dst, via, src] of [[h.dst4, h.via4, src4], [h.dst6, h.via6, src6]] as const) {
           if (dst.length === 0) continue;
-          out.push(routed ? { dev: h.dev, dst, ns: nsv, op: 'routes', src, via } : { dev: h.dev, dst, ns: nsv, op: 'routes', via });
+          const runs = packPrefixRuns(dst, nextOf);
+          out.push(routed ? { dev: h.dev, dst: runs, ns: nsv, op: 'routes', src, via } : { dev: h.dev, dst: runs, ns: nsv, op: 'routes', via });
         }
       }
     },

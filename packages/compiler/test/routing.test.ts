@@ -147,10 +147,10 @@ describe('static routes', () => {
       { op: 'route', ns: 'dune.test.a', dst: 'fd7a:d0::2/128', via: 'fd7a:de00::1', dev: 'eth0', src: 'fd7a:d0::1' },
       { op: 'route', ns: 'dune.test.a', dst: 'fd7a:d0::3/128', via: 'fd7a:de00::1', dev: 'eth0', src: 'fd7a:d0::1' },
     ]);
-    // In the plan, a table per next hop and family: one op for both destinations.
+    // In the plan, a table per next hop and family: one op for both destinations, a run of two.
     expect(plan.hosts[0]?.ops.filter((o) => o.op === 'routes' && o.ns === 'dune.test.a')).toEqual([
-      { op: 'routes', ns: 'dune.test.a', dst: ['10.0.0.2/32', '10.0.0.3/32'], via: '10.128.0.1', dev: 'eth0', src: '10.0.0.1' },
-      { op: 'routes', ns: 'dune.test.a', dst: ['fd7a:d0::2/128', 'fd7a:d0::3/128'], via: 'fd7a:de00::1', dev: 'eth0', src: 'fd7a:d0::1' },
+      { op: 'routes', ns: 'dune.test.a', dst: ['10.0.0.2-10.0.0.3/32'], via: '10.128.0.1', dev: 'eth0', src: '10.0.0.1' },
+      { op: 'routes', ns: 'dune.test.a', dst: ['fd7a:d0::2-fd7a:d0::3/128'], via: 'fd7a:de00::1', dev: 'eth0', src: 'fd7a:d0::1' },
     ]);
     // Routing to clients only: a non-client's loopback is not routed, so it is no source.
     const clients = compile(new TopoBuilder().lab({ routeTo: 'clients' }).node('c1', { client: true }).node('core').node('c2', { client: true }).chain(['c1', 'core', 'c2']).build());

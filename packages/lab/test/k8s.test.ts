@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import type { Plan } from '@dune/compiler';
+import { countRoutes, type Plan } from '@dune/compiler';
 import {
   agentManifests,
   compileLoaded,
@@ -59,7 +59,7 @@ function checkLab(objs: K8sObject[]): void {
 function opCounts(plan: Plan): Record<string, number> {
   const c: Record<string, number> = {};
   // A `routes` op (a route table) counts as the routes it holds.
-  for (const h of plan.hosts) for (const op of h.ops) c[op.op === 'routes' ? 'route' : op.op] = (c[op.op === 'routes' ? 'route' : op.op] ?? 0) + (op.op === 'routes' ? op.dst.length : 1);
+  for (const h of plan.hosts) for (const op of h.ops) c[op.op === 'routes' ? 'route' : op.op] = (c[op.op === 'routes' ? 'route' : op.op] ?? 0) + (op.op === 'routes' ? countRoutes(op) : 1);
   return c;
 }
 

@@ -4,7 +4,7 @@
  * (lab.ts) expands them into `route` ops first, so that convergence compares them route by
  * route.
  */
-import { expandRoutes } from '@dune/compiler';
+import { countRoutes, expandRoutes } from '@dune/compiler';
 import { route } from './route.js';
 import { opKind } from './types.js';
 
@@ -12,7 +12,7 @@ const routeApply = route.apply as Extract<typeof route.apply, { stage: 'socket' 
 const routeUndo = route.undo as Extract<NonNullable<typeof route.undo>, { order: number }>;
 
 export const routes = opKind('routes', {
-  describe: (op) => `${op.dst.length} route${op.dst.length === 1 ? '' : 's'} via ${op.via} dev ${op.dev} in ${op.ns}`,
+  describe: (op) => `${countRoutes(op)} route${countRoutes(op) === 1 ? '' : 's'} via ${op.via} dev ${op.dev} in ${op.ns}`,
   key: (op) => `routes ${op.ns}/${op.dev}/${op.via}`,
   nss: (op) => [op.ns],
   on: (op) => `${op.ns}/${op.dev}`,
