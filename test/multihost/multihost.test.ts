@@ -9,7 +9,7 @@
  * rate × 1398/1464. (On a same-host veth link, 1500-byte MTU: rate × 1448/1514.)
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -71,10 +71,23 @@ async function waitGone(p: TestPhynode, lab: string, ms = 5000): Promise<string[
   return left;
 }
 
+/**
+ * The agent daemons serving the phynode now: in the mount namespace of its sshd (whose /run
+ * holds their socket). A test that restarts sshd gives it a fresh mount namespace; a daemon
+ * left in the old one is nobody's to reach, and not counted.
+ */
 function agentPids(p: TestPhynode): number[] {
+  const mnt = (pid: number): string | undefined => {
+    try {
+      return readlinkSync(`/proc/${pid}/ns/mnt`);
+    } catch {
+      return undefined;
+    }
+  };
+  const sshd = mnt(p.sshdPid);
   return tb.processes(p).filter((pid) => {
     try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dune-agent.mjs\0daemon');
+      return mnt(pid) === sshd && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dune-agent.mjs\0daemon');
     } catch {
       return false;
     }
@@ -276,6 +289,31 @@ describe.skipIf(!isRoot || !built)(`dune across three phynodes over SSH (${REASO
       a.close();
     }
     expect(dune(['status', '--lab', 'mh3']).code).toBe(0);
+  });
+
+  it('reuses a running agent of its version without starting one; replaces one of another version', () => {
+    const p = ph(2);
+    const [pid] = agentPids(p);
+    expect(pid).toBeGreaterThan(0);
+    const cmdline = (n: number): string[] => readFileSync(`/proc/${n}/cmdline`, 'utf8').split('\0');
+    const script = cmdline(pid as number)[1] as string;
+    const version = cmdline(pid as number)[cmdline(pid as number).indexOf('--version') + 1] as string;
+    // A fresh CLI: the daemon answers over the connection, no other agent process is started.
+    expect(dune(['status', '--lab', 'mh3']).code).toBe(0);
+    expect(agentPids(p)).toEqual([pid]);
+    // Another version takes the socket (as an older controller's `start` would)...
+    expect(tb.inPhynode(p, ['node', script, 'start', '--version', 'some-other-version']).code).toBe(0);
+    const [other] = agentPids(p);
+    expect(other).not.toBe(pid);
+    expect(cmdline(other as number)).toContain('some-other-version');
+    // ...and the next command puts this version back in its place, the lab untouched.
+    const s = dune(['status', '--lab', 'mh3', '--json']);
+    expect(s.code).toBe(0);
+    expect((JSON.parse(s.out) as { phase: string }).phase).toBe('up');
+    const now = agentPids(p);
+    expect(now).toHaveLength(1);
+    expect(now[0]).not.toBe(other);
+    expect(cmdline(now[0] as number)).toContain(version);
   });
 
   it('removes everything from every phynode with down from a fresh process, given only the file', async () => {
