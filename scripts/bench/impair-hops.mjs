@@ -13,6 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expandRoutes } from '@dune/compiler';
 import { CLI, ROOT, requireBuilt } from './lib/dune.mjs';
 import { zooAsToml } from './lib/topologies.mjs';
 import { goal } from './lib/report.mjs';
@@ -42,7 +43,7 @@ function pathOf(plan, from, to) {
     if (o.dev === 'lo') loopback.set(o.ns, a);
   }
   const routes = new Map(); // ns → [{dev, via, dst:Set}]
-  for (const o of ops) if (o.op === 'routes') (routes.get(o.ns) ?? routes.set(o.ns, []).get(o.ns)).push({ dev: o.dev, via: o.via, dst: new Set(o.dst) });
+  for (const o of ops) if (o.op === 'routes') (routes.get(o.ns) ?? routes.set(o.ns, []).get(o.ns)).push({ dev: o.dev, via: o.via, dst: new Set(expandRoutes(o).map((r) => r.dst)) });
   const delay = new Map(); // ns/dev → µs
   for (const o of ops) if (o.op === 'impair') delay.set(`${o.ns}/${o.dev}`, o.impairment.delayUs ?? 0);
   const target = loopback.get(nsOf(to));

@@ -18,6 +18,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { expandRoutes } from '@dune/compiler';
 import * as dune from './lib/dune.mjs';
 import { deleteBatch, deletePerNs, describeOps, renameNs, runBatched, runPerOp } from './lib/ip-baseline.mjs';
 import { cleanMininet, mininetLinks, mininetMissing, mininetVersion, runMininetLinear } from './lib/mininet.mjs';
@@ -65,7 +66,7 @@ function cleanIpBaseline() {
 /** The one phynode's ops, route tables (`routes` ops) as one `route` op per route, as the agent applies them. */
 const opsOf = (plan) => {
   if (plan.hosts.length !== 1) throw new Error(`expected one phynode, the plan has ${plan.hosts.length}`);
-  return plan.hosts[0].ops.flatMap((o) => (o.op === 'routes' ? o.dst.map((dst) => ({ op: 'route', ns: o.ns, dst, via: o.via, dev: o.dev, ...(o.src !== undefined ? { src: o.src } : {}) })) : [o]));
+  return plan.hosts[0].ops.flatMap((o) => (o.op === 'routes' ? expandRoutes(o) : [o]));
 };
 
 const count = (ops) => ops.reduce((c, o) => ((c[o.op] = (c[o.op] ?? 0) + 1), c), {});
