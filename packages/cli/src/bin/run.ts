@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+/** The CLI process: `dune` (./dune.ts) runs this, from the bundle or from the modules. */
 import { main } from '../dune.js';
 
 // `dune up | head -3`: the reader may go away mid-run. Without a handler the EPIPE kills the
