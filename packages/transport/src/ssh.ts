@@ -20,14 +20,21 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex, Readable, Writable } from 'node:stream';
-import ssh2 from 'ssh2';
-import type { AnyAuthMethod, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
+import type { AnyAuthMethod, Client, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
 import { DuneError } from '@dune/topology';
 import { KnownHosts, fingerprint, keyBlobType, knownHostName } from './known-hosts.js';
 import { shJoin } from './quote.js';
 import { resolveSshConfig, type JumpHost, type SshConfigEntry } from './ssh-config.js';
 
-const { Client, utils } = ssh2;
+/**
+ * ssh2, loaded on the first connection: a lab on this machine alone never needs it, and it
+ * costs ~75 ms of every command's start (with its crypto) otherwise.
+ */
+let ssh2Module: typeof import('ssh2') | undefined;
+async function loadSsh2(): Promise<typeof import('ssh2')> {
+  ssh2Module ??= ((await import('ssh2')) as unknown as { default: typeof import('ssh2') }).default;
+  return ssh2Module;
+}
 
 /** Where a phynode is, as the topology says (HostPlan.target) plus its name for messages. */
 export interface RemoteTarget {
@@ -129,7 +136,7 @@ class Semaphore {
 
 export class SshHost {
   readonly target: ResolvedTarget;
-  private readonly client: InstanceType<typeof Client>;
+  private readonly client: Client;
   private readonly opts: SshOptions;
   private readonly channels = new Semaphore(MAX_CHANNELS);
   private sftpP: Promise<SFTPWrapper> | undefined;
@@ -140,7 +147,7 @@ export class SshHost {
   /** The ProxyJump host this connection goes through, closed with it. */
   private readonly via: SshHost | undefined;
 
-  private constructor(client: InstanceType<typeof Client>, target: ResolvedTarget, opts: SshOptions, via?: SshHost) {
+  private constructor(client: Client, target: ResolvedTarget, opts: SshOptions, via?: SshHost) {
     this.client = client;
     this.target = target;
     this.opts = opts;
@@ -242,6 +249,7 @@ export class SshHost {
     const timeoutMs = opts.connectTimeoutMs ?? (cfg.connectTimeoutSec !== undefined ? cfg.connectTimeoutSec * 1000 : 10_000);
     const known = new KnownHosts(opts.knownHostsFile ?? cfg.userKnownHostsFile);
 
+    const { Client: SshClient, utils } = await loadSsh2();
     const auths: AnyAuthMethod[] = [];
     const keyProblems: string[] = [];
     for (const f of keyFiles(t, cfg)) {
@@ -269,7 +277,7 @@ export class SshHost {
 
     const prefer = known.knownTypes(host, port).flatMap((k) => HOST_KEY_ALGOS[k] ?? []);
     let refusal: DuneError | undefined;
-    const client = new Client();
+    const client = new SshClient();
     const sock = via ? await via.forwardOut(host, port, timeoutMs) : undefined;
     const config: ConnectConfig = {
       host,
