@@ -24,6 +24,12 @@ export interface NativeApi {
   /** open(2) of `path` while inside `nsPath`: for /proc/sys/net, which is per namespace. */
   openInNs(nsPath: string | null, path: string, flags: number): number;
   /**
+   * Writes values[i] to paths[i] inside the namespace, entered once; paths under `dir` are
+   * opened below one fd of it. A pair per path: (0, 0) written, (1, errno) open failed,
+   * (2, errno) write failed. Throws only when the namespace cannot be entered.
+   */
+  writeInNs(nsPath: string | null, dir: string, paths: readonly string[], values: readonly string[]): Int32Array;
+  /**
    * Per name: [errno, netlink fd, namespace fd] (the fds are -1 when protocol < 0). `init`:
    * [path, value] pairs written inside each new namespace first (best effort).
    */

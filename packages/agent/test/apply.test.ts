@@ -117,6 +117,33 @@ describe.skipIf(!isRoot)(`applyOps on the host kernel (${ROOT_REASON})`, () => {
     expect(nsList(ns(LAB, 'x'))).toEqual([]);
   });
 
+  it('writes the sysctls of each namespace in that namespace; a missing one and a refused value are named with their op', async () => {
+    const x = ns(LAB, 'sx');
+    const y = ns(LAB, 'sy');
+    const sysctl = (n: string, key: string, value: string): Op => ({ op: 'sysctl', ns: n, key, value });
+    const base: Op[] = [
+      ...node(LAB, 'sx'), ...node(LAB, 'sy'), ...veth(LAB, 'sx', 'eth0', 'sy', 'eth0'),
+      sysctl(x, 'net.ipv4.ip_forward', '1'), sysctl(x, 'net.ipv4.conf.eth0.rp_filter', '0'), sysctl(x, 'net.ipv4.conf.eth0.arp_ignore', '2'),
+      sysctl(y, 'net.ipv4.ip_forward', '0'), sysctl(y, 'net.ipv4.conf.eth0.arp_ignore', '1'),
+    ];
+    const r = await applyOps(base, { caps });
+    const read = (n: string, key: string): string => sh(['ip', 'netns', 'exec', n, 'sysctl', '-n', key]).out.trim();
+    expect([read(x, 'net.ipv4.ip_forward'), read(x, 'net.ipv4.conf.eth0.arp_ignore'), read(y, 'net.ipv4.ip_forward'), read(y, 'net.ipv4.conf.eth0.arp_ignore')]).toEqual(['1', '2', '0', '1']);
+    expect(await rollback(r.journal)).toEqual([]);
+
+    for (const [bad, message, hint] of [
+      [sysctl(y, 'net.ipv4.conf.eth9.rp_filter', '0'), /^sysctl net\.ipv4\.conf\.eth9\.rp_filter=0 in dune\.dunetestap\.sy: cannot open \/proc\/sys\/net\/ipv4\/conf\/eth9\/rp_filter: .*ENOENT/, /no such sysctl/],
+      [sysctl(y, 'net.ipv4.conf.eth0.arp_ignore', 'many'), /^sysctl net\.ipv4\.conf\.eth0\.arp_ignore=many in dune\.dunetestap\.sy: the kernel refused the value \(.*EINVAL/, /check the value's range for net\.ipv4\.conf\.eth0\.arp_ignore/],
+    ] as const) {
+      const err = await applyOps([...base, bad], { caps }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ApplyError);
+      expect((err as ApplyError).message).toMatch(message);
+      expect((err as ApplyError).hint).toMatch(hint);
+      expect(await rollback((err as ApplyError).journal)).toEqual([]);
+    }
+    expect(nsList(x)).toEqual([]);
+  });
+
   it('sends large route tables from the background senders, all of them, and still maps a failure to its op', async () => {
     // 2 × 20,000 routes (several 64 KiB batches per socket, both sender threads), then a
     // route op repeating one destination of x's table: EEXIST, named as that op.

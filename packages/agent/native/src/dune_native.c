@@ -3,6 +3,7 @@
  *
  * - netlink sockets opened inside a given network namespace (nlOpen) and raw send/recv on them;
  * - open(2) inside a namespace (openInNs), so /proc/sys/net writes land in that namespace;
+ *   writes of many files in one visit (writeInNs: a node's sysctls);
  * - network namespaces created and deleted the way iproute2 does it (bind mounts under
  *   /run/netns), many at once on a few threads;
  * - the pid at the other end of a unix socket (peerPid: SO_PEERCRED).
@@ -908,6 +909,80 @@ static napi_value NetnsDeleteMany(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * writeInNs(nsPath: string | null, dir: string, paths: string[], values: string[]): Int32Array
+ *
+ * Writes values[i] to paths[i] inside the namespace, entering it once for all of them (a
+ * node's sysctls: a setns there and back per file cost more than the write). Paths under
+ * `dir` are opened below one fd of it, opened once (every namespace's /proc/sys/net has the
+ * same name under the same parent, so each lookup by full path walks a hash chain as long as
+ * the number of namespaces); others by their full path. The result holds a pair per path:
+ * (0, 0) written, (1, errno) open failed, (2, errno) write failed. Throws only when the
+ * namespace cannot be entered.
+ */
+static napi_value WriteInNs(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *ns_path = NULL, *dir = NULL;
+  char **paths = NULL, **values = NULL;
+  uint32_t np = 0, nv = 0;
+  napi_value ret = NULL, ab = NULL;
+  void *data = NULL;
+  int32_t *res;
+  int back = -1, dfd = -1;
+  size_t dlen;
+  const char *failed = NULL;
+  if (argc < 4 || get_string(env, argv[0], &ns_path, 1) < 0 || get_string(env, argv[1], &dir, 0) < 0 ||
+      read_names_any(env, argv[2], &paths, &np) < 0 || read_names_any(env, argv[3], &values, &nv) < 0) goto out;
+  if (np != nv) {
+    napi_throw_error(env, "EINVAL", "writeInNs: paths and values differ in length");
+    goto out;
+  }
+  if (napi_create_arraybuffer(env, (size_t)(np ? np : 1) * 2 * sizeof(int32_t), &data, &ab) != napi_ok) {
+    napi_throw_error(env, "ENOMEM", "writeInNs: cannot allocate the result");
+    goto out;
+  }
+  res = data;
+  if (ns_path && enter_ns(ns_path, &back, &failed) < 0) {
+    ret = throw_errno(env, errno, failed, ns_path);
+    goto out;
+  }
+  dlen = strlen(dir);
+  for (uint32_t i = 0; i < np; i++) {
+    const char *p = paths[i];
+    int fd;
+    if (dlen > 0 && strncmp(p, dir, dlen) == 0 && p[dlen] == '/') {
+      if (dfd < 0) dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      fd = dfd >= 0 ? openat(dfd, p + dlen + 1, O_WRONLY | O_CLOEXEC) : open(p, O_WRONLY | O_CLOEXEC);
+    } else {
+      fd = open(p, O_WRONLY | O_CLOEXEC);
+    }
+    if (fd < 0) {
+      res[2 * i] = 1;
+      res[2 * i + 1] = errno;
+      continue;
+    }
+    size_t len = strlen(values[i]);
+    ssize_t w;
+    do {
+      w = write(fd, values[i], len);
+    } while (w < 0 && errno == EINTR);
+    res[2 * i] = w < 0 ? 2 : 0;
+    res[2 * i + 1] = w < 0 ? errno : 0;
+    close(fd);
+  }
+  if (dfd >= 0) close(dfd);
+  if (ns_path) leave_ns(back);
+  if (napi_create_typedarray(env, napi_int32_array, (size_t)np * 2, ab, 0, &ret) != napi_ok) ret = NULL;
+out:
+  free(ns_path);
+  free(dir);
+  free_names(paths, np);
+  free_names(values, nv);
+  return ret;
+}
+
 /* ---------- module ---------- */
 
 /* dune_io.c: fd watches, nonblocking receive and raw sockets for the impairment engine. */
@@ -923,6 +998,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"nlClose", NULL, NlClose, NULL, NULL, NULL, napi_default, NULL},
       {"peerPid", NULL, PeerPid, NULL, NULL, NULL, napi_default, NULL},
       {"openInNs", NULL, OpenInNs, NULL, NULL, NULL, napi_default, NULL},
+      {"writeInNs", NULL, WriteInNs, NULL, NULL, NULL, napi_default, NULL},
       {"netnsCreateMany", NULL, NetnsCreateMany, NULL, NULL, NULL, napi_default, NULL},
       {"netnsDeleteMany", NULL, NetnsDeleteMany, NULL, NULL, NULL, napi_default, NULL},
   };

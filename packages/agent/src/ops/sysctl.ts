@@ -1,8 +1,7 @@
 /** `sysctl`: a value written under /proc/sys, opened inside the node's namespace. */
-import { closeSync, constants as fsc, writeSync } from 'node:fs';
 import type { SysctlOp } from '@dune/compiler';
 import { ApplyError, describeErrno } from '../errors.js';
-import { isNativeError, native } from '../native.js';
+import { native } from '../native.js';
 import { nsPath } from '../netns.js';
 import { opKind, type ApplyContext } from './types.js';
 
@@ -16,38 +15,39 @@ export const sysctl = opKind('sysctl', {
   undoRank: 70,
   diesWithNs: true,
   runtime: true,
-  apply: { stage: 'sysctl', write: writeSysctl },
+  apply: { stage: 'sysctl', write: writeSysctls },
 });
 
-function writeSysctl(op: SysctlOp, s: ApplyContext): void {
-  const path = sysctlPath(op.key);
-  const ns = s.isHost(op.ns) ? (s.opts.hostNs ?? null) : op.ns;
-  let fd: number;
-  try {
-    fd = native().openInNs(ns === null ? null : nsPath(ns), s.sysctlOpenPath(ns, path), fsc.O_WRONLY);
-  } catch (e) {
-    const errno = isNativeError(e) ? e.errno : 0;
-    throw new ApplyError(`${describe(op)}: cannot open ${path}: ${describeErrno(errno)}`, {
+/**
+ * A run of one namespace's sysctls, written in one visit to it (native writeInNs: one setns
+ * there and back for all of them, each file opened below the namespace's /proc/sys/net).
+ * The first that fails stops the apply, named with what the kernel said.
+ */
+function writeSysctls(ops: readonly SysctlOp[], s: ApplyContext): void {
+  const first = ops[0];
+  if (first === undefined) return;
+  const ns = s.isHost(first.ns) ? (s.opts.hostNs ?? null) : first.ns;
+  const paths = ops.map((op) => sysctlPath(op.key));
+  const res = native().writeInNs(ns === null ? null : nsPath(ns), '/proc/sys/net', paths, ops.map((op) => `${op.value}\n`));
+  for (let i = 0; i < ops.length; i++) {
+    const stage = res[2 * i] as number;
+    if (stage === 0) continue;
+    const op = ops[i] as SysctlOp;
+    const errno = res[2 * i + 1] as number;
+    if (stage === 1) {
+      throw new ApplyError(`${describe(op)}: cannot open ${paths[i]}: ${describeErrno(errno)}`, {
+        op,
+        errno,
+        journal: s.journal,
+        hint: errno === 2 ? `no such sysctl in a network namespace on this kernel (${paths[i]})` : undefined,
+      });
+    }
+    throw new ApplyError(`${describe(op)}: the kernel refused the value (${describeErrno(errno)})`, {
       op,
       errno,
       journal: s.journal,
-      hint: errno === 2 ? `no such sysctl in a network namespace on this kernel (${path})` : undefined,
-      cause: e,
-    });
-  }
-  try {
-    writeSync(fd, `${op.value}\n`);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? '';
-    throw new ApplyError(`${describe(op)}: the kernel refused the value (${code})`, {
-      op,
-      errno: (e as NodeJS.ErrnoException).errno ? -((e as NodeJS.ErrnoException).errno ?? 0) : 22,
-      journal: s.journal,
       hint: `check the value's range for ${op.key}`,
-      cause: e,
     });
-  } finally {
-    closeSync(fd);
   }
 }
 

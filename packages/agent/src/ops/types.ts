@@ -56,8 +56,6 @@ export interface ApplyContext {
   devIndex(c: NsContext, dev: string, op: Op): number;
   /** The probe's result (an ApplyError when the caller gave none). */
   caps(): Caps;
-  /** Where to open(2) a /proc/sys path inside `ns` (below the namespace's /proc/sys/net held open, when it is one). */
-  sysctlOpenPath(ns: string | null, path: string): string;
 }
 
 /** The link stage: devices are created with explicit indexes, then aliased (and brought up) in one more message. */
@@ -93,7 +91,8 @@ export type ApplyStage<O extends Op> =
   | { stage: 'netns' }
   | { stage: 'adopt' }
   | { stage: 'link'; create(op: O, ref: Ref, s: LinkStage): void }
-  | { stage: 'sysctl'; write(op: O, s: ApplyContext): void }
+  /** Writes under /proc/sys: called with a run of the plan's ops of one namespace, in their order. */
+  | { stage: 'sysctl'; write(ops: readonly O[], s: ApplyContext): void }
   | { stage: 'socket'; queue(op: O, ref: Ref, s: SocketStage): void }
   | { stage: 'batch'; run(ops: readonly O[], s: ApplyContext): Promise<void> }
   | { stage: 'deferred' };
