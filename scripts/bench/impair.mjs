@@ -19,8 +19,9 @@
 // As root it then builds a two-node lab with the CLI (`dune up`), the link delayed 1 ms each
 // way by the engine (impairment_backend = "userspace"), and measures iperf3 TCP across it
 // beside the same lab without delay, and ping's RTT over the link (goal: ≥ 1 Gbit/s with
-// the delay still within 1 ms): the engine queueing where packets leave (the default) and
-// where they arrive (DUNE_IMPAIR_QUEUE_AT=ingress). scripts/bench/impair-tcp.mjs does the
+// the delay still within 1 ms): the engine as labs use it by default (a direction's TCP queued
+// where it arrives, the rest where it leaves), beside everything queued where packets leave
+// (DUNE_IMPAIR_QUEUE_AT=egress) or where they arrive (=ingress). scripts/bench/impair-tcp.mjs does the
 // same for other delays.
 //
 // Internal modes (used by the script itself): `echo PORT [HOST]`, `client HOST PORT SIZE SECONDS`.
@@ -302,9 +303,14 @@ async function labLink() {
   ].join('\n');
   const rows = [];
   try {
-    for (const [lab, delay, at] of [['benchlinkd', null, 'egress'], ['benchlinke', '1ms', 'egress'], ['benchlinki', '1ms', 'ingress']]) {
+    // The default queues TCP where a direction arrives and the rest where it leaves; `egress`
+    // and `ingress` (DUNE_IMPAIR_QUEUE_AT) queue everything at one end, for comparison.
+    for (const [lab, delay, at] of [['benchlinkd', null, 'default'], ['benchlinkf', '1ms', 'default'], ['benchlinke', '1ms', 'egress'], ['benchlinki', '1ms', 'ingress']]) {
       writeFileSync(`${dir}/${lab}.toml`, topo(delay));
-      dune(['up', `${dir}/${lab}.toml`, '--lab', lab], { env: { ...process.env, DUNE_IMPAIR_QUEUE_AT: at } });
+      const env = { ...process.env };
+      delete env.DUNE_IMPAIR_QUEUE_AT;
+      if (at !== 'default') env.DUNE_IMPAIR_QUEUE_AT = at;
+      dune(['up', `${dir}/${lab}.toml`, '--lab', lab], { env });
       try {
         const st = JSON.parse(dune(['status', '--lab', lab, '--json']));
         const addr = st.nodes.find((n) => n.node === 'b').v4;
@@ -321,11 +327,11 @@ async function labLink() {
   }
   const [d, ...es] = rows;
   console.log(`\nlab link a–b (dune up; iperf3 TCP ${seconds} s; ping -U 300 × 10 ms)`);
-  console.log('  path                                      TCP          ratio   RTT mean (min)        RTT − direct − 2 ms');
-  console.log(`  direct (no delay)                   ${(d.bps / 1e9).toFixed(2).padStart(6)} Gbit/s   1.00   ${d.rtt.mean.toFixed(3)} (${d.rtt.min.toFixed(3)}) ms`);
+  console.log('  path                                           TCP          ratio   RTT mean (min)        RTT − direct − 2 ms');
+  console.log(`  direct (no delay)                        ${(d.bps / 1e9).toFixed(2).padStart(6)} Gbit/s   1.00   ${d.rtt.mean.toFixed(3)} (${d.rtt.min.toFixed(3)}) ms`);
   for (const e of es) {
     console.log(
-      `  engine, 1 ms each way, at ${e.at.padEnd(8)}  ${(e.bps / 1e9).toFixed(2).padStart(6)} Gbit/s   ${(e.bps / d.bps).toFixed(2)}   ${e.rtt.mean.toFixed(3)} (${e.rtt.min.toFixed(3)}) ms   ` +
+      `  engine, 1 ms each way, ${(e.at === 'default' ? 'default (split)' : `all at ${e.at}`).padEnd(15)}  ${(e.bps / 1e9).toFixed(2).padStart(6)} Gbit/s   ${(e.bps / d.bps).toFixed(2)}   ${e.rtt.mean.toFixed(3)} (${e.rtt.min.toFixed(3)}) ms   ` +
         `${(e.rtt.mean - d.rtt.mean - 2).toFixed(3)} ms (after the TCP run: ${(e.rttAfter.mean - d.rtt.mean - 2).toFixed(3)} ms)`,
     );
   }
