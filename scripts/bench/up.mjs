@@ -236,6 +236,7 @@ async function partB() {
     console.log(`  dune up steps: ${up.steps.map((s) => `${s.name} ${s2(s.ms)}`).join(' · ')}`);
     console.log('');
     goal('up < 15 s', up.wallMs < 15000, s2(up.wallMs));
+    goal('up < 6 s (#14)', up.wallMs < 6000, s2(up.wallMs));
     if (installed !== st.routesV4 + st.routesV6) throw new Error(`dune reported ${installed} routes, the plan has ${st.routesV4 + st.routesV6}`);
     if (profileDir) {
       const f = readdirSync(profileDir).find((n) => n.endsWith('.cpuprofile'));

@@ -9,7 +9,8 @@ import { newVeth, newVxlan, setLink } from '../src/netlink/link.js';
 import { newAddr, newRoute } from '../src/netlink/addr-route.js';
 import { decodeNetem, newClass, handle, writeNetem, pctToU32 } from '../src/netlink/tc.js';
 import { messages, parseError } from '../src/netlink/parse.js';
-import { formatIp, parseIp, parsePrefix } from '../src/netlink/ip.js';
+import { forEachPrefix, formatIp, parseIp, parsePrefix } from '../src/netlink/ip.js';
+import { expandPrefixRun } from '@dune/compiler';
 import { planImpairment, ImpairmentUnsupportedError, netemOptions } from '../src/impair/backends.js';
 import { lossChainName, nftLossScript } from '../src/impair/nft.js';
 import { sysctlPath } from '../src/apply.js';
@@ -395,3 +396,25 @@ describe('nftables loss script', () => {
     expect(lossChainName('a@b')).toBe('loss_x614062');
   });
 });
+
+describe('route table entries as bytes (forEachPrefix)', () => {
+  const texts = (entry: string): string[] => {
+    const out: string[] = [];
+    forEachPrefix(entry, (p) => out.push(`${formatIp(p.family, p.bytes)}/${p.prefixLen}`));
+    return out;
+  };
+
+  it('steps through a run exactly as the compiler expands it to text, across bytes, groups and lengths', () => {
+    for (const entry of ['10.0.0.250-10.0.1.4/32', '10.1.0.0-10.1.5.0/24', '10.255.255.254-11.0.0.1/32', 'fd7a:d0::fffe-fd7a:d0::1:3/128', 'fd00::-fd00:0:0:3::/64', 'fd7a:d0::2-fd7a:d0::2/128']) {
+      expect(texts(entry), entry).toEqual(expandPrefixRun(entry));
+    }
+    expect(texts('10.0.0.7/32')).toEqual(['10.0.0.7/32']);
+  });
+
+  it('refuses a run that does not step to its last prefix', () => {
+    expect(() => texts('10.0.0.9-10.0.0.2/32')).toThrow(/does not go up/);
+    expect(() => texts('10.0.0.0-10.0.0.1/24')).toThrow(/steps of one \/24/);
+    expect(() => texts('10.0.0.1-fd00::1/32')).toThrow(/not a route run/);
+  });
+});
+

@@ -45,7 +45,7 @@ export function up(file, lab, { profileDir } = {}) {
   step('namespaces', progress('netns') && at(progress('netns')));
   step('veth pairs', progress('veth') && at(progress('veth')));
   step('sysctls', progress('sysctl') && at(progress('sysctl')));
-  const perNs = events.filter((e) => e.type === 'progress' && ['up', 'addr', 'route', 'enslave', 'impair'].includes(e.kind)).pop();
+  const perNs = events.filter((e) => e.type === 'progress' && ['up', 'addr', 'route', 'routes', 'enslave', 'impair'].includes(e.kind)).pop();
   step('aliases, ups, addresses, routes', perNs && at(perNs));
   step('journal, exit', r.wallMs);
   return { wallMs: r.wallMs, cpuMs: r.cpuMs, created: done.created, agentMs: done.elapsedMs, steps };

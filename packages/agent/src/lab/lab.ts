@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, wr
 import { dirname, join } from 'node:path';
 import { DuneError, type Impairment } from '@dune/topology';
 import type { LinkInfoMsg } from '../netlink/link.js';
-import { findNode, PLAN_FORMAT, allocateVnis, expandRouteTables, serializePlanChunks, nsPrefix, NS_PREFIX, vniUses, fileContentBase64, type FileOp, type HostPlan, type Op, type OpKind, type Plan, type ProcessOp } from '@dune/compiler';
+import { findNode, PLAN_FORMAT, allocateVnis, countRoutes, expandRouteTables, serializePlanChunks, nsPrefix, NS_PREFIX, vniUses, fileContentBase64, type FileOp, type HostPlan, type Op, type OpKind, type Plan, type ProcessOp } from '@dune/compiler';
 import {
   LabJournal, STATE_ROOT, discardStagedPlan, journalLabs, journaledPlanDigest, labDir, logDir, readPlan, readPlanText, readState, removeJournal, readVnis, stagePlan,
   type LabState, type ProcessRecord, type StagedPlan,
@@ -130,7 +130,12 @@ export function checkLabName(lab: string): void {
   }
 }
 
-function localHost(plan: Plan): HostPlan {
+/**
+ * This machine's part of the plan: its one host, or several local phynodes merged. With
+ * `expand` (convergence with an earlier plan), route tables become one `route` op per
+ * destination, compared one by one; a fresh lab's go to the kernel as tables.
+ */
+function localHost(plan: Plan, expand = true): HostPlan {
   const remote = plan.hosts.filter((h) => h.target.host !== undefined && h.target.host !== 'localhost');
   if (remote.length > 0) {
     throw new DuneError('remote-hosts', `lab ${plan.lab} places nodes on remote phynodes (${remote.map((h) => h.phynode).join(', ')}), which this build cannot reach yet`, {
@@ -138,20 +143,24 @@ function localHost(plan: Plan): HostPlan {
     });
   }
   const hosts = plan.hosts;
-  // Route tables (`routes` ops) as one route op per destination: convergence compares routes one by one.
-  if (hosts.length === 1 && hosts[0] !== undefined) return { ...hosts[0], ops: expandRouteTables(hosts[0].ops) };
+  const tables = (ops: Op[]): Op[] => (expand ? expandRouteTables(ops) : ops);
+  if (hosts.length === 1 && hosts[0] !== undefined) return { ...hosts[0], ops: tables(hosts[0].ops) };
   // Several local phynodes: one machine plays them all.
   const merged: HostPlan = { phynode: hosts.map((h) => h.phynode).join('+'), target: {}, nodes: [], ops: [] };
   for (const h of hosts) {
     merged.nodes.push(...h.nodes);
-    for (const op of expandRouteTables(h.ops)) merged.ops.push(op);
+    for (const op of tables(h.ops)) merged.ops.push(op);
   }
   return merged;
 }
 
+/** Ops by kind; a route table counts as the routes it holds (`route`), applied as a table or one by one. */
 function count(ops: readonly Op[]): Record<string, number> {
   const c: Record<string, number> = {};
-  for (const op of ops) c[op.op] = (c[op.op] ?? 0) + 1;
+  for (const op of ops) {
+    if (op.op === 'routes') c['route'] = (c['route'] ?? 0) + countRoutes(op);
+    else c[op.op] = (c[op.op] ?? 0) + 1;
+  }
   return c;
 }
 
@@ -280,10 +289,10 @@ interface Diff {
 /** What this up must do, from the journal of the last one (a half-built lab is removed first). */
 async function diff(plan: Plan, staged: StagedPlan, emit: (e: LabEvent) => void): Promise<Diff> {
   const lab = plan.lab;
-  const host = localHost(plan);
   const old = LabJournal.open(lab);
   // The same canonical bytes: compared by digest, so the old plan is read (and parsed) only to converge from.
   if (old?.state.phase === 'up' && journaledPlanDigest(lab) === staged.digest && labIntact(plan, old.state)) {
+    const host = localHost(plan);
     return { host, oldPlan: plan, fresh: false, nothing: true, conv: { remove: [], apply: [], change: [], unchanged: host.ops.length }, journal: old };
   }
   const oldText = readPlanText(lab);
@@ -294,6 +303,8 @@ async function diff(plan: Plan, staged: StagedPlan, emit: (e: LabEvent) => void)
     emit({ type: 'note', message: `lab ${lab} was left half-built; removing it first` });
     await down(lab, { onEvent: emit, locked: true });
   }
+  // Nothing to converge from: a fresh lab's route tables go to the kernel as tables.
+  const host = localHost(plan, !fresh);
   const conv = converge(fresh ? undefined : localHost(oldPlan as Plan), host);
   // A changed impairment_backend re-applies every impairment that stays.
   if (!fresh) conv.change.push(...backendSwitch(oldPlan, plan, host.ops, conv.apply.concat(conv.change)));

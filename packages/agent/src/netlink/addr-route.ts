@@ -30,7 +30,7 @@ import {
   RTN_UNICAST,
   RTPROT_DUNE,
 } from './constants.js';
-import { formatIp, parseIp, parsePrefix } from './ip.js';
+import { formatIp, parseIp, parsePrefix, type IpAddr, type IpPrefix } from './ip.js';
 import { attrs, attrU32, type NlMsg } from './parse.js';
 import type { NlWriter } from './writer.js';
 
@@ -73,7 +73,11 @@ export interface RouteSpec {
  */
 export function newRoute(w: NlWriter, seq: number, r: RouteSpec, del = false): void {
   const gw = r.via !== undefined ? parseIp(r.via) : undefined;
-  const dst = parsePrefix(r.dst, gw?.family);
+  routeMsg(w, seq, parsePrefix(r.dst, gw?.family), gw, r.oif, r.src !== undefined ? parseIp(r.src) : undefined, r.metric, del);
+}
+
+/** newRoute's message from parsed parts (a route table's prefixes are never text: ops/routes.ts). */
+export function routeMsg(w: NlWriter, seq: number, dst: IpPrefix, gw: IpAddr | undefined, oif: number, src?: IpAddr, metric?: number, del = false): void {
   const start = del ? w.beginMsg(RTM_DELROUTE, DELETE_FLAGS, seq) : w.beginMsg(RTM_NEWROUTE, CREATE_FLAGS, seq);
   // struct rtmsg { family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags; }
   w.u8(dst.family)
@@ -90,9 +94,9 @@ export function newRoute(w: NlWriter, seq: number, r: RouteSpec, del = false): v
     if (gw.family === dst.family) w.attrBytes(RTA_GATEWAY, gw.bytes);
     else w.attrStruct(RTA_VIA, (x) => x.u16(gw.family).raw(gw.bytes));
   }
-  w.attrU32(RTA_OIF, r.oif);
-  if (r.src !== undefined) w.attrBytes(RTA_PREFSRC, parseIp(r.src).bytes);
-  if (r.metric !== undefined) w.attrU32(RTA_PRIORITY, r.metric);
+  w.attrU32(RTA_OIF, oif);
+  if (src !== undefined) w.attrBytes(RTA_PREFSRC, src.bytes);
+  if (metric !== undefined) w.attrU32(RTA_PRIORITY, metric);
   w.attrU32(RTA_TABLE, RT_TABLE_MAIN);
   w.endMsg(start);
 }

@@ -86,3 +86,48 @@ export function parseMac(s: string): Buffer {
 export function formatMac(b: Buffer): string {
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
+
+/**
+ * Each prefix of a route table entry (plan.ts RoutesOp.dst): one prefix, or a run
+ * `FIRST-LAST/LEN` stepped through in network byte order, without text per prefix (a run's
+ * prefixes never become strings on the way to the kernel). `bytes` is reused between calls:
+ * copy it to keep it.
+ */
+export function forEachPrefix(entry: string, fn: (p: IpPrefix) => void, familyForDefault?: number): void {
+  const dash = entry.indexOf('-');
+  if (dash < 0) {
+    fn(parsePrefix(entry, familyForDefault));
+    return;
+  }
+  const slash = entry.lastIndexOf('/');
+  const first = parseIp(entry.slice(0, dash));
+  const last = parseIp(entry.slice(dash + 1, slash));
+  const len = Number(entry.slice(slash + 1));
+  const max = first.family === AF_INET ? 32 : 128;
+  if (last.family !== first.family || !Number.isInteger(len) || len < 1 || len > max) throw new Error(`not a route run: ${JSON.stringify(entry)}`);
+  // How many: (last - first) / 2^(max - len) + 1, checked once (not compared at every step).
+  const big = (b: Buffer): bigint => BigInt(`0x${b.toString('hex')}`);
+  const span = big(last.bytes) - big(first.bytes);
+  const step = 1n << BigInt(max - len);
+  if (span < 0n || span % step !== 0n || span / step >= 1n << 24n) {
+    throw new Error(`the route run ${JSON.stringify(entry)} does not go up to its last prefix in steps of one /${len}`);
+  }
+  const count = Number(span / step) + 1;
+  const cur: IpPrefix = { family: first.family, bytes: Buffer.from(first.bytes), prefixLen: len };
+  // The step, one at bit `len - 1`: its byte and value.
+  const at = (len - 1) >> 3;
+  const add = 1 << (7 - ((len - 1) & 7));
+  const bytes = cur.bytes;
+  for (let k = 0; k < count; k++) {
+    if (k > 0) {
+      let carry = add;
+      for (let i = at; i >= 0 && carry > 0; i--) {
+        const v = (bytes[i] as number) + carry;
+        bytes[i] = v & 255;
+        carry = v >> 8;
+      }
+    }
+    fn(cur);
+  }
+}
+
