@@ -168,6 +168,16 @@ describe("the engine's own time, absorbed into the delay", () => {
     expect(h.engine.releaseAheadUs).toBeLessThanOrEqual(100);
     expect(h.engine.releaseCost.max).toBeGreaterThanOrEqual(50_000);
   });
+
+  it('releases ahead by what passes before the packet is sent, not by the system call that sends it', () => {
+    const h = harness({ delayUs: 1000 });
+    for (let i = 0; i < 400; i++) h.engine.noteReleaseCost(30, 6);
+    expect(h.engine.releaseAheadUs).toBeCloseTo(6, 3);
+    expect(h.engine.releaseCost.quantile(0.5)).toBeGreaterThanOrEqual(29);
+    h.send();
+    h.settle();
+    expect(h.out[0]!.at).toBeCloseTo(994, 3);
+  });
 });
 
 describe('loss', () => {

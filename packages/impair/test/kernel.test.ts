@@ -362,12 +362,16 @@ describe.skipIf(skip !== '')(`kernel mode (NFQUEUE) ${skip}`, () => {
     let text = tables(ns);
     expect(text).toContain(`table ip dune_impair_${lab} {`);
     expect(text).toContain(`table ip6 dune_impair_${lab} {`);
-    expect(text).toMatch(/chain out \{\s*type filter hook postrouting priority mangle; policy accept;\s*oifname "eth1" meta mark != 0x1d0e1d0e queue num 1501/);
+    // A leaving direction is queued where a forwarded packet still has its arrival stamp
+    // (forward) and where a node's own packets leave (output); an arriving one at prerouting.
+    expect(text).toMatch(/chain fwd \{\s*type filter hook forward priority mangle; policy accept;\s*oifname "eth1" meta mark != 0x1d0e1d0e queue num 1501/);
+    expect(text).toMatch(/chain out \{\s*type filter hook output priority mangle; policy accept;\s*oifname "eth1" meta mark != 0x1d0e1d0e queue num 1501/);
     expect(text).toMatch(/chain in \{\s*type filter hook prerouting priority mangle; policy accept;\s*iifname "eth0" meta mark != 0x1d0e1d0e queue num 1500/);
-    expect(rulesOf(text)).toHaveLength(4);
+    expect(execFileSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'table', 'ip', `dune_impair_${lab}`], { encoding: 'utf8' })).not.toContain('postrouting');
+    expect(rulesOf(text)).toHaveLength(6);
     nftApply(ns, lab, [{ dev: 'eth2', nfqueue: 1502 }]);
     text = tables(ns);
-    expect(rulesOf(text)).toEqual(['oifname "eth2" meta mark != 0x1d0e1d0e queue num 1502', 'oifname "eth2" meta mark != 0x1d0e1d0e queue num 1502']);
+    expect(rulesOf(text)).toEqual(Array(4).fill('oifname "eth2" meta mark != 0x1d0e1d0e queue num 1502'));
     nftApply(ns, lab, []);
     expect(tables(ns)).not.toContain(`dune_impair_${lab}`);
     const missing = `dunetest-impair-none${process.pid}`;

@@ -17,6 +17,7 @@ import {
 
 class FakeFrontend {
   readonly queues = new Map<number, Pipe>();
+  readonly stats = { packets: 0, stamped: 0 };
   closed = false;
   constructor(
     readonly ns: string,

@@ -3,7 +3,8 @@
  * every delay in the userspace engine, built with the CLI. A ping from one end to the other
  * crosses the engine 18 times; each crossing's own cost (the kernel's copy to the engine, its
  * wake-up, the verdict's way back) used to add ~44 µs on top of the delay. Now a packet is
- * released at its kernel arrival time (NFQUEUE's timestamp) plus its delay, so that cost is
+ * released at its kernel arrival time in the node (NFQUEUE's timestamp; a forwarded packet is
+ * queued at forward, before the kernel clears the stamp) plus its delay, so that cost is
  * absorbed while it is below the delay.
  *
  * Goal (the issue's): mean RTT within 0.3 ms of the configured 2 × 9 × 0.2 = 3.6 ms above the
@@ -102,9 +103,12 @@ describe.skipIf(skip !== '')(`e2e: ${NODES} nodes, ${LINK_MS} ms per link, every
     // with the smallest median error.
     const err = (r: Rtts) => Math.abs(r.p50 - base.p50 - CONFIGURED_MS);
     const best = seen.reduce((a, b) => (err(b) < err(a) ? b : a));
-    // Hardly early: a packet is released ahead of its time by the average cost of a release
-    // (~15 µs here), so where one crossing costs less it is early by the difference.
-    expect(best.min - base.min).toBeGreaterThanOrEqual(CONFIGURED_MS - 0.3);
+    // Never early: a packet's delay counts from its arrival in the node (a forwarded packet is
+    // queued at forward, where it still has its stamp), and it is released ahead only by what
+    // passes before its verdict is sent, not by the verdict's system call, which carries it on
+    // into the next node and that node's processing (anticipating that made each crossing
+    // early by ~10 µs: 0.3 ms over Kdl's 36).
+    expect(best.min - base.min).toBeGreaterThanOrEqual(CONFIGURED_MS - 0.05);
     // The issue's goal (mean within 0.3 ms, p99 within 2 ms) is what each attempt aims at and
     // prints; on a shared 2-core machine a multi-millisecond stall now and then moves the mean
     // and the tail, so what must hold every time is the median (the engine's own error) and

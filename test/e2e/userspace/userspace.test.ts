@@ -201,11 +201,18 @@ describe.skipIf(skip !== '')(`e2e: the userspace impairment backend ${skip}`, ()
     expect(hooks('a', 'eth0')).toEqual(['in b:eth0 tcp', 'out a:eth0 other']);
     expect(hooks('b', 'eth0')).toEqual(['in a:eth0 tcp', 'out b:eth0 other']);
     expect(hooks('a', 'eth1')).toEqual(['in e:eth0 tcp', 'out a:eth1 other']);
-    // The rules in a: the lab's tables (IPv4 and IPv6), one NFQUEUE rule per hook there, queue
-    // numbers per namespace, one each.
+    // The rules in a: the lab's tables (IPv4 and IPv6), one NFQUEUE rule per hook there (a
+    // leaving one in both forward and output: a forwarded packet keeps its arrival stamp
+    // there), queue numbers per namespace, one each.
     const inA = ourRules(`dune.${LAB}.a`, LAB).map((r) => r.replace(/ \d+$/, ''));
-    expect(inA.sort()).toEqual(['ip in eth0 tcp', 'ip in eth1 tcp', 'ip out eth0 !tcp', 'ip out eth1 !tcp', 'ip6 in eth0 tcp', 'ip6 in eth1 tcp', 'ip6 out eth0 !tcp', 'ip6 out eth1 !tcp', 'table ip', 'table ip6']);
-    expect(new Set(ourRules(`dune.${LAB}.a`, LAB).filter((r) => r.startsWith('ip ')).map((r) => r.split(' ').pop())).size).toBe(4);
+    expect(inA.sort()).toEqual([
+      'ip fwd eth0 !tcp', 'ip fwd eth1 !tcp', 'ip in eth0 tcp', 'ip in eth1 tcp', 'ip out eth0 !tcp', 'ip out eth1 !tcp',
+      'ip6 fwd eth0 !tcp', 'ip6 fwd eth1 !tcp', 'ip6 in eth0 tcp', 'ip6 in eth1 tcp', 'ip6 out eth0 !tcp', 'ip6 out eth1 !tcp', 'table ip', 'table ip6',
+    ]);
+    const queueOf = new Map(ourRules(`dune.${LAB}.a`, LAB).filter((r) => r.startsWith('ip ')).map((r) => [r.split(' ').slice(1, -1).join(' '), r.split(' ').pop()]));
+    expect(new Set(queueOf.values()).size).toBe(4);
+    expect(queueOf.get('fwd eth0 !tcp')).toBe(queueOf.get('out eth0 !tcp'));
+    expect(queueOf.get('fwd eth1 !tcp')).toBe(queueOf.get('out eth1 !tcp'));
     expect(ourRules(null, LAB)).toEqual([]);
     const text = (await duneOk(['status', '--lab', LAB])).stdout;
     expect(text).toMatch(/^impairment backends: userspace \(delayUs, lossGilbertElliott\); nftables-loss \(lossPct\)$/m);

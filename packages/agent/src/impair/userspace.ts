@@ -323,6 +323,8 @@ export interface EngineSummary {
   frontendErrors?: Record<string, number>;
   schedulerLatenessUs?: { p50: number; p99: number; max: number };
   releaseCostUs?: { p50: number; p99: number; max: number; aheadUs: number };
+  kernelPackets?: { received: number; stamped: number };
+  readDelayUs?: { p50: number; p99: number; max: number };
   /** Why there are no counters. */
   error?: string;
 }
@@ -347,6 +349,8 @@ export async function engineReport(state: LabState | undefined): Promise<{ summa
     summary.frontendErrors = status.frontendErrors;
     summary.schedulerLatenessUs = status.schedulerLatenessUs;
     if (status.releaseCostUs !== undefined) summary.releaseCostUs = status.releaseCostUs;
+    if (status.kernelPackets !== undefined) summary.kernelPackets = status.kernelPackets;
+    if (status.readDelayUs !== undefined) summary.readDelayUs = status.readDelayUs;
     for (const p of status.pipes) {
       const { ns, dev, link: _link, ...counters } = p;
       byPipe.set(`${ns}/${dev}`, counters);

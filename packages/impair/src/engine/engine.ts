@@ -308,8 +308,13 @@ export class Engine {
    */
   readonly releaseCost = new Histogram();
   /**
-   * Packets are released this much before their time, so that they are back in the kernel at
-   * their time: a moving average of releaseCost (0 until a frontend reports one), capped.
+   * How long packets waited in the kernel before the engine read them, from the kernel's
+   * arrival stamp (µs; frontends that have one record it). Absorbed into their delays.
+   */
+  readonly readDelay = new Histogram();
+  /**
+   * Packets are released this much before their time, so that they are on their way at their
+   * time (see noteReleaseCost; 0 until a frontend reports one), capped.
    */
   releaseAheadUs = 0;
   /** packet_queue's per-packet events, kept only once something reads them (enablePacketEvents). */
@@ -438,15 +443,21 @@ export class Engine {
   }
 
   /**
-   * A frontend reports what one release cost (wake-up to the end of its system call, µs).
-   * Packets are then released ahead by the moving average (1/32 weight per report) of costs,
-   * each capped at MAX_RELEASE_AHEAD_US: a stall (the host busy elsewhere) is not a cost to
-   * anticipate.
+   * A frontend reports what one release cost (wake-up to the end of its system call, µs) and
+   * how much of it passed before the packet was on its way (wake-up to the start of that call;
+   * by default all of it). Packets are then released ahead by the moving average (1/32 weight
+   * per report) of the latter, each capped at MAX_RELEASE_AHEAD_US: a stall (the host busy
+   * elsewhere) is not a cost to anticipate. The system call itself is not anticipated: with
+   * NFQUEUE it carries the packet on, through the rest of this node and into the next one, and
+   * that node's processing up to the engine again runs inside it too; releasing ahead by all
+   * of it made each crossing of a many-hop path early by that part. What the call takes to
+   * carry the packet into the next node (a few µs, measured: 2-4) is left late, not guessed.
    */
-  noteReleaseCost(us: number): void {
+  noteReleaseCost(us: number, beforeSendUs = us): void {
     if (!(us >= 0)) return;
     this.releaseCost.record(us);
-    this.releaseAheadUs += (Math.min(us, MAX_RELEASE_AHEAD_US) - this.releaseAheadUs) / 32;
+    if (!(beforeSendUs >= 0)) return;
+    this.releaseAheadUs += (Math.min(beforeSendUs, us, MAX_RELEASE_AHEAD_US) - this.releaseAheadUs) / 32;
   }
 
   /** Starts keeping packet_queue's per-packet events (GET /events in its form); idempotent. */

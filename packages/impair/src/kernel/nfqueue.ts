@@ -291,6 +291,7 @@ export class NfqueueFrontend {
     // A stamp from the future or from long ago means the wall clock was stepped: use now.
     if (age < 0 || age > 1_000_000) return undefined;
     this.stats.stamped += 1;
+    this.opts.engine.readDelay.record(age);
     return this.readEngineUs - age;
   }
 
@@ -416,9 +417,11 @@ export class NfqueueFrontend {
     this.writeAccepts();
     if (this.out.length === 0) return;
     try {
+      const engine = this.opts.engine;
+      const sendUs = this.releaseStartUs >= 0 ? engine.clock.now() : 0;
       this.io.nlSend(this.fd, this.out.bytes());
-      // What the release cost, up to the verdicts' return (see Engine.releaseAheadUs).
-      if (this.releaseStartUs >= 0) this.opts.engine.noteReleaseCost(this.opts.engine.clock.now() - this.releaseStartUs);
+      // What the release cost, up to the verdicts' return and up to their sending (see Engine.noteReleaseCost).
+      if (this.releaseStartUs >= 0) engine.noteReleaseCost(engine.clock.now() - this.releaseStartUs, sendUs - this.releaseStartUs);
     } catch {
       this.stats.sendErrors += 1;
       this.opts.engine.countFrontendError('nfqueue-verdict-error');

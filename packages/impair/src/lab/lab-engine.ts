@@ -194,6 +194,8 @@ export class LabEngine {
   private readonly pipes = new Map<string, LabPipe>();
   private readonly recvBuffer = Buffer.allocUnsafe(RECV_BUFFER_BYTES);
   private closed = false;
+  /** The counts of front ends closed (their namespaces' pipes gone). */
+  private readonly retired = { received: 0, stamped: 0 };
 
   constructor(opts: LabEngineOptions) {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(opts.lab)) throw new LabEngineError('bad-lab-name', `"${opts.lab}" is not a lab name (letters, digits, "_" and "-")`);
@@ -464,6 +466,11 @@ export class LabEngine {
     pipes.sort((a, b) => (a.ns === b.ns ? (a.dev < b.dev ? -1 : 1) : a.ns < b.ns ? -1 : 1));
     const late = this.clock instanceof RealClock ? this.clock.lateness : undefined;
     const cpu = process.cpuUsage();
+    const kernelPackets = { received: this.retired.received, stamped: this.retired.stamped };
+    for (const st of this.nss.values()) {
+      kernelPackets.received += st.frontend.stats.packets;
+      kernelPackets.stamped += st.frontend.stats.stamped;
+    }
     return {
       protocol: LAB_ENGINE_PROTOCOL,
       lab: this.lab,
@@ -479,6 +486,8 @@ export class LabEngine {
         p50: Math.round(this.engine.releaseCost.quantile(0.5)), p99: Math.round(this.engine.releaseCost.quantile(0.99)),
         max: Math.round(this.engine.releaseCost.max), aheadUs: Math.round(this.engine.releaseAheadUs),
       },
+      kernelPackets,
+      readDelayUs: { p50: Math.round(this.engine.readDelay.quantile(0.5)), p99: Math.round(this.engine.readDelay.quantile(0.99)), max: Math.round(this.engine.readDelay.max) },
       cpuSeconds: { user: cpu.user / 1e6, system: cpu.system / 1e6 },
       rssBytes: process.memoryUsage.rss(),
     };
@@ -594,6 +603,8 @@ export class LabEngine {
 
   /** Closes a namespace's socket (its held packets accepted); its hooks are unbound from their pipes. */
   private dropNs(st: NsState): void {
+    this.retired.received += st.frontend.stats.packets;
+    this.retired.stamped += st.frontend.stats.stamped;
     try {
       st.frontend.close();
     } catch {

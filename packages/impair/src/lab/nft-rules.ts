@@ -41,7 +41,8 @@ const NFPROTO_IPV4 = 2;
 const NFPROTO_IPV6 = 10;
 const NLA_F_NESTED = 0x8000;
 const NF_INET_PRE_ROUTING = 0;
-const NF_INET_POST_ROUTING = 4;
+const NF_INET_FORWARD = 2;
+const NF_INET_LOCAL_OUT = 3;
 const NF_ACCEPT = 1;
 const NFT_REG_1 = 1;
 const NFT_META_MARK = 3;
@@ -107,7 +108,6 @@ function ifname(dev: string): Buffer {
 /** The batch that makes the namespace's rules exactly `rules` (none: the tables removed). */
 export function nftBatch(lab: string, rules: readonly QueueRule[], seq0 = 1): { batch: Buffer; seqs: number[] } {
   const table = nftTableOf(lab);
-  const t = nftTableOf(lab);
   const parts: Buffer[] = [];
   const seqs: number[] = [];
   let seq = seq0;
@@ -125,17 +125,17 @@ export function nftBatch(lab: string, rules: readonly QueueRule[], seq0 = 1): { 
     nft(NFT_MSG_DELTABLE, 0, family, [str(1, table)]);
     if (rules.length === 0) continue;
     nft(NFT_MSG_NEWTABLE, NLM_F_CREATE, family, [str(1, table)]);
-    for (const [chain, hook] of [['out', NF_INET_POST_ROUTING], ['in', NF_INET_PRE_ROUTING]] as const) {
+    for (const [chain, hook] of [['fwd', NF_INET_FORWARD], ['out', NF_INET_LOCAL_OUT], ['in', NF_INET_PRE_ROUTING]] as const) {
       nft(NFT_MSG_NEWCHAIN, NLM_F_CREATE, family, [
-        str(1 /* NFTA_CHAIN_TABLE */, t), str(3 /* NAME */, chain),
+        str(1 /* NFTA_CHAIN_TABLE */, table), str(3 /* NAME */, chain),
         nest(4 /* HOOK */, [u32be(1 /* HOOKNUM */, hook), u32be(2 /* PRIORITY */, PRIORITY_MANGLE)]),
         u32be(5 /* POLICY */, NF_ACCEPT), str(7 /* TYPE */, 'filter'),
       ]);
     }
-    for (const r of sorted) {
-      const inbound = r.dir === 'in';
+    for (const r of sorted) for (const chain of r.dir === 'in' ? ['in'] : ['fwd', 'out']) {
+      const inbound = chain === 'in';
       nft(NFT_MSG_NEWRULE, NLM_F_CREATE | 0x800 /* NLM_F_APPEND */, family, [
-        str(1 /* NFTA_RULE_TABLE */, t), str(2 /* CHAIN */, inbound ? 'in' : 'out'),
+        str(1 /* NFTA_RULE_TABLE */, table), str(2 /* CHAIN */, chain),
         nest(4 /* EXPRESSIONS */, [
           meta(inbound ? NFT_META_IIFNAME : NFT_META_OIFNAME), cmp(NFT_CMP_EQ, ifname(r.dev)),
           ...(r.proto === undefined ? [] : [meta(NFT_META_L4PROTO), cmp(r.proto === 'tcp' ? NFT_CMP_EQ : NFT_CMP_NEQ, Buffer.from([IPPROTO_TCP]))]),

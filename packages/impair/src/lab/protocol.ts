@@ -130,6 +130,13 @@ export interface LabEngineStatus {
   schedulerLatenessUs: { p50: number; p99: number; max: number };
   /** What a release costs (wake-up to verdict sent), and how far ahead packets are released to cover it. */
   releaseCostUs?: { p50: number; p99: number; max: number; aheadUs: number };
+  /**
+   * Packets read from the kernel, and how many carried its receive stamp (their delay counts
+   * from their arrival in the node; the others' from when the engine read them).
+   */
+  kernelPackets?: { received: number; stamped: number };
+  /** How long stamped packets waited in the kernel for the engine to read them (absorbed into their delays). */
+  readDelayUs?: { p50: number; p99: number; max: number };
   cpuSeconds: { user: number; system: number };
   rssBytes: number;
 }
