@@ -15,7 +15,7 @@ import { statfsSync, unlinkSync } from 'node:fs';
 import { isNativeError, native } from './native.js';
 import { IFLA_IFALIAS, NETLINK_ROUTE, NLM_F_REQUEST, NLMSG_ERROR, RTM_NEWLINK } from './netlink/constants.js';
 import { delLink, getLink } from './netlink/link.js';
-import { attrStr, attrs, messages } from './netlink/parse.js';
+import { attrStr, findAttr, messages } from './netlink/parse.js';
 import { NlSocket, describeAck } from './netlink/socket.js';
 import { NlWriter } from './netlink/writer.js';
 import { deleteNamespaces, listNamespaces, nsPath } from './netns.js';
@@ -183,7 +183,7 @@ function readAlias(fd: number): string | undefined {
     const buf = native().nlRecv(fd, 2000);
     if (buf === null) throw new Error('no answer from the kernel');
     for (const m of messages(buf)) {
-      if (m.type === RTM_NEWLINK) return attrStr(attrs(m.data, 16).get(IFLA_IFALIAS));
+      if (m.type === RTM_NEWLINK) return attrStr(findAttr(m.data, 16, IFLA_IFALIAS));
       if (m.type === NLMSG_ERROR) {
         const errno = -m.data.readInt32LE(0);
         if (errno !== 0) throw new Error(describeAck({ seq: m.seq, errno }));

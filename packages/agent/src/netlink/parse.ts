@@ -61,6 +61,18 @@ export function attrList(buf: Buffer, offset = 0): [number, Buffer][] {
   return out;
 }
 
+/** The first attribute of `type` (its payload), found without taking the others apart. */
+export function findAttr(buf: Buffer, offset: number, type: number): Buffer | undefined {
+  let off = offset;
+  while (off + 4 <= buf.length) {
+    const len = buf.readUInt16LE(off);
+    if (len < 4 || off + len > buf.length) break;
+    if ((buf.readUInt16LE(off + 2) & NLA_TYPE_MASK) === type) return buf.subarray(off + 4, off + len);
+    off += align4(len);
+  }
+  return undefined;
+}
+
 export const attrStr = (b: Buffer | undefined): string | undefined => {
   if (b === undefined) return undefined;
   const nul = b.indexOf(0);
