@@ -369,9 +369,18 @@ describe.skipIf(skip !== '')(`kernel mode (NFQUEUE) ${skip}`, () => {
     expect(text).toMatch(/chain in \{\s*type filter hook prerouting priority mangle; policy accept;\s*iifname "eth0" meta mark != 0x1d0e1d0e queue num 1500/);
     expect(execFileSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'table', 'ip', `dune_impair_${lab}`], { encoding: 'utf8' })).not.toContain('postrouting');
     expect(rulesOf(text)).toHaveLength(6);
+    // A first write that takes the tables for absent (fresh) but finds them there replaces them whole.
+    nftApply(ns, lab, [{ dev: 'eth2', nfqueue: 1502 }], undefined, true);
+    text = tables(ns);
+    expect(rulesOf(text)).toEqual(Array(4).fill('oifname "eth2" meta mark != 0x1d0e1d0e queue num 1502'));
     nftApply(ns, lab, [{ dev: 'eth2', nfqueue: 1502 }]);
     text = tables(ns);
     expect(rulesOf(text)).toEqual(Array(4).fill('oifname "eth2" meta mark != 0x1d0e1d0e queue num 1502'));
+    nftApply(ns, lab, []);
+    expect(tables(ns)).not.toContain(`dune_impair_${lab}`);
+    // Fresh where they are absent: created only.
+    nftApply(ns, lab, [{ dev: 'eth1', nfqueue: 1501 }], undefined, true);
+    expect(rulesOf(tables(ns))).toEqual(Array(4).fill('oifname "eth1" meta mark != 0x1d0e1d0e queue num 1501'));
     nftApply(ns, lab, []);
     expect(tables(ns)).not.toContain(`dune_impair_${lab}`);
     const missing = `dunetest-impair-none${process.pid}`;

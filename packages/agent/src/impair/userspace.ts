@@ -241,12 +241,15 @@ export async function ensureEngine(lab: string, journal: LabJournal): Promise<{ 
  * Makes the engine serve exactly `pipes`: started when there are some and it is not
  * running, stopped (its rules removed) when there are none.
  */
-export async function syncEngine(lab: string, journal: LabJournal, pipes: readonly LabPipeSpec[]): Promise<SyncResult | undefined> {
+export async function syncEngine(lab: string, journal: LabJournal, pipes: readonly LabPipeSpec[], started?: Promise<{ recover: boolean }>): Promise<SyncResult | undefined> {
   if (pipes.length === 0) {
+    if (started !== undefined) await started.catch(() => undefined);
     if (journal.state.impairEngine !== undefined || findEnginePids(lab).length > 0) await stopEngine(lab, journal, { keepRules: false });
     return undefined;
   }
-  const { recover } = await ensureEngine(lab, journal);
+  // `started`: ensureEngine, called earlier (an up starts the engine before building the
+  // network, so that its start overlaps that work).
+  const { recover } = await (started ?? ensureEngine(lab, journal));
   const rec = journal.state.impairEngine as EngineRecord;
   // Big labs: a thousand namespaces' rules are written by a few iptables-restore at a time.
   return engineCall<SyncResult>(rec.socket, 'sync', { pipes, recover }, 30_000 + pipes.length * 100);

@@ -39,7 +39,11 @@ export interface HistogramSnapshot {
 }
 
 export class Histogram {
-  private readonly counts = new Float64Array(BUCKETS);
+  /**
+   * Per bucket; allocated with the first value (4.7 KB: a lab's engine has a histogram per
+   * link direction, most of which see nothing for long, some never).
+   */
+  private counts: Float64Array | undefined;
   /** Cumulative-ready counts per Prometheus bound (value ≤ bound), plus the sum. */
   private readonly prom = new Float64Array(PROM_BOUNDS_SECONDS.length);
   count = 0;
@@ -48,7 +52,7 @@ export class Histogram {
   min = Infinity;
 
   record(v: number): void {
-    this.counts[bucketOf(v)]! += 1;
+    (this.counts ??= new Float64Array(BUCKETS))[bucketOf(v)]! += 1;
     this.count += 1;
     this.sum += v;
     if (v > this.max) this.max = v;
@@ -64,11 +68,12 @@ export class Histogram {
 
   /** The q-quantile (0..1), as the middle of its bucket, clamped to the observed range. */
   quantile(q: number): number {
-    if (this.count === 0) return 0;
+    const counts = this.counts;
+    if (this.count === 0 || counts === undefined) return 0;
     const rank = Math.max(1, Math.ceil(q * this.count));
     let seen = 0;
     for (let i = 0; i < BUCKETS; i++) {
-      seen += this.counts[i]!;
+      seen += counts[i]!;
       if (seen >= rank) {
         const lo = bucketLow(i);
         const mid = i < LINEAR ? lo : (lo + bucketLow(i + 1)) / 2;
@@ -95,13 +100,14 @@ export class Histogram {
 
   /** Everything recorded, as plain data (to move between threads; see `add`). */
   snapshot(): HistogramSnapshot {
-    return { counts: this.counts.slice(), prom: this.prom.slice(), count: this.count, sum: this.sum, max: this.max, min: this.min };
+    return { counts: this.counts?.slice() ?? new Float64Array(BUCKETS), prom: this.prom.slice(), count: this.count, sum: this.sum, max: this.max, min: this.min };
   }
 
   /** Adds another histogram's records (a snapshot of it) to this one's. */
   add(h: HistogramSnapshot): void {
     if (h.count === 0) return;
-    for (let i = 0; i < BUCKETS; i++) this.counts[i]! += h.counts[i]!;
+    const counts = (this.counts ??= new Float64Array(BUCKETS));
+    for (let i = 0; i < BUCKETS; i++) counts[i]! += h.counts[i]!;
     for (let i = 0; i < this.prom.length; i++) this.prom[i]! += h.prom[i]!;
     this.count += h.count;
     this.sum += h.sum;
@@ -110,7 +116,7 @@ export class Histogram {
   }
 
   reset(): void {
-    this.counts.fill(0);
+    this.counts?.fill(0);
     this.prom.fill(0);
     this.count = 0;
     this.sum = 0;

@@ -130,9 +130,11 @@ export const realKernel: LabKernel = {
   },
   // Over netlink from here (nft-rules.ts): one nf_tables batch per namespace, no process started.
   writeRules: async (ns, lab, rules) => nftApply(ns, lab, rules),
+  // A namespace's first write (addJump) from a sync that is not recovering a dead engine's
+  // namespaces: its tables are only created (nftApply's `fresh`; replaced whole if there).
   writeRulesMany: async (items, lab) => items.map((it) => {
     try {
-      nftApply(it.ns, lab, it.rules);
+      nftApply(it.ns, lab, it.rules, undefined, it.addJump);
       return undefined;
     } catch (e) {
       return e as Error;

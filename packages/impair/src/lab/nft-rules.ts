@@ -28,6 +28,7 @@ import type { QueueRule } from './rules.js';
 const NETLINK_NETFILTER = 12;
 const NLM_F_REQUEST = 0x1;
 const NLM_F_ACK = 0x4;
+const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
 const NLMSG_ERROR = 0x2;
 const NFNL_SUBSYS_NFTABLES = 10;
@@ -56,6 +57,12 @@ const PRIORITY_MANGLE = -150;
 
 export const nftTableOf = (lab: string): string => `dune_impair_${lab}`;
 
+const MARK = Buffer.alloc(4);
+MARK.writeUInt32LE(ENGINE_MARK >>> 0, 0);
+/** Encoded message attributes by what they say (see nftBatch); bounded, cleared when full. */
+const BODIES = new Map<string, Buffer>();
+const MAX_BODIES = 4096;
+
 function attr(type: number, payload: Buffer): Buffer {
   const len = 4 + payload.length;
   const out = Buffer.alloc((len + 3) & ~3);
@@ -71,6 +78,20 @@ const u32be = (type: number, v: number): Buffer => {
   return attr(type, b);
 };
 const nest = (type: number, parts: Buffer[]): Buffer => attr(type | NLA_F_NESTED, Buffer.concat(parts));
+
+/** A message's header (nlmsghdr + nfgenmsg); its attributes follow it, `bodyLen` bytes. */
+function header(type: number, flags: number, seq: number, family: number, resId: number, bodyLen: number): Buffer {
+  const h = Buffer.allocUnsafe(20);
+  h.writeUInt32LE(20 + bodyLen, 0);
+  h.writeUInt16LE(type, 4);
+  h.writeUInt16LE(flags, 6);
+  h.writeUInt32LE(seq, 8);
+  h.writeUInt32LE(0, 12);
+  h.writeUInt8(family, 16);
+  h.writeUInt8(0, 17);
+  h.writeUInt16BE(resId, 18);
+  return h;
+}
 
 function msg(type: number, flags: number, seq: number, family: number, resId: number, attrs: Buffer[]): Buffer {
   const body = Buffer.concat(attrs);
@@ -105,28 +126,45 @@ function ifname(dev: string): Buffer {
   return b;
 }
 
-/** The batch that makes the namespace's rules exactly `rules` (none: the tables removed). */
-export function nftBatch(lab: string, rules: readonly QueueRule[], seq0 = 1): { batch: Buffer; seqs: number[] } {
+/**
+ * The batch that makes the namespace's rules exactly `rules` (none: the tables removed). With
+ * `fresh` (the lab's tables are not there: a namespace this engine has not written in yet, and
+ * no dead engine's either) the tables are only created, exclusively: a table that is there
+ * after all fails the batch (EEXIST) instead of taking rules twice.
+ */
+export function nftBatch(lab: string, rules: readonly QueueRule[], seq0 = 1, fresh = false): { batch: Buffer; seqs: number[] } {
   const table = nftTableOf(lab);
   const parts: Buffer[] = [];
   const seqs: number[] = [];
   let seq = seq0;
-  const nft = (type: number, flags: number, family: number, attrs: Buffer[]): void => {
+  // A message's attributes are the same in every namespace with the same rule (a lab's
+  // namespaces share devices and queue numbers): encoded once per process, only headers new.
+  const nft = (type: number, flags: number, family: number, key: string, attrs: () => Buffer[]): void => {
     seqs.push(seq);
-    parts.push(msg((NFNL_SUBSYS_NFTABLES << 8) | type, NLM_F_REQUEST | NLM_F_ACK | flags, seq++, family, 0, attrs));
+    let body = BODIES.get(key);
+    if (body === undefined) {
+      body = Buffer.concat(attrs());
+      if (BODIES.size >= MAX_BODIES) BODIES.clear();
+      BODIES.set(key, body);
+    }
+    parts.push(header((NFNL_SUBSYS_NFTABLES << 8) | type, NLM_F_REQUEST | NLM_F_ACK | flags, seq++, family, 0, body.length), body);
   };
   parts.push(msg(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq++, 0, NFNL_SUBSYS_NFTABLES, []));
-  const mark = Buffer.alloc(4);
-  mark.writeUInt32LE(ENGINE_MARK >>> 0, 0);
   const sorted = [...rules].sort((a, b) => a.nfqueue - b.nfqueue);
   for (const family of [NFPROTO_IPV4, NFPROTO_IPV6]) {
-    // Created if missing, so that the delete below never fails; then made anew.
-    nft(NFT_MSG_NEWTABLE, NLM_F_CREATE, family, [str(1 /* NFTA_TABLE_NAME */, table)]);
-    nft(NFT_MSG_DELTABLE, 0, family, [str(1, table)]);
-    if (rules.length === 0) continue;
-    nft(NFT_MSG_NEWTABLE, NLM_F_CREATE, family, [str(1, table)]);
+    const tableAttrs = (): Buffer[] => [str(1 /* NFTA_TABLE_NAME */, table)];
+    if (fresh) {
+      if (rules.length === 0) continue;
+      nft(NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL, family, `t|${table}`, tableAttrs);
+    } else {
+      // Created if missing, so that the delete below never fails; then made anew.
+      nft(NFT_MSG_NEWTABLE, NLM_F_CREATE, family, `t|${table}`, tableAttrs);
+      nft(NFT_MSG_DELTABLE, 0, family, `t|${table}`, tableAttrs);
+      if (rules.length === 0) continue;
+      nft(NFT_MSG_NEWTABLE, NLM_F_CREATE, family, `t|${table}`, tableAttrs);
+    }
     for (const [chain, hook] of [['fwd', NF_INET_FORWARD], ['out', NF_INET_LOCAL_OUT], ['in', NF_INET_PRE_ROUTING]] as const) {
-      nft(NFT_MSG_NEWCHAIN, NLM_F_CREATE, family, [
+      nft(NFT_MSG_NEWCHAIN, NLM_F_CREATE, family, `c|${table}|${chain}|${hook}`, () => [
         str(1 /* NFTA_CHAIN_TABLE */, table), str(3 /* NAME */, chain),
         nest(4 /* HOOK */, [u32be(1 /* HOOKNUM */, hook), u32be(2 /* PRIORITY */, PRIORITY_MANGLE)]),
         u32be(5 /* POLICY */, NF_ACCEPT), str(7 /* TYPE */, 'filter'),
@@ -134,12 +172,12 @@ export function nftBatch(lab: string, rules: readonly QueueRule[], seq0 = 1): { 
     }
     for (const r of sorted) for (const chain of r.dir === 'in' ? ['in'] : ['fwd', 'out']) {
       const inbound = chain === 'in';
-      nft(NFT_MSG_NEWRULE, NLM_F_CREATE | 0x800 /* NLM_F_APPEND */, family, [
+      nft(NFT_MSG_NEWRULE, NLM_F_CREATE | 0x800 /* NLM_F_APPEND */, family, `r|${table}|${chain}|${r.dev}|${r.proto ?? ''}|${r.nfqueue}|${r.balance ?? 1}`, () => [
         str(1 /* NFTA_RULE_TABLE */, table), str(2 /* CHAIN */, chain),
         nest(4 /* EXPRESSIONS */, [
           meta(inbound ? NFT_META_IIFNAME : NFT_META_OIFNAME), cmp(NFT_CMP_EQ, ifname(r.dev)),
           ...(r.proto === undefined ? [] : [meta(NFT_META_L4PROTO), cmp(r.proto === 'tcp' ? NFT_CMP_EQ : NFT_CMP_NEQ, Buffer.from([IPPROTO_TCP]))]),
-          meta(NFT_META_MARK), cmp(NFT_CMP_NEQ, mark),
+          meta(NFT_META_MARK), cmp(NFT_CMP_NEQ, MARK),
           nfqueueTarget(r.nfqueue, r.balance),
         ]),
       ]);
@@ -155,8 +193,21 @@ let nextSeq = 1;
  * Sends one batch in namespace `ns` and waits for every message's answer: throws with the
  * kernel's error (naming the message) when the transaction was refused (nothing applied then).
  */
-export function nftApply(ns: string, lab: string, rules: readonly QueueRule[], io: IoNative = ioNative()): void {
-  const { batch, seqs } = nftBatch(lab, rules, nextSeq);
+export function nftApply(ns: string, lab: string, rules: readonly QueueRule[], io: IoNative = ioNative(), fresh = false): void {
+  if (fresh) {
+    try {
+      nftSend(ns, lab, rules, io, true);
+      return;
+    } catch (e) {
+      // The lab's table was there after all (EEXIST): replaced whole below.
+      if (!/errno 17\b/.test((e as Error).message)) throw e;
+    }
+  }
+  nftSend(ns, lab, rules, io, false);
+}
+
+function nftSend(ns: string, lab: string, rules: readonly QueueRule[], io: IoNative, fresh: boolean): void {
+  const { batch, seqs } = nftBatch(lab, rules, nextSeq, fresh);
   nextSeq = (seqs[seqs.length - 1] ?? nextSeq) + 2;
   let fd: number;
   try {
