@@ -93,20 +93,6 @@ function header(type: number, flags: number, seq: number, family: number, resId:
   return h;
 }
 
-function msg(type: number, flags: number, seq: number, family: number, resId: number, attrs: Buffer[]): Buffer {
-  const body = Buffer.concat(attrs);
-  const h = Buffer.alloc(20);
-  h.writeUInt32LE(20 + body.length, 0);
-  h.writeUInt16LE(type, 4);
-  h.writeUInt16LE(flags, 6);
-  h.writeUInt32LE(seq, 8);
-  h.writeUInt32LE(0, 12);
-  h.writeUInt8(family, 16);
-  h.writeUInt8(0, 17);
-  h.writeUInt16BE(resId, 18);
-  return Buffer.concat([h, body]);
-}
-
 const expr = (name: string, data: Buffer[]): Buffer => nest(1 /* NFTA_LIST_ELEM */, [str(1 /* NFTA_EXPR_NAME */, name), nest(2 /* NFTA_EXPR_DATA */, data)]);
 const meta = (key: number): Buffer => expr('meta', [u32be(1 /* DREG */, NFT_REG_1), u32be(2 /* KEY */, key)]);
 const cmp = (op: number, value: Buffer): Buffer => expr('cmp', [u32be(1 /* SREG */, NFT_REG_1), u32be(2 /* OP */, op), nest(3 /* DATA */, [attr(1 /* NFTA_DATA_VALUE */, value)])]);
@@ -149,7 +135,7 @@ export function nftBatch(lab: string, rules: readonly QueueRule[], seq0 = 1, fre
     }
     parts.push(header((NFNL_SUBSYS_NFTABLES << 8) | type, NLM_F_REQUEST | NLM_F_ACK | flags, seq++, family, 0, body.length), body);
   };
-  parts.push(msg(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq++, 0, NFNL_SUBSYS_NFTABLES, []));
+  parts.push(header(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq++, 0, NFNL_SUBSYS_NFTABLES, 0));
   const sorted = [...rules].sort((a, b) => a.nfqueue - b.nfqueue);
   for (const family of [NFPROTO_IPV4, NFPROTO_IPV6]) {
     const tableAttrs = (): Buffer[] => [str(1 /* NFTA_TABLE_NAME */, table)];
@@ -183,7 +169,7 @@ export function nftBatch(lab: string, rules: readonly QueueRule[], seq0 = 1, fre
       ]);
     }
   }
-  parts.push(msg(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq++, 0, NFNL_SUBSYS_NFTABLES, []));
+  parts.push(header(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq++, 0, NFNL_SUBSYS_NFTABLES, 0));
   return { batch: Buffer.concat(parts), seqs };
 }
 
