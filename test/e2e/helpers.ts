@@ -162,6 +162,22 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
+/** The userspace impairment engine processes of `lab`, by command line. */
+export function enginePids(lab: string): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      const i = argv.indexOf('impair-engine');
+      if (i >= 0 && argv[argv.indexOf('--lab', i) + 1] === lab && pidAlive(Number(d))) pids.push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
 /** Everything of the lab still on the machine, described; [] when it is all gone. */
 export function leftovers(lab: string, pids: readonly number[] = []): string[] {
   const left: string[] = [];

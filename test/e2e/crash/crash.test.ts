@@ -9,17 +9,35 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dune, duneOk, duneSpawn, downAndCheck, isRoot, labNamespaces, leftovers, removeTemp, requireBuilt, ROOT_REASON, STATE_ROOT, tempDir, waitFor } from '../helpers.js';
+import {
+  dune, duneOk, duneSpawn, downAndCheck, enginePids, isRoot, labNamespaces, leftovers, removeTemp, REPO, requireBuilt, ROOT_REASON, STATE_ROOT, tempDir, waitFor,
+} from '../helpers.js';
 
 const LAB = 'e2ecrash';
 const LAB_NJ = 'e2ecrashnj';
 const LAB_EARLY = 'e2ecrashns';
+const LAB_ENGINE = 'e2ecrasheng';
 const NODES = 300;
 
-function lineTopology(n: number): string {
-  const links = Array.from({ length: n - 1 }, (_, i) => `  { endpoints = ["n${i}:eth1", "n${i + 1}:eth0"] },`);
+/** A line of n nodes; with `latency`, every link delayed by the userspace engine. */
+function lineTopology(n: number, latency?: string): string {
+  const links = Array.from({ length: n - 1 }, (_, i) => `  { endpoints = ["n${i}:eth1", "n${i + 1}:eth0"]${latency ? `, latency = "${latency}"` : ''} },`);
   const nodes = Array.from({ length: n }, (_, i) => `[topology.nodes.n${i}]`);
-  return `# written by test/e2e/crash/crash.test.ts\n[topology]\nrouting_weight = "hops"\nlinks = [\n${links.join('\n')}\n]\n${nodes.join('\n')}\n`;
+  const backend = latency ? 'impairment_backend = "userspace"\n' : '';
+  return `# written by test/e2e/crash/crash.test.ts\n[topology]\nrouting_weight = "hops"\n${backend}links = [\n${links.join('\n')}\n]\n${nodes.join('\n')}\n`;
+}
+
+/** Why the engine cannot run here ('' : it can). */
+const NO_ENGINE = !isRoot ? '' : nfqueueOk() ? '' : '(skipped: no NFQUEUE target here, see `dune-agent probe`)';
+
+/** Whether this kernel can queue to userspace (the engine's NFQUEUE), as the agent's probe says. */
+function nfqueueOk(): boolean {
+  const r = spawnSync(process.execPath, [join(REPO, 'packages/agent/dist/bin/dune-agent.js'), 'probe'], { encoding: 'utf8' });
+  try {
+    return (JSON.parse(r.stdout) as Record<string, { ok: boolean }>)['nfqueue']?.ok === true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -61,12 +79,13 @@ describe.skipIf(!isRoot)(`e2e: kill -9 of dune up, then dune down recovers${isRo
     await dune(['down', '--lab', LAB]);
     await dune(['down', '--lab', LAB_NJ]);
     await dune(['down', '--lab', LAB_EARLY]);
+    await dune(['down', '--lab', LAB_ENGINE]);
     tmp = tempDir('crash');
     file = join(tmp, 'line300.toml');
     writeFileSync(file, lineTopology(NODES));
   });
   afterAll(async () => {
-    const left = [...(await downAndCheck(LAB)), ...(await downAndCheck(LAB_NJ)), ...(await downAndCheck(LAB_EARLY))];
+    const left = [...(await downAndCheck(LAB)), ...(await downAndCheck(LAB_NJ)), ...(await downAndCheck(LAB_EARLY)), ...(await downAndCheck(LAB_ENGINE))];
     removeTemp(tmp);
     expect(left).toEqual([]);
   });
@@ -113,5 +132,19 @@ describe.skipIf(!isRoot)(`e2e: kill -9 of dune up, then dune down recovers${isRo
     const r = await duneOk(['down', '--lab', LAB_EARLY]);
     expect(r.stderr).not.toMatch(/foreign|carries no mark/);
     expect(leftovers(LAB_EARLY)).toEqual([]);
+  }, 120_000);
+
+  it.skipIf(NO_ENGINE !== '')(`killed while building a lab with delays, the engine it started before the network already running: down stops that engine too ${NO_ENGINE}`, async () => {
+    const f = join(tmp, 'line300-delays.toml');
+    writeFileSync(f, lineTopology(NODES, '1ms'));
+    // The engine starts right after the probe, so that it loads while the network is built.
+    const ms = await killWhen(['up', f, '--lab', LAB_ENGINE], 'the engine and the first veth', () =>
+      enginePids(LAB_ENGINE).length > 0 && spawnSync('ip', ['-n', `dune.${LAB_ENGINE}.n0`, 'link', 'show', 'eth1']).status === 0);
+    const pids = enginePids(LAB_ENGINE);
+    console.log(`killed after ${ms.toFixed(0)} ms; engine ${pids.join(', ')}`);
+    expect(pids).toHaveLength(1);
+    await duneOk(['down', '--lab', LAB_ENGINE]);
+    expect(enginePids(LAB_ENGINE)).toEqual([]);
+    expect(leftovers(LAB_ENGINE, pids)).toEqual([]);
   }, 120_000);
 });

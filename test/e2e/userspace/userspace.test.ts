@@ -26,7 +26,7 @@ import { existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFi
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  binomialInterval, dune, duneOk, downAndCheck, iperf, isRoot, leftovers, parsePing, pidAlive, removeTemp, REPO, requireBuilt, ROOT_REASON, run, sh, tempDir,
+  binomialInterval, dune, duneOk, downAndCheck, enginePids, iperf, isRoot, leftovers, parsePing, pidAlive, removeTemp, REPO, requireBuilt, ROOT_REASON, run, sh, tempDir,
 } from '../helpers.js';
 
 const LAB = 'e2euser';
@@ -127,22 +127,6 @@ function ourRules(ns: string | null, lab: string): string[] {
     }
   }
   return out;
-}
-
-/** Engine processes of `lab`, by command line. */
-function enginePids(lab: string): number[] {
-  const pids: number[] = [];
-  for (const d of sh(['ls', '/proc']).out.split('\n')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      const i = argv.indexOf('impair-engine');
-      if (i >= 0 && argv[argv.indexOf('--lab', i) + 1] === lab && pidAlive(Number(d))) pids.push(Number(d));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
 }
 
 describe.skipIf(skip !== '')(`e2e: the userspace impairment backend ${skip}`, () => {

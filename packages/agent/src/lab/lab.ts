@@ -234,11 +234,12 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
     }
     const journal = d.journal;
     journal.begin(staged, vniUses(plan), backend, d.conv.apply.flatMap((o) => (o.op === 'netns' && !existsSync(`/run/netns/${o.ns}`) ? [o.ns] : [])));
+    // The engine process starts now and loads while the network is built (Kdl: 0.35 s of its
+    // step); its pipes go to it once the namespaces exist.
+    let started: Promise<{ recover: boolean }> | undefined;
     try {
-      // The engine process starts now and loads while the network is built (Kdl: 0.35 s of
-      // its step); its pipes go to it once the namespaces exist.
       const pipes = enginePipes(d.host.ops, caps, prefer);
-      const started = pipes.length > 0 ? ensureEngine(lab, journal) : undefined;
+      started = pipes.length > 0 ? ensureEngine(lab, journal) : undefined;
       started?.catch(() => undefined);
       await kernel(lab, journal, d, caps, prefer, emit);
       await impairEngine(lab, journal, pipes, started, emit);
@@ -248,6 +249,8 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
     } catch (e) {
       emit({ type: 'warning', message: `up failed; rolling back` });
       try {
+        // An engine still starting is journaled (or gone) first, so that the rollback stops it.
+        await started?.catch(() => undefined);
         await down(lab, { onEvent: emit, locked: true });
       } catch (e2) {
         emit({ type: 'warning', message: `rollback incomplete: ${(e2 as Error).message}; run \`dune down --lab ${lab}\`` });
