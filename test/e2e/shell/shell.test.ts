@@ -60,7 +60,8 @@ tag = "b"
       ['b', true],
     ]);
     // `sleep 300 &` of exec did not hold up: the shell returned, the sleep runs in the node.
-    const here = "for p in $(pgrep -f '^sleep 300$'); do [ \"$(readlink /proc/$p/ns/net)\" = \"$(readlink /proc/self/ns/net)\" ] && echo $p; done";
+    // (Both nodes run one: the loop's status is its last test's, so the script ends with its own.)
+    const here = "for p in $(pgrep -f '^sleep 300$'); do [ \"$(readlink /proc/$p/ns/net)\" = \"$(readlink /proc/self/ns/net)\" ] && echo $p; done; exit 0";
     const r = await duneOk(['exec', '--lab', LAB, 'b', '--', 'sh', '-c', here]);
     expect(r.stdout.trim().split('\n')).toHaveLength(1);
     await duneOk(['down', '--lab', LAB]);
