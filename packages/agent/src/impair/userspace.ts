@@ -243,7 +243,6 @@ export async function ensureEngine(lab: string, journal: LabJournal): Promise<{ 
  */
 export async function syncEngine(lab: string, journal: LabJournal, pipes: readonly LabPipeSpec[], started?: Promise<{ recover: boolean }>): Promise<SyncResult | undefined> {
   if (pipes.length === 0) {
-    if (started !== undefined) await started.catch(() => undefined);
     if (journal.state.impairEngine !== undefined || findEnginePids(lab).length > 0) await stopEngine(lab, journal, { keepRules: false });
     return undefined;
   }

@@ -29,6 +29,7 @@ const NETLINK_NETFILTER = 12;
 const NLM_F_REQUEST = 0x1;
 const NLM_F_ACK = 0x4;
 const NLM_F_EXCL = 0x200;
+const EEXIST = 17;
 const NLM_F_CREATE = 0x400;
 const NLMSG_ERROR = 0x2;
 const NFNL_SUBSYS_NFTABLES = 10;
@@ -186,7 +187,7 @@ export function nftApply(ns: string, lab: string, rules: readonly QueueRule[], i
       return;
     } catch (e) {
       // The lab's table was there after all (EEXIST): replaced whole below.
-      if (!/errno 17\b/.test((e as Error).message)) throw e;
+      if ((e as { errno?: number }).errno !== EEXIST) throw e;
     }
   }
   nftSend(ns, lab, rules, io, false);
@@ -206,6 +207,7 @@ function nftSend(ns: string, lab: string, rules: readonly QueueRule[], io: IoNat
     if (sent < 0) throw new Error(`nf_tables in ${ns}: send failed (errno ${-sent})`);
     const waiting = new Set(seqs);
     let failure: string | undefined;
+    let refused = 0;
     while (waiting.size > 0) {
       const buf = io.nlRecv(fd, 5000);
       if (buf === null) throw new Error(`nf_tables in ${ns}: no answer within 5 s (${waiting.size} messages unanswered)`);
@@ -217,14 +219,17 @@ function nftSend(ns: string, lab: string, rules: readonly QueueRule[], io: IoNat
         if (type === NLMSG_ERROR && off + 20 <= buf.length) {
           const err = buf.readInt32LE(off + 16);
           waiting.delete(seq);
-          if (err !== 0 && failure === undefined) failure = `message ${seqs.indexOf(seq) + 1} of ${seqs.length} refused: errno ${-err}${-err === 2 ? ' (ENOENT: is nft_compat / the NFQUEUE target built?)' : ''}`;
+          if (err !== 0 && failure === undefined) {
+            refused = -err;
+            failure = `message ${seqs.indexOf(seq) + 1} of ${seqs.length} refused: errno ${refused}${refused === 2 ? ' (ENOENT: is nft_compat / the NFQUEUE target built?)' : ''}`;
+          }
           // A refused transaction answers only the messages up to the refused one.
           if (err !== 0) waiting.clear();
         }
         off += (len + 3) & ~3;
       }
     }
-    if (failure !== undefined) throw new Error(`nf_tables in ${ns}: ${failure}`);
+    if (failure !== undefined) throw Object.assign(new Error(`nf_tables in ${ns}: ${failure}`), { errno: refused });
   } finally {
     io.nlClose(fd);
   }
