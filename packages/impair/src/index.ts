@@ -31,6 +31,8 @@ export * from './lab/protocol.js';
 export * from './lab/rules.js';
 export { nftApply, nftBatch, nftTableOf } from './lab/nft-rules.js';
 export * from './lab/lab-engine.js';
+export * from './lab/plane.js';
+export { runPlaneWorker } from './lab/plane-worker.js';
 export * from './lab/probe.js';
 export * from './kernel/balance.js';
 export * from './lab/control.js';

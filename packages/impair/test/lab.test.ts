@@ -22,9 +22,11 @@ class FakeFrontend {
   constructor(
     readonly ns: string,
     private readonly log: string[],
+    private readonly busy: Set<string>,
   ) {}
   addQueue(q: number, pipe: Pipe): void {
     if (this.queues.has(q)) throw new Error(`queue ${q} is already bound by this engine`);
+    if (this.busy.has(`${this.ns} ${q}`)) throw new Error('Device or resource busy (errno 16)');
     this.log.push(`bind ${this.ns} ${q}`);
     this.queues.set(q, pipe);
   }
@@ -43,6 +45,10 @@ class FakeKernel implements LabKernel {
   readonly log: string[] = [];
   readonly frontends: FakeFrontend[] = [];
   failRules = new Set<string>();
+  /** `ns queue`: bound by another program (a bind fails). */
+  busy = new Set<string>();
+  /** The options front ends were opened with. */
+  opened: unknown[] = [];
   private next = 100;
   add(...nss: string[]): void {
     for (const ns of nss) this.ino.set(ns, this.next++);
@@ -50,9 +56,10 @@ class FakeKernel implements LabKernel {
   nsIno(ns: string): number | undefined {
     return this.ino.get(ns);
   }
-  openFrontend(_engine: Engine, ns: string): NfqueueFrontend {
+  openFrontend(_engine: Engine, ns: string, _buf: Buffer, opts?: { failOpen?: boolean }): NfqueueFrontend {
     this.log.push(`open ${ns}`);
-    const f = new FakeFrontend(ns, this.log);
+    this.opened.push(opts);
+    const f = new FakeFrontend(ns, this.log, this.busy);
     this.frontends.push(f);
     return f as unknown as NfqueueFrontend;
   }
@@ -185,6 +192,30 @@ describe('sync', () => {
 
   it('a namespace that does not exist is an error naming it', async () => {
     await expect(lab.sync([spec('nope', 'eth0', { delayUs: 1 })])).rejects.toThrow('there is no namespace nope (/run/netns/nope)');
+  });
+
+  it('a bind that fails (a queue another program holds): that pipe left out, the others applied, the error names it', async () => {
+    k.busy.add('n2 1000');
+    await expect(lab.sync([spec('n1', 'eth0', { delayUs: 1000 }), spec('n2', 'eth0', { delayUs: 1000 }), spec('n3', 'eth0', { delayUs: 1000 })])).rejects.toMatchObject({
+      code: 'nfqueue-failed', message: expect.stringContaining('binding queue 1000 in n2 for n2/eth0: Device or resource busy') as unknown,
+    });
+    expect(k.take()).toEqual(['open n1', 'bind n1 1000', 'open n2', 'open n3', 'bind n3 1000', 'rules n1 +jump eth0=1000', 'rules n3 +jump eth0=1000']);
+    expect(lab.status().pipes.map((p) => `${p.ns}/${p.dev}`)).toEqual(['n1/eth0', 'n3/eth0']);
+    // Once the queue is free, the next sync adds it; the others are left alone.
+    k.busy.clear();
+    const r = await lab.sync([spec('n1', 'eth0', { delayUs: 1000 }), spec('n2', 'eth0', { delayUs: 1000 }), spec('n3', 'eth0', { delayUs: 1000 })]);
+    expect(r).toMatchObject({ added: 1, unchanged: 2, rulesWritten: 1 });
+    expect(k.take()).toEqual(['bind n2 1000', 'rules n2 +jump eth0=1000']);
+  });
+
+  it('fail open is asked of every queue\'s socket when the engine is made so; threads must be 1..256', async () => {
+    const open = new LabEngine({ lab: 'lo', clock, kernel: k, failOpen: true });
+    await open.sync([spec('n1', 'eth0', { delayUs: 1000 })]);
+    expect(k.opened).toEqual([{ failOpen: true }]);
+    expect(open.hello()).toMatchObject({ threads: 1, failOpen: true });
+    expect(open.status()).toMatchObject({ failOpen: true });
+    await open.close();
+    expect(() => new LabEngine({ lab: 'l3', kernel: k, threads: 0 })).toThrow('threads must be a whole number from 1 to 256, got 0');
   });
 
   it('a failed rule write is reported with the namespace and the fix', async () => {

@@ -156,7 +156,8 @@ export async function agentMain(argv: string[], script: string): Promise<number>
       case 'impair-engine': {
         // Loaded only here: the agent's other commands never need the engine.
         const { labEngineMain } = await import('@dune/impair');
-        return await labEngineMain(argv.slice(1));
+        // Its worker threads (--threads) run this same script (see bin/dune-agent.ts).
+        return await labEngineMain(argv.slice(1), { workerScript: script });
       }
       default:
         process.stderr.write(`${AGENT_USAGE}\n`);

@@ -157,6 +157,7 @@ export class LabControlServer {
       case 'hello':
         return this.lab.hello();
       case 'counters':
+        await this.lab.refresh();
         return this.lab.status();
       case 'sync': {
         const s = p as unknown as SyncParams;

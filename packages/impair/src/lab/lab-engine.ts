@@ -19,8 +19,10 @@ import { statSync } from 'node:fs';
 import type { Impairment } from '@dune/topology';
 import { RealClock, type Clock } from '../engine/clock.js';
 import { Engine, type Pipe } from '../engine/engine.js';
+import { Histogram } from '../engine/histogram.js';
 import { NfqueueFrontend } from '../kernel/nfqueue.js';
 import { mergeParams, ParamsError } from '../params.js';
+import { LocalPlane, planeWorkerUrl, WorkerPlane, type BindFailure, type PlaneTake } from './plane.js';
 import {
   LAB_ENGINE_PROTOCOL, LabEngineError, pipeName, type HelloResult, type LabEngineStatus, type LabPipeSpec, type LabPipeStatus, type SyncResult,
 } from './protocol.js';
@@ -58,6 +60,8 @@ interface LabPipe {
   /** The far end as given (queued there unless the direction duplicates). */
   ingress?: LabPipeSpec['ingress'];
   pipe: Pipe;
+  /** The plane it runs in (an index into LabEngine's planes): both hooks with it. */
+  plane: number;
   /** One per hook: both feed the one engine pipe (its rate, queue and clock are shared). */
   binds: Binding[];
 }
@@ -94,7 +98,6 @@ interface NsState {
   ns: string;
   /** The namespace's identity: its nsfs inode. */
   ino: number;
-  frontend: NfqueueFrontend;
   /** The pipes' hooks bound in this namespace, by pipe name (`ns/dev` of the direction): at most one each. */
   binds: Map<string, Binding>;
   /** Whether this process has put the jump from POSTROUTING in place. */
@@ -107,7 +110,7 @@ interface NsState {
 export interface LabKernel {
   /** The namespace's inode, or undefined when it does not exist. */
   nsIno(ns: string): number | undefined;
-  openFrontend(engine: Engine, ns: string, recvBuffer: Buffer): NfqueueFrontend;
+  openFrontend(engine: Engine, ns: string, recvBuffer: Buffer, opts?: { failOpen?: boolean }): NfqueueFrontend;
   writeRules(ns: string, lab: string, rules: readonly QueueRule[], addJump: boolean): Promise<void>;
   /** Many namespaces' rules at once (cheaper: one process started for all); each one's error or undefined. */
   writeRulesMany?(items: readonly { ns: string; rules: readonly QueueRule[]; addJump: boolean }[], lab: string): Promise<(Error | undefined)[]>;
@@ -123,8 +126,8 @@ export const realKernel: LabKernel = {
       return undefined;
     }
   },
-  openFrontend(engine, ns, recvBuffer) {
-    const f = new NfqueueFrontend({ engine, netns: ns, queues: [], recvBuffer, writerBytes: 4096 });
+  openFrontend(engine, ns, recvBuffer, opts) {
+    const f = new NfqueueFrontend({ engine, netns: ns, queues: [], recvBuffer, writerBytes: 4096, ...(opts?.failOpen ? { failOpen: true } : {}) });
     f.start();
     return f;
   },
@@ -159,6 +162,17 @@ export interface LabEngineOptions {
   seed?: number;
   clock?: Clock;
   kernel?: LabKernel;
+  /**
+   * Engine threads: 1 (default), the pipes in this thread; N > 1, spread over N worker
+   * threads (see plane.ts), each with its own engine and sockets. `start()` starts them.
+   */
+  threads?: number;
+  /** When a kernel queue is full (the engine fell behind), let packets through unimpaired instead of dropping them. */
+  failOpen?: boolean;
+  /** The script a worker thread runs (default: plane-worker-entry.js of this package); it must call runPlaneWorker. */
+  workerScript?: string | URL;
+  /** A worker thread died: its pipes no longer pass packets. (The engine process exits on it.) */
+  onThreadDeath?: (why: string) => void;
 }
 
 const queueRule = (b: Binding): QueueRule => ({ dev: b.dev, nfqueue: b.nfqueue, dir: b.dir, ...(b.proto ? { proto: b.proto } : {}) });
@@ -194,18 +208,63 @@ export class LabEngine {
   private readonly nss = new Map<string, NsState>();
   /** Pipe name (`ns/dev` of the direction) → the pipe and its hooks. */
   private readonly pipes = new Map<string, LabPipe>();
-  private readonly recvBuffer = Buffer.allocUnsafe(RECV_BUFFER_BYTES);
   private closed = false;
-  /** The counts of front ends closed (their namespaces' pipes gone). */
-  private readonly retired = { received: 0, stamped: 0 };
+  readonly threads: number;
+  readonly failOpen: boolean;
+  /**
+   * Where pipes run: one LocalPlane in this thread (its engine is `engine`), or worker
+   * threads (then `engine` holds shadow pipes: their parameters and the workers' counts).
+   */
+  private planes: (LocalPlane | WorkerPlane)[] = [];
+  /** Pipes per plane (a new pipe goes to the plane with fewest). */
+  private planePipes: number[] = [];
+  /** Engine-wide figures gathered from the workers' takes. */
+  private readonly fromWorkers = {
+    lateness: new Histogram(), releaseCost: new Histogram(), readDelay: new Histogram(),
+    last: new Map<number, PlaneTake>(),
+  };
 
-  constructor(opts: LabEngineOptions) {
+  constructor(private readonly opts: LabEngineOptions) {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(opts.lab)) throw new LabEngineError('bad-lab-name', `"${opts.lab}" is not a lab name (letters, digits, "_" and "-")`);
+    const threads = opts.threads ?? 1;
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new LabEngineError('bad-threads', `threads must be a whole number from 1 to 256, got ${threads}`);
     this.lab = opts.lab;
+    this.threads = threads;
+    this.failOpen = opts.failOpen === true;
     this.clock = opts.clock ?? new RealClock();
     this.kernel = opts.kernel ?? realKernel;
     // No per-second series (that is the live page's): with a thousand pipes it would cost memory for nothing.
     this.engine = new Engine({ clock: this.clock, seed: opts.seed, eventCapacity: 1000, seriesSeconds: 1 });
+    if (threads === 1) {
+      this.planes = [new LocalPlane(this.engine, this.kernel, Buffer.allocUnsafe(RECV_BUFFER_BYTES), this.failOpen)];
+      this.planePipes = [0];
+    }
+  }
+
+  /** Starts the worker threads (threads > 1); all or none. */
+  async start(): Promise<void> {
+    if (this.planes.length > 0) return;
+    const script = this.opts.workerScript ?? planeWorkerUrl();
+    const started: WorkerPlane[] = [];
+    try {
+      for (let i = 0; i < this.threads; i++) {
+        started.push(await WorkerPlane.start(i, script, { seed: (this.engine.seed + i + 1) >>> 0, failOpen: this.failOpen }, (why) => this.threadDied(why)));
+      }
+    } catch (e) {
+      await Promise.all(started.map((w) => w.close()));
+      throw e;
+    }
+    this.planes = started;
+    this.planePipes = started.map(() => 0);
+  }
+
+  private threadDied(why: string): void {
+    if (this.closed) return;
+    this.opts.onThreadDeath?.(why);
+  }
+
+  private get workers(): WorkerPlane[] {
+    return this.planes.filter((p): p is WorkerPlane => p instanceof WorkerPlane);
   }
 
   get pipeCount(): number {
@@ -213,7 +272,10 @@ export class LabEngine {
   }
 
   hello(): HelloResult {
-    return { protocol: LAB_ENGINE_PROTOCOL, lab: this.lab, pid: process.pid, seed: this.engine.seed, startedAt: this.startedAt, pipes: this.pipeCount, namespaces: this.nss.size };
+    return {
+      protocol: LAB_ENGINE_PROTOCOL, lab: this.lab, pid: process.pid, seed: this.engine.seed, startedAt: this.startedAt, pipes: this.pipeCount, namespaces: this.nss.size,
+      threads: this.threads, failOpen: this.failOpen,
+    };
   }
 
   /** Validated parameters for one pipe, or every problem (nothing is applied then). */
@@ -246,6 +308,7 @@ export class LabEngine {
 
   private requireOpen(): void {
     if (this.closed) throw new LabEngineError('shutting-down', 'the engine is shutting down');
+    if (this.planes.length === 0) throw new LabEngineError('not-started', 'the engine\'s threads are not started (call start())');
   }
 
   /** Whether a namespace exists, asked once per namespace per call. */
@@ -331,10 +394,17 @@ export class LabEngine {
       this.dropNs(st);
     }
 
+    const failures: BindFailure[] = [];
     for (const [name, w] of want) {
       const lp = this.pipes.get(name);
       if (lp === undefined) {
-        for (const st of this.addPipe(w, recover, unbind)) dirty.add(st);
+        try {
+          for (const st of this.addPipe(w, recover, unbind)) dirty.add(st);
+        } catch (e) {
+          if (!(e instanceof LabEngineError)) throw e;
+          failures.push({ ns: w.ns, queue: -1, pipe: name, message: e.message, code: e.code });
+          continue;
+        }
         if (moved.has(name)) res.changed++;
         else res.added++;
         continue;
@@ -342,21 +412,67 @@ export class LabEngine {
       if (w.link !== '') lp.link = w.link;
       if (JSON.stringify(lp.pipe.parameters) === JSON.stringify(w.params)) res.unchanged++;
       else {
-        this.engine.setParams({ [name]: w.params }, 'lab');
+        this.setPipeParams(lp, w.params);
         res.changed++;
       }
     }
-    await this.writeRulesOf([...dirty]);
+    // A worker's binds are known to hold once it has handled them: those that failed are undone.
+    for (const f of await this.commit()) {
+      const lp = this.pipes.get(f.pipe);
+      if (lp === undefined) continue;
+      failures.push(f);
+      for (const b of lp.binds) {
+        dirty.add(b.st);
+        this.unbind(b);
+      }
+      lp.binds = [];
+      this.pipes.delete(f.pipe);
+      this.dropPipe(lp);
+    }
+    await this.writeRulesOf([...dirty].filter((st) => this.nss.get(st.ns) === st));
     res.rulesWritten = dirty.size;
     for (const b of unbind) {
       if (this.nss.get(b.st.ns) === b.st) this.unbind(b);
     }
     for (const lp of leaving) {
-      this.engine.removePipe(lp.pipe.name);
+      this.dropPipe(lp);
       res.removed++;
+    }
+    await this.settle();
+    if (failures.length > 0) {
+      const first = failures[0] as BindFailure;
+      throw new LabEngineError(first.code ?? 'nfqueue-failed', `${first.message}${failures.length > 1 ? ` (and ${failures.length - 1} more pipes failed)` : ''}`,
+        'the other pipes were applied; is another program bound to these queue numbers in the namespace?');
     }
     res.ms = Math.round(performance.now() - t0);
     return res;
+  }
+
+  /** New parameters for a pipe, where it runs (and on its shadow). */
+  private setPipeParams(lp: LabPipe, params: Impairment): void {
+    this.engine.setParams({ [lp.pipe.name]: params }, 'lab');
+    const plane = this.planes[lp.plane];
+    if (plane instanceof WorkerPlane) plane.setParams(lp.pipe.name, params);
+  }
+
+  /** The pipe out of its engine (its queues unbound before). */
+  private dropPipe(lp: LabPipe): void {
+    this.engine.removePipe(lp.pipe.name);
+    const plane = this.planes[lp.plane];
+    if (plane instanceof WorkerPlane) plane.removePipe(lp.pipe.name);
+    this.planePipes[lp.plane] = Math.max(0, (this.planePipes[lp.plane] ?? 0) - 1);
+  }
+
+  /** Every worker has handled what it was sent; the binds among that which failed. */
+  private async commit(): Promise<BindFailure[]> {
+    const ws = this.workers;
+    if (ws.length === 0) return [];
+    return (await Promise.all(ws.map((w) => w.commit()))).flat();
+  }
+
+  /** Waits until every worker has handled what it was sent (unbinds before a queue number is reused). */
+  private async settle(): Promise<void> {
+    await this.commit();
   }
 
   /**
@@ -391,7 +507,8 @@ export class LabEngine {
       if (!emptied.includes(b.st) && this.nss.get(b.st.ns) === b.st) this.unbind(b);
     }
     for (const st of emptied) this.dropNs(st);
-    for (const lp of lps) this.engine.removePipe(lp.pipe.name);
+    for (const lp of lps) this.dropPipe(lp);
+    await this.settle();
   }
 
   /** Adds one pipe (its rules rewritten); fails if it exists. */
@@ -430,7 +547,7 @@ export class LabEngine {
     // The far end is remembered from when the pipe was made (or given again here).
     const w = this.want({ ns, dev, link: opts.link ?? lp?.link ?? '', ingress: opts.ingress ?? lp?.ingress }, valid as Impairment, exists);
     if (lp !== undefined && hooksKey(lp.binds) === hooksKey(w.hooks) && lp.binds.every((b) => this.nss.get(b.st.ns) === b.st && this.kernel.nsIno(b.st.ns) === b.st.ino)) {
-      this.engine.setParams({ [name]: valid as Impairment }, 'lab');
+      this.setPipeParams(lp, valid as Impairment);
       if (opts.link) lp.link = opts.link;
       return { nfqueue: lp.binds[0]?.nfqueue ?? -1, created: false };
     }
@@ -441,12 +558,29 @@ export class LabEngine {
     return { nfqueue: this.pipes.get(name)?.binds[0]?.nfqueue ?? -1, created: lp === undefined };
   }
 
+  /** With worker threads: their counts since the last refresh taken in (status shows them after). */
+  async refresh(): Promise<void> {
+    const takes = await Promise.all(this.workers.map(async (w) => [w.index, await w.take().catch(() => undefined)] as const));
+    for (const [i, t] of takes) if (t !== undefined) this.absorbTake(i, t);
+  }
+
+  private absorbTake(index: number, t: PlaneTake): void {
+    const f = this.fromWorkers;
+    f.lateness.add(t.lateness);
+    f.releaseCost.add(t.releaseCost);
+    f.readDelay.add(t.readDelay);
+    for (const [k, v] of Object.entries(t.frontendErrors)) this.engine.countFrontendError(k, v);
+    f.last.set(index, t);
+  }
+
   status(): LabEngineStatus {
     const pipes: LabPipeStatus[] = [];
     const now = this.clock.now();
     for (const p of this.pipes.values()) {
       const c = p.pipe.counters;
-      const q = p.pipe.queueDepth(now);
+      const plane = this.planes[p.plane];
+      const worker = plane instanceof WorkerPlane ? plane : undefined;
+      const q = worker ? worker.queued(p.pipe.name) : p.pipe.queueDepth(now);
       pipes.push({
         ns: p.ns,
         dev: p.dev,
@@ -460,19 +594,30 @@ export class LabEngine {
         duplicated: c.duplicated,
         corrupted: c.corrupted,
         reordered: c.reordered,
-        held: { ...p.pipe.held },
+        held: worker ? worker.held(p.pipe.name) : { ...p.pipe.held },
+        ...(worker ? { thread: worker.index } : {}),
         queued: q,
         latencyUs: { p50: Math.round(c.latency.quantile(0.5)), p99: Math.round(c.latency.quantile(0.99)), max: Math.round(c.latency.max) },
       });
     }
     pipes.sort((a, b) => (a.ns === b.ns ? (a.dev < b.dev ? -1 : 1) : a.ns < b.ns ? -1 : 1));
-    const late = this.clock instanceof RealClock ? this.clock.lateness : undefined;
     const cpu = process.cpuUsage();
-    const kernelPackets = { received: this.retired.received, stamped: this.retired.stamped };
-    for (const st of this.nss.values()) {
-      kernelPackets.received += st.frontend.stats.packets;
-      kernelPackets.stamped += st.frontend.stats.stamped;
+    const local = this.planes[0] instanceof LocalPlane ? this.planes[0] : undefined;
+    const f = this.fromWorkers;
+    const takes = [...f.last.values()];
+    const late = local ? (this.clock instanceof RealClock ? this.clock.lateness : undefined) : f.lateness;
+    const releaseCost = local ? this.engine.releaseCost : f.releaseCost;
+    const readDelay = local ? this.engine.readDelay : f.readDelay;
+    const aheadUs = local ? this.engine.releaseAheadUs : takes.reduce((a, t) => a + t.aheadUs, 0) / Math.max(1, takes.length);
+    const kernelPackets = local ? local.kernelPackets() : { received: 0, stamped: 0 };
+    const held = local ? { ...this.engine.held } : { packets: 0, bytes: 0 };
+    for (const t of local ? [] : takes) {
+      kernelPackets.received += t.kernelPackets.received;
+      kernelPackets.stamped += t.kernelPackets.stamped;
+      held.packets += t.held.packets;
+      held.bytes += t.held.bytes;
     }
+    const q = (h: Histogram) => ({ p50: Math.round(h.quantile(0.5)), p99: Math.round(h.quantile(0.99)), max: Math.round(h.max) });
     return {
       protocol: LAB_ENGINE_PROTOCOL,
       lab: this.lab,
@@ -481,15 +626,19 @@ export class LabEngine {
       startedAt: this.startedAt,
       namespaces: this.nss.size,
       pipes,
-      held: { ...this.engine.held },
+      held,
       frontendErrors: Object.fromEntries(this.engine.frontendErrors),
-      schedulerLatenessUs: late ? { p50: Math.round(late.quantile(0.5)), p99: Math.round(late.quantile(0.99)), max: Math.round(late.max) } : { p50: 0, p99: 0, max: 0 },
-      releaseCostUs: {
-        p50: Math.round(this.engine.releaseCost.quantile(0.5)), p99: Math.round(this.engine.releaseCost.quantile(0.99)),
-        max: Math.round(this.engine.releaseCost.max), aheadUs: Math.round(this.engine.releaseAheadUs),
-      },
+      schedulerLatenessUs: late ? q(late) : { p50: 0, p99: 0, max: 0 },
+      releaseCostUs: { ...q(releaseCost), aheadUs: Math.round(aheadUs) },
       kernelPackets,
-      readDelayUs: { p50: Math.round(this.engine.readDelay.quantile(0.5)), p99: Math.round(this.engine.readDelay.quantile(0.99)), max: Math.round(this.engine.readDelay.max) },
+      readDelayUs: q(readDelay),
+      failOpen: this.failOpen,
+      ...(local ? {} : {
+        threads: this.workers.map((w) => ({
+          thread: w.index, pipes: this.planePipes[w.index] ?? 0, namespaces: w.namespaces,
+          held: f.last.get(w.index)?.held ?? { packets: 0, bytes: 0 }, utilization: Math.round(w.utilization * 1000) / 1000,
+        })),
+      }),
       cpuSeconds: { user: cpu.user / 1e6, system: cpu.system / 1e6 },
       rssBytes: process.memoryUsage.rss(),
     };
@@ -508,19 +657,20 @@ export class LabEngine {
     }
     for (const st of all) this.dropNs(st);
     this.pipes.clear();
+    for (const p of this.planes) {
+      if (p instanceof LocalPlane) p.close();
+    }
+    await Promise.all(this.workers.map(async (w) => {
+      const t = await w.close();
+      if (t !== undefined) this.absorbTake(w.index, t);
+    }));
     this.engine.close();
   }
 
   private openNs(ns: string, stale: boolean): NsState {
     const ino = this.kernel.nsIno(ns);
     if (ino === undefined) throw new LabEngineError('no-such-namespace', `there is no namespace ${ns} (/run/netns/${ns})`);
-    let frontend: NfqueueFrontend;
-    try {
-      frontend = this.kernel.openFrontend(this.engine, ns, this.recvBuffer);
-    } catch (e) {
-      throw new LabEngineError('nfqueue-failed', `cannot open nfnetlink_queue in ${ns}: ${(e as Error).message}`, 'the kernel needs nfnetlink_queue (CONFIG_NETFILTER_NETLINK_QUEUE)');
-    }
-    const st: NsState = { ns, ino, frontend, binds: new Map(), jump: false, stale };
+    const st: NsState = { ns, ino, binds: new Map(), jump: false, stale };
     this.nss.set(ns, st);
     return st;
   }
@@ -533,7 +683,13 @@ export class LabEngine {
     const name = pipeName(w.ns, w.dev);
     this.engine.removePipe(name);
     const pipe = this.engine.addPipe(name, w.params);
-    const lp: LabPipe = { ns: w.ns, dev: w.dev, link: w.link, ingress: w.ingress, pipe, binds: [] };
+    // The plane with the fewest pipes (the first of those).
+    let at = 0;
+    for (let i = 1; i < this.planePipes.length; i++) if ((this.planePipes[i] ?? 0) < (this.planePipes[at] ?? 0)) at = i;
+    const plane = this.planes[at] as LocalPlane | WorkerPlane;
+    if (plane instanceof WorkerPlane) plane.addPipe(pipe, w.params);
+    this.planePipes[at] = (this.planePipes[at] ?? 0) + 1;
+    const lp: LabPipe = { ns: w.ns, dev: w.dev, link: w.link, ingress: w.ingress, pipe, plane: at, binds: [] };
     try {
       for (const h of w.hooks) {
         const st = this.nss.get(h.ns) ?? this.openNs(h.ns, recover);
@@ -541,18 +697,14 @@ export class LabEngine {
         let q = QUEUE_BASE;
         while (used.has(q)) q++;
         if (q > QUEUE_MAX) throw new LabEngineError('no-free-queue', `namespace ${st.ns} has no free NFQUEUE queue number`);
-        try {
-          st.frontend.addQueue(q, pipe);
-        } catch (e) {
-          throw new LabEngineError('nfqueue-failed', `binding queue ${q} in ${st.ns} for ${w.dev}: ${(e as Error).message}`);
-        }
+        plane.bind(st.ns, q, pipe);
         const b: Binding = { ...h, lp, st, nfqueue: q };
         lp.binds.push(b);
         st.binds.set(name, b);
       }
     } catch (e) {
       for (const b of lp.binds) this.unbind(b);
-      this.engine.removePipe(name);
+      this.dropPipe(lp);
       throw e;
     }
     this.pipes.set(name, lp);
@@ -595,23 +747,13 @@ export class LabEngine {
 
   /** Unbinds one hook's queue (its held packets accepted); the pipe is the caller's. */
   private unbind(b: Binding): void {
-    try {
-      b.st.frontend.removeQueue(b.nfqueue);
-    } catch {
-      // the socket's close unbinds too
-    }
+    this.planes[b.lp.plane]?.unbind(b.st.ns, b.nfqueue);
     if (b.st.binds.get(b.lp.pipe.name) === b) b.st.binds.delete(b.lp.pipe.name);
   }
 
   /** Closes a namespace's socket (its held packets accepted); its hooks are unbound from their pipes. */
   private dropNs(st: NsState): void {
-    this.retired.received += st.frontend.stats.packets;
-    this.retired.stamped += st.frontend.stats.stamped;
-    try {
-      st.frontend.close();
-    } catch {
-      // a namespace already gone
-    }
+    for (const p of this.planes) p.closeNs(st.ns);
     for (const b of st.binds.values()) b.lp.binds = b.lp.binds.filter((x) => x !== b);
     st.binds.clear();
     if (this.nss.get(st.ns) === st) this.nss.delete(st.ns);

@@ -1,5 +1,6 @@
 /**
- * The lab engine process: `dune-agent impair-engine --lab L --socket PATH [--seed N]`.
+ * The lab engine process: `dune-agent impair-engine --lab L --socket PATH [--seed N]
+ * [--threads N|auto] [--fail-open]`.
  * Started detached by the agent's `up` (and `set`), in the host namespace; it opens one
  * socket into each node namespace it serves. Logs to stdout (the agent points it at
  * /run/dune/<lab>/logs/impair-engine.log).
@@ -11,20 +12,28 @@
 import { setPriority } from 'node:os';
 import { LabControlServer } from './control.js';
 import { LabEngine } from './lab-engine.js';
+import { autoThreads } from './plane.js';
 
-export const LAB_ENGINE_USAGE = 'usage: impair-engine --lab NAME --socket PATH [--seed N] [--nice N]';
+export const LAB_ENGINE_USAGE = 'usage: impair-engine --lab NAME --socket PATH [--seed N] [--nice N] [--threads N|auto] [--fail-open]';
 
 function flag(argv: readonly string[], name: string): string | undefined {
   const i = argv.indexOf(name);
   return i >= 0 ? argv[i + 1] : undefined;
 }
 
-export async function labEngineMain(argv: readonly string[]): Promise<number> {
+/**
+ * `workerScript`: what the engine's worker threads run (with --threads), when the process's
+ * own script can run as one (the agent's bundle does: it calls runPlaneWorker in a worker).
+ */
+export async function labEngineMain(argv: readonly string[], opts: { workerScript?: string | URL } = {}): Promise<number> {
   const lab = flag(argv, '--lab');
   const socket = flag(argv, '--socket');
   const seedText = flag(argv, '--seed');
   const niceText = flag(argv, '--nice');
-  if (lab === undefined || socket === undefined || (seedText !== undefined && !/^\d+$/.test(seedText)) || (niceText !== undefined && !/^-?\d+$/.test(niceText))) {
+  const threadsText = flag(argv, '--threads');
+  const threads = threadsText === 'auto' ? autoThreads() : Number(threadsText ?? 1);
+  if (lab === undefined || socket === undefined || (seedText !== undefined && !/^\d+$/.test(seedText)) || (niceText !== undefined && !/^-?\d+$/.test(niceText))
+    || (threadsText !== undefined && threadsText !== 'auto' && !/^\d+$/.test(threadsText)) || !(threads >= 1 && threads <= 256)) {
     process.stderr.write(`${LAB_ENGINE_USAGE}\n`);
     return 2;
   }
@@ -38,7 +47,25 @@ export async function labEngineMain(argv: readonly string[]): Promise<number> {
   } catch {
     // not allowed: run at the priority we have
   }
-  const engine = new LabEngine({ lab, ...(seedText !== undefined ? { seed: Number(seedText) } : {}) });
+  let dying = false;
+  const engine = new LabEngine({
+    lab, threads, failOpen: argv.includes('--fail-open'), ...(seedText !== undefined ? { seed: Number(seedText) } : {}),
+    ...(opts.workerScript !== undefined ? { workerScript: opts.workerScript } : {}),
+    // A thread's pipes pass nothing without it: the engine ends, as a crashed one would (`dune status`
+    // shows it, `dune up` starts another); its rules stay (that traffic stops) unless it fails open.
+    onThreadDeath: (why) => {
+      if (dying) return;
+      dying = true;
+      log(`${why}: stopping`);
+      void engine.close({ keepRules: !engine.failOpen }).finally(() => process.exit(70));
+    },
+  });
+  try {
+    await engine.start();
+  } catch (e) {
+    log(`cannot start the engine's threads: ${(e as Error).message}`);
+    return 1;
+  }
   const server = new LabControlServer(engine, socket, log);
   try {
     await server.listen();
@@ -46,7 +73,7 @@ export async function labEngineMain(argv: readonly string[]): Promise<number> {
     log(`cannot listen on ${socket}: ${(e as Error).message}`);
     return 1;
   }
-  log(`impair engine for lab ${lab}: pid ${process.pid}, seed ${engine.engine.seed}, control socket ${socket}`);
+  log(`impair engine for lab ${lab}: pid ${process.pid}, seed ${engine.engine.seed}, ${threads === 1 ? 'one thread' : `${threads} engine threads`}, fail ${engine.failOpen ? 'open' : 'closed'}, control socket ${socket}`);
   let stopping: Promise<void> | undefined;
   const stop = (keepRules: boolean, why: string): Promise<void> => {
     stopping ??= (async () => {

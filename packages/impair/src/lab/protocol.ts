@@ -113,6 +113,8 @@ export interface LabPipeStatus {
   queued: Tally;
   /** Time spent in the engine by delivered packets. */
   latencyUs: { p50: number; p99: number; max: number };
+  /** The engine thread the pipe runs in (engines with worker threads only). */
+  thread?: number;
 }
 
 export interface LabEngineStatus {
@@ -137,6 +139,13 @@ export interface LabEngineStatus {
   kernelPackets?: { received: number; stamped: number };
   /** How long stamped packets waited in the kernel for the engine to read them (absorbed into their delays). */
   readDelayUs?: { p50: number; p99: number; max: number };
+  /** Whether a full kernel queue lets packets through unimpaired (else they are dropped). */
+  failOpen?: boolean;
+  /**
+   * Engines with worker threads: per thread, its pipes, the namespaces it has sockets in, what
+   * it holds, and how busy it was since the last status (0..1). Counts as of this status.
+   */
+  threads?: { thread: number; pipes: number; namespaces: number; held: Tally; utilization: number }[];
   cpuSeconds: { user: number; system: number };
   rssBytes: number;
 }
@@ -149,6 +158,9 @@ export interface HelloResult {
   startedAt: string;
   pipes: number;
   namespaces: number;
+  /** Engine threads (1: the pipes run in the process's own thread). */
+  threads: number;
+  failOpen: boolean;
 }
 
 export interface LabRequest {
