@@ -21,7 +21,7 @@ import { planLinks } from './links.js';
 import { labName, nodeKeys, nsName, nsPrefix } from './naming.js';
 import { assemble } from './ops.js';
 import { place } from './placement.js';
-import { canonicalJson, PLAN_FORMAT, type Plan } from './plan.js';
+import { canonicalJson, PLAN_FORMAT, type ImpairmentEngineSettings, type Plan } from './plan.js';
 import { chooseWeights, computeRoutes } from './routing.js';
 import { findSegments } from './segments.js';
 import { readKinds } from './kinds/check.js';
@@ -127,10 +127,24 @@ export function compileWithDiagnostics(topo: Topology, opts: CompileOptions = {}
     stats: assembled.stats,
     blobs: hosts.blobs,
     ...(topo.lab.impairmentBackend !== 'auto' ? { impairmentBackend: topo.lab.impairmentBackend } : {}),
+    ...impairmentEngine(topo),
     ...(events.length > 0 ? { events } : {}),
     ...(traces.length > 0 ? { traces } : {}),
   };
   return { plan, diagnostics };
+}
+
+/**
+ * The userspace engine's settings, carried only where they differ from the engine's default
+ * (one thread, fail closed): a lab that spells out the defaults has the same plan as one that does not.
+ */
+function impairmentEngine(topo: Topology): { impairmentEngine?: ImpairmentEngineSettings } {
+  const { impairmentEngineThreads: threads, impairmentEngineFailOpen: failOpen } = topo.lab;
+  const e: ImpairmentEngineSettings = {
+    ...(threads !== undefined && threads !== 1 ? { threads } : {}),
+    ...(failOpen === true ? { failOpen: true } : {}),
+  };
+  return Object.keys(e).length > 0 ? { impairmentEngine: e } : {};
 }
 
 /** Node positions by id; duplicate ids and links to unknown nodes are errors. */

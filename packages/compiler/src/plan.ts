@@ -543,12 +543,27 @@ export interface Plan {
    * may use for the impair ops (the ops themselves do not change). Absent: `auto`.
    */
   impairmentBackend?: 'netem' | 'userspace';
+  /**
+   * The userspace engine's settings (`impairment_engine_threads`, `impairment_engine_fail`)
+   * where they are not the default: `threads` (a count above one, or `auto`: one per core of
+   * each host), `failOpen` (true: a full kernel queue lets packets through unimpaired). Absent:
+   * one thread, fail closed.
+   */
+  impairmentEngine?: ImpairmentEngineSettings;
   /** Contents shared by many file ops (FileOp.blob), base64 by key. Absent: none. */
   blobs?: Record<string, string>;
   /** The topology's failure schedule (`[[topology.events]]`), run by `dune events run`. Absent: none. */
   events?: import('./events.js').PlanEvent[];
   /** Link directions that change over time (traces, `[[topology.schedule]]`), followed by `dune trace run`. Absent: none. */
   traces?: import('./traces.js').PlanTrace[];
+}
+
+/** The plan's `impairmentEngine`: only the settings that are not the default. */
+export interface ImpairmentEngineSettings {
+  /** Worker threads: more than one, or `auto` (one per core of the host). Absent: one. */
+  threads?: number | 'auto';
+  /** True: fail open (the compiler writes only that). Absent or false: fail closed. */
+  failOpen?: boolean;
 }
 
 /** Canonical JSON: object keys sorted, so equal plans serialise to identical bytes. */

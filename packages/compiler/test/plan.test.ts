@@ -77,6 +77,16 @@ describe('the plan', () => {
     expect(plan.nsPrefix).toBe(`dune.${plan.lab}.`);
   });
 
+  test("carries the userspace engine's settings only where they are not the default", () => {
+    const withLab = (lab: Partial<Topology['lab']>) => compile(new TopoBuilder().lab(lab).node('a').node('b').link('a:eth0', 'b:eth0', { latencyMs: 1 }).build());
+    expect(withLab({})).not.toHaveProperty('impairmentEngine');
+    expect(withLab({ impairmentEngineThreads: 4 }).impairmentEngine).toEqual({ threads: 4 });
+    expect(withLab({ impairmentEngineThreads: 'auto', impairmentEngineFailOpen: true }).impairmentEngine).toEqual({ threads: 'auto', failOpen: true });
+    expect(withLab({ impairmentEngineFailOpen: true }).impairmentEngine).toEqual({ failOpen: true });
+    // The defaults spelled out: the same plan as without them.
+    expect(withLab({ impairmentEngineThreads: 1, impairmentEngineFailOpen: false })).not.toHaveProperty('impairmentEngine');
+  });
+
   test('NetMirage client shaping is reported, not silently dropped', () => {
     const t = new TopoBuilder().node('c', { client: true, shaping: { upBitsPerSec: 1e6 } }).build();
     expect(compileWithDiagnostics(t).diagnostics.map((d) => d.code)).toEqual(['shaping-not-applied']);

@@ -54,6 +54,16 @@ export interface LabOptions {
   routing?: string;
   routingWeight?: string;
   impairmentBackend?: 'auto' | 'netem' | 'userspace';
+  /**
+   * The userspace impairment engine's worker threads, as `[topology] impairment_engine_threads`:
+   * 1 to 256, or `auto` (one per core of each host). Default: one.
+   */
+  engineThreads?: number | 'auto';
+  /**
+   * As `[topology] impairment_engine_fail = "open"`: when the userspace engine falls behind and
+   * a kernel queue is full, packets pass unimpaired instead of being dropped. Default: false.
+   */
+  engineFailOpen?: boolean;
   /** `[topology.addressing]` keys: node_v4, link_v4, segment_v4, ... */
   addressing?: Record<string, string | number>;
   /** `[topology.defaults.links]` and `[topology.defaults.nodes]`. */
@@ -260,6 +270,8 @@ export class Lab {
         ...(s.routing !== undefined ? { routing: s.routing } : {}),
         ...(s.routingWeight !== undefined ? { routing_weight: s.routingWeight } : {}),
         ...(s.impairmentBackend !== undefined ? { impairment_backend: s.impairmentBackend } : {}),
+        ...(s.engineThreads !== undefined ? { impairment_engine_threads: s.engineThreads } : {}),
+        ...(s.engineFailOpen !== undefined ? { impairment_engine_fail: s.engineFailOpen ? 'open' : 'closed' } : {}),
       },
       addressing: s.addressing ?? {},
       defaults: s.defaults ?? {},

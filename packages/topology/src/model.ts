@@ -224,6 +224,16 @@ export interface LabSettings {
   /** Impairment backend: `auto` picks netem when the kernel has it. */
   impairmentBackend: 'auto' | 'netem' | 'userspace';
   vxlanPort: number;
+  /**
+   * `impairment_engine_threads`: the userspace engine's worker threads, a count or `auto`
+   * (one per core of each host). Absent: one (the engine's own thread).
+   */
+  impairmentEngineThreads?: number | 'auto';
+  /**
+   * `impairment_engine_fail`: true (`open`) when a full kernel queue of the userspace engine
+   * lets packets through unimpaired rather than dropping them. Absent: closed.
+   */
+  impairmentEngineFailOpen?: boolean;
 }
 
 export interface AddressPools {

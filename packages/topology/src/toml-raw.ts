@@ -17,7 +17,7 @@ export const PHYNODE_KEYS = ['cores', 'binds', 'mpf', 'host', 'port', 'user', 'i
 export type PhynodeKey = Exclude<(typeof PHYNODE_KEYS)[number], 'binds'>;
 
 export const TOPOLOGY_KEYS = [
-  'defaults', 'nodes', 'links', 'lab', 'routing', 'routing_weight', 'route_to', 'impairment_backend', 'vxlan_port', 'addressing', 'events', 'schedule',
+  'defaults', 'nodes', 'links', 'lab', 'routing', 'routing_weight', 'route_to', 'impairment_backend', 'impairment_engine_threads', 'impairment_engine_fail', 'vxlan_port', 'addressing', 'events', 'schedule',
 ] as const;
 export type TopologySettingKey = Exclude<(typeof TOPOLOGY_KEYS)[number], 'defaults' | 'nodes' | 'links' | 'addressing' | 'events' | 'schedule'>;
 

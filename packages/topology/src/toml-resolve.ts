@@ -14,7 +14,7 @@ import { resolveEvents } from './toml-events.js';
 import { resolveSchedule } from './toml-schedule.js';
 import type { RawDuneFile, RawPhynode } from './toml-raw.js';
 import {
-  asChoice, asInt, asString, badValue, IFNAME_HINT, ifnameProblem, ipProblem, parseCidr, pathText, plainValue, setOwn,
+  asChoice, asInt, asString, badType, badValue, IFNAME_HINT, ifnameProblem, ipProblem, parseCidr, pathText, plainValue, setOwn,
   type Located,
 } from './toml-values.js';
 
@@ -28,6 +28,9 @@ export const DEFAULT_PHYNODE = 'local';
 
 const ROUTE_TO = ['all-nodes', 'clients'] as const;
 const IMPAIRMENT_BACKENDS = ['auto', 'netem', 'userspace'] as const;
+const ENGINE_FAIL = ['closed', 'open'] as const;
+/** The most worker threads the userspace engine runs (its own limit). */
+const MAX_ENGINE_THREADS = 256;
 const ROUTING_WEIGHTS = ['hops', ...LINK_WEIGHTS] as const;
 
 /**
@@ -85,6 +88,8 @@ function labSettings(raw: RawDuneFile, opts: ResolveOptions, d: Diagnostics): La
   const routeTo = s.route_to ? asChoice(d, s.route_to, ROUTE_TO) : undefined;
   const backend = s.impairment_backend ? asChoice(d, s.impairment_backend, IMPAIRMENT_BACKENDS) : undefined;
   const vxlanPort = s.vxlan_port ? asInt(d, s.vxlan_port, 1, 65535) : undefined;
+  const engineThreads = s.impairment_engine_threads ? engineThreadsSetting(d, s.impairment_engine_threads) : undefined;
+  const engineFail = s.impairment_engine_fail ? asChoice(d, s.impairment_engine_fail, ENGINE_FAIL) : undefined;
   let routingWeight: string | undefined;
   if (s.routing_weight) routingWeight = asChoice(d, s.routing_weight, ROUTING_WEIGHTS);
   return {
@@ -95,7 +100,19 @@ function labSettings(raw: RawDuneFile, opts: ResolveOptions, d: Diagnostics): La
     pools: pools(raw, d),
     impairmentBackend: backend ?? 'auto',
     vxlanPort: vxlanPort ?? 4789,
+    ...(engineThreads !== undefined ? { impairmentEngineThreads: engineThreads } : {}),
+    ...(engineFail !== undefined ? { impairmentEngineFailOpen: engineFail === 'open' } : {}),
   };
+}
+
+/** `impairment_engine_threads`: an integer from 1 to 256, or "auto" (one per core). */
+function engineThreadsSetting(d: Diagnostics, l: Located): number | 'auto' | undefined {
+  const hint = `write a number of threads from 1 to ${MAX_ENGINE_THREADS}, such as 4, or "auto" for one per core of the host`;
+  if (l.value === 'auto') return 'auto';
+  if (typeof l.value === 'string') return badValue(d, l, `${pathText(l.path)} is "${l.value}", which is neither a number of threads nor "auto"`, hint);
+  if (typeof l.value !== 'number' || !Number.isInteger(l.value)) return badType(d, l, `an integer from 1 to ${MAX_ENGINE_THREADS} or "auto"`, hint);
+  if (l.value < 1 || l.value > MAX_ENGINE_THREADS) return badValue(d, l, `${pathText(l.path)} is ${l.value}; it must be from 1 to ${MAX_ENGINE_THREADS}, or "auto"`, hint);
+  return l.value;
 }
 
 /** "topologies/my topo.toml" → "my-topo": the base name, made safe. */

@@ -126,6 +126,16 @@ describe('valid fixtures', () => {
     expect(parseDuneToml('', 'empty.toml').nodes).toEqual([]);
   });
 
+  it('reads the userspace engine settings: threads (a count or "auto"), fail closed or open; absent, neither is set', () => {
+    const lab = (text: string) => parseDuneToml(`[topology]\n${text}`, 'lab.toml').lab;
+    expect(lab('impairment_engine_threads = 4\nimpairment_engine_fail = "open"\n')).toMatchObject({ impairmentEngineThreads: 4, impairmentEngineFailOpen: true });
+    expect(lab('impairment_engine_threads = "auto"\nimpairment_engine_fail = "closed"\n')).toMatchObject({ impairmentEngineThreads: 'auto', impairmentEngineFailOpen: false });
+    expect(lab('impairment_engine_threads = 1\n').impairmentEngineThreads).toBe(1);
+    expect(lab('impairment_engine_threads = 256\n').impairmentEngineThreads).toBe(256);
+    const none = lab('impairment_backend = "userspace"\n');
+    expect('impairmentEngineThreads' in none || 'impairmentEngineFailOpen' in none).toBe(false);
+  });
+
   it('takes the lab name from the option, then [topology] lab, then the file name', () => {
     const text = '[topology]\nlab = "from-file"\n';
     expect(parseDuneToml(text, 'x/a.toml', { lab: 'from-option' }).lab.name).toBe('from-option');
@@ -287,6 +297,42 @@ links = [
   lab.toml:7:63: error[missing-requirement]: reorder needs latency: netem reorders by sending some packets without the delay (on topology.links[2] (d))
     hint: add latency (it may be "0ms") to the same link or to [topology.defaults.links]"
 `);
+  });
+
+  it('userspace engine settings out of range, of the wrong type, or misspelt', () => {
+    expect(errors(`[topology]
+impairment_engine_threads = 0
+`)).toMatchInlineSnapshot(`
+  "lab.toml:2:29: error[bad-value]: topology.impairment_engine_threads is 0; it must be from 1 to 256, or "auto"
+    hint: write a number of threads from 1 to 256, such as 4, or "auto" for one per core of the host"
+`);
+    expect(errors(`[topology]
+impairment_engine_threads = 257
+`)).toMatchInlineSnapshot(`
+  "lab.toml:2:29: error[bad-value]: topology.impairment_engine_threads is 257; it must be from 1 to 256, or "auto"
+    hint: write a number of threads from 1 to 256, such as 4, or "auto" for one per core of the host"
+`);
+    expect(errors(`[topology]
+impairment_engine_threads = "all"
+`)).toMatchInlineSnapshot(`
+  "lab.toml:2:29: error[bad-value]: topology.impairment_engine_threads is "all", which is neither a number of threads nor "auto"
+    hint: write a number of threads from 1 to 256, such as 4, or "auto" for one per core of the host"
+`);
+    expect(errors(`[topology]
+impairment_engine_threads = 2.5
+`)).toMatchInlineSnapshot(`
+  "lab.toml:2:29: error[bad-type]: topology.impairment_engine_threads must be an integer from 1 to 256 or "auto", got the float 2.5
+    hint: write a number of threads from 1 to 256, such as 4, or "auto" for one per core of the host"
+`);
+    expect(errors(`[topology]
+impairment_engine_fail = "opne"
+`)).toMatchInlineSnapshot(`
+  "lab.toml:2:26: error[bad-value]: topology.impairment_engine_fail is "opne", which is not a known value
+    hint: did you mean \`open\`? Use one of: closed, open"
+`);
+    expect(errors(`[topology]
+impairment_engine_fail = true
+`)).toMatchInlineSnapshot(`"lab.toml:2:26: error[bad-type]: topology.impairment_engine_fail must be one of "closed", "open", got the boolean true"`);
   });
 
   it('reports every error of a file in one run', () => {

@@ -18,9 +18,10 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Op } from '@dune/compiler';
+import type { ImpairmentEngineSettings, Op } from '@dune/compiler';
 import type { HelloResult, LabEngineStatus, LabPipeSpec, LabReply, SyncResult } from '@dune/impair';
 import { DuneError, type Impairment } from '@dune/topology';
 import { labDir, logDir, type EngineRecord, type LabJournal, type LabState } from '../lab/journal.js';
@@ -182,18 +183,57 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** The lab's engine settings, as the plan carries them (absent: one thread, fail closed). */
+export function labEngineSettings(plan: { impairmentEngine?: ImpairmentEngineSettings }): ImpairmentEngineSettings {
+  return plan.impairmentEngine ?? {};
+}
+
 /**
- * The lab's engine, started if it is not running. `recover` is true when an engine of this
- * lab ran before and did not stop cleanly: its rules may still be in the namespaces.
+ * The engine's command line after the script: `impair-engine --lab LAB --socket PATH`, then
+ * `--threads N|auto` when it runs more than one thread and `--fail-open` when it fails open.
+ * The lab's name stays right after the subcommand: findEnginePids looks for it there.
  */
-export async function ensureEngine(lab: string, journal: LabJournal): Promise<{ started: boolean; recover: boolean }> {
+export function engineArgv(lab: string, socket: string, opts: ImpairmentEngineSettings = {}): string[] {
+  const argv = [ENGINE_SUBCOMMAND, '--lab', lab, '--socket', socket];
+  if (opts.threads !== undefined && opts.threads !== 1) argv.push('--threads', String(opts.threads));
+  if (opts.failOpen === true) argv.push('--fail-open');
+  return argv;
+}
+
+/**
+ * Why a running engine does not run as `opts` asks, from its hello, or undefined when it does.
+ * Only what the hello says is compared (an engine from before these settings says neither).
+ * `threads: 'auto'` is one per core of this host (`cores`), as the engine resolves it.
+ */
+export function engineMismatch(hello: { threads?: number; failOpen?: boolean }, opts: ImpairmentEngineSettings, cores = availableParallelism()): string | undefined {
+  const threads = opts.threads === 'auto' ? Math.max(1, cores) : (opts.threads ?? 1);
+  const why: string[] = [];
+  if (hello.threads !== undefined && hello.threads !== threads) why.push(`it runs ${hello.threads} thread${hello.threads === 1 ? '' : 's'}, the lab asks for ${threads}${opts.threads === 'auto' ? ' (auto)' : ''}`);
+  if (hello.failOpen !== undefined && hello.failOpen !== (opts.failOpen === true)) why.push(`it fails ${hello.failOpen ? 'open' : 'closed'}, the lab asks to fail ${opts.failOpen === true ? 'open' : 'closed'}`);
+  return why.length > 0 ? why.join('; ') : undefined;
+}
+
+/**
+ * The lab's engine, started if it is not running, or replaced if it runs with other settings
+ * than `opts` (the plan's impairmentEngine). `recover` is true when an engine of this lab ran
+ * before and did not stop cleanly (its rules may still be in the namespaces), and when it was
+ * replaced: the new engine writes every rule again.
+ */
+export async function ensureEngine(lab: string, journal: LabJournal, opts: ImpairmentEngineSettings = {}): Promise<{ started: boolean; recover: boolean }> {
   const rec = journal.state.impairEngine;
   if (engineAlive(rec)) {
+    let hello: HelloResult | undefined;
     try {
-      await engineCall<HelloResult>((rec as EngineRecord).socket, 'hello', {}, 5000);
-      return { started: false, recover: false };
+      hello = await engineCall<HelloResult>((rec as EngineRecord).socket, 'hello', {}, 5000);
     } catch {
       // alive but not answering: replaced below
+    }
+    if (hello !== undefined) {
+      if (engineMismatch(hello, opts) === undefined) return { started: false, recover: false };
+      // Other settings: this engine removes its rules and goes (the directions it served pass
+      // unimpaired until the new one's sync), and the new one writes them all again (recover:
+      // `rec` is set). Rules left in place would stay in namespaces the lab no longer queues in.
+      await stopEngine(lab, journal, { keepRules: false });
     }
   }
   const strays = findEnginePids(lab);
@@ -201,7 +241,7 @@ export async function ensureEngine(lab: string, journal: LabJournal): Promise<{ 
   const recover = rec !== undefined || strays.length > 0;
   const socket = engineSocketPath(lab);
   const log = engineLogPath(lab);
-  const argv = [agentScript(), ENGINE_SUBCOMMAND, '--lab', lab, '--socket', socket];
+  const argv = [agentScript(), ...engineArgv(lab, socket, opts)];
   mkdirSync(logDir(lab), { recursive: true, mode: 0o700 });
   const out = openSync(log, 'a', 0o600);
   let pid: number;
@@ -241,25 +281,25 @@ export async function ensureEngine(lab: string, journal: LabJournal): Promise<{ 
  * Makes the engine serve exactly `pipes`: started when there are some and it is not
  * running, stopped (its rules removed) when there are none.
  */
-export async function syncEngine(lab: string, journal: LabJournal, pipes: readonly LabPipeSpec[], started?: Promise<{ recover: boolean }>): Promise<SyncResult | undefined> {
+export async function syncEngine(lab: string, journal: LabJournal, pipes: readonly LabPipeSpec[], started?: Promise<{ recover: boolean }>, opts: ImpairmentEngineSettings = {}): Promise<SyncResult | undefined> {
   if (pipes.length === 0) {
     if (journal.state.impairEngine !== undefined || findEnginePids(lab).length > 0) await stopEngine(lab, journal, { keepRules: false });
     return undefined;
   }
   // `started`: ensureEngine, called earlier (an up starts the engine before building the
   // network, so that its start overlaps that work).
-  const { recover } = await (started ?? ensureEngine(lab, journal));
+  const { recover } = await (started ?? ensureEngine(lab, journal, opts));
   const rec = journal.state.impairEngine as EngineRecord;
   // Big labs: a thousand namespaces' rules are written by a few iptables-restore at a time.
   return engineCall<SyncResult>(rec.socket, 'sync', { pipes, recover }, 30_000 + pipes.length * 100);
 }
 
 /** One direction's engine part changed live (`params` null: the engine no longer has a part in it). */
-export async function setEnginePipe(lab: string, journal: LabJournal, spec: Omit<LabPipeSpec, 'params'> & { params: Impairment | null }, all: () => LabPipeSpec[]): Promise<void> {
+export async function setEnginePipe(lab: string, journal: LabJournal, spec: Omit<LabPipeSpec, 'params'> & { params: Impairment | null }, all: () => LabPipeSpec[], opts: ImpairmentEngineSettings = {}): Promise<void> {
   const rec = journal.state.impairEngine;
   if (!engineAlive(rec)) {
     // No engine (or a dead one): start one with everything the lab wants, this one included.
-    if (spec.params !== null || rec !== undefined) await syncEngine(lab, journal, all());
+    if (spec.params !== null || rec !== undefined) await syncEngine(lab, journal, all(), undefined, opts);
     return;
   }
   const socket = (rec as EngineRecord).socket;

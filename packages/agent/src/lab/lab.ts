@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, wr
 import { dirname, join } from 'node:path';
 import { DuneError, type Impairment } from '@dune/topology';
 import type { LinkInfoMsg } from '../netlink/link.js';
-import { findNode, PLAN_FORMAT, allocateVnis, countRoutes, expandRouteTables, serializePlanChunks, nsPrefix, NS_PREFIX, vniUses, fileContentBase64, type FileOp, type HostPlan, type Op, type OpKind, type Plan, type ProcessOp } from '@dune/compiler';
+import { findNode, PLAN_FORMAT, allocateVnis, countRoutes, expandRouteTables, serializePlanChunks, nsPrefix, NS_PREFIX, vniUses, fileContentBase64, type FileOp, type HostPlan, type ImpairmentEngineSettings, type Op, type OpKind, type Plan, type ProcessOp } from '@dune/compiler';
 import {
   LabJournal, STATE_ROOT, discardStagedPlan, journalLabs, journaledPlanDigest, labDir, logDir, readPlan, readPlanText, readState, removeJournal, readVnis, stagePlan,
   type LabState, type ProcessRecord, type StagedPlan,
@@ -18,7 +18,7 @@ import { applyOps } from '../apply.js';
 import { changeImpairment } from '../impair/index.js';
 import { planImpairment, type ImpairmentBackendSetting } from '../impair/backends.js';
 import {
-  backendSwitch, enginePipes, engineAlive, engineReport, ensureEngine, labBackendSetting, setEnginePipe, stopEngine, syncEngine, type EngineLinkCounters, type EngineSummary,
+  backendSwitch, enginePipes, engineAlive, engineReport, ensureEngine, labBackendSetting, labEngineSettings, setEnginePipe, stopEngine, syncEngine, type EngineLinkCounters, type EngineSummary,
 } from '../impair/userspace.js';
 import { probeCapabilities, type Caps } from '../probe.js';
 import { removeKernelOps } from '../remove.js';
@@ -239,10 +239,11 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
     let started: Promise<{ recover: boolean }> | undefined;
     try {
       const pipes = enginePipes(d.host.ops, caps, prefer);
-      started = pipes.length > 0 ? ensureEngine(lab, journal) : undefined;
+      // An engine running with other settings than the plan's is replaced.
+      started = pipes.length > 0 ? ensureEngine(lab, journal, labEngineSettings(plan)) : undefined;
       started?.catch(() => undefined);
       await kernel(lab, journal, d, caps, prefer, emit);
-      await impairEngine(lab, journal, pipes, started, emit);
+      await impairEngine(lab, journal, pipes, started, labEngineSettings(plan), emit);
       await applyHostOps(lab, journal, d.conv.apply, emit, plan);
       await routingDaemons(plan, d.host, opts, emit);
       journal.commit();
@@ -352,9 +353,9 @@ async function kernel(lab: string, journal: LabJournal, d: Diff, caps: Caps, pre
 }
 
 /** The lab's userspace impairment engine on this host: started, synced with every pipe, or stopped. */
-async function impairEngine(lab: string, journal: LabJournal, pipes: ReturnType<typeof enginePipes>, started: Promise<{ recover: boolean }> | undefined, emit: (e: LabEvent) => void): Promise<void> {
+async function impairEngine(lab: string, journal: LabJournal, pipes: ReturnType<typeof enginePipes>, started: Promise<{ recover: boolean }> | undefined, settings: ImpairmentEngineSettings, emit: (e: LabEvent) => void): Promise<void> {
   if (pipes.length > 0 || journal.state.impairEngine !== undefined) emit({ type: 'phase', phase: 'impair engine', total: pipes.length });
-  await syncEngine(lab, journal, pipes, started);
+  await syncEngine(lab, journal, pipes, started, settings);
 }
 
 /** With routing daemons, the up ends once every node routes to every other node's addresses. */
@@ -843,7 +844,7 @@ export async function set(lab: string, node: string, dev: string, changes: Parti
     const userspace = async (part: Impairment | null): Promise<void> => {
       if (journal === undefined) throw new DuneError('no-journal', `lab ${lab} has no state (/run/dune/${lab}/state.json) to run its userspace engine from`, { hint: `bring it up again with \`dune up\`` });
       const all = () => enginePipes(plan.hosts.flatMap((h) => h.ops).map((o) => (o.op === 'impair' && o.ns === ns && o.dev === dev ? newOp : o)).concat(at < 0 ? [newOp] : []), caps, prefer);
-      await setEnginePipe(lab, journal, { ns, dev, link: newOp.link, params: part }, all);
+      await setEnginePipe(lab, journal, { ns, dev, link: newOp.link, params: part }, all, labEngineSettings(plan));
     };
     await changeImpairment(ns, dev, next, { caps, lab, prefer, userspace });
     if (host !== undefined && at >= 0) host.ops[at] = newOp;
