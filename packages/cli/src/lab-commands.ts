@@ -72,15 +72,19 @@ function printEngine(o: Output, s: lab.LabStatus): void {
   if (e === undefined) return;
   const mib = e.rssBytes !== undefined ? `, ${(e.rssBytes / 2 ** 20).toFixed(0)} MiB` : '';
   const cpu = e.cpuSeconds !== undefined ? `, ${e.cpuSeconds.toFixed(2)} s CPU` : '';
-  o.out(`userspace engine: pid ${e.pid} ${e.running ? 'running' : 'NOT RUNNING'}${e.pipes !== undefined ? `, ${e.pipes} link directions in ${e.namespaces} namespaces` : ''}${cpu}${mib}; log ${e.log}`);
+  const fail = e.failOpen === true ? ', fails open' : '';
+  o.out(`userspace engine: pid ${e.pid} ${e.running ? 'running' : 'NOT RUNNING'}${e.pipes !== undefined ? `, ${e.pipes} link directions in ${e.namespaces} namespaces` : ''}${cpu}${mib}${fail}; log ${e.log}`);
+  if (e.threads !== undefined) {
+    o.out(`  ${e.threads.length} engine threads: ${e.threads.map((t) => `#${t.thread} ${t.pipes} directions, ${t.held.packets} held, ${Math.round(t.utilization * 100)} % busy`).join('; ')}`);
+  }
   if (e.error) o.err(`warning: ${e.error}`);
   const rows = s.links.filter((l) => l.engine !== undefined);
   if (rows.length === 0) return;
-  o.out('\nENGINE'.padEnd(8) + 'END'.padEnd(22) + 'QUEUE'.padStart(6) + 'received'.padStart(10) + 'delivered'.padStart(10) + 'loss'.padStart(7) + 'qdrop'.padStart(7) + 'overfl'.padStart(7) + 'held'.padStart(6) + '  p50/p99 in engine');
+  o.out('\nENGINE'.padEnd(8) + 'END'.padEnd(22) + 'QUEUE'.padStart(6) + 'received'.padStart(10) + 'delivered'.padStart(10) + 'loss'.padStart(7) + 'qdrop'.padStart(7) + 'overfl'.padStart(7) + 'held'.padStart(6) + '  p50/p99 in engine' + (e.threads !== undefined ? '  thread' : ''));
   for (const l of rows) {
     const c = l.engine as NonNullable<typeof l.engine>;
     o.out(
-      `${l.link.padEnd(7)}${cell(`${l.node}:${l.dev}`, 21).padEnd(22)}${String(c.nfqueue).padStart(6)}${String(c.received.packets).padStart(10)}${String(c.delivered.packets).padStart(10)}${String(c.dropped.loss.packets).padStart(7)}${String(c.dropped.queue.packets).padStart(7)}${String(c.dropped.overflow.packets).padStart(7)}${String(c.held.packets).padStart(6)}  ${formatDurationUs(c.latencyUs.p50)}/${formatDurationUs(c.latencyUs.p99)}`,
+      `${l.link.padEnd(7)}${cell(`${l.node}:${l.dev}`, 21).padEnd(22)}${String(c.nfqueue).padStart(6)}${String(c.received.packets).padStart(10)}${String(c.delivered.packets).padStart(10)}${String(c.dropped.loss.packets).padStart(7)}${String(c.dropped.queue.packets).padStart(7)}${String(c.dropped.overflow.packets).padStart(7)}${String(c.held.packets).padStart(6)}  ${formatDurationUs(c.latencyUs.p50)}/${formatDurationUs(c.latencyUs.p99)}${c.thread !== undefined ? `  #${c.thread}` : ''}`,
     );
   }
 }

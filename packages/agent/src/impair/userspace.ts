@@ -367,6 +367,10 @@ export interface EngineSummary {
   releaseCostUs?: { p50: number; p99: number; max: number; aheadUs: number };
   kernelPackets?: { received: number; stamped: number };
   readDelayUs?: { p50: number; p99: number; max: number };
+  /** Whether a full kernel queue lets packets through unimpaired. */
+  failOpen?: boolean;
+  /** An engine with worker threads: per thread, its pipes, namespaces, what it holds and how busy it was since the last status. */
+  threads?: LabEngineStatus['threads'];
   /** Why there are no counters. */
   error?: string;
 }
@@ -393,6 +397,8 @@ export async function engineReport(state: LabState | undefined): Promise<{ summa
     if (status.releaseCostUs !== undefined) summary.releaseCostUs = status.releaseCostUs;
     if (status.kernelPackets !== undefined) summary.kernelPackets = status.kernelPackets;
     if (status.readDelayUs !== undefined) summary.readDelayUs = status.readDelayUs;
+    if (status.failOpen !== undefined) summary.failOpen = status.failOpen;
+    if (status.threads !== undefined) summary.threads = status.threads;
     for (const p of status.pipes) {
       const { ns, dev, link: _link, ...counters } = p;
       byPipe.set(`${ns}/${dev}`, counters);

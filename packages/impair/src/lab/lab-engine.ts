@@ -175,6 +175,12 @@ export interface LabEngineOptions {
   onThreadDeath?: (why: string) => void;
 }
 
+/** A pipe's link without its side (`3:a` → `3`), or undefined when it has none. */
+const linkKey = (link: string): string | undefined => {
+  const k = link.split(':')[0];
+  return k === undefined || k === '' ? undefined : k;
+};
+
 const queueRule = (b: Binding): QueueRule => ({ dev: b.dev, nfqueue: b.nfqueue, dir: b.dir, ...(b.proto ? { proto: b.proto } : {}) });
 
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
@@ -216,8 +222,14 @@ export class LabEngine {
    * threads (then `engine` holds shadow pipes: their parameters and the workers' counts).
    */
   private planes: (LocalPlane | WorkerPlane)[] = [];
-  /** Pipes per plane (a new pipe goes to the plane with fewest). */
+  /** Pipes per plane (a new link goes to the plane with fewest). */
   private planePipes: number[] = [];
+  /**
+   * The plane of each link (the part of a pipe's `link` before ":"), with how many of its
+   * directions are there: a link's two directions run in one thread, so a flow's data and
+   * its acknowledgements meet the same engine, and links spread over the threads.
+   */
+  private readonly linkPlane = new Map<string, { plane: number; n: number }>();
   /** Engine-wide figures gathered from the workers' takes. */
   private readonly fromWorkers = {
     lateness: new Histogram(), releaseCost: new Histogram(), readDelay: new Histogram(),
@@ -461,6 +473,9 @@ export class LabEngine {
     const plane = this.planes[lp.plane];
     if (plane instanceof WorkerPlane) plane.removePipe(lp.pipe.name);
     this.planePipes[lp.plane] = Math.max(0, (this.planePipes[lp.plane] ?? 0) - 1);
+    const key = linkKey(lp.link);
+    const l = key === undefined ? undefined : this.linkPlane.get(key);
+    if (l !== undefined && l.plane === lp.plane && --l.n <= 0) this.linkPlane.delete(key as string);
   }
 
   /** Every worker has handled what it was sent; the binds among that which failed. */
@@ -683,9 +698,12 @@ export class LabEngine {
     const name = pipeName(w.ns, w.dev);
     this.engine.removePipe(name);
     const pipe = this.engine.addPipe(name, w.params);
-    // The plane with the fewest pipes (the first of those).
-    let at = 0;
-    for (let i = 1; i < this.planePipes.length; i++) if ((this.planePipes[i] ?? 0) < (this.planePipes[at] ?? 0)) at = i;
+    // The plane of the link's other direction, else the one with the fewest pipes (the first of those).
+    const key = linkKey(w.link);
+    const same = key === undefined ? undefined : this.linkPlane.get(key);
+    let at = same?.plane ?? 0;
+    if (same === undefined) for (let i = 1; i < this.planePipes.length; i++) if ((this.planePipes[i] ?? 0) < (this.planePipes[at] ?? 0)) at = i;
+    if (key !== undefined) this.linkPlane.set(key, { plane: at, n: (same?.n ?? 0) + 1 });
     const plane = this.planes[at] as LocalPlane | WorkerPlane;
     if (plane instanceof WorkerPlane) plane.addPipe(pipe, w.params);
     this.planePipes[at] = (this.planePipes[at] ?? 0) + 1;
