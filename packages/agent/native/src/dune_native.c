@@ -55,6 +55,81 @@
 #endif
 
 #define NETNS_RUN_DIR "/run/netns"
+
+/* The new mount API (Linux 5.2+), by number: glibc's <sys/mount.h> and <linux/mount.h> clash. */
+#ifndef FSOPEN_CLOEXEC
+#define FSOPEN_CLOEXEC 0x00000001
+#endif
+#ifndef FSMOUNT_CLOEXEC
+#define FSMOUNT_CLOEXEC 0x00000001
+#endif
+#define DUNE_FSCONFIG_CMD_CREATE 6
+
+/*
+ * /proc/sys/net, looked up by path, costs in proportion to the number of network namespaces
+ * on the host: each namespace that has been looked at has its own "net" dentry under the one
+ * /proc/sys, all with the same name and parent, so every lookup walks that whole hash chain
+ * (proc's d_compare tells them apart by the looker's namespace, under a global lock). With
+ * 4,000 namespaces one open cost ~2 ms (measured: writing one sysctl in each of 4,000 new
+ * namespaces took 8.8 s against 0.73 s without it; 1,000: 0.35 s against 0.25 s).
+ *
+ * So files under /proc are opened below a procfs instance of our own, attached nowhere
+ * (fsopen + fsmount: never visible in any mount table, freed with its fd), replaced every
+ * PROC_REFRESH namespaces so that its chains stay short. Where the kernel cannot make one,
+ * paths are opened as they are.
+ */
+#define PROC_REFRESH 64
+
+struct proc_handle {
+  int fd;     /* -1: none yet; -2: unavailable, use paths */
+  int uses;   /* namespaces looked at through this instance */
+};
+
+static int private_proc(void) {
+#if defined(SYS_fsopen) && defined(SYS_fsconfig) && defined(SYS_fsmount)
+  int fs = (int)syscall(SYS_fsopen, "proc", FSOPEN_CLOEXEC);
+  if (fs < 0) return -1;
+  if (syscall(SYS_fsconfig, fs, DUNE_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+    close(fs);
+    return -1;
+  }
+  int m = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0);
+  close(fs);
+  return m;
+#else
+  return -1;
+#endif
+}
+
+/* Counts one more namespace looked at through the handle; replaces the instance when due. */
+static void proc_next_ns(struct proc_handle *h) {
+  if (h->fd >= 0 && ++h->uses >= PROC_REFRESH) {
+    close(h->fd);
+    h->fd = -1;
+  }
+}
+
+/* open(path) for a path under /proc/, through the handle's instance when there is one. */
+static int proc_open(struct proc_handle *h, const char *path, int flags) {
+  if (strncmp(path, "/proc/", 6) != 0 || h->fd == -2) return open(path, flags);
+  if (h->fd == -1) {
+    h->fd = private_proc();
+    h->uses = 0;
+    if (h->fd < 0) {
+      h->fd = -2;
+      return open(path, flags);
+    }
+  }
+  return openat(h->fd, path + 6, flags);
+}
+
+static void proc_close(struct proc_handle *h) {
+  if (h->fd >= 0) close(h->fd);
+  h->fd = -1;
+}
+
+/* Node's main thread (writeInNs, openInNs): one instance, kept across calls. */
+static __thread struct proc_handle main_proc = {-1, 0};
 #define SOCK_BUF_BYTES (16 * 1024 * 1024)
 #define RECV_CHUNK (256 * 1024)
 #define RECV_MAX_TOTAL (4 * 1024 * 1024)
@@ -514,9 +589,12 @@ static napi_value OpenInNs(napi_env env, napi_callback_info info) {
     ret = throw_errno(env, errno, failed, ns_path);
     goto out;
   }
-  int fd = open(path, flags | O_CLOEXEC, 0644);
+  int fd = (flags & O_CREAT) ? open(path, flags | O_CLOEXEC, 0644) : proc_open(&main_proc, path, flags | O_CLOEXEC);
   int e = errno;
-  if (ns_path) leave_ns(back);
+  if (ns_path) {
+    proc_next_ns(&main_proc);
+    leave_ns(back);
+  }
   if (fd < 0) {
     ret = throw_errno(env, e, "open", path);
     goto out;
@@ -652,7 +730,7 @@ static int set_lo_alias(const char *alias) {
   return err;
 }
 
-static int create_one(const char *name, int protocol, int32_t *res, const struct ns_job *job) {
+static int create_one(const char *name, int protocol, int32_t *res, const struct ns_job *job, struct proc_handle *proc) {
   char path[PATH_MAX];
   res[0] = 0;
   res[1] = -1;
@@ -683,7 +761,7 @@ static int create_one(const char *name, int protocol, int32_t *res, const struct
   }
   for (uint32_t k = 0; k < job->n_init; k++) {
     /* Best effort: a key this kernel lacks is the caller's to check, not a failed namespace. */
-    int sfd = open(job->init_paths[k], O_WRONLY | O_CLOEXEC);
+    int sfd = proc_open(proc, job->init_paths[k], O_WRONLY | O_CLOEXEC);
     if (sfd >= 0) {
       ssize_t wr = write(sfd, job->init_values[k], strlen(job->init_values[k]));
       (void)wr;
@@ -701,11 +779,14 @@ static int create_one(const char *name, int protocol, int32_t *res, const struct
 
 static void *create_worker(void *arg) {
   struct ns_job *job = arg;
+  struct proc_handle proc = {-1, 0};
   for (int i = job->first; i < job->count; i += job->stride) {
     int32_t *res = job->results + 3 * i;
-    int e = create_one(job->names[i], job->protocol, res, job);
+    int e = create_one(job->names[i], job->protocol, res, job, &proc);
+    if (job->n_init > 0) proc_next_ns(&proc);
     res[0] = e;
   }
+  proc_close(&proc);
   return NULL;
 }
 
@@ -914,9 +995,10 @@ static napi_value NetnsDeleteMany(napi_env env, napi_callback_info info) {
  *
  * Writes values[i] to paths[i] inside the namespace, entering it once for all of them (a
  * node's sysctls: a setns there and back per file cost more than the write). Paths under
- * `dir` are opened below one fd of it, opened once (every namespace's /proc/sys/net has the
- * same name under the same parent, so each lookup by full path walks a hash chain as long as
- * the number of namespaces); others by their full path. The result holds a pair per path:
+ * `dir` are opened below one fd of it, opened once; paths under /proc through our own procfs
+ * instance (see proc_open: every namespace's /proc/sys/net has the same name under the same
+ * parent, so each lookup by full path walks a hash chain as long as the number of
+ * namespaces); others by their full path. The result holds a pair per path:
  * (0, 0) written, (1, errno) open failed, (2, errno) write failed. Throws only when the
  * namespace cannot be entered.
  */
@@ -953,10 +1035,10 @@ static napi_value WriteInNs(napi_env env, napi_callback_info info) {
     const char *p = paths[i];
     int fd;
     if (dlen > 0 && strncmp(p, dir, dlen) == 0 && p[dlen] == '/') {
-      if (dfd < 0) dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      fd = dfd >= 0 ? openat(dfd, p + dlen + 1, O_WRONLY | O_CLOEXEC) : open(p, O_WRONLY | O_CLOEXEC);
+      if (dfd < 0) dfd = proc_open(&main_proc, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      fd = dfd >= 0 ? openat(dfd, p + dlen + 1, O_WRONLY | O_CLOEXEC) : proc_open(&main_proc, p, O_WRONLY | O_CLOEXEC);
     } else {
-      fd = open(p, O_WRONLY | O_CLOEXEC);
+      fd = proc_open(&main_proc, p, O_WRONLY | O_CLOEXEC);
     }
     if (fd < 0) {
       res[2 * i] = 1;
@@ -973,7 +1055,10 @@ static napi_value WriteInNs(napi_env env, napi_callback_info info) {
     close(fd);
   }
   if (dfd >= 0) close(dfd);
-  if (ns_path) leave_ns(back);
+  if (ns_path) {
+    proc_next_ns(&main_proc);
+    leave_ns(back);
+  }
   if (napi_create_typedarray(env, napi_int32_array, (size_t)np * 2, ab, 0, &ret) != napi_ok) ret = NULL;
 out:
   free(ns_path);
