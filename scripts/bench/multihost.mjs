@@ -20,6 +20,7 @@ import { cpus, tmpdir } from 'node:os';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { settle } from './lib/proc.mjs';
 import { goal } from './lib/report.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -105,9 +106,13 @@ try {
       const vx = /links: \d+ \(\d+ veth, (\d+) vxlan/.exec(plan.out)?.[1] ?? '0';
       // The agent is copied on first contact: do that outside the timing (dune check).
       if (c.infra) dune(env, ['check', file]);
+      // The kernel tears the previous case's namespaces down after its down returns, holding
+      // RTNL now and then: each case starts once that is over, as in bench:up.
+      await settle();
       const up = dune(env, ['up', file, '--json']);
       const done = lastJson(up.out);
       const hosts = done.hosts ? done.hosts.map((h) => `${h.phynode} ${s2(h.result.elapsedMs)}`).join(', ') : `local ${s2(done.elapsedMs)}`;
+      await settle();
       const down = dune(env, ['down', file, '--json']);
       res.push({ c, up: up.ms, down: down.ms, hosts: `${hosts}; ${vx} VXLAN links` });
       console.log(`  ${c.name}: up ${s2(up.ms)}, down ${s2(down.ms)} (load ${loadavg().toFixed(2)})`);
