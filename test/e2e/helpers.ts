@@ -16,6 +16,23 @@ export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const DUNE_JS = join(REPO, 'packages/cli/dist/bin/dune.js');
 export const isRoot = process.getuid?.() === 0;
 export const ROOT_REASON = 'skipped: e2e tests need root (they build real labs: namespaces, veth, htb, nftables)';
+
+/**
+ * Why a test of the userspace engine cannot run here, or '' when it can: it needs root, the
+ * built agent, and the kernel's NFQUEUE (as `dune-agent probe` finds it).
+ */
+export function nfqueueSkipReason(): string {
+  const agent = join(REPO, 'packages/agent/dist/bin/dune-agent.js');
+  if (!isRoot) return ROOT_REASON;
+  if (!existsSync(agent)) return 'skipped: run npm run build first';
+  const r = spawnSync(process.execPath, [agent, 'probe'], { encoding: 'utf8' });
+  try {
+    const c = JSON.parse(r.stdout) as Record<string, { ok: boolean; error?: string }>;
+    return c['nfqueue']?.ok === true ? '' : `skipped: no NFQUEUE in this kernel (${c['nfqueue']?.error ?? ''})`;
+  } catch {
+    return `skipped: dune-agent probe failed (${r.stderr.trim().slice(0, 200)})`;
+  }
+}
 export const STATE_ROOT = '/run/dune';
 
 /** Each e2e file calls this first: the tests drive the built CLI, not the sources. */

@@ -12,29 +12,18 @@
  * 2 ms. Timing on a shared 2-core VM measures the scheduler as much as the engine: a run is
  * repeated up to 4 times and every attempt reported.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dune, duneOk, downAndCheck, isRoot, removeTemp, REPO, requireBuilt, ROOT_REASON, tempDir } from '../helpers.js';
+import { dune, duneOk, downAndCheck, removeTemp, requireBuilt, tempDir, nfqueueSkipReason } from '../helpers.js';
 
 const LAB = 'e2ehops';
 const BASE = 'e2ehopsbase';
 const NODES = 10;
 const LINK_MS = 0.2;
 const CONFIGURED_MS = 2 * (NODES - 1) * LINK_MS;
-const AGENT = join(REPO, 'packages/agent/dist/bin/dune-agent.js');
 
-function nfqueueOk(): { ok: boolean; why: string } {
-  try {
-    const c = JSON.parse(execFileSync(process.execPath, [AGENT, 'probe'], { encoding: 'utf8' })) as Record<string, { ok: boolean; error?: string }>;
-    return { ok: c['nfqueue']?.ok === true, why: c['nfqueue']?.error ?? '' };
-  } catch (e) {
-    return { ok: false, why: (e as Error).message };
-  }
-}
-const nfq = isRoot && existsSync(AGENT) ? nfqueueOk() : { ok: false, why: '' };
-const skip = !isRoot ? ROOT_REASON : !existsSync(AGENT) ? 'skipped: run npm run build first' : !nfq.ok ? `skipped: no iptables NFQUEUE target (${nfq.why})` : '';
+const skip = nfqueueSkipReason();
 
 function line(latency: string | null): string {
   const links = Array.from({ length: NODES - 1 }, (_, i) =>

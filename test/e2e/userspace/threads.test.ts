@@ -11,27 +11,16 @@
  * converging up that asks for one thread replaces the engine, rules and all (none doubled);
  * down leaves nothing.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dune, duneOk, downAndCheck, enginePids, isRoot, removeTemp, REPO, requireBuilt, ROOT_REASON, sh, tempDir } from '../helpers.js';
+import { dune, duneOk, downAndCheck, enginePids, removeTemp, requireBuilt, sh, tempDir, nfqueueSkipReason } from '../helpers.js';
 
 const LAB = 'e2ethreads';
-const AGENT = join(REPO, 'packages/agent/dist/bin/dune-agent.js');
 /** 2 × (2 + 3 + 4) ms. */
 const SUM_MS = 18;
 
-function nfqueueOk(): { ok: boolean; why: string } {
-  try {
-    const c = JSON.parse(execFileSync(process.execPath, [AGENT, 'probe'], { encoding: 'utf8' })) as Record<string, { ok: boolean; error?: string }>;
-    return { ok: c['nfqueue']?.ok === true, why: c['nfqueue']?.error ?? '' };
-  } catch (e) {
-    return { ok: false, why: (e as Error).message };
-  }
-}
-const nfq = isRoot && existsSync(AGENT) ? nfqueueOk() : { ok: false, why: '' };
-const skip = !isRoot ? ROOT_REASON : !existsSync(AGENT) ? 'skipped: run npm run build first' : !nfq.ok ? `skipped: no NFQUEUE (${nfq.why})` : '';
+const skip = nfqueueSkipReason();
 
 function topo(settings: string[], delays = ['2ms', '3ms', '4ms']): string {
   return [
