@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -45,13 +46,48 @@ struct watch {
   napi_async_context ctx;
 };
 
+static int grow_table(void);
+
+/* One table for the process, and a lab engine's worker threads each watch their own sockets
+ * (an engine with --threads): the table and the slots' `used` are taken under watches_mu. A
+ * slot's entry never moves, so a thread reads its own entry without the lock. */
 static struct watch **watches;
 static int n_watches;
+static pthread_mutex_t watches_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* A free slot's index, growing the table when all are taken; -1 at MAX_WATCHES or out of memory. */
-static int free_slot(void) {
-  for (int i = 0; i < n_watches; i++)
-    if (!watches[i]->used) return i;
+/* A free slot's index, reserved (used = 2, not yet watching), growing the table when all are
+ * taken; -1 at MAX_WATCHES or out of memory. */
+static int reserve_slot(void) {
+  pthread_mutex_lock(&watches_mu);
+  int id = -1;
+  for (int i = 0; i < n_watches; i++) {
+    if (!watches[i]->used) {
+      id = i;
+      break;
+    }
+  }
+  if (id < 0) id = grow_table();
+  if (id >= 0) watches[id]->used = 2;
+  pthread_mutex_unlock(&watches_mu);
+  return id;
+}
+
+/* The entry of slot `id`, or NULL when there is none. */
+static struct watch *slot(int id) {
+  pthread_mutex_lock(&watches_mu);
+  struct watch *w = id >= 0 && id < n_watches ? watches[id] : NULL;
+  pthread_mutex_unlock(&watches_mu);
+  return w;
+}
+
+static void release_slot(struct watch *w) {
+  pthread_mutex_lock(&watches_mu);
+  w->used = 0;
+  pthread_mutex_unlock(&watches_mu);
+}
+
+/* Called with watches_mu held: the table doubled, the first new slot's index (or -1). */
+static int grow_table(void) {
   if (n_watches >= MAX_WATCHES) return -1;
   int grown = n_watches == 0 ? 64 : n_watches * 2;
   if (grown > MAX_WATCHES) grown = MAX_WATCHES;
@@ -112,17 +148,23 @@ static napi_value FdWatch(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "EINVAL", "fdWatch(fd, cb)");
     return NULL;
   }
-  int id = free_slot();
+  int id = reserve_slot();
   if (id < 0) return io_throw(env, EMFILE, "fdWatch");
+  struct watch *w = slot(id);
   uv_loop_t *loop;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return io_throw(env, EINVAL, "napi_get_uv_event_loop");
-  struct watch *w = watches[id];
-  memset(w, 0, sizeof *w);
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    release_slot(w);
+    return io_throw(env, EINVAL, "napi_get_uv_event_loop");
+  }
   w->poll = malloc(sizeof(uv_poll_t));
-  if (!w->poll) return io_throw(env, ENOMEM, "fdWatch");
+  if (!w->poll) {
+    release_slot(w);
+    return io_throw(env, ENOMEM, "fdWatch");
+  }
   int rc = uv_poll_init(loop, w->poll, fd);
   if (rc < 0) {
     free(w->poll);
+    release_slot(w);
     return io_throw(env, -rc, "uv_poll_init");
   }
   w->poll->data = w;
@@ -132,10 +174,12 @@ static napi_value FdWatch(napi_env env, napi_callback_info info) {
   napi_value name;
   napi_create_string_utf8(env, "dune:fdWatch", NAPI_AUTO_LENGTH, &name);
   napi_async_init(env, NULL, name, &w->ctx);
+  pthread_mutex_lock(&watches_mu);
   w->used = 1;
+  pthread_mutex_unlock(&watches_mu);
   rc = uv_poll_start(w->poll, UV_READABLE, on_readable);
   if (rc < 0) {
-    w->used = 0;
+    release_slot(w);
     uv_close((uv_handle_t *)w->poll, free_poll);
     napi_delete_reference(env, w->cb);
     napi_async_destroy(env, w->ctx);
@@ -162,18 +206,19 @@ static int get_int_arg(napi_env env, napi_callback_info info, const char *usage,
 static napi_value FdUnwatch(napi_env env, napi_callback_info info) {
   int32_t id;
   if (get_int_arg(env, info, "fdUnwatch(id)", &id) < 0) return NULL;
-  if (id < 0 || id >= n_watches) {
+  struct watch *w = slot(id);
+  if (w == NULL) {
     napi_throw_type_error(env, "EINVAL", "fdUnwatch(id)");
     return NULL;
   }
-  struct watch *w = watches[id];
-  if (w->used) {
-    w->used = 0;
+  /* Only the thread that watches (its env) unwatches: another thread's id is not ours to stop. */
+  if (w->used == 1 && w->env == env) {
     uv_poll_stop(w->poll);
     w->poll->data = NULL;
     uv_close((uv_handle_t *)w->poll, free_poll);
     napi_delete_reference(env, w->cb);
     napi_async_destroy(env, w->ctx);
+    release_slot(w);
   }
   napi_value u;
   napi_get_undefined(env, &u);
