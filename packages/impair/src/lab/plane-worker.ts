@@ -65,6 +65,7 @@ export function runPlaneWorker(): void {
         break;
       case 'close': {
         plane.close();
+        engine.close();
         reply({ t: 'closed', id: m.id, take: take() });
         port.close();
         break;

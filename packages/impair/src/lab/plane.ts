@@ -130,9 +130,9 @@ export class LocalPlane {
     return k;
   }
 
+  /** Closes every socket left (held packets accepted); the engine is its owner's to close. */
   close(): void {
     for (const ns of [...this.frontends.keys()]) this.closeNs(ns);
-    this.engine.close();
   }
 }
 
