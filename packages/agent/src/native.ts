@@ -36,6 +36,11 @@ export interface NativeApi {
   netnsCreateMany(names: string[], threads: number, protocol: number, init?: [string, string][], loAliases?: string[]): Int32Array;
   /** Per name: errno (0 = deleted or already absent). */
   netnsDeleteMany(names: string[]): Int32Array;
+  /**
+   * unlink of every file, then rmdir of every dir in order, on a thread of libuv's pool: an
+   * errno per file, then per dir (0 removed).
+   */
+  removePaths(files: readonly string[], dirs: readonly string[]): Promise<Int32Array>;
 }
 
 /** The errno-carrying error the addon throws. */

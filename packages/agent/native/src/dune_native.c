@@ -1073,6 +1073,87 @@ out:
 /* dune_io.c: fd watches, nonblocking receive and raw sockets for the impairment engine. */
 void dune_io_init(napi_env env, napi_value exports);
 
+/*
+ * removePaths(files: string[], dirs: string[]): Promise<Int32Array>
+ *
+ * unlink(2) of every file, then rmdir(2) of every dir in the order given, on a worker thread
+ * of libuv's pool while JavaScript goes on (down removes a lab's thousand /etc/netns/<ns>
+ * directories while it checks and deletes the namespaces). Resolves with an errno per file,
+ * then per dir: 0 removed, ENOENT already gone, ENOTEMPTY a dir something else put a file in.
+ */
+struct remove_job {
+  napi_async_work work;
+  napi_deferred deferred;
+  char **files;
+  uint32_t nfiles;
+  char **dirs;
+  uint32_t ndirs;
+  int32_t *res;
+};
+
+static void remove_execute(napi_env env, void *data) {
+  (void)env;
+  struct remove_job *j = data;
+  for (uint32_t i = 0; i < j->nfiles; i++) j->res[i] = unlink(j->files[i]) < 0 ? errno : 0;
+  for (uint32_t i = 0; i < j->ndirs; i++) j->res[j->nfiles + i] = rmdir(j->dirs[i]) < 0 ? errno : 0;
+}
+
+static void remove_complete(napi_env env, napi_status status, void *data) {
+  struct remove_job *j = data;
+  uint32_t n = j->nfiles + j->ndirs;
+  napi_value ab, out;
+  void *buf;
+  if (status == napi_ok && napi_create_arraybuffer(env, (size_t)n * sizeof(int32_t), &buf, &ab) == napi_ok &&
+      napi_create_typedarray(env, napi_int32_array, n, ab, 0, &out) == napi_ok) {
+    if (n) memcpy(buf, j->res, (size_t)n * sizeof(int32_t));
+    napi_resolve_deferred(env, j->deferred, out);
+  } else {
+    napi_value err, msg;
+    napi_create_string_utf8(env, "removePaths: the work did not complete", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &err);
+    napi_reject_deferred(env, j->deferred, err);
+  }
+  napi_delete_async_work(env, j->work);
+  free_names(j->files, j->nfiles);
+  free_names(j->dirs, j->ndirs);
+  free(j->res);
+  free(j);
+}
+
+static napi_value RemovePaths(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) {
+    napi_throw_type_error(env, "EINVAL", "removePaths: expected (files, dirs)");
+    return NULL;
+  }
+  struct remove_job *j = calloc(1, sizeof *j);
+  if (!j) return throw_errno(env, ENOMEM, "malloc", "");
+  if (read_names_any(env, argv[0], &j->files, &j->nfiles) < 0) {
+    free(j);
+    return NULL;
+  }
+  if (read_names_any(env, argv[1], &j->dirs, &j->ndirs) < 0) {
+    free_names(j->files, j->nfiles);
+    free(j);
+    return NULL;
+  }
+  j->res = calloc((size_t)j->nfiles + j->ndirs + 1, sizeof(int32_t));
+  napi_value promise, name;
+  if (!j->res || napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
+    free_names(j->files, j->nfiles);
+    free_names(j->dirs, j->ndirs);
+    free(j->res);
+    free(j);
+    return throw_errno(env, ENOMEM, "malloc", "");
+  }
+  CHECK(napi_create_string_utf8(env, "dune:removePaths", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_async_work(env, NULL, name, remove_execute, remove_complete, j, &j->work));
+  CHECK(napi_queue_async_work(env, j->work));
+  return promise;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"nlOpen", NULL, NlOpen, NULL, NULL, NULL, napi_default, NULL},
@@ -1086,6 +1167,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"writeInNs", NULL, WriteInNs, NULL, NULL, NULL, napi_default, NULL},
       {"netnsCreateMany", NULL, NetnsCreateMany, NULL, NULL, NULL, napi_default, NULL},
       {"netnsDeleteMany", NULL, NetnsDeleteMany, NULL, NULL, NULL, napi_default, NULL},
+      {"removePaths", NULL, RemovePaths, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   dune_io_init(env, exports);

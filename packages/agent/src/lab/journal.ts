@@ -163,6 +163,21 @@ export function readPlan(lab: string): Plan | undefined {
   return JSON.parse(readFileSync(p, 'utf8')) as Plan;
 }
 
+/**
+ * The journaled plan, parsed only when `worth` says so from its bytes ('absent' when there is
+ * none, 'skipped' when not worth it): what down needs from a plan is rare, and a thousand-node
+ * plan is megabytes of JSON whose parse costs tens of milliseconds.
+ */
+export function readPlanIf(lab: string, worth: (json: Buffer) => boolean): Plan | 'absent' | 'skipped' {
+  let buf: Buffer;
+  try {
+    buf = readFileSync(join(labDir(lab), 'plan.json'));
+  } catch {
+    return 'absent';
+  }
+  return worth(buf) ? (JSON.parse(buf.toString('utf8')) as Plan) : 'skipped';
+}
+
 export function readPlanText(lab: string): string | undefined {
   const p = join(labDir(lab), 'plan.json');
   return existsSync(p) ? readFileSync(p, 'utf8') : undefined;

@@ -3,13 +3,14 @@
  * kernel's marks alone), status, set, exec. The kernel work is the agent's netlink layer;
  * this module adds the journal, files, commands and processes around it.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync, copyFileSync, chmodSync, linkSync, renameSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, copyFileSync, chmodSync, linkSync, renameSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { constants as osConstants } from 'node:os';
 import { DuneError, type Impairment } from '@dune/topology';
 import type { LinkInfoMsg } from '../netlink/link.js';
 import { findNode, PLAN_FORMAT, allocateVnis, countRoutes, expandRouteTables, serializePlanChunks, nsPrefix, NS_PREFIX, vniUses, fileContentBase64, type FileOp, type HostPlan, type ImpairmentEngineSettings, type Op, type OpKind, type Plan, type ProcessOp } from '@dune/compiler';
 import {
-  LabJournal, STATE_ROOT, discardStagedPlan, journalLabs, journaledPlanDigest, labDir, logDir, readPlan, readPlanText, readState, removeJournal, readVnis, stagePlan,
+  LabJournal, STATE_ROOT, discardStagedPlan, journalLabs, journaledPlanDigest, labDir, logDir, readPlan, readPlanIf, readPlanText, readState, removeJournal, readVnis, stagePlan,
   type LabState, type ProcessRecord, type StagedPlan,
 } from './journal.js';
 import { isAlive, isRunning, pidsInNamespaces, runInNs, startProcess, terminate } from './processes.js';
@@ -33,6 +34,7 @@ import { daemonOps, daemonState, nodeRoutes, waitConverged, type DaemonState, ty
 import { loAliases, teardownLab, type LoAlias } from '../teardown.js';
 import { releaseAdopted, saveAdopted, undoHostOps } from '../adopt.js';
 import { reclaimTransients } from '../transient.js';
+import { native } from '../native.js';
 
 export type LabEvent =
   | { type: 'phase'; phase: string; total?: number }
@@ -462,7 +464,6 @@ function backupPath(lab: string, path: string): string {
   return join(labDir(lab), 'backup', Buffer.from(path).toString('base64url'));
 }
 
-/** Writes a lab file; a file that existed before is saved and put back at down. */
 /**
  * Writes a lab's files: each one backed up first when it existed before the lab, all of them
  * journaled in one write before any is written (a kill in between leaves files `down` knows
@@ -518,21 +519,57 @@ function writeLabFiles(lab: string, journal: LabJournal, ops: readonly FileOp[],
   }
 }
 
-/** Removes the directories the lab created for its files, deepest first, where empty again. */
-function removeLabDirs(dirs: readonly string[]): void {
-  for (const d of [...dirs].sort((a, b) => b.length - a.length)) {
-    try {
-      rmdirSync(d);
-    } catch {
-      // not empty (something else was put there) or already gone: left as it is
-    }
-  }
+/** Directories deepest first: each is removed after what it holds. */
+function deepestFirst(dirs: readonly string[]): string[] {
+  return [...dirs].sort((a, b) => b.length - a.length);
+}
+
+function errnoName(e: number): string {
+  return Object.entries(osConstants.errno).find(([, v]) => v === e)?.[0] ?? `errno ${e}`;
 }
 
 function restoreLabFile(lab: string, path: string): void {
   const b = backupPath(lab, path);
   if (existsSync(b)) copyFileSync(b, path);
   else rmSync(path, { force: true });
+}
+
+/**
+ * Every file of the lab put back as it was (the few that existed before: copied back from
+ * their backup) or removed, then the directories made for them removed where empty again.
+ * The removals (a thousand-node lab: a hosts file and a directory per node) run on a thread
+ * of their own while the caller goes on; the promise says what could not be removed.
+ */
+function releaseLabFiles(lab: string, files: readonly string[], dirs: readonly string[]): Promise<string[]> {
+  let backups: Set<string>;
+  try {
+    backups = new Set(readdirSync(join(labDir(lab), 'backup')));
+  } catch {
+    backups = new Set();
+  }
+  const doomed: string[] = [];
+  const errors: string[] = [];
+  for (const f of files) {
+    const b = backupPath(lab, f);
+    if (!backups.has(basename(b))) doomed.push(f);
+    else {
+      try {
+        copyFileSync(b, f);
+      } catch (e) {
+        errors.push(`put back ${f}: ${(e as Error).message}`);
+      }
+    }
+  }
+  const order = deepestFirst(dirs);
+  if (doomed.length === 0 && order.length === 0) return Promise.resolve(errors);
+  return native().removePaths(doomed, order).then((res) => {
+    doomed.forEach((f, i) => {
+      const e = res[i] ?? 0;
+      if (e !== 0 && e !== osConstants.errno.ENOENT) errors.push(`remove ${f}: ${errnoName(e)}`);
+    });
+    // A directory not empty (something else was put there) or already gone is left as it is.
+    return errors;
+  });
 }
 
 async function undo(lab: string, journal: LabJournal, ops: readonly Op[], emit: (e: LabEvent) => void): Promise<void> {
@@ -597,6 +634,18 @@ function labNamespaces(lab: string, state: LabState | undefined, prefix: string)
   return { marked, unmarked, aliases };
 }
 
+/**
+ * What in a plan down must see before deleting namespaces: ops released or undone outside
+ * them (kinds with a release hook, adopted interfaces, ops in the host's namespace), as the
+ * exact JSON the plan is written in. A fragment can only be there as structure (a quote in a
+ * JSON string is escaped), so a false match costs at worst the parse it would have saved.
+ * Without any, and with the usual namespace prefix, down does not parse the plan.
+ */
+const DOWN_MARKERS = [
+  ...(Object.keys(opKinds) as OpKind[]).filter((k) => opKinds[k].release !== undefined || k === 'adopt').map((k) => `"op":${JSON.stringify(k)}`),
+  '"ns":""',
+];
+
 export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void; locked?: boolean } = {}): Promise<DownResult> {
   requireRoot('down');
   checkLabName(lab);
@@ -617,13 +666,16 @@ export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void;
     // Only in namespaces that are the lab's: a process in a foreign namespace that merely
     // has the lab's prefix is not ours to kill.
     // A lab whose namespaces are not named dune.<lab>.* (NetMirage's <prefix><node>) says so in its plan.
-    const plan = readPlan(lab);
+    const read = readPlanIf(lab, (json) => DOWN_MARKERS.some((m) => json.includes(m)) || !json.includes(`"nsPrefix":${JSON.stringify(nsPrefix(lab))}`));
+    const plan = typeof read === 'string' ? undefined : read;
     const planOps = plan?.hosts.flatMap((h) => h.ops) ?? [];
     // Daemons and files the lab keeps outside its namespaces (a private Open vSwitch), while
     // the namespaces they serve still exist.
     for (const e of await releaseOps(planOps)) emit({ type: 'warning', message: e });
     const prefix = plan?.nsPrefix ?? nsPrefix(lab);
     const { marked, unmarked, aliases } = labNamespaces(lab, state, prefix);
+    // The lab's files go on another thread while the namespaces are checked and deleted.
+    const files = releaseLabFiles(lab, state?.files ?? [], state?.dirs ?? []);
     const stray = [...pidsInNamespaces([...marked, ...unmarked]).values()].flat().filter((p) => p !== process.pid);
     const killed = await terminate(stray, 2000);
     if (killed.length > 0) emit({ type: 'note', message: `killed ${killed.length} process${killed.length === 1 ? '' : 'es'} that ignored SIGTERM` });
@@ -639,8 +691,7 @@ export async function down(lab: string, opts: { onEvent?: (e: LabEvent) => void;
       return f.name;
     }));
     const unmarkedGone = new Set(unmarked.filter((n) => !failed.has(n)));
-    for (const f of state?.files ?? []) restoreLabFile(lab, f);
-    removeLabDirs(state?.dirs ?? []);
+    for (const e of await files) emit({ type: 'warning', message: e });
     const hadJournal = existsSync(labDir(lab));
     removeJournal(lab);
     return {
