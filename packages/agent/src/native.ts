@@ -34,8 +34,8 @@ export interface NativeApi {
    * [path, value] pairs written inside each new namespace first (best effort).
    */
   netnsCreateMany(names: string[], threads: number, protocol: number, init?: [string, string][], loAliases?: string[]): Int32Array;
-  /** Per name: errno (0 = deleted or already absent). */
-  netnsDeleteMany(names: string[]): Int32Array;
+  /** Per name: errno (0 = deleted or already absent); umounts on `threads` threads (default 16: each waits for an RCU grace period). */
+  netnsDeleteMany(names: string[], threads?: number): Int32Array;
   /**
    * unlink of every file, then rmdir of every dir in order, on a thread of libuv's pool: an
    * errno per file, then per dir (0 removed).
