@@ -40,6 +40,12 @@ export interface NativeApi {
    * unlink of every file, then rmdir of every dir in order, on a thread of libuv's pool: an
    * errno per file, then per dir (0 removed).
    */
+  /**
+   * lo's alias in each /run/netns/<name>, read on `threads` threads (default 4). A pair per
+   * name in codes: (0, 0) read, aliases[i] the alias or null; (1, errno) stale (its mount is
+   * gone); (2, errno) cannot be entered; (3, errno) the query failed.
+   */
+  loAliasesMany(names: string[], threads?: number): { codes: Int32Array; aliases: (string | null)[] };
   removePaths(files: readonly string[], dirs: readonly string[]): Promise<Int32Array>;
 }
 

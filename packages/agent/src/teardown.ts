@@ -1,8 +1,8 @@
 /**
  * Teardown from kernel state alone (no journal needed), touching only what carries our marks:
  *
- *   /run/netns/dune.<lab>.*  → open each, read lo's alias (one pipelined GETLINK per
- *                              namespace) → `dune:<lab>:…`? to delete : report it as
+ *   /run/netns/dune.<lab>.*  → enter each, read lo's alias (one GETLINK per namespace, on
+ *                              a few threads) → `dune:<lab>:…`? to delete : report it as
  *                              foreign and leave it alone
  *   host interfaces          → dump, delete those whose alias starts with `dune:<lab>:`
  *   host nftables            → delete table inet dune_<lab>
@@ -11,18 +11,14 @@
  * Idempotent: a second run finds nothing and succeeds. The kernel frees a namespace and its
  * interfaces asynchronously once its file is gone; that is fine.
  */
-import { statfsSync, unlinkSync } from 'node:fs';
-import { isNativeError, native } from './native.js';
-import { IFLA_IFALIAS, NETLINK_ROUTE, NLM_F_REQUEST, NLMSG_ERROR, RTM_NEWLINK } from './netlink/constants.js';
-import { delLink, getLink } from './netlink/link.js';
-import { attrStr, findAttr, messages } from './netlink/parse.js';
+import { unlinkSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { native } from './native.js';
+import { delLink } from './netlink/link.js';
 import { NlSocket, describeAck } from './netlink/socket.js';
-import { NlWriter } from './netlink/writer.js';
 import { deleteNamespaces, listNamespaces, nsPath } from './netns.js';
 import { deleteNftTable, listNftTables, nftTableName } from './impair/nft.js';
 import { dumpLinks } from './status.js';
-
-const NSFS_MAGIC = 0x6e736673;
 
 export interface TeardownResult {
   /** The lab, or null for every lab. */
@@ -107,43 +103,28 @@ async function teardown(lab: string | null, opts: TeardownOptions): Promise<Tear
 export type LoAlias = { alias: string | null } | { stale: true } | { error: string; enter: boolean };
 
 /**
- * Reads lo's alias in every namespace of `names`: a socket opened inside each, one GETLINK
- * of ifindex 1 (LOOPBACK_IFINDEX) sent on each, then the answers read, far cheaper than a
- * dump of every link per namespace. A /run/netns entry whose mount is gone is `stale`.
+ * Reads lo's alias in every namespace of `names` (native loAliasesMany: a few threads, each
+ * entering the namespaces it takes and asking with one GETLINK of ifindex 1, LOOPBACK_IFINDEX;
+ * far cheaper than a dump of every link per namespace). A /run/netns entry whose mount is
+ * gone is `stale`.
  */
 export function loAliases(names: readonly string[]): Map<string, LoAlias> {
-  const n = native();
   const out = new Map<string, LoAlias>();
-  const open: { name: string; fd: number }[] = [];
-  const w = new NlWriter(256);
-  for (const name of names) {
-    let fd: number;
-    try {
-      fd = n.nlOpen(nsPath(name), NETLINK_ROUTE);
-    } catch (e) {
-      out.set(name, isStale(name) ? { stale: true } : { error: isNativeError(e) ? e.code : (e as Error).message, enter: true });
-      continue;
-    }
-    w.reset();
-    getLink(w, 1, NLM_F_REQUEST, { index: 1 });
-    try {
-      n.nlSend(fd, w.bytes());
-      open.push({ name, fd });
-    } catch (e) {
-      n.nlClose(fd);
-      out.set(name, { error: `query ${name}: ${(e as Error).message}`, enter: false });
-    }
-  }
-  for (const { name, fd } of open) {
-    try {
-      out.set(name, { alias: readAlias(fd) ?? null });
-    } catch (e) {
-      out.set(name, { error: `read mark of ${name}: ${(e as Error).message}`, enter: false });
-    } finally {
-      n.nlClose(fd);
-    }
-  }
+  if (names.length === 0) return out;
+  const r = native().loAliasesMany([...names]);
+  names.forEach((name, i) => {
+    const kind = r.codes[2 * i];
+    const errno = r.codes[2 * i + 1] ?? 0;
+    if (kind === 0) out.set(name, { alias: r.aliases[i] ?? null });
+    else if (kind === 1) out.set(name, { stale: true });
+    else if (kind === 2) out.set(name, { error: errnoName(errno), enter: true });
+    else out.set(name, { error: `read mark of ${name}: ${errnoName(errno)}`, enter: false });
+  });
   return out;
+}
+
+function errnoName(e: number): string {
+  return Object.entries(osConstants.errno).find(([, v]) => v === e)?.[0] ?? `errno ${e}`;
 }
 
 /** The names among `names` whose lo carries their lab's mark; the others reported in `res`. */
@@ -176,29 +157,6 @@ function verifyMarks(names: string[], res: TeardownResult, labOfAll?: string, kn
     }
   }
   return ours;
-}
-
-function readAlias(fd: number): string | undefined {
-  for (;;) {
-    const buf = native().nlRecv(fd, 2000);
-    if (buf === null) throw new Error('no answer from the kernel');
-    for (const m of messages(buf)) {
-      if (m.type === RTM_NEWLINK) return attrStr(findAttr(m.data, 16, IFLA_IFALIAS));
-      if (m.type === NLMSG_ERROR) {
-        const errno = -m.data.readInt32LE(0);
-        if (errno !== 0) throw new Error(describeAck({ seq: m.seq, errno }));
-      }
-    }
-  }
-}
-
-/** A /run/netns entry that is a plain file, not a namespace (its mount is gone). */
-function isStale(name: string): boolean {
-  try {
-    return statfsSync(nsPath(name)).type !== NSFS_MAGIC;
-  } catch {
-    return false;
-  }
 }
 
 function deleteHostInterfaces(lab: string | null, hostNs: string | null, res: TeardownResult): void {

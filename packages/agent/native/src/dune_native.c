@@ -1027,6 +1027,169 @@ static napi_value NetnsDeleteMany(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * loAliasesMany(names: string[], threads?: number): { codes: Int32Array, aliases: (string | null)[] }
+ *
+ * lo's alias (IFLA_IFALIAS of ifindex 1) in each /run/netns/<name>: the mark teardown checks
+ * before deleting a namespace. Each of `threads` pthreads (default 4) enters the namespaces
+ * it takes with setns, asks with one RTM_GETLINK on a plain socket, and reads the answer; the
+ * threads then exit, so Node's thread never leaves its namespace. Per name, codes holds a
+ * pair (kind, errno): kind 0 read (aliases[i] the alias, null when none), 1 stale (a plain
+ * file: its mount is gone), 2 cannot be entered (errno), 3 the query failed (errno).
+ */
+#ifndef NSFS_MAGIC
+#define NSFS_MAGIC 0x6e736673
+#endif
+struct alias_job {
+  char **names;
+  uint32_t n;
+  int32_t *codes;
+  char **aliases;
+  uint32_t next;
+};
+
+static void read_lo_alias(const char *name, int32_t *code, char **alias) {
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, NETNS_RUN_DIR "/%s", name) >= (int)sizeof path) {
+    code[0] = 2;
+    code[1] = ENAMETOOLONG;
+    return;
+  }
+  int nsfd = open(path, O_RDONLY | O_CLOEXEC);
+  if (nsfd < 0) {
+    code[0] = 2;
+    code[1] = errno;
+    return;
+  }
+  if (setns(nsfd, CLONE_NEWNET) < 0) {
+    int e = errno;
+    struct statfs sf;
+    code[0] = fstatfs(nsfd, &sf) == 0 && sf.f_type != NSFS_MAGIC ? 1 : 2;
+    code[1] = e;
+    close(nsfd);
+    return;
+  }
+  close(nsfd);
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) {
+    code[0] = 3;
+    code[1] = errno;
+    return;
+  }
+  struct {
+    struct nlmsghdr nh;
+    struct ifinfomsg ifi;
+  } req;
+  memset(&req, 0, sizeof req);
+  req.nh.nlmsg_len = sizeof req;
+  req.nh.nlmsg_type = RTM_GETLINK;
+  req.nh.nlmsg_flags = NLM_F_REQUEST;
+  req.nh.nlmsg_seq = 1;
+  req.ifi.ifi_family = AF_UNSPEC;
+  req.ifi.ifi_index = 1;
+  static __thread char buf[32768];
+  code[0] = 3;
+  code[1] = EPROTO;
+  if (send(fd, &req, sizeof req, 0) < 0) {
+    code[1] = errno;
+    close(fd);
+    return;
+  }
+  ssize_t n;
+  do {
+    n = recv(fd, buf, sizeof buf, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    code[1] = errno;
+    close(fd);
+    return;
+  }
+  for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+    if (h->nlmsg_type == NLMSG_ERROR) {
+      int e = -((struct nlmsgerr *)NLMSG_DATA(h))->error;
+      if (e != 0) code[1] = e;
+      break;
+    }
+    if (h->nlmsg_type != RTM_NEWLINK) continue;
+    struct ifinfomsg *ifi = NLMSG_DATA(h);
+    int len = (int)IFLA_PAYLOAD(h);
+    code[0] = 0;
+    code[1] = 0;
+    for (struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+      if (a->rta_type != IFLA_IFALIAS) continue;
+      size_t l = RTA_PAYLOAD(a);
+      const char *v = RTA_DATA(a);
+      while (l > 0 && v[l - 1] == '\0') l--;
+      *alias = strndup(v, l);
+      break;
+    }
+    break;
+  }
+  close(fd);
+}
+
+static void *alias_worker(void *arg) {
+  struct alias_job *j = arg;
+  for (;;) {
+    uint32_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+    if (i >= j->n) break;
+    read_lo_alias(j->names[i], j->codes + 2 * i, &j->aliases[i]);
+  }
+  return NULL;
+}
+
+static napi_value LoAliasesMany(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct alias_job job = {NULL, 0, NULL, NULL, 0};
+  if (argc < 1 || read_names(env, argv[0], &job.names, &job.n) < 0) return NULL;
+  int32_t threads = 4;
+  napi_valuetype t1 = napi_undefined;
+  if (argc >= 2) napi_typeof(env, argv[1], &t1);
+  if (t1 == napi_number && get_int(env, argv[1], &threads) < 0) {
+    free_names(job.names, job.n);
+    return NULL;
+  }
+  if (threads < 1) threads = 1;
+  if (threads > 64) threads = 64;
+  if ((uint32_t)threads > job.n) threads = job.n ? (int)job.n : 1;
+  napi_value ab, codes, aliases, out;
+  void *data;
+  CHECK(napi_create_arraybuffer(env, (size_t)job.n * 2 * sizeof(int32_t), &data, &ab));
+  CHECK(napi_create_typedarray(env, napi_int32_array, (size_t)job.n * 2, ab, 0, &codes));
+  job.codes = data;
+  job.aliases = calloc(job.n ? job.n : 1, sizeof(char *));
+  if (!job.aliases) {
+    free_names(job.names, job.n);
+    return throw_errno(env, ENOMEM, "malloc", "");
+  }
+  pthread_t tids[64];
+  int started = 0;
+  for (int t = 0; t < threads; t++)
+    if (pthread_create(&tids[started], NULL, alias_worker, &job) == 0) started++;
+  for (int t = 0; t < started; t++) pthread_join(tids[t], NULL);
+  /* No thread at all: every name marked, none entered from Node's own thread. */
+  if (started == 0)
+    for (uint32_t i = 0; i < job.n; i++) {
+      job.codes[2 * i] = 3;
+      job.codes[2 * i + 1] = EAGAIN;
+    }
+  CHECK(napi_create_array_with_length(env, job.n, &aliases));
+  for (uint32_t i = 0; i < job.n; i++) {
+    napi_value v;
+    if (job.aliases[i]) CHECK(napi_create_string_utf8(env, job.aliases[i], NAPI_AUTO_LENGTH, &v));
+    else CHECK(napi_get_null(env, &v));
+    CHECK(napi_set_element(env, aliases, i, v));
+  }
+  free_names(job.aliases, job.n);
+  free_names(job.names, job.n);
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_set_named_property(env, out, "codes", codes));
+  CHECK(napi_set_named_property(env, out, "aliases", aliases));
+  return out;
+}
+
+/*
  * writeInNs(nsPath: string | null, dir: string, paths: string[], values: string[]): Int32Array
  *
  * Writes values[i] to paths[i] inside the namespace, entering it once for all of them (a
@@ -1204,6 +1367,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"netnsCreateMany", NULL, NetnsCreateMany, NULL, NULL, NULL, napi_default, NULL},
       {"netnsDeleteMany", NULL, NetnsDeleteMany, NULL, NULL, NULL, napi_default, NULL},
       {"removePaths", NULL, RemovePaths, NULL, NULL, NULL, napi_default, NULL},
+      {"loAliasesMany", NULL, LoAliasesMany, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   dune_io_init(env, exports);
