@@ -77,8 +77,6 @@ async function teardown(lab: string | null, opts: TeardownOptions): Promise<Tear
     ms: 0,
     timingsMs: { verify: 0, delete: 0, host: 0 },
   };
-  // Listing nftables tables means spawning nft: start it now, it runs while we work.
-  const tablesP = listNftTables(opts.hostNs ?? null);
   const prefix = lab !== null && opts.nsPrefix !== undefined ? opts.nsPrefix : lab === null ? 'dune.' : `dune.${lab}.`;
   const candidates = listNamespaces().filter((n) => n.startsWith(prefix) && n !== opts.hostNs);
   const marked = verifyMarks(candidates, res, lab !== null && opts.nsPrefix !== undefined ? lab : undefined, opts.aliases);
@@ -87,7 +85,7 @@ async function teardown(lab: string | null, opts: TeardownOptions): Promise<Tear
   // Host-side objects first: deleting namespaces starts the kernel's cleanup of every
   // interface in them, which holds RTNL in long stretches and would stall our dump.
   deleteHostInterfaces(lab, opts.hostNs ?? null, res);
-  await deleteHostNft(lab, opts.hostNs ?? null, await tablesP, res);
+  await deleteHostNft(lab, opts.hostNs ?? null, listNftTables(opts.hostNs ?? null), res);
   const t2 = performance.now();
   res.timingsMs.host = Math.round(t2 - t1);
   const failed = deleteNamespaces(marked);
