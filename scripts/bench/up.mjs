@@ -190,6 +190,8 @@ async function partA() {
     console.log('');
     goal('up < 3 s', up.wallMs < 3000, s2(up.wallMs));
     goal('down < 1 s', dn.wallMs < 1000, s2(dn.wallMs));
+    goal('up < 2 s (#14)', up.wallMs < 2000, s2(up.wallMs));
+    goal('down < 0.5 s (#14)', dn.wallMs < 500, s2(dn.wallMs));
     goal('up ≥ 3× faster than ip -batch (same objects)', batch.wallMs / up.wallMs >= 3, ratio(batch.wallMs, up.wallMs));
   } finally {
     await dune.downQuietly(lab);
