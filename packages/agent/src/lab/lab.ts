@@ -502,13 +502,13 @@ function writeLabFiles(lab: string, journal: LabJournal, ops: readonly FileOp[],
     const source = written.get(same);
     let linked = false;
     if (source !== undefined) {
-      try {
+      // A file not there yet: linked straight to its name (link(2) never replaces a file).
+      if (linkOrFalse(source, op.path)) continue;
+      if (existsSync(op.path)) {
         rmSync(tmp, { force: true });
-        linkSync(source, tmp);
-        linked = true;
-      } catch {
-        // another file system (EXDEV) or no hard links there: a copy of its own
+        linked = linkOrFalse(source, tmp);
       }
+      // else another file system (EXDEV) or no hard links there: a copy of its own
     }
     if (!linked) {
       writeFileSync(tmp, Buffer.from(content, 'base64'));
@@ -516,6 +516,15 @@ function writeLabFiles(lab: string, journal: LabJournal, ops: readonly FileOp[],
     }
     renameSync(tmp, op.path);
     if (source === undefined) written.set(same, op.path);
+  }
+}
+
+function linkOrFalse(from: string, to: string): boolean {
+  try {
+    linkSync(from, to);
+    return true;
+  } catch {
+    return false;
   }
 }
 
