@@ -40,8 +40,8 @@ function attempt(fn: () => void): CapResult {
   }
 }
 
-async function tool(ns: string, argv: string[], what: string): Promise<CapResult> {
-  const r = await run(inNs(ns, argv));
+async function tool(ns: string, argv: string[], what: string, input?: string): Promise<CapResult> {
+  const r = await run(inNs(ns, argv), input);
   if (r.code === 0) return { ok: true };
   if (r.code === 127 || /No such file|not found/i.test(r.stderr) && r.stderr.includes(argv[0] ?? '')) {
     return { ok: false, error: `${argv[0]} is not installed (${r.stderr.trim()})` };
@@ -66,11 +66,8 @@ async function probe(): Promise<Caps> {
   const made = r.created[0];
   if (!made) throw new Error(`capability probe: cannot create namespace ${ns}: ${r.failed[0]?.message ?? 'unknown error'}`);
   try {
-    const nftP = tool(ns, ['nft', '-f', '-'], 'nft').then(async (res) => {
-      if (!res.ok) return res;
-      const t = await run(inNs(ns, ['nft', '-f', '-']), 'add table inet dune_probe\nadd chain inet dune_probe c { type filter hook postrouting priority 0; }\nadd rule inet dune_probe c numgen random mod 100 < 1 drop\n');
-      return t.code === 0 ? { ok: true } : { ok: false, error: `nft (numgen random ... drop): ${t.stderr.trim()}` };
-    });
+    // One nft process: tells both whether nft is installed and whether the kernel takes the loss rule.
+    const nftP = tool(ns, ['nft', '-f', '-'], 'nft (numgen random ... drop)', 'add table inet dune_probe\nadd chain inet dune_probe c { type filter hook postrouting priority 0; }\nadd rule inet dune_probe c numgen random mod 100 < 1 drop\n');
 
     const s = made.nlFd >= 0 ? new NlSocket(made.nlFd, ns) : NlSocket.open(nsPath(ns), ns);
     const caps: Partial<Caps> = {};
