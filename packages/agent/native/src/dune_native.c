@@ -957,6 +957,31 @@ static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * (names: string[], threads?: number): the names, and the number of threads to spread them
+ * over (the default when absent), kept within 1..64 and no more than there are names.
+ * -1 with a JS exception pending when an argument is wrong.
+ */
+static int names_and_threads(napi_env env, napi_callback_info info, char ***names, uint32_t *n, int32_t *threads) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) {
+    napi_throw_type_error(env, "EINVAL", "dune_native: expected (names, threads?)");
+    return -1;
+  }
+  if (read_names(env, argv[0], names, n) < 0) return -1;
+  napi_valuetype t1 = napi_undefined;
+  if (argc >= 2) napi_typeof(env, argv[1], &t1);
+  if (t1 == napi_number && get_int(env, argv[1], threads) < 0) {
+    free_names(*names, *n);
+    return -1;
+  }
+  if (*threads < 1) *threads = 1;
+  if (*threads > 64) *threads = 64;
+  if ((uint32_t)*threads > *n) *threads = *n ? (int)*n : 1;
+  return 0;
+}
+
+/*
  * netnsDeleteMany(names: string[], threads?: number): Int32Array of errno per name (0 =
  * deleted or absent). umount2(MNT_DETACH) + unlink, like `ip netns delete`; the kernel frees
  * the namespace (and its interfaces) asynchronously once nothing else holds it.
@@ -995,21 +1020,9 @@ static void *delete_worker(void *arg) {
 }
 
 static napi_value NetnsDeleteMany(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct del_job job = {NULL, 0, NULL, 0};
-  if (argc < 1 || read_names(env, argv[0], &job.names, &job.n) < 0) return NULL;
   int32_t threads = 16;
-  napi_valuetype t1 = napi_undefined;
-  if (argc >= 2) napi_typeof(env, argv[1], &t1);
-  if (t1 == napi_number && get_int(env, argv[1], &threads) < 0) {
-    free_names(job.names, job.n);
-    return NULL;
-  }
-  if (threads < 1) threads = 1;
-  if (threads > 64) threads = 64;
-  if ((uint32_t)threads > job.n) threads = job.n ? (int)job.n : 1;
+  if (names_and_threads(env, info, &job.names, &job.n, &threads) < 0) return NULL;
   napi_value ab, out;
   void *data;
   CHECK(napi_create_arraybuffer(env, (size_t)job.n * sizeof(int32_t), &data, &ab));
@@ -1138,21 +1151,9 @@ static void *alias_worker(void *arg) {
 }
 
 static napi_value LoAliasesMany(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct alias_job job = {NULL, 0, NULL, NULL, 0};
-  if (argc < 1 || read_names(env, argv[0], &job.names, &job.n) < 0) return NULL;
   int32_t threads = 4;
-  napi_valuetype t1 = napi_undefined;
-  if (argc >= 2) napi_typeof(env, argv[1], &t1);
-  if (t1 == napi_number && get_int(env, argv[1], &threads) < 0) {
-    free_names(job.names, job.n);
-    return NULL;
-  }
-  if (threads < 1) threads = 1;
-  if (threads > 64) threads = 64;
-  if ((uint32_t)threads > job.n) threads = job.n ? (int)job.n : 1;
+  if (names_and_threads(env, info, &job.names, &job.n, &threads) < 0) return NULL;
   napi_value ab, codes, aliases, out;
   void *data;
   CHECK(napi_create_arraybuffer(env, (size_t)job.n * 2 * sizeof(int32_t), &data, &ab));
