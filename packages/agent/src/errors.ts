@@ -1,4 +1,5 @@
 /** The agent's failures: one class per thing the user can act on, each with a code and a hint. */
+import { constants as osConstants } from 'node:os';
 import { DuneError } from '@dune/topology';
 import type { Op } from '@dune/compiler';
 import type { NlAck } from './netlink/parse.js';
@@ -62,4 +63,9 @@ export class ApplyError extends DuneError {
 
 export function describeErrno(errno: number): string {
   return describeAck({ seq: 0, errno });
+}
+
+/** An errno's symbolic name (ENOENT, ...), as Node's errors carry in `code`. */
+export function errnoName(errno: number): string {
+  return Object.entries(osConstants.errno).find(([, v]) => v === errno)?.[0] ?? `errno ${errno}`;
 }

@@ -12,8 +12,8 @@
  * interfaces asynchronously once its file is gone; that is fine.
  */
 import { unlinkSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { native } from './native.js';
+import { errnoName } from './errors.js';
 import { delLink } from './netlink/link.js';
 import { NlSocket, describeAck } from './netlink/socket.js';
 import { deleteNamespaces, listNamespaces, nsPath } from './netns.js';
@@ -121,9 +121,6 @@ export function loAliases(names: readonly string[]): Map<string, LoAlias> {
   return out;
 }
 
-function errnoName(e: number): string {
-  return Object.entries(osConstants.errno).find(([, v]) => v === e)?.[0] ?? `errno ${e}`;
-}
 
 /** The names among `names` whose lo carries their lab's mark; the others reported in `res`. */
 function verifyMarks(names: string[], res: TeardownResult, labOfAll?: string, known?: ReadonlyMap<string, LoAlias>): string[] {

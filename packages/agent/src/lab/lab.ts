@@ -27,7 +27,7 @@ import { deleteNamespaces, nsPath } from '../netns.js';
 import { NlSocket, describeAck } from '../netlink/socket.js';
 import { setLink } from '../netlink/link.js';
 import { newAddr, newRoute } from '../netlink/addr-route.js';
-import { describeOp } from '../errors.js';
+import { describeOp, errnoName } from '../errors.js';
 import { kindOfOp, opKinds, releaseOps, type OpCounter } from '../ops/index.js';
 import { dumpLinks, readLinks } from '../status.js';
 import { daemonOps, daemonState, nodeRoutes, waitConverged, type DaemonState, type NodeRoute } from './routing.js';
@@ -533,9 +533,6 @@ function deepestFirst(dirs: readonly string[]): string[] {
   return [...dirs].sort((a, b) => b.length - a.length);
 }
 
-function errnoName(e: number): string {
-  return Object.entries(osConstants.errno).find(([, v]) => v === e)?.[0] ?? `errno ${e}`;
-}
 
 function restoreLabFile(lab: string, path: string): void {
   const b = backupPath(lab, path);
