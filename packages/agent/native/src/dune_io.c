@@ -55,9 +55,9 @@ static struct watch **watches;
 static int n_watches;
 static pthread_mutex_t watches_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* A free slot's index, reserved (used = 2, not yet watching), growing the table when all are
- * taken; -1 at MAX_WATCHES or out of memory. */
-static int reserve_slot(void) {
+/* A free slot's index, reserved (used = 2, not yet watching) and its entry in *out, growing
+ * the table when all are taken; -1 at MAX_WATCHES or out of memory. */
+static int reserve_slot(struct watch **out) {
   pthread_mutex_lock(&watches_mu);
   int id = -1;
   for (int i = 0; i < n_watches; i++) {
@@ -67,7 +67,10 @@ static int reserve_slot(void) {
     }
   }
   if (id < 0) id = grow_table();
-  if (id >= 0) watches[id]->used = 2;
+  if (id >= 0) {
+    watches[id]->used = 2;
+    *out = watches[id];
+  }
   pthread_mutex_unlock(&watches_mu);
   return id;
 }
@@ -148,9 +151,9 @@ static napi_value FdWatch(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "EINVAL", "fdWatch(fd, cb)");
     return NULL;
   }
-  int id = reserve_slot();
+  struct watch *w = NULL;
+  int id = reserve_slot(&w);
   if (id < 0) return io_throw(env, EMFILE, "fdWatch");
-  struct watch *w = slot(id);
   uv_loop_t *loop;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
     release_slot(w);

@@ -14,7 +14,8 @@ import { DuneError } from '@dune/topology';
 import { inNs, run } from '../run.js';
 import { native } from '../native.js';
 import { nsPath } from '../netns.js';
-import { NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN } from '../netlink/constants.js';
+import { NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR } from '../netlink/constants.js';
+import { NlWriter } from '../netlink/writer.js';
 import { attrStr, findAttr, messages } from '../netlink/parse.js';
 
 export const NFT_LOSS_SCALE = 1_000_000;
@@ -103,13 +104,11 @@ export function listNftTables(ns: string | null): string[] {
   const out: string[] = [];
   try {
     // nlmsghdr + nfgenmsg (family, version 0, res_id 0): a dump of every table.
-    const req = Buffer.alloc(NLMSG_HDRLEN + 4);
-    req.writeUInt32LE(req.length, 0);
-    req.writeUInt16LE((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, 4);
-    req.writeUInt16LE(NLM_F_REQUEST | NLM_F_DUMP, 6);
-    req.writeUInt32LE(1, 8);
-    req.writeUInt8(NFPROTO_INET, NLMSG_HDRLEN);
-    n.nlSend(fd, req);
+    const w = new NlWriter(32);
+    const start = w.beginMsg((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, NLM_F_REQUEST | NLM_F_DUMP, 1);
+    w.u8(NFPROTO_INET).u8(0).u16(0);
+    w.endMsg(start);
+    n.nlSend(fd, w.bytes());
     for (;;) {
       const buf = n.nlRecv(fd, 2000);
       if (buf === null) return out;

@@ -556,8 +556,9 @@ function releaseLabFiles(lab: string, files: readonly string[], dirs: readonly s
   const doomed: string[] = [];
   const errors: string[] = [];
   for (const f of files) {
-    const b = backupPath(lab, f);
-    if (!backups.has(basename(b))) doomed.push(f);
+    // Most labs back nothing up: no backup name worked out per file then.
+    const b = backups.size === 0 ? undefined : backupPath(lab, f);
+    if (b === undefined || !backups.has(basename(b))) doomed.push(f);
     else {
       try {
         copyFileSync(b, f);
