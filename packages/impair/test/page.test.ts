@@ -108,7 +108,9 @@ describe.skipIf(skip !== '')(`live page in headless Chromium ${skip}`, () => {
       for (const t of a.x) expect(t.label).toMatch(/^\d\d:\d\d:\d\d$/);
     }
     expect(got.drops!.y.map((t) => t.label)).toEqual(['0', '1 /s']);
-    expect(got.throughput!.y.at(-1)!.label).toMatch(/^\d(\.\d)? Mbit\/s$/);
+    // ~0.84 Mbit/s offered: the top tick reads 1 Mbit/s, or 800 kbit/s when a busy machine
+    // sent less in the window shown; either way a number with its SI prefix, never 840000 bit/s.
+    expect(got.throughput!.y.at(-1)!.label).toMatch(/^(\d(\.\d)? Mbit|\d{3} kbit)\/s$/);
   });
 
   it('a form change reaches the engine; a bad one is refused with the reason', async () => {
