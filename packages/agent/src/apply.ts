@@ -51,7 +51,7 @@ export interface ApplyOptions {
    * left to it (in the result's `impairments`) instead of refused. See PlanOptions.
    */
   userspaceEngine?: boolean;
-  /** Threads creating namespaces (default: 2). */
+  /** Threads creating namespaces (default: 4). */
   threads?: number;
 }
 
@@ -232,8 +232,10 @@ class Applier implements LinkStage, SocketStage {
     const names = netnsOps.map(([op]) => op.ns);
     // DAD off only matters (and costs ~75 µs a namespace) when there is IPv6 to configure.
     const v6 = this.ops.some((o) => (o.op === 'addr' && o.cidr.includes(':')) || (o.op === 'route' && (o.dst.includes(':') || o.via?.includes(':'))) || (o.op === 'routes' && o.via.includes(':')));
-    // lo's mark is written inside each namespace before it is named (see createNamespaces).
-    const r = createNamespaces(names, this.opts.threads ?? 2, v6 ? NETNS_INIT_SYSCTLS : [], netnsOps.map(([op]) => op.alias));
+    // lo's mark is written inside each namespace before it is named, and lo brought up in the
+    // same message where the plan has it up (see createNamespaces).
+    const loUp = netnsOps.map(([op]) => this.ups.has(key(op.ns, 'lo')));
+    const r = createNamespaces(names, this.opts.threads ?? 4, v6 ? NETNS_INIT_SYSCTLS : [], netnsOps.map(([op]) => op.alias), loUp);
     for (const c of r.created) {
       this.journal.namespaces.push(c.name);
       const sock = c.nlFd >= 0 ? new NlSocket<Ref>(c.nlFd, c.name) : NlSocket.open<Ref>(nsPath(c.name), c.name);
@@ -253,18 +255,13 @@ class Applier implements LinkStage, SocketStage {
     first?.learn();
     const base = first?.nextIndex ?? 2;
     const lo = first?.index('lo') ?? 1;
-    for (const [op, i] of netnsOps) {
+    netnsOps.forEach(([op], i) => {
       const c = this.nss.get(op.ns);
-      if (!c) continue;
+      if (!c) return;
       c.nextIndex = base;
       c.ifindex.set('lo', lo);
-      // The mark teardown trusts: lo's alias names the lab and node.
-      const up = this.ups.has(key(op.ns, 'lo'));
-      if (up) this.upAtCreationSet.add(key(op.ns, 'lo'));
-      c.sock.queue({ opIndex: i }, (w, seq) => setLink(w, seq, { index: lo, alias: op.alias, ...(up ? { up: true } : {}) }));
-    }
-    for (const c of this.nss.values()) c.sock.flush();
-    this.drainAll();
+      if (loUp[i]) this.upAtCreationSet.add(key(op.ns, 'lo'));
+    });
     this.progress('netns', netnsOps.length);
   }
 
@@ -387,25 +384,24 @@ class Applier implements LinkStage, SocketStage {
   }
 
   private sysctls(): void {
-    const done: Partial<Record<OpKind, number>> = {};
-    // Runs of consecutive ops of one kind and namespace, each written in one visit to it.
-    let run: Op[] = [];
-    const flush = (): void => {
-      const head = run[0];
-      if (head === undefined) return;
-      const a = kindOfOp(head).apply;
-      if (a.stage === 'sysctl') a.write(run as never, this);
-      done[head.op] = (done[head.op] ?? 0) + run.length;
-      run = [];
-    };
+    // Per kind, its ops grouped by namespace (each group in plan order, written in one visit
+    // to the namespace; different namespaces' groups may be written at once).
+    const groups = new Map<OpKind, Map<string | undefined, Op[]>>();
     for (const op of this.ops) {
       if (kindOfOp(op).apply.stage !== 'sysctl') continue;
-      const head = run[0];
-      if (head !== undefined && (head.op !== op.op || ('ns' in head ? head.ns : undefined) !== ('ns' in op ? op.ns : undefined))) flush();
-      run.push(op);
+      const byNs = groups.get(op.op) ?? new Map<string | undefined, Op[]>();
+      groups.set(op.op, byNs);
+      const ns = 'ns' in op ? (op.ns ?? undefined) : undefined;
+      const g = byNs.get(ns);
+      if (g) g.push(op);
+      else byNs.set(ns, [op]);
     }
-    flush();
-    for (const [k, d] of Object.entries(done) as [OpKind, number][]) this.progress(k, d, 'sysctl');
+    for (const [k, byNs] of groups) {
+      const list = [...byNs.values()];
+      const a = kindOfOp(list[0]?.[0] as Op).apply;
+      if (a.stage === 'sysctl') a.write(list as never, this);
+      this.progress(k, list.reduce((n, g) => n + g.length, 0), 'sysctl');
+    }
   }
 
   // --- SocketStage ---

@@ -24,16 +24,19 @@ export interface NativeApi {
   /** open(2) of `path` while inside `nsPath`: for /proc/sys/net, which is per namespace. */
   openInNs(nsPath: string | null, path: string, flags: number): number;
   /**
-   * Writes values[i] to paths[i] inside the namespace, entered once; paths under `dir` are
-   * opened below one fd of it. A pair per path: (0, 0) written, (1, errno) open failed,
-   * (2, errno) write failed. Throws only when the namespace cannot be entered.
+   * Writes values[i] to paths[i], nsPaths[k] (null: this process's namespace) getting the next
+   * counts[k] of them, each namespace entered once by one of `threads` threads; paths under
+   * `dir` are opened below one fd of it. A pair per path: (0, 0) written, (1, errno) open
+   * failed, (2, errno) write failed, (3, errno) its namespace could not be entered.
    */
-  writeInNs(nsPath: string | null, dir: string, paths: readonly string[], values: readonly string[]): Int32Array;
+  writeInNsMany(nsPaths: readonly (string | null)[], counts: Int32Array, dir: string, paths: readonly string[], values: readonly string[], threads: number): Int32Array;
   /**
    * Per name: [errno, netlink fd, namespace fd] (the fds are -1 when protocol < 0). `init`:
-   * [path, value] pairs written inside each new namespace first (best effort).
+   * [path, value] pairs written inside each new namespace first (best effort). `loAliases`: lo's
+   * alias in each, set before the namespace is named; `loUp` (a byte per name): lo comes up
+   * in the same message.
    */
-  netnsCreateMany(names: string[], threads: number, protocol: number, init?: [string, string][], loAliases?: string[]): Int32Array;
+  netnsCreateMany(names: string[], threads: number, protocol: number, init?: [string, string][], loAliases?: string[], loUp?: Uint8Array): Int32Array;
   /** Per name: errno (0 = deleted or already absent); umounts on `threads` threads (default 16: each waits for an RCU grace period). */
   netnsDeleteMany(names: string[], threads?: number): Int32Array;
   /**

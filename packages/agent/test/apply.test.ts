@@ -70,7 +70,8 @@ describe.skipIf(!isRoot)(`applyOps on the host kernel (${ROOT_REASON})`, () => {
     expect(ping(C, '10.1.0.0').code).toBe(0);
     const links = readLinks(B);
     expect(links.find((l) => l.name === 'eth1')).toMatchObject({ alias: `dune:${LAB}:b:eth1`, up: true, operstate: 'up' });
-    expect(readLinks(A).find((l) => l.name === 'lo')?.alias).toBe(`dune:${LAB}:a:lo`);
+    // lo: marked, and up as the plan says (both set in one message while the namespace is made).
+    expect(readLinks(A).find((l) => l.name === 'lo')).toMatchObject({ alias: `dune:${LAB}:a:lo`, up: true });
     const eth0 = readLinks(A).find((l) => l.name === 'eth0');
     expect(Number(eth0?.stats?.txPackets ?? 0n)).toBeGreaterThan(0);
     const routes = readRoutes(A).filter((x) => x.protocol === 0x44);
@@ -117,16 +118,20 @@ describe.skipIf(!isRoot)(`applyOps on the host kernel (${ROOT_REASON})`, () => {
     expect(nsList(ns(LAB, 'x'))).toEqual([]);
   });
 
-  it('writes the sysctls of each namespace in that namespace; a missing one and a refused value are named with their op', async () => {
+  it('writes the sysctls of each namespace in that namespace, in plan order; a missing one and a refused value are named with their op', async () => {
     const x = ns(LAB, 'sx');
     const y = ns(LAB, 'sy');
     const sysctl = (n: string, key: string, value: string): Op => ({ op: 'sysctl', ns: n, key, value });
     const base: Op[] = [
       ...node(LAB, 'sx'), ...node(LAB, 'sy'), ...veth(LAB, 'sx', 'eth0', 'sy', 'eth0'),
-      sysctl(x, 'net.ipv4.ip_forward', '1'), sysctl(x, 'net.ipv4.conf.eth0.rp_filter', '0'), sysctl(x, 'net.ipv4.conf.eth0.arp_ignore', '2'),
+      sysctl(x, 'net.ipv4.ip_forward', '1'), sysctl(x, 'net.ipv4.conf.eth0.rp_filter', '0'), sysctl(x, 'net.ipv4.conf.eth0.arp_ignore', '1'),
       sysctl(y, 'net.ipv4.ip_forward', '0'), sysctl(y, 'net.ipv4.conf.eth0.arp_ignore', '1'),
+      // x again, after y: its last write wins, however the namespaces are shared out.
+      sysctl(x, 'net.ipv4.conf.eth0.arp_ignore', '2'),
     ];
     const r = await applyOps(base, { caps });
+    // No `up` op for lo here: marked, but left down.
+    expect(readLinks(x).find((l) => l.name === 'lo')).toMatchObject({ alias: `dune:${LAB}:sx:lo`, up: false });
     const read = (n: string, key: string): string => sh(['ip', 'netns', 'exec', n, 'sysctl', '-n', key]).out.trim();
     expect([read(x, 'net.ipv4.ip_forward'), read(x, 'net.ipv4.conf.eth0.arp_ignore'), read(y, 'net.ipv4.ip_forward'), read(y, 'net.ipv4.conf.eth0.arp_ignore')]).toEqual(['1', '2', '0', '1']);
     expect(await rollback(r.journal)).toEqual([]);

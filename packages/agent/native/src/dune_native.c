@@ -3,7 +3,8 @@
  *
  * - netlink sockets opened inside a given network namespace (nlOpen) and raw send/recv on them;
  * - open(2) inside a namespace (openInNs), so /proc/sys/net writes land in that namespace;
- *   writes of many files in one visit (writeInNs: a node's sysctls);
+ *   writes of many files in one visit per namespace, many namespaces on a few threads
+ *   (writeInNsMany: the nodes' sysctls);
  * - network namespaces created and deleted the way iproute2 does it (bind mounts under
  *   /run/netns), many at once on a few threads;
  * - the pid at the other end of a unix socket (peerPid: SO_PEERCRED).
@@ -23,6 +24,7 @@
 #include <limits.h>
 #include <linux/netlink.h>
 #include <linux/if_link.h>
+#include <net/if.h>
 #include <linux/rtnetlink.h>
 #include <poll.h>
 #include <pthread.h>
@@ -128,7 +130,7 @@ static void proc_close(struct proc_handle *h) {
   h->fd = -1;
 }
 
-/* Node's main thread (writeInNs, openInNs): one instance, kept across calls. */
+/* Node's main thread (openInNs): one instance, kept across calls. */
 static __thread struct proc_handle main_proc = {-1, 0};
 #define SOCK_BUF_BYTES (16 * 1024 * 1024)
 #define RECV_CHUNK (256 * 1024)
@@ -684,21 +686,25 @@ struct ns_job {
   char **init_values;
   uint32_t n_init;
   char **aliases; /* per name, lo's alias, set before the namespace gets its name; or NULL */
+  const uint8_t *lo_up; /* per name, nonzero: lo is brought up in the same message; or NULL */
 };
 
 /*
- * Sets the alias (IFLA_IFALIAS) of lo, ifindex 1, in the namespace this thread is in. It is
- * the mark teardown trusts, so it must be there before /run/netns/<name> points at the
- * namespace: a kill -9 at any moment then leaves either an empty file (not a namespace yet,
- * removed as stale) or a marked namespace, never an unmarked one with the lab's name.
+ * Sets the alias (IFLA_IFALIAS) of lo, ifindex 1, in the namespace this thread is in, and
+ * brings lo up when `up` (one message: lo's state no longer costs a round trip from Node's
+ * thread per namespace). The alias is the mark teardown trusts, so it must be there before
+ * /run/netns/<name> points at the namespace: a kill -9 at any moment then leaves either an
+ * empty file (not a namespace yet, removed as stale) or a marked namespace, never an unmarked
+ * one with the lab's name. `fd` is a routing socket inside the namespace, or -1 (one is opened
+ * and closed here).
  */
-static int set_lo_alias(const char *alias) {
+static int set_lo(int fd, const char *alias, int up) {
   struct {
     struct nlmsghdr nh;
     struct ifinfomsg ifi;
     char attrs[RTA_SPACE(256)];
   } req;
-  size_t len = strlen(alias);
+  size_t len = alias ? strlen(alias) : 0;
   if (len > 255) return ENAMETOOLONG;
   memset(&req, 0, sizeof req);
   req.nh.nlmsg_type = RTM_NEWLINK;
@@ -706,12 +712,20 @@ static int set_lo_alias(const char *alias) {
   req.nh.nlmsg_seq = 1;
   req.ifi.ifi_family = AF_UNSPEC;
   req.ifi.ifi_index = 1;
-  struct rtattr *rta = (struct rtattr *)req.attrs;
-  rta->rta_type = IFLA_IFALIAS;
-  rta->rta_len = RTA_LENGTH(len);
-  memcpy(RTA_DATA(rta), alias, len);
-  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof req.ifi) + RTA_ALIGN(rta->rta_len);
-  int fd = nl_socket(NETLINK_ROUTE);
+  if (up) {
+    req.ifi.ifi_flags = IFF_UP;
+    req.ifi.ifi_change = IFF_UP;
+  }
+  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof req.ifi);
+  if (len > 0) {
+    struct rtattr *rta = (struct rtattr *)req.attrs;
+    rta->rta_type = IFLA_IFALIAS;
+    rta->rta_len = RTA_LENGTH(len);
+    memcpy(RTA_DATA(rta), alias, len);
+    req.nh.nlmsg_len += RTA_ALIGN(rta->rta_len);
+  }
+  int own = fd < 0;
+  if (own) fd = nl_socket(NETLINK_ROUTE);
   if (fd < 0) return errno;
   int err = 0;
   if (send(fd, &req, req.nh.nlmsg_len, 0) < 0) {
@@ -726,7 +740,7 @@ static int set_lo_alias(const char *alias) {
       if (h->nlmsg_type == NLMSG_ERROR) err = -((struct nlmsgerr *)NLMSG_DATA(h))->error;
     }
   }
-  close(fd);
+  if (own) close(fd);
   return err;
 }
 
@@ -746,16 +760,23 @@ static int create_one(const char *name, int protocol, int32_t *res, const struct
   }
   char self[64];
   snprintf(self, sizeof self, "/proc/self/task/%ld/ns/net", (long)syscall(SYS_gettid));
-  const char *alias = job->aliases ? job->aliases[(res - job->results) / 3] : NULL;
-  if (alias && alias[0]) {
-    int e = set_lo_alias(alias);
+  size_t idx = (size_t)(res - job->results) / 3;
+  const char *alias = job->aliases ? job->aliases[idx] : NULL;
+  int up = job->lo_up ? job->lo_up[idx] != 0 : 0;
+  /* The caller's routing socket, opened while the thread is inside (saves a setns round trip
+   * later), also carries lo's message. */
+  int nl = protocol >= 0 ? nl_socket(protocol) : -1;
+  if ((alias && alias[0]) || up) {
+    int e = set_lo(protocol == NETLINK_ROUTE ? nl : -1, alias, up);
     if (e) {
+      if (nl >= 0) close(nl);
       unlink(path);
       return e;
     }
   }
   if (mount(self, path, "none", MS_BIND, NULL) < 0) {
     int e = errno;
+    if (nl >= 0) close(nl);
     unlink(path);
     return e;
   }
@@ -769,9 +790,8 @@ static int create_one(const char *name, int protocol, int32_t *res, const struct
     }
   }
   if (protocol >= 0) {
-    /* While the thread is inside, open what the caller will need first: a netlink socket
-     * (saves a setns round trip later) and an fd of the namespace itself (IFLA_NET_NS_FD). */
-    res[1] = nl_socket(protocol);
+    /* And an fd of the namespace itself (IFLA_NET_NS_FD). */
+    res[1] = nl;
     res[2] = open(self, O_RDONLY | O_CLOEXEC);
   }
   return 0;
@@ -796,8 +816,8 @@ static void free_names(char **names, uint32_t n) {
   free(names);
 }
 
-/* An array of strings, any content (aliases). */
-static int read_names_any(napi_env env, napi_value arr, char ***out, uint32_t *n) {
+/* An array of strings, any content (aliases); with allow_null, nulls too (kept as NULL). */
+static int read_strings(napi_env env, napi_value arr, char ***out, uint32_t *n, int allow_null) {
   bool is_array = false;
   *out = NULL;
   *n = 0;
@@ -812,13 +832,17 @@ static int read_names_any(napi_env env, napi_value arr, char ***out, uint32_t *n
   for (uint32_t i = 0; i < *n; i++) {
     napi_value e;
     napi_get_element(env, arr, i, &e);
-    if (get_string(env, e, &v[i], 0) < 0) {
+    if (get_string(env, e, &v[i], allow_null) < 0) {
       free_names(v, *n);
       return -1;
     }
   }
   *out = v;
   return 0;
+}
+
+static int read_names_any(napi_env env, napi_value arr, char ***out, uint32_t *n) {
+  return read_strings(env, arr, out, n, 0);
 }
 
 static int read_names(napi_env env, napi_value arr, char ***out, uint32_t *n) {
@@ -851,17 +875,19 @@ static int read_names(napi_env env, napi_value arr, char ***out, uint32_t *n) {
 }
 
 /*
- * netnsCreateMany(names: string[], threads: number, protocol: number, init?: [path, value][]): Int32Array
+ * netnsCreateMany(names: string[], threads: number, protocol: number, init?: [path, value][],
+ *                 loAliases?: string[], loUp?: Uint8Array): Int32Array
  * Creates each /run/netns/<name> (O_EXCL: an existing one is EEXIST, never reused). Returns
  * 3 ints per name: errno (0 = created), then, when protocol >= 0, a netlink socket opened
  * inside the new namespace and an fd of the namespace (both -1 otherwise). The work is spread
  * over `threads` pthreads: namespace creation is mostly kernel time that scales over cores.
  * `init` files (under /proc/sys) are written inside each new namespace before anything else
- * is created in it, e.g. net.ipv6.conf.default.* that new interfaces inherit.
+ * is created in it, e.g. net.ipv6.conf.default.* that new interfaces inherit. lo gets its
+ * alias (`loAliases`) and, where `loUp` says so, comes up before the namespace is named.
  */
 static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char **names;
   uint32_t n;
@@ -911,6 +937,25 @@ static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
+  /* Optional: a Uint8Array, one byte per name, nonzero where lo comes up at creation. */
+  const uint8_t *lo_up = NULL;
+  if (argc >= 6) {
+    bool is_ta = false;
+    napi_is_typedarray(env, argv[5], &is_ta);
+    napi_typedarray_type tt;
+    size_t len = 0;
+    void *ud = NULL;
+    if (is_ta) napi_get_typedarray_info(env, argv[5], &tt, &len, &ud, NULL, NULL);
+    if (!is_ta || tt != napi_uint8_array || len != n) {
+      free_names(aliases, n);
+      free_names(names, n);
+      free_names(init_paths, n_init);
+      free_names(init_values, n_init);
+      napi_throw_error(env, "EINVAL", "dune_native: netnsCreateMany's loUp is a Uint8Array with one byte per name");
+      return NULL;
+    }
+    lo_up = ud;
+  }
   const char *failed = NULL;
   if (prepare_run_dir(&failed) < 0) {
     free_names(aliases, n);
@@ -933,7 +978,7 @@ static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
   pthread_t tids[64];
   int started = 0;
   for (int t = 0; t < threads; t++) {
-    jobs[t] = (struct ns_job){names, (int)n, threads, t, protocol, results, init_paths, init_values, n_init, aliases};
+    jobs[t] = (struct ns_job){names, (int)n, threads, t, protocol, results, init_paths, init_values, n_init, aliases, lo_up};
     if (pthread_create(&tids[t], NULL, create_worker, &jobs[t]) == 0) {
       started++;
     } else {
@@ -1191,54 +1236,22 @@ static napi_value LoAliasesMany(napi_env env, napi_callback_info info) {
 }
 
 /*
- * writeInNs(nsPath: string | null, dir: string, paths: string[], values: string[]): Int32Array
- *
- * Writes values[i] to paths[i] inside the namespace, entering it once for all of them (a
- * node's sysctls: a setns there and back per file cost more than the write). Paths under
- * `dir` are opened below one fd of it, opened once; paths under /proc through our own procfs
- * instance (see proc_open: every namespace's /proc/sys/net has the same name under the same
- * parent, so each lookup by full path walks a hash chain as long as the number of
- * namespaces); others by their full path. The result holds a pair per path:
- * (0, 0) written, (1, errno) open failed, (2, errno) write failed. Throws only when the
- * namespace cannot be entered.
+ * Writes values[i] to paths[i] in the namespace the thread is in: paths under `dir` opened
+ * below one fd of it, those under /proc through the handle's procfs instance (see proc_open),
+ * others by their full path. res gets a pair per path: (0, 0) written, (1, errno) open
+ * failed, (2, errno) write failed.
  */
-static napi_value WriteInNs(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char *ns_path = NULL, *dir = NULL;
-  char **paths = NULL, **values = NULL;
-  uint32_t np = 0, nv = 0;
-  napi_value ret = NULL, ab = NULL;
-  void *data = NULL;
-  int32_t *res;
-  int back = -1, dfd = -1;
-  size_t dlen;
-  const char *failed = NULL;
-  if (argc < 4 || get_string(env, argv[0], &ns_path, 1) < 0 || get_string(env, argv[1], &dir, 0) < 0 ||
-      read_names_any(env, argv[2], &paths, &np) < 0 || read_names_any(env, argv[3], &values, &nv) < 0) goto out;
-  if (np != nv) {
-    napi_throw_error(env, "EINVAL", "writeInNs: paths and values differ in length");
-    goto out;
-  }
-  if (napi_create_arraybuffer(env, (size_t)(np ? np : 1) * 2 * sizeof(int32_t), &data, &ab) != napi_ok) {
-    napi_throw_error(env, "ENOMEM", "writeInNs: cannot allocate the result");
-    goto out;
-  }
-  res = data;
-  if (ns_path && enter_ns(ns_path, &back, &failed) < 0) {
-    ret = throw_errno(env, errno, failed, ns_path);
-    goto out;
-  }
-  dlen = strlen(dir);
+static void write_files(struct proc_handle *proc, const char *dir, char **paths, char **values, uint32_t np, int32_t *res) {
+  size_t dlen = strlen(dir);
+  int dfd = -1;
   for (uint32_t i = 0; i < np; i++) {
     const char *p = paths[i];
     int fd;
     if (dlen > 0 && strncmp(p, dir, dlen) == 0 && p[dlen] == '/') {
-      if (dfd < 0) dfd = proc_open(&main_proc, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      fd = dfd >= 0 ? openat(dfd, p + dlen + 1, O_WRONLY | O_CLOEXEC) : proc_open(&main_proc, p, O_WRONLY | O_CLOEXEC);
+      if (dfd < 0) dfd = proc_open(proc, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      fd = dfd >= 0 ? openat(dfd, p + dlen + 1, O_WRONLY | O_CLOEXEC) : proc_open(proc, p, O_WRONLY | O_CLOEXEC);
     } else {
-      fd = proc_open(&main_proc, p, O_WRONLY | O_CLOEXEC);
+      fd = proc_open(proc, p, O_WRONLY | O_CLOEXEC);
     }
     if (fd < 0) {
       res[2 * i] = 1;
@@ -1255,16 +1268,141 @@ static napi_value WriteInNs(napi_env env, napi_callback_info info) {
     close(fd);
   }
   if (dfd >= 0) close(dfd);
-  if (ns_path) {
-    proc_next_ns(&main_proc);
-    leave_ns(back);
+}
+
+/*
+ * writeInNsMany(nsPaths: (string | null)[], counts: Int32Array, dir: string, paths: string[],
+ *               values: string[], threads: number): Int32Array
+ *
+ * Writes values[i] to paths[i], nsPaths[k] getting the next counts[k] of them (null: the
+ * namespace the process is in): a node's sysctls, each namespace entered once for all of its
+ * files (a setns there and back per file cost more than the write). Paths under `dir` are
+ * opened below one fd of it, opened once; paths under /proc through the thread's own procfs
+ * instance (see proc_open: every namespace's /proc/sys/net has the same name under the same
+ * parent, so each lookup by full path walks a hash chain as long as the number of
+ * namespaces); others by their full path. The namespaces are spread over `threads` pthreads,
+ * each entering them in turn with setns and exiting after, so Node's thread never leaves its
+ * namespace; a namespace's files are written in their order. A sysctl write is mostly the
+ * kernel's time (1,000 nodes' 7,000 took ~170 ms on Node's thread alone). The result holds a
+ * pair per path: (0, 0) written, (1, errno) open failed, (2, errno) write failed, (3, errno)
+ * its namespace could not be entered.
+ */
+struct write_job {
+  char **ns_paths;
+  uint32_t nns;
+  const int32_t *first; /* per namespace: index of its first path */
+  const int32_t *counts;
+  const char *dir;
+  char **paths;
+  char **values;
+  int32_t *res;
+  uint32_t next; /* the next namespace to take (atomic) */
+};
+
+static void *write_worker(void *arg) {
+  struct write_job *j = arg;
+  struct proc_handle proc = {-1, 0};
+  int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  for (;;) {
+    uint32_t k = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+    if (k >= j->nns) break;
+    int32_t f = j->first[k], c = j->counts[k];
+    int target = j->ns_paths[k] ? open(j->ns_paths[k], O_RDONLY | O_CLOEXEC) : home;
+    int e = target < 0 ? (j->ns_paths[k] ? errno : EBADF) : 0;
+    if (!e && setns(target, CLONE_NEWNET) < 0) e = errno;
+    if (target >= 0 && target != home) close(target);
+    if (e) {
+      for (int32_t i = f; i < f + c; i++) {
+        j->res[2 * i] = 3;
+        j->res[2 * i + 1] = e;
+      }
+      continue;
+    }
+    write_files(&proc, j->dir, j->paths + f, j->values + f, (uint32_t)c, j->res + 2 * f);
+    proc_next_ns(&proc);
+  }
+  proc_close(&proc);
+  if (home >= 0) close(home);
+  return NULL;
+}
+
+static napi_value WriteInNsMany(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct write_job job;
+  memset(&job, 0, sizeof job);
+  char *dir = NULL;
+  uint32_t np = 0, nv = 0;
+  int32_t threads = 2;
+  int32_t *first = NULL;
+  napi_value ret = NULL, ab;
+  void *data = NULL;
+  bool is_ta = false;
+  napi_typedarray_type tt;
+  size_t ncounts = 0;
+  void *cdata = NULL;
+  if (argc < 6 || read_strings(env, argv[0], &job.ns_paths, &job.nns, 1) < 0) return NULL;
+  napi_is_typedarray(env, argv[1], &is_ta);
+  if (is_ta) napi_get_typedarray_info(env, argv[1], &tt, &ncounts, &cdata, NULL, NULL);
+  if (!is_ta || tt != napi_int32_array || ncounts != job.nns) {
+    napi_throw_type_error(env, "EINVAL", "writeInNsMany: counts is an Int32Array with one count per namespace");
+    goto out;
+  }
+  if (get_string(env, argv[2], &dir, 0) < 0 || read_names_any(env, argv[3], &job.paths, &np) < 0 ||
+      read_names_any(env, argv[4], &job.values, &nv) < 0 || get_int(env, argv[5], &threads) < 0) goto out;
+  job.counts = cdata;
+  first = malloc((job.nns ? job.nns : 1) * sizeof(int32_t));
+  if (!first) {
+    napi_throw_error(env, "ENOMEM", "writeInNsMany: cannot allocate");
+    goto out;
+  }
+  {
+    int64_t total = 0;
+    for (uint32_t k = 0; k < job.nns; k++) {
+      first[k] = (int32_t)total;
+      if (job.counts[k] < 0) {
+        total = -1;
+        break;
+      }
+      total += job.counts[k];
+    }
+    if (np != nv || total != (int64_t)np) {
+      napi_throw_error(env, "EINVAL", "writeInNsMany: counts, paths and values disagree in length");
+      goto out;
+    }
+  }
+  job.first = first;
+  job.dir = dir;
+  if (napi_create_arraybuffer(env, (size_t)(np ? np : 1) * 2 * sizeof(int32_t), &data, &ab) != napi_ok) {
+    napi_throw_error(env, "ENOMEM", "writeInNsMany: cannot allocate the result");
+    goto out;
+  }
+  job.res = data;
+  if (threads < 1) threads = 1;
+  if (threads > 64) threads = 64;
+  if ((uint32_t)threads > job.nns) threads = job.nns ? (int)job.nns : 1;
+  {
+    pthread_t tids[64];
+    int started = 0;
+    for (int t = 0; t < threads; t++)
+      if (pthread_create(&tids[started], NULL, write_worker, &job) == 0) started++;
+    if (started == 0) {
+      /* Not one thread: nothing entered, every path reports it. */
+      for (uint32_t i = 0; i < np; i++) {
+        job.res[2 * i] = 3;
+        job.res[2 * i + 1] = EAGAIN;
+      }
+    }
+    for (int t = 0; t < started; t++) pthread_join(tids[t], NULL);
   }
   if (napi_create_typedarray(env, napi_int32_array, (size_t)np * 2, ab, 0, &ret) != napi_ok) ret = NULL;
 out:
-  free(ns_path);
+  free(first);
   free(dir);
-  free_names(paths, np);
-  free_names(values, nv);
+  free_names(job.ns_paths, job.nns);
+  free_names(job.paths, np);
+  free_names(job.values, nv);
   return ret;
 }
 
@@ -1364,7 +1502,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"nlClose", NULL, NlClose, NULL, NULL, NULL, napi_default, NULL},
       {"peerPid", NULL, PeerPid, NULL, NULL, NULL, napi_default, NULL},
       {"openInNs", NULL, OpenInNs, NULL, NULL, NULL, napi_default, NULL},
-      {"writeInNs", NULL, WriteInNs, NULL, NULL, NULL, napi_default, NULL},
+      {"writeInNsMany", NULL, WriteInNsMany, NULL, NULL, NULL, napi_default, NULL},
       {"netnsCreateMany", NULL, NetnsCreateMany, NULL, NULL, NULL, napi_default, NULL},
       {"netnsDeleteMany", NULL, NetnsDeleteMany, NULL, NULL, NULL, napi_default, NULL},
       {"removePaths", NULL, RemovePaths, NULL, NULL, NULL, napi_default, NULL},

@@ -19,21 +19,34 @@ export const sysctl = opKind('sysctl', {
 });
 
 /**
- * A run of one namespace's sysctls, written in one visit to it (native writeInNs: one setns
- * there and back for all of them, each file opened below the namespace's /proc/sys/net).
- * The first that fails stops the apply, named with what the kernel said.
+ * Every namespace's sysctls, each group written in one visit to its namespace (native
+ * writeInNsMany: the namespaces spread over threads that setns into each in turn, each file
+ * opened below the namespace's /proc/sys/net). The first that fails, in plan order, stops the
+ * apply, named with what the kernel said.
  */
-function writeSysctls(ops: readonly SysctlOp[], s: ApplyContext): void {
-  const first = ops[0];
-  if (first === undefined) return;
-  const ns = s.isHost(first.ns) ? (s.opts.hostNs ?? null) : first.ns;
+function writeSysctls(groups: readonly (readonly SysctlOp[])[], s: ApplyContext): void {
+  const ops = groups.flat();
+  if (ops.length === 0) return;
+  const nsPaths = groups.map((g) => {
+    const ns = s.isHost((g[0] as SysctlOp).ns) ? (s.opts.hostNs ?? null) : (g[0] as SysctlOp).ns;
+    return ns === null ? null : nsPath(ns);
+  });
   const paths = ops.map((op) => sysctlPath(op.key));
-  const res = native().writeInNs(ns === null ? null : nsPath(ns), '/proc/sys/net', paths, ops.map((op) => `${op.value}\n`));
+  const counts = Int32Array.from(groups, (g) => g.length);
+  const res = native().writeInNsMany(nsPaths, counts, '/proc/sys/net', paths, ops.map((op) => `${op.value}\n`), SYSCTL_THREADS);
   for (let i = 0; i < ops.length; i++) {
     const stage = res[2 * i] as number;
     if (stage === 0) continue;
     const op = ops[i] as SysctlOp;
     const errno = res[2 * i + 1] as number;
+    if (stage === 3) {
+      throw new ApplyError(`${describe(op)}: cannot enter the namespace: ${describeErrno(errno)}`, {
+        op,
+        errno,
+        journal: s.journal,
+        hint: errno === 2 ? `no namespace ${op.ns}: was it deleted while the lab was being built?` : undefined,
+      });
+    }
     if (stage === 1) {
       throw new ApplyError(`${describe(op)}: cannot open ${paths[i]}: ${describeErrno(errno)}`, {
         op,
@@ -50,6 +63,12 @@ function writeSysctls(ops: readonly SysctlOp[], s: ApplyContext): void {
     });
   }
 }
+
+/**
+ * Threads for sysctl writes. 1,000 nodes' 7,000 on 2 cores: 165-236 ms on one thread,
+ * 144-149 ms on 2, 120-162 ms on 4 (forwarding writes retry while another holds the RTNL lock).
+ */
+const SYSCTL_THREADS = 2;
 
 /**
  * `net.ipv4.conf.eth0.1.rp_filter` → `/proc/sys/net/ipv4/conf/eth0.1/rp_filter`: under

@@ -91,8 +91,11 @@ export type ApplyStage<O extends Op> =
   | { stage: 'netns' }
   | { stage: 'adopt' }
   | { stage: 'link'; create(op: O, ref: Ref, s: LinkStage): void }
-  /** Writes under /proc/sys: called with a run of the plan's ops of one namespace, in their order. */
-  | { stage: 'sysctl'; write(ops: readonly O[], s: ApplyContext): void }
+  /**
+   * Writes under /proc/sys: called once with the plan's ops of this kind grouped by namespace,
+   * each group in plan order (groups of different namespaces may be written at once).
+   */
+  | { stage: 'sysctl'; write(groups: readonly (readonly O[])[], s: ApplyContext): void }
   | { stage: 'socket'; queue(op: O, ref: Ref, s: SocketStage): void }
   | { stage: 'batch'; run(ops: readonly O[], s: ApplyContext): Promise<void> }
   | { stage: 'deferred' };
