@@ -66,9 +66,14 @@ export const LINK_WEIGHTS = ['latency', 'metric', 'jitter', 'loss', 'bw', 'mtu']
 
 const SLOTS: SettingKey[][] = [['lossPct', 'lossGilbertElliott'], ['queuePackets', 'queueBytes']];
 
+/** No settings: what a layer that says nothing resolves and merges to (never changed). */
+const NOTHING: Layer = Object.freeze({ values: Object.freeze({}), from: Object.freeze({}), failed: new Set<LinkKey>() }) as Layer;
+
+const isEmpty = (l: Layer): boolean => l === NOTHING || (l.failed.size === 0 && Object.keys(l.values).length === 0);
+
 function resolveLayer(d: Diagnostics, raw: RawLinkAttrs | undefined): Layer {
+  if (!raw || (Object.keys(raw.attrs).length === 0 && !raw.lossModel)) return NOTHING;
   const layer: Layer = { values: {}, from: {}, failed: new Set() };
-  if (!raw) return layer;
   for (const [key, located] of Object.entries(raw.attrs) as [Exclude<LinkKey, 'loss_model'>, Located][]) {
     const part = LINK_ATTRS[key](d, located);
     if (!part) {
@@ -110,6 +115,8 @@ function resolveLossModel(d: Diagnostics, lm: RawLossModel): GilbertElliott | un
 }
 
 function merge(layers: Layer[]): Layer {
+  // Most links of a large generated topology set nothing at any layer.
+  if (layers.every(isEmpty)) return NOTHING;
   const out: Layer = { values: {}, from: {}, failed: new Set() };
   const values = out.values as Record<string, unknown>;
   for (const layer of layers) {
@@ -134,6 +141,7 @@ class Requirements {
   private readonly problems = new Map<string, { loc: SourceLoc; message: string; hint: string; where: Map<number, string[]> }>();
 
   check(s: Layer, link: number, endpoint: string): void {
+    if (s === NOTHING) return;
     const v = s.values;
     const need = (field: SettingKey, needs: SettingKey, needsKey: LinkKey, what: string, hint: string): void => {
       const from = s.from[field];
@@ -206,7 +214,7 @@ export function resolveLinks(d: Diagnostics, raw: RawDuneFile, declared: Readonl
     const ends = endpointsOf(d, rl, raw, declared);
     if (!ends) continue;
     const tables = matchEndpointTables(d, rl, ends, declared);
-    const endLayers = tables.map((t) => (t ? tableLayers.get(t) : undefined) ?? resolveLayer(d, undefined));
+    const endLayers = tables.map((t) => (t ? tableLayers.get(t) : undefined) ?? NOTHING);
 
     const label = `topology.links[${rl.index}]`;
     const endpoints = ends.map((e, i) => {
@@ -240,7 +248,8 @@ export function resolveLinks(d: Diagnostics, raw: RawDuneFile, declared: Readonl
     if (!ok) continue;
 
     const link: Link = { index: rl.index, a: endpoints[0], b: endpoints[1], weights: weightsOf(endpoints), loc: rl.loc };
-    const mtu = merge([defaults, linkLayer]).values.mtu;
+    // mtu shares no slot with another key: the link's own, else the default.
+    const mtu = linkLayer.values.mtu ?? defaults.values.mtu;
     if (mtu !== undefined) {
       link.mtu = mtu;
       link.weights.mtu = mtu;
