@@ -139,6 +139,7 @@ describe.skipIf(!isRoot)(`applyOps on the host kernel (${ROOT_REASON})`, () => {
     for (const [bad, message, hint] of [
       [sysctl(y, 'net.ipv4.conf.eth9.rp_filter', '0'), /^sysctl net\.ipv4\.conf\.eth9\.rp_filter=0 in dune\.dunetestap\.sy: cannot open \/proc\/sys\/net\/ipv4\/conf\/eth9\/rp_filter: .*ENOENT/, /no such sysctl/],
       [sysctl(y, 'net.ipv4.conf.eth0.arp_ignore', 'many'), /^sysctl net\.ipv4\.conf\.eth0\.arp_ignore=many in dune\.dunetestap\.sy: the kernel refused the value \(.*EINVAL/, /check the value's range for net\.ipv4\.conf\.eth0\.arp_ignore/],
+      [sysctl(ns(LAB, 'nosuch'), 'net.ipv4.ip_forward', '1'), /^sysctl net\.ipv4\.ip_forward=1 in dune\.dunetestap\.nosuch: cannot enter the namespace: .*ENOENT/, /neither exists nor is created by a netns op/],
     ] as const) {
       const err = await applyOps([...base, bad], { caps }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ApplyError);

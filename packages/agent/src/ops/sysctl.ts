@@ -44,7 +44,7 @@ function writeSysctls(groups: readonly (readonly SysctlOp[])[], s: ApplyContext)
         op,
         errno,
         journal: s.journal,
-        hint: errno === 2 ? `no namespace ${op.ns}: was it deleted while the lab was being built?` : undefined,
+        hint: errno === 2 ? 'the plan uses a namespace that neither exists nor is created by a netns op before it' : undefined,
       });
     }
     if (stage === 1) {
