@@ -22,7 +22,7 @@ import { isNativeError } from './native.js';
 import { getLink, parseLink, setLink, type LinkSpec } from './netlink/link.js';
 import { NlSocket } from './netlink/socket.js';
 import { addrMsg, moveLinkMsg, tableRouteMsg } from './netlink/rule.js';
-import { createNamespaces, NETNS_INIT_SYSCTLS, nsPath, openNsFd } from './netns.js';
+import { closeCreated, createNamespaces, NETNS_INIT_SYSCTLS, nsPath, openNsFd, type CreateResult, type NamespaceJob } from './netns.js';
 import { kindOfOp, opKinds, type LinkStage, type NsContext, type Ref, type SocketStage } from './ops/index.js';
 import { mapLimit } from './run.js';
 import type { Caps } from './probe-types.js';
@@ -53,6 +53,25 @@ export interface ApplyOptions {
   userspaceEngine?: boolean;
   /** Threads creating namespaces (default: 4). */
   threads?: number;
+  /**
+   * The namespaces of these ops' netns ops, already being made (createNamespacesAsync of
+   * namespaceJob(ops), started by `up` of a new lab while it staged the plan): called once,
+   * when the apply takes them over (their fds are its from then on); any they lack are made
+   * here as usual.
+   */
+  namespaces?: () => Promise<CreateResult>;
+}
+
+/**
+ * The namespaces the ops' netns ops make: each with lo's mark and lo up where an `up` op says
+ * so; DAD off from the start when there is IPv6 to configure (it only matters then, and costs
+ * ~75 µs a namespace).
+ */
+export function namespaceJob(ops: readonly Op[]): NamespaceJob {
+  const netns = ops.filter((o): o is NetnsOp => o.op === 'netns');
+  const loUp = new Set(ops.flatMap((o) => (o.op === 'up' && o.dev === 'lo' ? [o.ns] : [])));
+  const v6 = ops.some((o) => (o.op === 'addr' && o.cidr.includes(':')) || (o.op === 'route' && (o.dst.includes(':') || o.via?.includes(':'))) || (o.op === 'routes' && o.via.includes(':')));
+  return { names: netns.map((o) => o.ns), init: v6 ? NETNS_INIT_SYSCTLS : [], loAliases: netns.map((o) => o.alias), loUp: netns.map((o) => loUp.has(o.ns)) };
 }
 
 export interface ApplyResult {
@@ -203,7 +222,7 @@ class Applier implements LinkStage, SocketStage {
     const deferred = this.ops.filter((o) => kindOfOp(o).apply.stage === 'deferred');
     this.ups = new Set(this.ops.filter((o) => o.op === 'up').map((o) => key(o.ns, (o as { dev: string }).dev)));
 
-    this.createNamespaces();
+    await this.createNamespaces();
     this.phase('netns');
     this.adopt();
     this.phase('adopt');
@@ -226,16 +245,28 @@ class Applier implements LinkStage, SocketStage {
     };
   }
 
-  private createNamespaces(): void {
+  private async createNamespaces(): Promise<void> {
     const netnsOps = this.ops.map((op, i) => [op, i] as const).filter((x): x is [NetnsOp, number] => x[0].op === 'netns');
-    if (netnsOps.length === 0) return;
-    const names = netnsOps.map(([op]) => op.ns);
-    // DAD off only matters (and costs ~75 µs a namespace) when there is IPv6 to configure.
-    const v6 = this.ops.some((o) => (o.op === 'addr' && o.cidr.includes(':')) || (o.op === 'route' && (o.dst.includes(':') || o.via?.includes(':'))) || (o.op === 'routes' && o.via.includes(':')));
+    if (netnsOps.length === 0) {
+      if (this.opts.namespaces) closeCreated(await this.opts.namespaces());
+      return;
+    }
     // lo's mark is written inside each namespace before it is named, and lo brought up in the
     // same message where the plan has it up (see createNamespaces).
-    const loUp = netnsOps.map(([op]) => this.ups.has(key(op.ns, 'lo')));
-    const r = createNamespaces(names, this.opts.threads ?? 4, v6 ? NETNS_INIT_SYSCTLS : [], netnsOps.map(([op]) => op.alias), loUp);
+    const job = namespaceJob(this.ops);
+    const loUp = job.loUp;
+    const names = job.names;
+    let r: CreateResult;
+    if (this.opts.namespaces) {
+      // Made ahead; whatever those lack, made now.
+      r = await this.opts.namespaces();
+      const have = new Set([...r.created, ...r.failed].map((c) => c.name));
+      const rest = names.map((n, i) => [n, i] as const).filter(([n]) => !have.has(n));
+      if (rest.length > 0) {
+        const more = createNamespaces(rest.map(([n]) => n), this.opts.threads ?? 4, job.init, rest.map(([, i]) => job.loAliases[i] as string), rest.map(([, i]) => loUp[i] as boolean));
+        r = { created: [...r.created, ...more.created], failed: [...r.failed, ...more.failed] };
+      }
+    } else r = createNamespaces(names, this.opts.threads ?? 4, job.init, job.loAliases, loUp);
     for (const c of r.created) {
       this.journal.namespaces.push(c.name);
       const sock = c.nlFd >= 0 ? new NlSocket<Ref>(c.nlFd, c.name) : NlSocket.open<Ref>(nsPath(c.name), c.name);

@@ -37,6 +37,8 @@ export interface NativeApi {
    * in the same message.
    */
   netnsCreateMany(names: string[], threads: number, protocol: number, init?: [string, string][], loAliases?: string[], loUp?: Uint8Array): Int32Array;
+  /** netnsCreateMany on libuv's pool: resolves with the same result. */
+  netnsCreateManyAsync(names: string[], threads: number, protocol: number, init: [string, string][], loAliases: string[], loUp: Uint8Array): Promise<Int32Array>;
   /** Per name: errno (0 = deleted or already absent); umounts on `threads` threads (default 16: each waits for an RCU grace period). */
   netnsDeleteMany(names: string[], threads?: number): Int32Array;
   /**

@@ -42,11 +42,34 @@ export const NETNS_INIT_SYSCTLS: [string, string][] = [['/proc/sys/net/ipv6/conf
  * unmarked lab namespace; with `loUp` (one flag per name), lo comes up in that same message.
  */
 export function createNamespaces(names: string[], threads = 4, init: [string, string][] = NETNS_INIT_SYSCTLS, loAliases?: string[], loUp?: readonly boolean[]): CreateResult {
-  const out: CreateResult = { created: [], failed: [] };
-  if (names.length === 0) return out;
+  if (names.length === 0) return { created: [], failed: [] };
   const r = loAliases
     ? native().netnsCreateMany(names, threads, NETLINK_ROUTE, init, loAliases, ...(loUp ? [Uint8Array.from(loUp, (u) => (u ? 1 : 0))] : []))
     : native().netnsCreateMany(names, threads, NETLINK_ROUTE, init);
+  return createResult(names, r);
+}
+
+/** What createNamespacesAsync makes: names, the init writes, lo's mark and state in each. */
+export interface NamespaceJob {
+  names: string[];
+  init: [string, string][];
+  loAliases: string[];
+  loUp: boolean[];
+}
+
+/**
+ * createNamespaces while JavaScript goes on (the threads are run from libuv's pool): `up` of
+ * a new lab makes its namespaces while it stages the plan and probes the kernel.
+ */
+export async function createNamespacesAsync(job: NamespaceJob, threads = 4): Promise<CreateResult> {
+  if (job.names.length === 0) return { created: [], failed: [] };
+  const r = await native().netnsCreateManyAsync(job.names, threads, NETLINK_ROUTE, job.init, job.loAliases, Uint8Array.from(job.loUp, (u) => (u ? 1 : 0)));
+  return createResult(job.names, r);
+}
+
+/** Per name, the native result's [errno, netlink fd, namespace fd]. */
+function createResult(names: readonly string[], r: Int32Array): CreateResult {
+  const out: CreateResult = { created: [], failed: [] };
   names.forEach((name, i) => {
     const errno = r[3 * i] ?? 0;
     const nlFd = r[3 * i + 1] ?? -1;
@@ -60,6 +83,14 @@ export function createNamespaces(names: string[], threads = 4, init: [string, st
     } else out.failed.push({ name, errno, message: describeErrno(errno) });
   });
   return out;
+}
+
+/** Closes what a CreateResult holds open (its namespaces stay). */
+export function closeCreated(r: CreateResult): void {
+  for (const c of r.created) {
+    if (c.nlFd >= 0) closeSync(c.nlFd);
+    if (c.nsFd >= 0) closeSync(c.nsFd);
+  }
 }
 
 /** Deletes namespaces by name (umount + unlink); absent ones count as deleted. */

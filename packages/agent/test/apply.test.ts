@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Op } from '@dune/compiler';
 import { applyOps, changeImpairment, probeCapabilities, readImpairment, readLinks, readRoutes, releaseAdopted, rollback, savedInterface, teardownLab, undoHostOps, ApplyError, type Caps } from '../src/index.js';
 import { isRoot, node, ns, nsList, ping, ROOT_REASON, sh, veth } from './helpers.js';
+import { namespaceJob } from '../src/apply.js';
+import { createNamespacesAsync } from '../src/netns.js';
 
 const LAB = 'dunetestap';
 const A = ns(LAB, 'a');
@@ -173,6 +175,25 @@ describe.skipIf(!isRoot)(`applyOps on the host kernel (${ROOT_REASON})`, () => {
     expect((err as ApplyError).message).toBe(`route ${dsts[12_345]} via 10.2.0.1 dev eth0 in ${ns(LAB, 'x')}: File exists (EEXIST, errno 17)`);
     expect(await rollback((err as ApplyError).journal)).toEqual([]);
     expect(nsList(ns(LAB, 'x'))).toEqual([]);
+  });
+
+  it('takes over namespaces made ahead (marked, lo up as planned), makes those they lack, and rolls both back', async () => {
+    const p = ns(LAB, 'pa');
+    const q = ns(LAB, 'pq');
+    const ops: Op[] = [...node(LAB, 'pa'), ...node(LAB, 'pq'), { op: 'up', ns: p, dev: 'lo' }, ...veth(LAB, 'pa', 'eth0', 'pq', 'eth0')];
+    // Made ahead: only the first of the two (as `up` of a new lab does, while it stages its plan).
+    const job = namespaceJob(ops);
+    expect(job).toMatchObject({ names: [p, q], loAliases: [`dune:${LAB}:pa:lo`, `dune:${LAB}:pq:lo`], loUp: [true, false] });
+    const ahead = createNamespacesAsync({ names: [p], init: job.init, loAliases: [job.loAliases[0] as string], loUp: [true] });
+    let taken = 0;
+    const r = await applyOps(ops, { caps, namespaces: () => (taken++, ahead) });
+    expect(taken).toBe(1);
+    expect(r.journal.namespaces.sort()).toEqual([p, q]);
+    expect(readLinks(p).find((l) => l.name === 'lo')).toMatchObject({ alias: `dune:${LAB}:pa:lo`, up: true });
+    expect(readLinks(q).find((l) => l.name === 'lo')).toMatchObject({ alias: `dune:${LAB}:pq:lo`, up: false });
+    expect(readLinks(p).find((l) => l.name === 'eth0')?.alias).toBe(`dune:${LAB}:pa:eth0`);
+    expect(await rollback(r.journal)).toEqual([]);
+    expect([...nsList(p), ...nsList(q)]).toEqual([]);
   });
 
   it('refuses to adopt an existing namespace', async () => {

@@ -885,60 +885,76 @@ static int read_names(napi_env env, napi_value arr, char ***out, uint32_t *n) {
  * is created in it, e.g. net.ipv6.conf.default.* that new interfaces inherit. lo gets its
  * alias (`loAliases`) and, where `loUp` says so, comes up before the namespace is named.
  */
-static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+/* netnsCreateMany's arguments, read and owned (the async form uses them on another thread). */
+struct create_args {
   char **names;
   uint32_t n;
-  int32_t threads = 1, protocol = -1;
-  if (argc < 3 || read_names(env, argv[0], &names, &n) < 0) return NULL;
-  if (get_int(env, argv[1], &threads) < 0 || get_int(env, argv[2], &protocol) < 0) {
-    free_names(names, n);
-    return NULL;
+  int32_t threads;
+  int32_t protocol;
+  char **init_paths;
+  char **init_values;
+  uint32_t n_init;
+  char **aliases;
+  uint8_t *lo_up;
+};
+
+static void free_create_args(struct create_args *a) {
+  free_names(a->names, a->n);
+  free_names(a->init_paths, a->n_init);
+  free_names(a->init_values, a->n_init);
+  free_names(a->aliases, a->n);
+  free(a->lo_up);
+  memset(a, 0, sizeof *a);
+}
+
+/* Reads and checks the arguments, prepares /run/netns; -1 with a JS exception pending. */
+static int read_create_args(napi_env env, napi_callback_info info, struct create_args *a) {
+  size_t argc = 6;
+  napi_value argv[6];
+  memset(a, 0, sizeof *a);
+  a->threads = 1;
+  a->protocol = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return -1;
+  if (argc < 3) {
+    napi_throw_type_error(env, "EINVAL", "dune_native: expected (names, threads, protocol, init?, loAliases?, loUp?)");
+    return -1;
   }
-  char **init_paths = NULL, **init_values = NULL;
-  uint32_t n_init = 0;
+  if (read_names(env, argv[0], &a->names, &a->n) < 0) return -1;
+  if (get_int(env, argv[1], &a->threads) < 0 || get_int(env, argv[2], &a->protocol) < 0) goto fail;
   napi_valuetype t4 = napi_undefined;
   if (argc >= 4) napi_typeof(env, argv[3], &t4);
   if (t4 == napi_object) {
     bool is_array = false;
     napi_is_array(env, argv[3], &is_array);
     if (is_array) {
-      napi_get_array_length(env, argv[3], &n_init);
-      init_paths = calloc(n_init ? n_init : 1, sizeof(char *));
-      init_values = calloc(n_init ? n_init : 1, sizeof(char *));
-      for (uint32_t k = 0; k < n_init; k++) {
+      napi_get_array_length(env, argv[3], &a->n_init);
+      a->init_paths = calloc(a->n_init ? a->n_init : 1, sizeof(char *));
+      a->init_values = calloc(a->n_init ? a->n_init : 1, sizeof(char *));
+      if (!a->init_paths || !a->init_values) goto fail;
+      for (uint32_t k = 0; k < a->n_init; k++) {
         napi_value pair, pv, vv;
         napi_get_element(env, argv[3], k, &pair);
         napi_get_element(env, pair, 0, &pv);
         napi_get_element(env, pair, 1, &vv);
-        if (get_string(env, pv, &init_paths[k], 0) < 0 || get_string(env, vv, &init_values[k], 0) < 0) {
-          free_names(init_paths, n_init);
-          free_names(init_values, n_init);
-          free_names(names, n);
-          return NULL;
-        }
+        if (get_string(env, pv, &a->init_paths[k], 0) < 0 || get_string(env, vv, &a->init_values[k], 0) < 0) goto fail;
       }
     }
   }
   /* Optional: one alias per name for lo, written before the namespace gets its name. */
-  char **aliases = NULL;
   napi_valuetype t5 = napi_undefined;
   if (argc >= 5) napi_typeof(env, argv[4], &t5);
   if (t5 == napi_object) {
     uint32_t na = 0;
-    if (read_names_any(env, argv[4], &aliases, &na) < 0 || na != n) {
-      free_names(aliases, na);
-      free_names(names, n);
-      free_names(init_paths, n_init);
-      free_names(init_values, n_init);
-      if (na != n) napi_throw_error(env, "EINVAL", "dune_native: netnsCreateMany needs one alias per name");
-      return NULL;
+    if (read_names_any(env, argv[4], &a->aliases, &na) < 0) goto fail;
+    if (na != a->n) {
+      free_names(a->aliases, na);
+      a->aliases = NULL;
+      napi_throw_error(env, "EINVAL", "dune_native: netnsCreateMany needs one alias per name");
+      goto fail;
     }
   }
-  /* Optional: a Uint8Array, one byte per name, nonzero where lo comes up at creation. */
-  const uint8_t *lo_up = NULL;
+  /* Optional: a Uint8Array, one byte per name, nonzero where lo comes up at creation (copied:
+   * the async form reads it on another thread). */
   if (argc >= 6) {
     bool is_ta = false;
     napi_is_typedarray(env, argv[5], &is_ta);
@@ -946,45 +962,40 @@ static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
     size_t len = 0;
     void *ud = NULL;
     if (is_ta) napi_get_typedarray_info(env, argv[5], &tt, &len, &ud, NULL, NULL);
-    if (!is_ta || tt != napi_uint8_array || len != n) {
-      free_names(aliases, n);
-      free_names(names, n);
-      free_names(init_paths, n_init);
-      free_names(init_values, n_init);
+    if (!is_ta || tt != napi_uint8_array || len != a->n) {
       napi_throw_error(env, "EINVAL", "dune_native: netnsCreateMany's loUp is a Uint8Array with one byte per name");
-      return NULL;
+      goto fail;
     }
-    lo_up = ud;
+    a->lo_up = malloc(len ? len : 1);
+    if (!a->lo_up) goto fail;
+    if (len) memcpy(a->lo_up, ud, len);
   }
-  const char *failed = NULL;
-  if (prepare_run_dir(&failed) < 0) {
-    free_names(aliases, n);
-    free_names(names, n);
-    free_names(init_paths, n_init);
-    free_names(init_values, n_init);
-    return throw_errno(env, errno, failed, "");
+  {
+    const char *failed = NULL;
+    if (prepare_run_dir(&failed) < 0) {
+      throw_errno(env, errno, failed, "");
+      goto fail;
+    }
   }
-  if (threads < 1) threads = 1;
-  if (threads > 64) threads = 64;
-  if ((uint32_t)threads > n) threads = n ? (int)n : 1;
+  if (a->threads < 1) a->threads = 1;
+  if (a->threads > 64) a->threads = 64;
+  if ((uint32_t)a->threads > a->n) a->threads = a->n ? (int)a->n : 1;
+  return 0;
+fail:
+  free_create_args(a);
+  return -1;
+}
 
-  napi_value ab, out;
-  void *data;
-  CHECK(napi_create_arraybuffer(env, (size_t)n * 3 * sizeof(int32_t), &data, &ab));
-  CHECK(napi_create_typedarray(env, napi_int32_array, (size_t)n * 3, ab, 0, &out));
-  int32_t *results = data;
-
+/* Creates the namespaces on the args' threads, 3 ints per name into results. */
+static void run_create(const struct create_args *a, int32_t *results) {
   struct ns_job jobs[64];
   pthread_t tids[64];
-  int started = 0;
-  for (int t = 0; t < threads; t++) {
-    jobs[t] = (struct ns_job){names, (int)n, threads, t, protocol, results, init_paths, init_values, n_init, aliases, lo_up};
-    if (pthread_create(&tids[t], NULL, create_worker, &jobs[t]) == 0) {
-      started++;
-    } else {
+  for (int t = 0; t < a->threads; t++) {
+    jobs[t] = (struct ns_job){a->names, (int)a->n, a->threads, t, a->protocol, results, a->init_paths, a->init_values, a->n_init, a->aliases, a->lo_up};
+    if (pthread_create(&tids[t], NULL, create_worker, &jobs[t]) != 0) {
       /* Could not start a thread: do that share on this thread... except that would
        * unshare Node's own thread. Mark its names as failed instead. */
-      for (uint32_t i = (uint32_t)t; i < n; i += (uint32_t)threads) {
+      for (uint32_t i = (uint32_t)t; i < a->n; i += (uint32_t)a->threads) {
         results[3 * i] = EAGAIN;
         results[3 * i + 1] = -1;
         results[3 * i + 2] = -1;
@@ -992,13 +1003,84 @@ static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
       tids[t] = 0;
     }
   }
-  for (int t = 0; t < threads; t++)
+  for (int t = 0; t < a->threads; t++)
     if (tids[t]) pthread_join(tids[t], NULL);
-  free_names(aliases, n);
-  free_names(names, n);
-  free_names(init_paths, n_init);
-  free_names(init_values, n_init);
+}
+
+static napi_value NetnsCreateMany(napi_env env, napi_callback_info info) {
+  struct create_args a;
+  if (read_create_args(env, info, &a) < 0) return NULL;
+  napi_value ab, out = NULL;
+  void *data;
+  if (napi_create_arraybuffer(env, (size_t)a.n * 3 * sizeof(int32_t), &data, &ab) == napi_ok &&
+      napi_create_typedarray(env, napi_int32_array, (size_t)a.n * 3, ab, 0, &out) == napi_ok) {
+    run_create(&a, data);
+  } else {
+    napi_throw_error(env, "ENOMEM", "netnsCreateMany: cannot allocate the result");
+    out = NULL;
+  }
+  free_create_args(&a);
   return out;
+}
+
+/*
+ * netnsCreateManyAsync(same arguments): Promise<Int32Array>. netnsCreateMany while JavaScript
+ * goes on: the threads are started and joined from a thread of libuv's pool. `up` of a new
+ * lab creates its namespaces this way while it stages the plan and probes the kernel.
+ */
+struct create_async {
+  napi_async_work work;
+  napi_deferred deferred;
+  struct create_args a;
+  int32_t *res;
+};
+
+static void create_execute(napi_env env, void *data) {
+  (void)env;
+  struct create_async *j = data;
+  run_create(&j->a, j->res);
+}
+
+static void create_complete(napi_env env, napi_status status, void *data) {
+  struct create_async *j = data;
+  size_t n = (size_t)j->a.n * 3;
+  napi_value ab, out;
+  void *buf;
+  if (status == napi_ok && napi_create_arraybuffer(env, n * sizeof(int32_t), &buf, &ab) == napi_ok &&
+      napi_create_typedarray(env, napi_int32_array, n, ab, 0, &out) == napi_ok) {
+    if (n) memcpy(buf, j->res, n * sizeof(int32_t));
+    napi_resolve_deferred(env, j->deferred, out);
+  } else {
+    napi_value err, msg;
+    napi_create_string_utf8(env, "netnsCreateManyAsync: the work did not complete", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &err);
+    napi_reject_deferred(env, j->deferred, err);
+  }
+  napi_delete_async_work(env, j->work);
+  free_create_args(&j->a);
+  free(j->res);
+  free(j);
+}
+
+static napi_value NetnsCreateManyAsync(napi_env env, napi_callback_info info) {
+  struct create_async *j = calloc(1, sizeof *j);
+  if (!j) return throw_errno(env, ENOMEM, "malloc", "");
+  if (read_create_args(env, info, &j->a) < 0) {
+    free(j);
+    return NULL;
+  }
+  j->res = calloc((size_t)j->a.n * 3 + 1, sizeof(int32_t));
+  napi_value promise, name;
+  if (!j->res || napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
+    free_create_args(&j->a);
+    free(j->res);
+    free(j);
+    return throw_errno(env, ENOMEM, "malloc", "");
+  }
+  CHECK(napi_create_string_utf8(env, "dune:netnsCreateManyAsync", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_async_work(env, NULL, name, create_execute, create_complete, j, &j->work));
+  CHECK(napi_queue_async_work(env, j->work));
+  return promise;
 }
 
 /*
@@ -1504,6 +1586,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"openInNs", NULL, OpenInNs, NULL, NULL, NULL, napi_default, NULL},
       {"writeInNsMany", NULL, WriteInNsMany, NULL, NULL, NULL, napi_default, NULL},
       {"netnsCreateMany", NULL, NetnsCreateMany, NULL, NULL, NULL, napi_default, NULL},
+      {"netnsCreateManyAsync", NULL, NetnsCreateManyAsync, NULL, NULL, NULL, napi_default, NULL},
       {"netnsDeleteMany", NULL, NetnsDeleteMany, NULL, NULL, NULL, napi_default, NULL},
       {"removePaths", NULL, RemovePaths, NULL, NULL, NULL, napi_default, NULL},
       {"loAliasesMany", NULL, LoAliasesMany, NULL, NULL, NULL, napi_default, NULL},
