@@ -885,6 +885,46 @@ static int read_names(napi_env env, napi_value arr, char ***out, uint32_t *n) {
  * is created in it, e.g. net.ipv6.conf.default.* that new interfaces inherit. lo gets its
  * alias (`loAliases`) and, where `loUp` says so, comes up before the namespace is named.
  */
+/*
+ * Ends an async job's promise: resolved with a copy of its n int32 results as an Int32Array,
+ * or rejected ("<what>: the work did not complete") when the work or the copy failed.
+ */
+static void settle_int32(napi_env env, napi_status status, napi_deferred deferred, const int32_t *res, size_t n, const char *what) {
+  napi_value ab, out;
+  void *buf;
+  if (status == napi_ok && napi_create_arraybuffer(env, n * sizeof(int32_t), &buf, &ab) == napi_ok &&
+      napi_create_typedarray(env, napi_int32_array, n, ab, 0, &out) == napi_ok) {
+    if (n) memcpy(buf, res, n * sizeof(int32_t));
+    napi_resolve_deferred(env, deferred, out);
+  } else {
+    char text[128];
+    snprintf(text, sizeof text, "%s: the work did not complete", what);
+    napi_value err, msg;
+    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &err);
+    napi_reject_deferred(env, deferred, err);
+  }
+}
+
+/*
+ * Starts an async job on libuv's pool and returns its promise; NULL when it could not be
+ * started (nothing runs: the caller frees the job and throws).
+ */
+static napi_value start_job(napi_env env, const char *name, napi_async_execute_callback execute, napi_async_complete_callback complete, void *data,
+                            napi_async_work *work, napi_deferred *deferred) {
+  napi_value promise, id;
+  if (napi_create_promise(env, deferred, &promise) != napi_ok) return NULL;
+  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &id) == napi_ok && napi_create_async_work(env, NULL, id, execute, complete, data, work) == napi_ok) {
+    if (napi_queue_async_work(env, *work) == napi_ok) return promise;
+    napi_delete_async_work(env, *work);
+  }
+  napi_value err, msg;
+  napi_create_string_utf8(env, "the work could not be started", NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, NULL, msg, &err);
+  napi_reject_deferred(env, *deferred, err);
+  return NULL;
+}
+
 /* netnsCreateMany's arguments, read and owned (the async form uses them on another thread). */
 struct create_args {
   char **names;
@@ -1043,19 +1083,7 @@ static void create_execute(napi_env env, void *data) {
 
 static void create_complete(napi_env env, napi_status status, void *data) {
   struct create_async *j = data;
-  size_t n = (size_t)j->a.n * 3;
-  napi_value ab, out;
-  void *buf;
-  if (status == napi_ok && napi_create_arraybuffer(env, n * sizeof(int32_t), &buf, &ab) == napi_ok &&
-      napi_create_typedarray(env, napi_int32_array, n, ab, 0, &out) == napi_ok) {
-    if (n) memcpy(buf, j->res, n * sizeof(int32_t));
-    napi_resolve_deferred(env, j->deferred, out);
-  } else {
-    napi_value err, msg;
-    napi_create_string_utf8(env, "netnsCreateManyAsync: the work did not complete", NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &err);
-    napi_reject_deferred(env, j->deferred, err);
-  }
+  settle_int32(env, status, j->deferred, j->res, (size_t)j->a.n * 3, "netnsCreateManyAsync");
   napi_delete_async_work(env, j->work);
   free_create_args(&j->a);
   free(j->res);
@@ -1070,16 +1098,13 @@ static napi_value NetnsCreateManyAsync(napi_env env, napi_callback_info info) {
     return NULL;
   }
   j->res = calloc((size_t)j->a.n * 3 + 1, sizeof(int32_t));
-  napi_value promise, name;
-  if (!j->res || napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
+  napi_value promise = j->res ? start_job(env, "dune:netnsCreateManyAsync", create_execute, create_complete, j, &j->work, &j->deferred) : NULL;
+  if (!promise) {
     free_create_args(&j->a);
     free(j->res);
     free(j);
-    return throw_errno(env, ENOMEM, "malloc", "");
+    return throw_errno(env, ENOMEM, "netnsCreateManyAsync", "");
   }
-  CHECK(napi_create_string_utf8(env, "dune:netnsCreateManyAsync", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_async_work(env, NULL, name, create_execute, create_complete, j, &j->work));
-  CHECK(napi_queue_async_work(env, j->work));
   return promise;
 }
 
@@ -1520,19 +1545,7 @@ static void remove_execute(napi_env env, void *data) {
 
 static void remove_complete(napi_env env, napi_status status, void *data) {
   struct remove_job *j = data;
-  uint32_t n = j->nfiles + j->ndirs;
-  napi_value ab, out;
-  void *buf;
-  if (status == napi_ok && napi_create_arraybuffer(env, (size_t)n * sizeof(int32_t), &buf, &ab) == napi_ok &&
-      napi_create_typedarray(env, napi_int32_array, n, ab, 0, &out) == napi_ok) {
-    if (n) memcpy(buf, j->res, (size_t)n * sizeof(int32_t));
-    napi_resolve_deferred(env, j->deferred, out);
-  } else {
-    napi_value err, msg;
-    napi_create_string_utf8(env, "removePaths: the work did not complete", NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &err);
-    napi_reject_deferred(env, j->deferred, err);
-  }
+  settle_int32(env, status, j->deferred, j->res, (size_t)j->nfiles + j->ndirs, "removePaths");
   napi_delete_async_work(env, j->work);
   free_names(j->files, j->nfiles);
   free_names(j->dirs, j->ndirs);
@@ -1560,17 +1573,14 @@ static napi_value RemovePaths(napi_env env, napi_callback_info info) {
     return NULL;
   }
   j->res = calloc((size_t)j->nfiles + j->ndirs + 1, sizeof(int32_t));
-  napi_value promise, name;
-  if (!j->res || napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
+  napi_value promise = j->res ? start_job(env, "dune:removePaths", remove_execute, remove_complete, j, &j->work, &j->deferred) : NULL;
+  if (!promise) {
     free_names(j->files, j->nfiles);
     free_names(j->dirs, j->ndirs);
     free(j->res);
     free(j);
-    return throw_errno(env, ENOMEM, "malloc", "");
+    return throw_errno(env, ENOMEM, "removePaths", "");
   }
-  CHECK(napi_create_string_utf8(env, "dune:removePaths", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_async_work(env, NULL, name, remove_execute, remove_complete, j, &j->work));
-  CHECK(napi_queue_async_work(env, j->work));
   return promise;
 }
 
