@@ -85,13 +85,23 @@ function agentPids(p: TestPhynode): number[] {
     }
   };
   const sshd = mnt(p.sshdPid);
-  return tb.processes(p).filter((pid) => {
+  const agents = tb.processes(p).filter((pid) => {
     try {
       return mnt(pid) === sshd && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dune-agent.mjs\0daemon');
     } catch {
       return false;
     }
   });
+  // A child the daemon is starting (an exec op's process between fork and exec) still shows
+  // the daemon's command line: only the daemons themselves count.
+  const parent = (pid: number): number => {
+    try {
+      return Number(/^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? -1);
+    } catch {
+      return -1;
+    }
+  };
+  return agents.filter((pid) => !agents.includes(parent(pid)));
 }
 
 describe.skipIf(!isRoot || !built)(`dune across three phynodes over SSH (${REASON})`, () => {
