@@ -28,6 +28,7 @@ import {
  * head reaches them.
  */
 export class Outstanding {
+  constructor(readonly queue = 0) {}
   ids: number[] = [];
   head = 0;
   readonly accepted = new Set<number>();
@@ -116,6 +117,8 @@ export class NfqueueFrontend {
   private readonly raw: { 4: number; 6: number } = { 4: -1, 6: -1 };
   private readonly byQueue = new Map<number, Pipe>();
   private readonly outstanding = new Map<number, Outstanding>();
+  /** Queues with accepts since the last flush: what writeAccepts visits (a Map's entries would be an array each, per flush). */
+  private readonly acceptedIn: Outstanding[] = [];
   /** Per queue: whether the kernel copies whole packets (else HEADER_COPY_RANGE bytes). */
   private readonly copyFull = new Map<number, boolean>();
   private seq = 1;
@@ -219,7 +222,7 @@ export class NfqueueFrontend {
     for (const { queue, pipe } of queues) {
       this.byQueue.set(queue, pipe);
       this.copyFull.set(queue, pipe.needsData);
-      this.outstanding.set(queue, new Outstanding());
+      this.outstanding.set(queue, new Outstanding(queue));
       pipe.sink = ROUTED_SINK;
     }
   }
@@ -342,6 +345,7 @@ export class NfqueueFrontend {
     const o = this.outstanding.get(ref.queue);
     if (o !== undefined && !(pkt.corrupted && pkt.data)) {
       // Accepted with the bytes the kernel has: decided at the flush, with its neighbours.
+      if (o.accepted.size === 0) this.acceptedIn.push(o);
       o.accepted.add(ref.id);
       this.stats.verdicts += 1;
       this.scheduleFlush();
@@ -395,20 +399,25 @@ export class NfqueueFrontend {
    * engine still holds).
    */
   private writeAccepts(): void {
-    for (const [queue, o] of this.outstanding) {
-      if (o.accepted.size === 0) continue;
+    for (let i = 0; i < this.acceptedIn.length; i++) {
+      const o = this.acceptedIn[i] as Outstanding;
+      const queue = o.queue;
+      // Unbound since (its packets went with the queue), or already written.
+      if (o.accepted.size === 0 || this.outstanding.get(queue) !== o) continue;
       const run = o.takeAcceptedRun();
       if (run.n === 1) verdict(this.out, queue, run.last, NF_ACCEPT);
       else if (run.n > 1) {
         verdictBatch(this.out, queue, run.last, NF_ACCEPT);
         this.stats.batchVerdicts += 1;
       }
+      if (o.accepted.size === 0) continue;
       for (const id of o.accepted) {
         verdict(this.out, queue, id, NF_ACCEPT);
         o.decided.add(id);
       }
       o.accepted.clear();
     }
+    this.acceptedIn.length = 0;
   }
 
   private readonly flush = (): void => {
