@@ -3,9 +3,10 @@
  * (UDP proxy or NFQUEUE + iptables), the per-second sampler, and the parameters as set at
  * startup (what DELETE /pipes goes back to). The server and the shell both drive this.
  */
-import { setPriority } from 'node:os';
+import { setProcessNice } from './kernel/engine-process.js';
 import type { Impairment } from '@dune/topology';
-import { RealClock } from './engine/clock.js';
+import type { RealClock } from './engine/clock.js';
+import { kernelClock } from './kernel/native.js';
 import { Engine, type Pipe } from './engine/engine.js';
 import { addRules, checkInterface, defaultInterface, defaultTag, removeRules, type Transport } from './kernel/iptables.js';
 import { balancedQueues, QueueWorkers } from './kernel/balance.js';
@@ -77,7 +78,7 @@ export class ImpairRuntime {
   private stopped = false;
 
   private constructor(readonly opts: RuntimeOptions) {
-    this.clock = new RealClock({ spinBelowUs: opts.spinBelowUs });
+    this.clock = kernelClock({ spinBelowUs: opts.spinBelowUs });
     this.engine = new Engine({ clock: this.clock, seed: opts.seed });
     this.startupParams = structuredClone(opts.params ?? { up: {}, down: {} });
     this.pipes = {
@@ -154,14 +155,13 @@ export class ImpairRuntime {
 
   private nice: number | null = null;
 
-  /** Runs at the nice value wanted, this thread and the workers' (on Linux nice is per thread). */
+  /** Runs at the nice value wanted, every thread (the workers' too: on Linux nice is per thread). */
   private applyNice(): void {
     const v = this.niceWanted();
     if (v === null || v === this.nice) return;
     try {
-      setPriority(0, v);
+      setProcessNice(v);
       this.nice = v;
-      this.workers?.setNice(v);
     } catch {
       // not allowed: run at the priority we have
     }

@@ -22,7 +22,7 @@
  *   suite's dozen statistical checks, would fail a correct build too often).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -170,6 +170,10 @@ describe.skipIf(skip !== '')(`e2e: the userspace impairment backend ${skip}`, ()
     expect(enginePids(LAB)).toEqual([pid]);
     // In the host namespace: one process whatever the number of nodes.
     expect(readlinkSync(`/proc/${pid}/ns/net`)).toBe(readlinkSync('/proc/self/ns/net'));
+    // Ahead of the lab's programs, every thread of it (V8's collector helpers too: nice is per thread).
+    const nices = readdirSync(`/proc/${pid}/task`).map((t) => Number(readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[16]));
+    expect(nices.length).toBeGreaterThan(2);
+    expect(new Set(nices)).toEqual(new Set([-10]));
     const state = JSON.parse(readFileSync(`/run/dune/${LAB}/state.json`, 'utf8')) as { impairEngine?: { pid: number } };
     expect(state.impairEngine?.pid).toBe(pid);
     // Every impaired direction has its pipe with the engine's part; e:eth0's loss is nftables'.

@@ -5,9 +5,16 @@
  *
  * - fdWatch(fd, cb) / fdUnwatch(id): a libuv poll handle on Node's own loop calls cb()
  *   whenever fd is readable (no thread, no extra wake-up latency);
+ * - fdRef(id, ref): whether a watch keeps Node's loop (the process) alive; a new one does;
  * - recvInto(fd, buf): nonblocking, reads every queued datagram that fits into buf
  *   (recvmmsg, up to 64 a system call);
  * - sockTimestamp(fd), realtimeUs(): the kernel's packet timestamps on, and the clock they use;
+ * - timerfdOpen() / timerfdSet(fd, delayUs): a timer as a descriptor, for fdWatch: readable
+ *   from its expiry until set again (0: expired at once, and readable on every turn of the
+ *   loop until then: a spin that allocates nothing; < 0: disarmed);
+ * - clockInto(f64): CLOCK_MONOTONIC and CLOCK_REALTIME in µs, written into a Float64Array: a
+ *   clock read that allocates nothing on the JavaScript heap (performance.now() allocates
+ *   an array per call in Node 20, and the engine reads the clock in a spin);
  * - rawOpen(nsPath, family, mark) / rawSend(fd, buf): a raw IP socket (IPPROTO_RAW, header
  *   included) inside a namespace whose packets carry a mark, to inject the duplicates
  *   NFQUEUE verdicts cannot make.
@@ -25,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +52,9 @@ struct watch {
   napi_env env;
   napi_ref cb;
   napi_async_context ctx;
+  /* Closes the poll handle when its env ends with it still watching (a worker thread that
+   * exits or is terminated): Node refuses to close a loop that still has handles. */
+  napi_async_cleanup_hook_handle hook;
 };
 
 static int grow_table(void);
@@ -141,6 +152,28 @@ static void on_readable(uv_poll_t *h, int status, int events) {
 
 static void free_poll(uv_handle_t *h) { free(h); }
 
+/* The env's teardown, after the poll handle closed: the slot is free, teardown goes on. */
+static void closed_at_teardown(uv_handle_t *h) {
+  struct watch *w = h->data;
+  free(h);
+  napi_async_cleanup_hook_handle hook = w->hook;
+  release_slot(w);
+  napi_remove_async_cleanup_hook(hook);
+}
+
+/* The env of a watch that is still on ends: the handle is stopped and closed (the reference
+ * and async context go with the env). */
+static void watch_env_gone(napi_async_cleanup_hook_handle hook, void *arg) {
+  struct watch *w = arg;
+  if (w->used != 1) {
+    napi_remove_async_cleanup_hook(hook);
+    return;
+  }
+  w->used = 2; /* no callbacks from here on; still not free */
+  uv_poll_stop(w->poll);
+  uv_close((uv_handle_t *)w->poll, closed_at_teardown);
+}
+
 /* fdWatch(fd: number, cb: () => void): number */
 static napi_value FdWatch(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -188,6 +221,7 @@ static napi_value FdWatch(napi_env env, napi_callback_info info) {
     napi_async_destroy(env, w->ctx);
     return io_throw(env, -rc, "uv_poll_start");
   }
+  napi_add_async_cleanup_hook(env, watch_env_gone, w, &w->hook);
   napi_value out;
   napi_create_int32(env, id, &out);
   return out;
@@ -221,11 +255,31 @@ static napi_value FdUnwatch(napi_env env, napi_callback_info info) {
     uv_close((uv_handle_t *)w->poll, free_poll);
     napi_delete_reference(env, w->cb);
     napi_async_destroy(env, w->ctx);
+    napi_remove_async_cleanup_hook(w->hook);
     release_slot(w);
   }
   napi_value u;
   napi_get_undefined(env, &u);
   return u;
+}
+
+/* fdRef(id: number, ref: boolean): void   uv_ref / uv_unref of the watch's poll handle. */
+static napi_value FdRef(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t id;
+  bool ref = true;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &id) != napi_ok || napi_get_value_bool(env, argv[1], &ref) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "fdRef(id, ref)");
+    return NULL;
+  }
+  struct watch *w = slot(id);
+  if (w != NULL && w->used == 1 && w->env == env) {
+    if (ref) uv_ref((uv_handle_t *)w->poll);
+    else uv_unref((uv_handle_t *)w->poll);
+  }
+  return NULL;
 }
 
 /*
@@ -326,6 +380,65 @@ static napi_value RealtimeUs(napi_env env, napi_callback_info info) {
   napi_value out;
   napi_create_double(env, (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3, &out);
   return out;
+}
+
+/* timerfdOpen(): number   a CLOCK_MONOTONIC timerfd (nonblocking), or throws. */
+static napi_value TimerfdOpen(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (fd < 0) return io_throw(env, errno, "timerfd_create");
+  napi_value out;
+  napi_create_int32(env, fd, &out);
+  return out;
+}
+
+/* timerfdSet(fd: number, delayUs: number): number   0 or -errno. Setting resets the expiry
+ * count, so the descriptor is readable again only once the new time has come. */
+static napi_value TimerfdSet(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  double us;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_double(env, argv[1], &us) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "timerfdSet(fd, delayUs)");
+    return NULL;
+  }
+  struct itimerspec its;
+  memset(&its, 0, sizeof its);
+  if (us >= 0) {
+    /* 0 would disarm: the earliest time that arms it is 1 ns. */
+    long long ns = us * 1000.0 < 1.0 ? 1 : (long long)(us * 1000.0);
+    its.it_value.tv_sec = ns / 1000000000LL;
+    its.it_value.tv_nsec = ns % 1000000000LL;
+  }
+  int r = timerfd_settime(fd, 0, &its, NULL);
+  napi_value out;
+  napi_create_int32(env, r < 0 ? -errno : 0, &out);
+  return out;
+}
+
+/* clockInto(out: Float64Array): undefined   out[0] = CLOCK_MONOTONIC µs, out[1] = CLOCK_REALTIME µs. */
+static napi_value ClockInto(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool is_ta = false;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *data = NULL;
+  if (argc < 1 || napi_is_typedarray(env, argv[0], &is_ta) != napi_ok || !is_ta ||
+      napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float64_array || length < 2) {
+    napi_throw_type_error(env, "EINVAL", "clockInto(Float64Array of 2)");
+    return NULL;
+  }
+  double *out = data;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  out[0] = (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  out[1] = (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+  return NULL;
 }
 
 /* rawOpen(nsPath: string | null, family: 4 | 6, mark: number): number */
@@ -670,11 +783,15 @@ void dune_io_init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"fdWatch", NULL, FdWatch, NULL, NULL, NULL, napi_default, NULL},
       {"fdUnwatch", NULL, FdUnwatch, NULL, NULL, NULL, napi_default, NULL},
+      {"fdRef", NULL, FdRef, NULL, NULL, NULL, napi_default, NULL},
       {"recvInto", NULL, RecvInto, NULL, NULL, NULL, napi_default, NULL},
       {"rawOpen", NULL, RawOpen, NULL, NULL, NULL, napi_default, NULL},
       {"rawSend", NULL, RawSend, NULL, NULL, NULL, napi_default, NULL},
       {"sockTimestamp", NULL, SockTimestamp, NULL, NULL, NULL, napi_default, NULL},
       {"realtimeUs", NULL, RealtimeUs, NULL, NULL, NULL, napi_default, NULL},
+      {"clockInto", NULL, ClockInto, NULL, NULL, NULL, napi_default, NULL},
+      {"timerfdOpen", NULL, TimerfdOpen, NULL, NULL, NULL, napi_default, NULL},
+      {"timerfdSet", NULL, TimerfdSet, NULL, NULL, NULL, napi_default, NULL},
       {"udpOpen", NULL, UdpOpen, NULL, NULL, NULL, napi_default, NULL},
       {"udpPort", NULL, UdpPort, NULL, NULL, NULL, napi_default, NULL},
       {"udpClose", NULL, UdpClose, NULL, NULL, NULL, napi_default, NULL},

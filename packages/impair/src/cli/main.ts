@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { removeRules, removeRulesSync } from '../kernel/iptables.js';
+import { singleThreadedScavenges } from '../kernel/engine-process.js';
 import { ImpairRuntime } from '../runtime.js';
 import { startServer } from '../server/server.js';
 import { startShell } from '../shell.js';
@@ -87,6 +88,8 @@ async function commandMain(cmd: Command, argv: string[], io: Io, flavor: Flavor)
   let rt: ImpairRuntime | undefined;
   let unguard = () => {};
   try {
+    // Every packet held waits for a collection: one that does not wait for V8's helpers too.
+    singleThreadedScavenges();
     rt = await ImpairRuntime.start(opts.runtime);
     unguard = guardRules(rt);
     if (cmd === 'server') {

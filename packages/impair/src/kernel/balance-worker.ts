@@ -4,15 +4,14 @@
  * queue of the balanced range. The main thread (balance.ts) sends it parameters and takes its
  * counts; packets never cross threads.
  *
- *   main → worker: {type: 'params', params} | {type: 'nice', value} | {type: 'take'} | {type: 'close'}
+ *   main → worker: {type: 'params', params} | {type: 'take'} | {type: 'close'}
  *   worker → main: {type: 'ready'} | {type: 'error', message} | {type: 'counts', up, down, errors} | {type: 'closed'}
  */
-import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Impairment } from '@dune/topology';
-import { RealClock } from '../engine/clock.js';
 import { Engine } from '../engine/engine.js';
 import { NfqueueFrontend } from './nfqueue.js';
+import { kernelClock } from './native.js';
 
 export interface BalanceWorkerData {
   netns?: string;
@@ -27,7 +26,7 @@ export interface BalanceWorkerData {
 const port = parentPort;
 if (port === null) throw new Error('balance-worker runs as a worker thread');
 const d = workerData as BalanceWorkerData;
-const engine = new Engine({ clock: new RealClock(), seed: d.seed });
+const engine = new Engine({ clock: kernelClock(), seed: d.seed });
 const up = engine.addPipe('up', d.params.up);
 const down = engine.addPipe('down', d.params.down);
 const fe = new NfqueueFrontend({
@@ -43,15 +42,9 @@ try {
 }
 
 let sentErrors = new Map<string, number>();
-port.on('message', (m: { type: string; params?: Record<'up' | 'down', Impairment>; value?: number }) => {
+port.on('message', (m: { type: string; params?: Record<'up' | 'down', Impairment> }) => {
   if (m.type === 'params' && m.params) {
     engine.setParams(m.params, 'api');
-  } else if (m.type === 'nice' && m.value !== undefined) {
-    try {
-      setPriority(0, m.value);
-    } catch {
-      // not allowed: keep the priority it has
-    }
   } else if (m.type === 'take') {
     // Frontend errors since the last take.
     const errors: Record<string, number> = {};

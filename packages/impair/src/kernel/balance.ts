@@ -119,11 +119,6 @@ export class QueueWorkers {
     for (const r of this.running) r.worker.postMessage({ type: 'params', params });
   }
 
-  /** Each worker thread runs at this nice value (Linux keeps one per thread). */
-  setNice(value: number): void {
-    for (const r of this.running) r.worker.postMessage({ type: 'nice', value });
-  }
-
   /** Every worker releases what it holds, unbinds its queues and ends (remove the rules first). */
   async close(): Promise<void> {
     if (this.closed) return;

@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { RealClock, type RealClockOptions, type Waker } from '../engine/clock.js';
 
 export interface IoNative {
   nlOpen(nsPath: string | null, protocol: number): number;
@@ -14,6 +15,12 @@ export interface IoNative {
   nlClose(fd: number): void;
   fdWatch(fd: number, cb: () => void): number;
   fdUnwatch(id: number): void;
+  /** Whether the watch keeps the process alive (a new one does). Absent from older builds. */
+  fdRef?(id: number, ref: boolean): void;
+  /** A nonblocking CLOCK_MONOTONIC timerfd. Absent from older builds. */
+  timerfdOpen?(): number;
+  /** Expires in delayUs (0: at once; < 0: disarmed); resets the expiry count. 0 or -errno. */
+  timerfdSet?(fd: number, delayUs: number): number;
   /** Bytes read (0: nothing queued) or -errno. */
   recvInto(fd: number, buf: Buffer): number;
   rawOpen(nsPath: string | null, family: 4 | 6, mark: number): number;
@@ -23,6 +30,8 @@ export interface IoNative {
   sockTimestamp?(fd: number): number;
   /** CLOCK_REALTIME in µs. Absent from older builds. */
   realtimeUs?(): number;
+  /** out[0] = CLOCK_MONOTONIC µs, out[1] = CLOCK_REALTIME µs; allocates nothing. Absent from older builds. */
+  clockInto?(out: Float64Array): void;
   /**
    * The UDP proxy's batched sockets (absent from older builds). udpOpen: a nonblocking UDP
    * socket bound (null: any address; port 0: any) and connected when connectAddr is given.
@@ -67,4 +76,79 @@ export function ioNative(): IoNative {
   }
   cached = mod as IoNative;
   return cached;
+}
+
+/**
+ * The engine's clock source when the addon can give one that allocates nothing on the
+ * JavaScript heap (RealClockOptions.source); undefined otherwise (an older build, or no
+ * addon: RealClock then reads performance.now()).
+ */
+export function allocationFreeClock(): (() => number) | undefined {
+  let io: IoNative;
+  try {
+    io = ioNative();
+  } catch {
+    return undefined;
+  }
+  const into = io.clockInto;
+  if (into === undefined) return undefined;
+  const out = new Float64Array(2);
+  return () => {
+    into(out);
+    return out[0] as number;
+  };
+}
+
+/**
+ * A waker on a timerfd watched on Node's loop (RealClockOptions.waker): readable from its
+ * expiry until set again, so it calls back on every turn while the clock spins. Unreferenced
+ * while cleared, like an unarmed timer. Undefined on an older build or without the addon.
+ */
+export function descriptorWaker(): ((onTurn: () => void) => Waker) | undefined {
+  let io: IoNative;
+  try {
+    io = ioNative();
+  } catch {
+    return undefined;
+  }
+  const { timerfdOpen, timerfdSet, fdRef } = io;
+  if (timerfdOpen === undefined || timerfdSet === undefined || fdRef === undefined) return undefined;
+  return (onTurn) => {
+    const fd = timerfdOpen();
+    const id = io.fdWatch(fd, onTurn);
+    fdRef(id, false);
+    let armed = false;
+    let closed = false;
+    return {
+      set(delayUs: number): void {
+        if (closed) return;
+        timerfdSet(fd, delayUs);
+        if (!armed) fdRef(id, true);
+        armed = true;
+      },
+      clear(): void {
+        if (!armed || closed) return;
+        timerfdSet(fd, -1);
+        fdRef(id, false);
+        armed = false;
+      },
+      close(): void {
+        if (closed) return;
+        closed = true;
+        io.fdUnwatch(id);
+        io.nlClose(fd);
+      },
+    };
+  };
+}
+
+/** The engine's real clock, on the allocation-free source and the descriptor waker when there are. */
+export function kernelClock(opts: { spinBelowUs?: number | undefined } = {}): RealClock {
+  const source = allocationFreeClock();
+  const waker = descriptorWaker();
+  const o: RealClockOptions = {};
+  if (opts.spinBelowUs !== undefined) o.spinBelowUs = opts.spinBelowUs;
+  if (source !== undefined) o.source = source;
+  if (waker !== undefined) o.waker = waker;
+  return new RealClock(o);
 }

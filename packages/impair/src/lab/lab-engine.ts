@@ -21,6 +21,7 @@ import { RealClock, type Clock } from '../engine/clock.js';
 import { Engine, type Pipe } from '../engine/engine.js';
 import { Histogram } from '../engine/histogram.js';
 import { NfqueueFrontend } from '../kernel/nfqueue.js';
+import { kernelClock } from '../kernel/native.js';
 import { mergeParams, ParamsError } from '../params.js';
 import { LocalPlane, planeWorkerUrl, WorkerPlane, type BindFailure, type PlaneTake } from './plane.js';
 import {
@@ -243,7 +244,7 @@ export class LabEngine {
     this.lab = opts.lab;
     this.threads = threads;
     this.failOpen = opts.failOpen === true;
-    this.clock = opts.clock ?? new RealClock();
+    this.clock = opts.clock ?? kernelClock();
     this.kernel = opts.kernel ?? realKernel;
     // No per-second series (that is the live page's): with a thousand pipes it would cost memory for nothing.
     this.engine = new Engine({ clock: this.clock, seed: opts.seed, eventCapacity: 1000, seriesSeconds: 1 });

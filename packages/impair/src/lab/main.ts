@@ -9,7 +9,7 @@
  *   shutdown request  the same; with keepRules (what `dune down` asks) the rules stay for
  *                     the namespaces' deletion to take away
  */
-import { setPriority } from 'node:os';
+import { setProcessNice, singleThreadedScavenges } from '../kernel/engine-process.js';
 import { LabControlServer } from './control.js';
 import { LabEngine } from './lab-engine.js';
 import { autoThreads } from './plane.js';
@@ -41,12 +41,14 @@ export async function labEngineMain(argv: readonly string[], opts: { workerScrip
     process.stdout.write(`${new Date().toISOString()} ${line}\n`);
   };
   // netem runs in the kernel, ahead of every process: a userspace engine on a busy host
-  // wakes late unless it is scheduled ahead of the lab's own programs too.
+  // wakes late unless it is scheduled ahead of the lab's own programs too (all its threads:
+  // its garbage collections run on V8's helpers).
   try {
-    setPriority(0, niceText === undefined ? -10 : Number(niceText));
+    setProcessNice(niceText === undefined ? -10 : Number(niceText));
   } catch {
     // not allowed: run at the priority we have
   }
+  singleThreadedScavenges();
   let dying = false;
   const engine = new LabEngine({
     lab, threads, failOpen: argv.includes('--fail-open'), ...(seedText !== undefined ? { seed: Number(seedText) } : {}),

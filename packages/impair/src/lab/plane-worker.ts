@@ -5,8 +5,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import { RealClock } from '../engine/clock.js';
 import { Engine } from '../engine/engine.js';
+import { kernelClock } from '../kernel/native.js';
 import { isPlaneWorkerData, LocalPlane, takeLocal, type BindFailure, type PlaneReply, type PlaneRequest } from './plane.js';
 import { realKernel } from './lab-engine.js';
 
@@ -18,7 +18,7 @@ export function runPlaneWorker(): void {
   const d: unknown = workerData;
   if (port === null || !isPlaneWorkerData(d)) throw new Error('runPlaneWorker runs in a lab engine\'s worker thread');
   // No per-second series: the main thread keeps none for a lab either.
-  const engine = new Engine({ clock: new RealClock(), seed: d.seed, eventCapacity: 100, seriesSeconds: 1 });
+  const engine = new Engine({ clock: kernelClock(), seed: d.seed, eventCapacity: 100, seriesSeconds: 1 });
   const plane = new LocalPlane(engine, realKernel, Buffer.allocUnsafe(RECV_BUFFER_BYTES), d.failOpen);
   let failures: BindFailure[] = [];
   const errorsSent = new Map<string, number>();
