@@ -133,6 +133,13 @@ static napi_value io_throw(napi_env env, int e, const char *what) {
   return NULL;
 }
 
+/* A number for JavaScript (an fd, a count, 0 or -errno). */
+static napi_value int_value(napi_env env, int32_t v) {
+  napi_value out;
+  napi_create_int32(env, v, &out);
+  return out;
+}
+
 static void on_readable(uv_poll_t *h, int status, int events) {
   struct watch *w = h->data;
   if (!w || !w->used) return;
@@ -222,9 +229,7 @@ static napi_value FdWatch(napi_env env, napi_callback_info info) {
     return io_throw(env, -rc, "uv_poll_start");
   }
   napi_add_async_cleanup_hook(env, watch_env_gone, w, &w->hook);
-  napi_value out;
-  napi_create_int32(env, id, &out);
-  return out;
+  return int_value(env, id);
 }
 
 /* The one int32 argument of a function called as `usage` (an fd, a watch id); -1 with a JS TypeError thrown. */
@@ -368,9 +373,7 @@ static napi_value SockTimestamp(napi_env env, napi_callback_info info) {
   if (get_int_arg(env, info, "sockTimestamp(fd)", &fd) < 0) return NULL;
   int one = 1;
   int r = setsockopt(fd, SOL_SOCKET, SO_TIMESTAMP, &one, sizeof one);
-  napi_value out;
-  napi_create_int32(env, r < 0 ? -errno : 0, &out);
-  return out;
+  return int_value(env, r < 0 ? -errno : 0);
 }
 
 /* realtimeUs(): number   CLOCK_REALTIME in µs (the clock NFQA_TIMESTAMP is in). */
@@ -387,9 +390,7 @@ static napi_value TimerfdOpen(napi_env env, napi_callback_info info) {
   (void)info;
   int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (fd < 0) return io_throw(env, errno, "timerfd_create");
-  napi_value out;
-  napi_create_int32(env, fd, &out);
-  return out;
+  return int_value(env, fd);
 }
 
 /* timerfdSet(fd: number, delayUs: number): number   0 or -errno. Setting resets the expiry
@@ -413,9 +414,7 @@ static napi_value TimerfdSet(napi_env env, napi_callback_info info) {
     its.it_value.tv_nsec = ns % 1000000000LL;
   }
   int r = timerfd_settime(fd, 0, &its, NULL);
-  napi_value out;
-  napi_create_int32(env, r < 0 ? -errno : 0, &out);
-  return out;
+  return int_value(env, r < 0 ? -errno : 0);
 }
 
 /* clockInto(out: Float64Array): undefined   out[0] = CLOCK_MONOTONIC µs, out[1] = CLOCK_REALTIME µs. */
@@ -488,9 +487,7 @@ static napi_value RawOpen(napi_env env, napi_callback_info info) {
   }
   int size = 4 * 1024 * 1024;
   setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size);
-  napi_value out;
-  napi_create_int32(env, fd, &out);
-  return out;
+  return int_value(env, fd);
 }
 
 /* rawSend(fd: number, packet: Buffer): number   (bytes sent, or -errno) */
@@ -604,9 +601,7 @@ static napi_value UdpOpen(napi_env env, napi_callback_info info) {
     close(fd);
     return io_throw(env, e, "udpOpen: connect");
   }
-  napi_value out;
-  napi_create_int32(env, fd, &out);
-  return out;
+  return int_value(env, fd);
 }
 
 static napi_value UdpPort(napi_env env, napi_callback_info info) {
@@ -616,9 +611,7 @@ static napi_value UdpPort(napi_env env, napi_callback_info info) {
   socklen_t len = sizeof ss;
   if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) return io_throw(env, errno, "getsockname");
   int port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-  napi_value out;
-  napi_create_int32(env, port, &out);
-  return out;
+  return int_value(env, port);
 }
 
 static napi_value UdpClose(napi_env env, napi_callback_info info) {
@@ -695,9 +688,7 @@ static napi_value UdpRecv(napi_env env, napi_callback_info info) {
       memcpy(m + 4, &a->sin_addr, 4);
     }
   }
-  napi_value out;
-  napi_create_int32(env, n, &out);
-  return out;
+  return int_value(env, n);
 }
 
 static napi_value UdpSend(napi_env env, napi_callback_info info) {
@@ -774,9 +765,7 @@ static napi_value UdpSend(napi_env env, napi_callback_info info) {
     sent += n;
     if (n < k) break;
   }
-  napi_value out;
-  napi_create_int32(env, sent, &out);
-  return out;
+  return int_value(env, sent);
 }
 
 void dune_io_init(napi_env env, napi_value exports) {
