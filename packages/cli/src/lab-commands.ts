@@ -8,6 +8,7 @@ import { DuneError, describeImpairment, formatDurationUs, joinCommand, parseImpa
 import { serializePlan, summarizePlan } from '@dune/compiler';
 import * as lab from '@dune/lab';
 import { compileLoaded, loadTopology } from '@dune/lab';
+import { endQuicklyWhenDone } from './exit.js';
 import { describeSteps, impairmentForJson, printDiagnostics, type Output } from './output.js';
 import { addReaderOptions, readerOptions, type ReaderFlags } from './reader-options.js';
 import * as remote from './remote-commands.js';
@@ -118,6 +119,8 @@ export function registerLabCommands(program: Command, o: Output): void {
       return;
     }
     if (multiHost) return remote.upRemote(plan, loaded.file, flags, o);
+    // A local up leaves nothing running in this process (the engine and the lab's processes are detached).
+    endQuicklyWhenDone();
     const p = progressPrinter(o, Boolean(flags.json));
     const r = (await lab.upLab(plan, { file: loaded.file, onEvent: p.onEvent }).finally(p.done)).hosts[0]?.result as lab.UpResult;
     if (flags.json) {
@@ -161,6 +164,7 @@ export function registerLabCommands(program: Command, o: Output): void {
       const loc = flags.all ? undefined : lab.locateRemote({ ...(flags.lab !== undefined ? { lab: flags.lab } : {}), ...(file !== undefined ? { file } : {}) });
       if (loc) return remote.downRemote(loc, flags, o);
       lab.requireRoot('down');
+      endQuicklyWhenDone();
       let labs: string[];
       if (flags.all) {
         lab.reclaimTransients(); // probe namespaces of killed dune processes, lab or none

@@ -1,5 +1,6 @@
 /** The CLI process: `dune` (./dune.ts) runs this, from the bundle or from the modules. */
 import { main } from '../dune.js';
+import { endsQuickly } from '../exit.js';
 
 // `dune up | head -3`: the reader may go away mid-run. Without a handler the EPIPE kills the
 // process in the middle of building the lab; the lab must still be built (or rolled back) in
@@ -11,3 +12,4 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 
 process.exitCode = await main(process.argv.slice(2));
+if (endsQuickly()) process.exit(process.exitCode);
