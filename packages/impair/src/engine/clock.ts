@@ -79,8 +79,9 @@ export interface Waker {
 
 export interface RealClockOptions {
   /**
-   * Below this many microseconds to the deadline, wait by spinning on setImmediate (I/O is
-   * still served between turns) instead of a timer. Node's timers have millisecond
+   * Below this many microseconds to the deadline, wait by spinning, turn after turn of the
+   * event loop (on the waker when there is one, else on setImmediate; I/O is still served
+   * between turns), instead of a timer. Node's timers have millisecond
    * resolution and usually fire 0.1-1.5 ms late; spinning the last stretch makes a wake-up
    * typically a few microseconds late, at the cost of CPU while a deadline is that close.
    * 0 disables spinning.
@@ -94,8 +95,8 @@ export interface RealClockOptions {
   source?: () => number;
   /**
    * With `source`: each turn of the spin first waits up to this many microseconds without
-   * yielding, reading only the clock. Every turn of the event loop allocates (an Immediate):
-   * spinning turn by turn towards deadlines 0.2 ms apart (Kdl's links) made ~80 MB/s of
+   * yielding, reading only the clock. A turn costs a system call and, on setImmediate, an
+   * object: spinning turn by turn towards deadlines 0.2 ms apart (Kdl's links) made ~80 MB/s of
    * garbage, a collection every 0.15 s, and each collection delays every packet held by
    * ~1 ms (the p99 of a ping through 36 crossings). What arrives meanwhile waits in the
    * kernel's queue, stamped, and is released at its stamp plus its delay all the same.
