@@ -22,7 +22,7 @@ import { isNativeError } from './native.js';
 import { getLink, parseLink, setLink, type LinkSpec } from './netlink/link.js';
 import { NlSocket } from './netlink/socket.js';
 import { addrMsg, moveLinkMsg, tableRouteMsg } from './netlink/rule.js';
-import { closeCreated, createNamespaces, NETNS_INIT_SYSCTLS, nsPath, openNsFd, type CreateResult, type NamespaceJob } from './netns.js';
+import { closeCreated, createNamespacesFor, NETNS_INIT_SYSCTLS, pickJob, nsPath, openNsFd, type CreateResult, type NamespaceJob } from './netns.js';
 import { kindOfOp, opKinds, type LinkStage, type NsContext, type Ref, type SocketStage } from './ops/index.js';
 import { mapLimit } from './run.js';
 import type { Caps } from './probe-types.js';
@@ -254,19 +254,16 @@ class Applier implements LinkStage, SocketStage {
     // lo's mark is written inside each namespace before it is named, and lo brought up in the
     // same message where the plan has it up (see createNamespaces).
     const job = namespaceJob(this.ops);
-    const loUp = job.loUp;
-    const names = job.names;
+    const { loUp, names } = job;
+    const threads = this.opts.threads ?? 4;
     let r: CreateResult;
     if (this.opts.namespaces) {
       // Made ahead; whatever those lack, made now.
       r = await this.opts.namespaces();
       const have = new Set([...r.created, ...r.failed].map((c) => c.name));
-      const rest = names.map((n, i) => [n, i] as const).filter(([n]) => !have.has(n));
-      if (rest.length > 0) {
-        const more = createNamespaces(rest.map(([n]) => n), this.opts.threads ?? 4, job.init, rest.map(([, i]) => job.loAliases[i] as string), rest.map(([, i]) => loUp[i] as boolean));
-        r = { created: [...r.created, ...more.created], failed: [...r.failed, ...more.failed] };
-      }
-    } else r = createNamespaces(names, this.opts.threads ?? 4, job.init, job.loAliases, loUp);
+      const more = createNamespacesFor(pickJob(job, (n) => !have.has(n)), threads);
+      r = { created: [...r.created, ...more.created], failed: [...r.failed, ...more.failed] };
+    } else r = createNamespacesFor(job, threads);
     for (const c of r.created) {
       this.journal.namespaces.push(c.name);
       const sock = c.nlFd >= 0 ? new NlSocket<Ref>(c.nlFd, c.name) : NlSocket.open<Ref>(nsPath(c.name), c.name);

@@ -57,6 +57,17 @@ export interface NamespaceJob {
   loUp: boolean[];
 }
 
+/** createNamespaces of a job (the form `up` and the applier share). */
+export function createNamespacesFor(job: NamespaceJob, threads = 4): CreateResult {
+  return createNamespaces(job.names, threads, job.init, job.loAliases, job.loUp);
+}
+
+/** The part of a job for the names `keep` keeps. */
+export function pickJob(job: NamespaceJob, keep: (name: string) => boolean): NamespaceJob {
+  const at = job.names.flatMap((n, i) => (keep(n) ? [i] : []));
+  return { names: at.map((i) => job.names[i] as string), init: job.init, loAliases: at.map((i) => job.loAliases[i] as string), loUp: at.map((i) => job.loUp[i] as boolean) };
+}
+
 /**
  * createNamespaces while JavaScript goes on (the threads are run from libuv's pool): `up` of
  * a new lab makes its namespaces while it stages the plan and probes the kernel.
