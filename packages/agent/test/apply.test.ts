@@ -76,6 +76,12 @@ describe.skipIf(!isRoot)(`applyOps on the host kernel (${ROOT_REASON})`, () => {
     expect(readLinks(A).find((l) => l.name === 'lo')).toMatchObject({ alias: `dune:${LAB}:a:lo`, up: true });
     const eth0 = readLinks(A).find((l) => l.name === 'eth0');
     expect(Number(eth0?.stats?.txPackets ?? 0n)).toBeGreaterThan(0);
+    // Both ends of a veth are made with one queue each way (not one per CPU cut back later).
+    for (const [n, dev] of [[A, 'eth0'], [B, 'eth0'], [B, 'eth1'], [C, 'eth0']] as const) {
+      const d = sh(['ip', '-n', n, '-d', 'link', 'show', dev]).out;
+      expect(d, `${n} ${dev}`).toMatch(/numtxqueues 1 /);
+      expect(d, `${n} ${dev}`).toMatch(/numrxqueues 1 /);
+    }
     const routes = readRoutes(A).filter((x) => x.protocol === 0x44);
     expect(routes.map((x) => `${x.dst} via ${x.via} dev ${x.dev}`).sort()).toEqual([
       '10.1.0.2/31 via 10.1.0.1 dev eth0',

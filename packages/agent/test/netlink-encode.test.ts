@@ -39,23 +39,27 @@ describe('NlWriter', () => {
 });
 
 describe('RTM_NEWLINK', () => {
-  it('veth: both ends with their ifindex and namespace fd, peer inside VETH_INFO_PEER', () => {
+  it('veth: both ends with their ifindex, namespace fd and one queue each way, peer inside VETH_INFO_PEER', () => {
     const w = new NlWriter();
     newVeth(w, 7, { name: 'a', index: 5, nsFd: 9, mtu: 1400 }, { name: 'b', index: 6, nsFd: 10 });
     expect(bytes(w)).toBe(
       hex(`
-        70000000 1000 0506 07000000 00000000
+        90000000 1000 0506 07000000 00000000
         00 00 0000 05000000 00000000 00000000
         0600 0300 6100 0000
         0800 0400 78050000
         0800 1c00 09000000
-        3800 1200
+        0800 1f00 01000000
+        0800 2000 01000000
+        4800 1200
           0900 0100 76657468 00 000000
-          2800 0200
-            2400 0100
+          3800 0200
+            3400 0100
               00 00 0000 06000000 00000000 00000000
               0600 0300 6200 0000
-              0800 1c00 0a000000`),
+              0800 1c00 0a000000
+              0800 1f00 01000000
+              0800 2000 01000000`),
     );
   });
 

@@ -79,6 +79,8 @@ export const IFLA_IFALIAS = 20;
 export const IFLA_STATS64 = 23;
 export const IFLA_NET_NS_FD = 28;
 export const IFLA_EXT_MASK = 29;
+export const IFLA_NUM_TX_QUEUES = 31;
+export const IFLA_NUM_RX_QUEUES = 32;
 export const IFLA_LINK_NETNSID = 37;
 
 export const IFLA_INFO_KIND = 1;

@@ -18,6 +18,8 @@ import {
   IFLA_MASTER,
   IFLA_MTU,
   IFLA_NET_NS_FD,
+  IFLA_NUM_RX_QUEUES,
+  IFLA_NUM_TX_QUEUES,
   IFLA_OPERSTATE,
   IFLA_STATS64,
   IFLA_VXLAN_GROUP,
@@ -85,9 +87,21 @@ function beginNew(w: NlWriter, seq: number, s: LinkSpec): number {
   return start;
 }
 
+/**
+ * One queue each way, asked for at creation. Without it the kernel allocates a queue per
+ * possible CPU and, once the device is registered, cuts the real count back to one, which
+ * waits for an expedited RCU grace period while holding RTNL: twice per pair, stalling every
+ * other link, address and sysctl write on the machine meanwhile (`ip link add` does the same).
+ */
+function singleQueue(w: NlWriter): void {
+  w.attrU32(IFLA_NUM_TX_QUEUES, 1);
+  w.attrU32(IFLA_NUM_RX_QUEUES, 1);
+}
+
 /** `ip link add A netns X type veth peer name B netns Y`, both ends in one message. */
 export function newVeth(w: NlWriter, seq: number, a: LinkSpec, b: LinkSpec): void {
   const start = beginNew(w, seq, a);
+  singleQueue(w);
   const info = w.beginNest(IFLA_LINKINFO);
   w.attrStr(IFLA_INFO_KIND, 'veth');
   const data = w.beginNest(IFLA_INFO_DATA);
@@ -96,6 +110,7 @@ export function newVeth(w: NlWriter, seq: number, a: LinkSpec, b: LinkSpec): voi
   const [flags, change] = upFlags(b);
   ifinfomsg(w, b.index ?? 0, flags, change);
   linkAttrs(w, b);
+  singleQueue(w);
   w.endNest(peer);
   w.endNest(data);
   w.endNest(info);
