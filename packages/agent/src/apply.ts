@@ -2,13 +2,15 @@
  * Applying a host's ops to the kernel, over rtnetlink from this one process:
  *
  *   netns   native threads: unshare + bind mount, a routing socket opened inside each
- *   links   one socket (the host's) creates every veth/vxlan/bridge straight into its
- *           namespace (IFLA_NET_NS_FD) with an explicit ifindex, up at creation when the
- *           plan brings it up → drained, so the next phase sees the links
- *   per-ns  alias, enslave, up, addr, route, qdiscs: queued per namespace socket in plan
- *           order (one socket runs its requests in order, so no waits in between), all
- *           sockets flushed, then every ACK read and failures mapped back to their op
- *   sysctl  open(2) inside the namespace, write
+ *   links   every veth/vxlan/bridge created straight into its namespace (IFLA_NET_NS_FD)
+ *           with an explicit ifindex, from a namespace's socket → drained, so the next
+ *           phase sees the links
+ *   sysctl  open(2) inside the namespace, write (native threads, a visit per namespace)
+ *   alias   each new link's alias, and up where the plan says so: a veth's two ends one
+ *           right after the other (in order across their sockets, a background thread)
+ *   per-ns  enslave, up, addr, route, qdiscs: queued per namespace socket in plan order
+ *           (one socket runs its requests in order, so no waits in between), all sockets
+ *           flushed, then every ACK read and failures mapped back to their op
  *   nft     one `nft -f -` per namespace for all its loss rules, a few in parallel
  *
  * Ops that are not kernel objects (file, exec, process) are returned as `deferred`.
@@ -20,7 +22,8 @@ import type { ImpairmentBackendSetting, ImpairPlan } from './impair/backends.js'
 import { applyNftLoss, nftTableName, type NftLossEntry } from './impair/nft.js';
 import { isNativeError } from './native.js';
 import { getLink, parseLink, setLink, type LinkSpec } from './netlink/link.js';
-import { NlSocket } from './netlink/socket.js';
+import { NlSocket, type OrderedRequest } from './netlink/socket.js';
+import type { NlWriter } from './netlink/writer.js';
 import { addrMsg, moveLinkMsg, tableRouteMsg } from './netlink/rule.js';
 import { closeCreated, createNamespacesFor, NETNS_INIT_SYSCTLS, pickJob, nsPath, openNsFd, type CreateResult, type NamespaceJob } from './netns.js';
 import { kindOfOp, opKinds, type LinkStage, type NsContext, type Ref, type SocketStage } from './ops/index.js';
@@ -145,7 +148,7 @@ class Applier implements LinkStage, SocketStage {
   private probed: Caps | undefined;
   /** The link stage's state: sockets that sent creations, aliases to set after, host devices made. */
   private readonly creators = new Set<NsCtx>();
-  private aliases: { c: NsCtx; index: number; alias: string; opIndex: number; up: boolean }[] = [];
+  private aliases: { c: NsCtx; index: number; alias: string; opIndex: number; up: boolean; peer: boolean }[] = [];
   private hostCreated: [string, number][] = [];
   private t0 = performance.now();
 
@@ -230,6 +233,7 @@ class Applier implements LinkStage, SocketStage {
     this.phase('links');
     this.sysctls();
     this.phase('sysctl');
+    this.aliasAndUp();
     this.perNamespaceOps();
     this.phase('addr-route-tc');
     await this.applyNftLoss();
@@ -378,11 +382,11 @@ class Applier implements LinkStage, SocketStage {
    * so `up` costs no message of its own. (Not at creation: a veth peer created up fails with
    * ENOTCONN, because veth_open runs before the kernel has joined the two ends.)
    */
-  alias(c: NsContext, index: number, alias: string, ref: Ref, name: string): void {
+  alias(c: NsContext, index: number, alias: string, ref: Ref, name: string, peer = false): void {
     const k = key(c.name, name);
     const up = this.ups.has(k);
     if (up) this.upAtCreationSet.add(k);
-    this.aliases.push({ c: c as NsCtx, index, alias, opIndex: ref.opIndex, up });
+    this.aliases.push({ c: c as NsCtx, index, alias, opIndex: ref.opIndex, up, peer });
   }
 
   createdOnHost(name: string, ref: Ref): void {
@@ -405,10 +409,34 @@ class Applier implements LinkStage, SocketStage {
     const failedOps = new Set([...this.creators].flatMap((c) => c.sock.failures.map((f) => f.ref.opIndex)));
     for (const [name, i] of this.hostCreated) if (!failedOps.has(i)) this.journal.hostInterfaces.push(name);
     if (failedOps.size > 0) this.throwFailures([...this.creators]);
-    for (const a of this.aliases) {
-      a.c.sock.queue({ opIndex: a.opIndex }, (w, seq) => setLink(w, seq, { index: a.index, alias: a.alias, ...(a.up ? { up: true } : {}) }));
-    }
     for (const k of linkStageKinds()) this.progress(k, n[k] ?? 0, 'link');
+  }
+
+  /**
+   * The aliases of the links just made, with `up` where the plan brings them up: after the
+   * sysctls, so a device's own settings (addr_gen_mode, disable_ipv6, accept_dad…) are in place
+   * before it comes up, and ahead of everything else each namespace's socket sends.
+   */
+  private aliasAndUp(): void {
+    // A veth end up while its peer is still down has no carrier, and the kernel's link watcher
+    // (which runs whenever another pair's carrier comes on) deactivates it: an expedited RCU
+    // grace period with RTNL held, per end. With each socket's setlinks sent as one batch, most
+    // first ends waited that long for their peers (1,000 nodes: ~1,000 such waits, ~0.3 s of the
+    // up). So both ends of a pair come up back to back, in order across the two namespaces'
+    // sockets, sent by a background thread while the next stage is built.
+    const ordered: OrderedRequest<Ref>[] = [];
+    const setAlias = (a: (typeof this.aliases)[number]) => (w: NlWriter, seq: number) =>
+      setLink(w, seq, { index: a.index, alias: a.alias, ...(a.up ? { up: true } : {}) });
+    const al = this.aliases;
+    for (let i = 0; i < al.length; i++) {
+      const a = al[i]!;
+      const b = al[i + 1];
+      if (b?.peer === true && a.up && b.up) {
+        ordered.push({ sock: a.c.sock, ref: { opIndex: a.opIndex }, build: setAlias(a) }, { sock: b.c.sock, ref: { opIndex: b.opIndex }, build: setAlias(b) });
+        i++;
+      } else a.c.sock.queue({ opIndex: a.opIndex }, setAlias(a));
+    }
+    NlSocket.sendInOrder(ordered);
   }
 
   private sysctls(): void {

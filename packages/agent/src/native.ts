@@ -16,6 +16,11 @@ export interface NativeApi {
   nlSendAsync(fd: number, buf: Buffer): void;
   /** Returns once every queued batch is sent; throws the first send error since the last wait. */
   nlSendWait(): void;
+  /**
+   * Segment k of `buf` (ends[k-1] .. ends[k]) sent to fds[k], one sendto each, by one background
+   * sender in exactly this order across sockets; wait (nlSendWait) before queuing more for them.
+   */
+  nlSendSeqAsync(fds: Int32Array, buf: Buffer, ends: Int32Array): void;
   /** Waits up to timeoutMs, then returns every queued datagram concatenated; null on timeout. */
   nlRecv(fd: number, timeoutMs: number): Buffer | null;
   nlClose(fd: number): void;

@@ -366,8 +366,13 @@ static napi_value NlSend(napi_env env, napi_callback_info info) {
 #define SQ_THREADS 2
 struct send_job {
   struct send_job *next;
+  /* fd < 0: nseg segments, segment k going to fds[k] as data[ends[k-1] .. ends[k]) */
   int fd;
   size_t len;
+  uint32_t nseg;
+  int32_t *fds;
+  uint32_t *ends;
+  char *payload; /* the bytes to send: data itself, or after the segment table */
   char data[];
 };
 static pthread_mutex_t sq_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -392,11 +397,17 @@ static void *sender_main(void *arg) {
     if (sq_head[q] == NULL) sq_tail[q] = NULL;
     sq_busy++;
     pthread_mutex_unlock(&sq_mu);
-    ssize_t n;
-    do {
-      n = sendto(j->fd, j->data, j->len, 0, (struct sockaddr *)&sa, sizeof sa);
-    } while (n < 0 && errno == EINTR);
-    int e = n < 0 ? errno : 0;
+    int e = 0;
+    for (uint32_t k = 0; k < (j->fd < 0 ? j->nseg : 1); k++) {
+      int fd = j->fd < 0 ? j->fds[k] : j->fd;
+      size_t from = j->fd < 0 && k > 0 ? j->ends[k - 1] : 0;
+      size_t to = j->fd < 0 ? j->ends[k] : j->len;
+      ssize_t n;
+      do {
+        n = sendto(fd, j->payload + from, to - from, 0, (struct sockaddr *)&sa, sizeof sa);
+      } while (n < 0 && errno == EINTR);
+      if (n < 0 && e == 0) e = errno;
+    }
     pthread_mutex_lock(&sq_mu);
     if (e != 0 && sq_err == 0) sq_err = e;
     sq_bytes -= j->len;
@@ -414,18 +425,8 @@ static int sq_empty(void) {
   return sq_busy == 0;
 }
 
-/* nlSendAsync(fd: number, buf: Buffer): undefined */
-static napi_value NlSendAsync(napi_env env, napi_callback_info info) {
-  int32_t fd;
-  void *data;
-  size_t len;
-  if (get_fd_buffer(env, info, "nlSendAsync: expected a Buffer", &fd, &data, &len) < 0) return NULL;
-  struct send_job *j = malloc(sizeof *j + len);
-  if (!j) return throw_errno(env, ENOMEM, "malloc", "");
-  j->next = NULL;
-  j->fd = fd;
-  j->len = len;
-  memcpy(j->data, data, len);
+/* Hands a job to the senders (starting them on first use); the queue is fd % senders, or 0 for a segmented job. */
+static napi_value sq_submit(napi_env env, struct send_job *j) {
   pthread_mutex_lock(&sq_mu);
   if (sq_n == 0) {
     const char *v = getenv("DUNE_NL_SENDERS");
@@ -447,14 +448,81 @@ static napi_value NlSendAsync(napi_env env, napi_callback_info info) {
     sq_started++;
   }
   while (sq_bytes > SQ_MAX_BYTES) pthread_cond_wait(&sq_done, &sq_mu);
-  int q = fd % sq_n;
+  int q = j->fd < 0 ? 0 : j->fd % sq_n;
   if (sq_tail[q]) sq_tail[q]->next = j;
   else sq_head[q] = j;
   sq_tail[q] = j;
-  sq_bytes += len;
+  sq_bytes += j->len;
   pthread_cond_signal(&sq_work[q]);
   pthread_mutex_unlock(&sq_mu);
   return NULL;
+}
+
+/* nlSendAsync(fd: number, buf: Buffer): undefined */
+static napi_value NlSendAsync(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  void *data;
+  size_t len;
+  if (get_fd_buffer(env, info, "nlSendAsync: expected a Buffer", &fd, &data, &len) < 0) return NULL;
+  struct send_job *j = malloc(sizeof *j + len);
+  if (!j) return throw_errno(env, ENOMEM, "malloc", "");
+  j->next = NULL;
+  j->fd = fd;
+  j->len = len;
+  j->nseg = 0;
+  j->fds = NULL;
+  j->ends = NULL;
+  j->payload = j->data;
+  memcpy(j->data, data, len);
+  return sq_submit(env, j);
+}
+
+/*
+ * nlSendSeqAsync(fds: Int32Array, buf: Buffer, ends: Int32Array): undefined — segment k of buf
+ * (ends[k-1] .. ends[k]) sent to fds[k], one sendto each, all by one sender in exactly this
+ * order (across sockets, which nlSendAsync does not keep). The caller waits (nlSendWait) before
+ * it queues anything else for these sockets.
+ */
+static napi_value NlSendSeqAsync(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *fdata = NULL, *edata = NULL, *data = NULL;
+  size_t nfd = 0, nend = 0, len = 0;
+  bool ta1 = false, ta2 = false;
+  napi_typedarray_type t1 = napi_uint8_array, t2 = napi_uint8_array;
+  if (argc >= 3) {
+    napi_is_typedarray(env, argv[0], &ta1);
+    napi_is_typedarray(env, argv[2], &ta2);
+  }
+  if (ta1) napi_get_typedarray_info(env, argv[0], &t1, &nfd, &fdata, NULL, NULL);
+  if (ta2) napi_get_typedarray_info(env, argv[2], &t2, &nend, &edata, NULL, NULL);
+  if (!ta1 || !ta2 || t1 != napi_int32_array || t2 != napi_int32_array || nfd != nend || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "nlSendSeqAsync: expected (Int32Array fds, Buffer, Int32Array ends) with one end per fd");
+    return NULL;
+  }
+  const int32_t *ends = edata;
+  for (size_t k = 0; k < nend; k++) {
+    if (ends[k] < (k ? ends[k - 1] : 0) || (size_t)ends[k] > len) {
+      napi_throw_range_error(env, "ERANGE", "nlSendSeqAsync: ends must rise within the buffer");
+      return NULL;
+    }
+  }
+  if (nfd == 0) return NULL;
+  size_t meta = nfd * (sizeof(int32_t) + sizeof(uint32_t));
+  struct send_job *j = malloc(sizeof *j + meta + len);
+  if (!j) return throw_errno(env, ENOMEM, "malloc", "");
+  j->next = NULL;
+  j->fd = -1;
+  j->len = len;
+  j->nseg = (uint32_t)nfd;
+  j->fds = (int32_t *)j->data;
+  j->ends = (uint32_t *)(j->data + nfd * sizeof(int32_t));
+  j->payload = j->data + meta;
+  memcpy(j->payload, data, len);
+  memcpy(j->fds, fdata, nfd * sizeof(int32_t));
+  memcpy(j->ends, edata, nfd * sizeof(uint32_t));
+  return sq_submit(env, j);
 }
 
 /* nlSendWait(): undefined — every queued batch sent; throws the first send error since the last wait. */
@@ -1589,6 +1657,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"nlOpen", NULL, NlOpen, NULL, NULL, NULL, napi_default, NULL},
       {"nlSend", NULL, NlSend, NULL, NULL, NULL, napi_default, NULL},
       {"nlSendAsync", NULL, NlSendAsync, NULL, NULL, NULL, napi_default, NULL},
+      {"nlSendSeqAsync", NULL, NlSendSeqAsync, NULL, NULL, NULL, napi_default, NULL},
       {"nlSendWait", NULL, NlSendWait, NULL, NULL, NULL, napi_default, NULL},
       {"nlRecv", NULL, NlRecv, NULL, NULL, NULL, napi_default, NULL},
       {"nlClose", NULL, NlClose, NULL, NULL, NULL, napi_default, NULL},

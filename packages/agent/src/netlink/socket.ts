@@ -53,12 +53,22 @@ export class NetlinkError extends Error {
 
 /** Whether batches were handed to the background sender since the last wait. */
 let queuedInBackground = false;
+/** A sendInOrder job may still be running: the next batch of any socket waits for it. */
+let orderedInFlight = false;
 
 /** Waits until every batch handed to the background sender is sent (a no-op when none is). */
 function sent(): void {
+  orderedInFlight = false;
   if (!queuedInBackground) return;
   queuedInBackground = false;
   native().nlSendWait();
+}
+
+/** One request of sendInOrder: `build` writes it for `sock`, as for queue(). */
+export interface OrderedRequest<R> {
+  sock: NlSocket<R>;
+  ref: R;
+  build: (w: NlWriter, seq: number) => void;
 }
 
 export class NlSocket<R = string> {
@@ -106,6 +116,7 @@ export class NlSocket<R = string> {
     if (this.w.length === 0) return;
     if (this.last >= 0) this.w.buf.writeUInt16LE(this.w.buf.readUInt16LE(this.last + 6) | NLM_F_ACK, this.last + 6);
     const n = native();
+    if (orderedInFlight) sent();
     if (background) {
       n.nlSendAsync(this.fd, this.w.bytes());
       queuedInBackground = true;
@@ -115,6 +126,33 @@ export class NlSocket<R = string> {
     }
     this.w.reset();
     this.last = -1;
+  }
+
+  /**
+   * Requests on several sockets, each sent (and ACKed) on its own, in exactly this order, by a
+   * background sender while the caller goes on: for when the kernel's work depends on the order
+   * across namespaces (a veth's two ends brought up one right after the other). Whatever the
+   * sockets had queued is sent first; their next batches wait until these are sent.
+   */
+  static sendInOrder<R>(reqs: readonly OrderedRequest<R>[]): void {
+    if (reqs.length === 0) return;
+    for (const r of reqs) r.sock.flush();
+    sent();
+    const w = new NlWriter(reqs.length * 64);
+    const fds = new Int32Array(reqs.length);
+    const ends = new Int32Array(reqs.length);
+    reqs.forEach((r, k) => {
+      const seq = r.sock.seq++;
+      const start = w.length;
+      r.build(w, seq);
+      w.buf.writeUInt16LE(w.buf.readUInt16LE(start + 6) | NLM_F_ACK, start + 6);
+      r.sock.pending.set(seq, r.ref);
+      fds[k] = r.sock.fd;
+      ends[k] = w.length;
+    });
+    native().nlSendSeqAsync(fds, w.bytes(), ends);
+    queuedInBackground = true;
+    orderedInFlight = true;
   }
 
   get outstanding(): number {

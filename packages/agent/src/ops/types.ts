@@ -71,8 +71,12 @@ export interface LinkStage extends ApplyContext {
   spec(c: NsContext, index: number, name: string, extra: Partial<LinkSpec>): LinkSpec;
   /** Queues a creation on `c`'s socket; every creating socket is drained together. */
   create(c: NsContext, ref: Ref, build: Parameters<NlSocket<Ref>['queue']>[1]): void;
-  /** After creation: sets the alias (and brings the device up when the plan does, at no extra cost). */
-  alias(c: NsContext, index: number, alias: string, ref: Ref, name: string): void;
+  /**
+   * After creation: sets the alias (and brings the device up when the plan does, at no extra
+   * cost). `peer`: the device is the carrier partner of the one aliased just before (a veth's
+   * other end); when both come up, they come up one right after the other.
+   */
+  alias(c: NsContext, index: number, alias: string, ref: Ref, name: string, peer?: boolean): void;
   /** A device created in the host namespace: the journal lists it once it exists. */
   createdOnHost(name: string, ref: Ref): void;
 }

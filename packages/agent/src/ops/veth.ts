@@ -23,7 +23,7 @@ export const veth = opKind('veth', {
       const sb = s.spec(cb, ib, v.peerName, { ...(v.mtu ? { mtu: v.mtu } : {}), ...(v.peerMac ? { mac: v.peerMac } : {}) });
       s.create(ca, ref, (w, seq) => newVeth(w, seq, sa, sb));
       s.alias(ca, ia, v.alias, ref, v.name);
-      s.alias(cb, ib, v.peerAlias, ref, v.peerName);
+      s.alias(cb, ib, v.peerAlias, ref, v.peerName, true);
       if (ca === s.hostCtx()) s.createdOnHost(v.name, ref);
       if (cb === s.hostCtx()) s.createdOnHost(v.peerName, ref);
     },
