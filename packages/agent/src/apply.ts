@@ -22,7 +22,7 @@ import type { ImpairmentBackendSetting, ImpairPlan } from './impair/backends.js'
 import { applyNftLoss, nftTableName, type NftLossEntry } from './impair/nft.js';
 import { isNativeError } from './native.js';
 import { getLink, parseLink, setLink, type LinkSpec } from './netlink/link.js';
-import { NlSocket, type OrderedRequest } from './netlink/socket.js';
+import { NlSocket, setSenders, type OrderedRequest } from './netlink/socket.js';
 import type { NlWriter } from './netlink/writer.js';
 import { addrMsg, moveLinkMsg, tableRouteMsg } from './netlink/rule.js';
 import { closeCreated, createNamespacesFor, NETNS_INIT_SYSCTLS, pickJob, nsPath, openNsFd, type CreateResult, type NamespaceJob } from './netns.js';
@@ -229,13 +229,20 @@ class Applier implements LinkStage, SocketStage {
     this.phase('netns');
     this.adopt();
     this.phase('adopt');
-    this.createLinks();
-    this.phase('links');
-    this.sysctls();
-    this.phase('sysctl');
-    this.aliasAndUp();
-    this.perNamespaceOps();
-    this.phase('addr-route-tc');
+    try {
+      // Links, aliases, addresses: each request takes RTNL. Routes: IPv6 ones do not.
+      setSenders(1);
+      this.createLinks();
+      this.phase('links');
+      this.sysctls();
+      this.phase('sysctl');
+      if (this.ops.some((o) => o.op === 'route' || o.op === 'routes')) setSenders(2);
+      this.aliasAndUp();
+      this.perNamespaceOps();
+      this.phase('addr-route-tc');
+    } finally {
+      setSenders(2);
+    }
     await this.applyNftLoss();
     await this.batches();
     this.phase('nft');

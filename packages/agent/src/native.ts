@@ -21,6 +21,8 @@ export interface NativeApi {
    * sender in exactly this order across sockets; wait (nlSendWait) before queuing more for them.
    */
   nlSendSeqAsync(fds: Int32Array, buf: Buffer, ends: Int32Array): void;
+  /** How many background senders take batches from now on (1..2, at most DUNE_NL_SENDERS); waits for the queue to empty first. */
+  nlSetSenders(n: number): void;
   /** Waits up to timeoutMs, then returns every queued datagram concatenated; null on timeout. */
   nlRecv(fd: number, timeoutMs: number): Buffer | null;
   nlClose(fd: number): void;

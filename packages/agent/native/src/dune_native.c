@@ -525,6 +525,29 @@ static napi_value NlSendSeqAsync(napi_env env, napi_callback_info info) {
   return sq_submit(env, j);
 }
 
+/*
+ * nlSetSenders(n: number): undefined — how many senders take batches from now on (1..2;
+ * DUNE_NL_SENDERS, when set, is the most): two where the kernel runs requests of different
+ * namespaces side by side (IPv6 routes), one where each takes RTNL anyway (links, addresses),
+ * so that a second sender does not spin on the lock beside the first. Waits for the queue to
+ * empty first: a socket's batches go to queue fd % senders, so the count changes only between
+ * batches.
+ */
+static napi_value NlSetSenders(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t n = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || get_int(env, argv[0], &n) < 0) return NULL;
+  pthread_mutex_lock(&sq_mu);
+  while (!sq_empty()) pthread_cond_wait(&sq_done, &sq_mu);
+  const char *v = getenv("DUNE_NL_SENDERS");
+  int most = v && atoi(v) >= 1 && atoi(v) <= SQ_THREADS ? atoi(v) : SQ_THREADS;
+  sq_n = n < 1 ? 1 : n > most ? most : n;
+  pthread_mutex_unlock(&sq_mu);
+  return NULL;
+}
+
 /* nlSendWait(): undefined — every queued batch sent; throws the first send error since the last wait. */
 static napi_value NlSendWait(napi_env env, napi_callback_info info) {
   (void)info;
@@ -1658,6 +1681,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"nlSend", NULL, NlSend, NULL, NULL, NULL, napi_default, NULL},
       {"nlSendAsync", NULL, NlSendAsync, NULL, NULL, NULL, napi_default, NULL},
       {"nlSendSeqAsync", NULL, NlSendSeqAsync, NULL, NULL, NULL, napi_default, NULL},
+      {"nlSetSenders", NULL, NlSetSenders, NULL, NULL, NULL, napi_default, NULL},
       {"nlSendWait", NULL, NlSendWait, NULL, NULL, NULL, napi_default, NULL},
       {"nlRecv", NULL, NlRecv, NULL, NULL, NULL, napi_default, NULL},
       {"nlClose", NULL, NlClose, NULL, NULL, NULL, napi_default, NULL},

@@ -64,6 +64,16 @@ function sent(): void {
   native().nlSendWait();
 }
 
+/**
+ * Background senders from now on: 2 (the default) where the kernel runs different namespaces'
+ * requests side by side (IPv6 routes take no RTNL), 1 where every request takes RTNL (links,
+ * addresses: a second sender only spins on the lock, a core the kernel's own workers lack).
+ * Waits until everything queued is sent.
+ */
+export function setSenders(n: 1 | 2): void {
+  native().nlSetSenders(n);
+}
+
 /** One request of sendInOrder: `build` writes it for `sock`, as for queue(). */
 export interface OrderedRequest<R> {
   sock: NlSocket<R>;
