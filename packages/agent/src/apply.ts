@@ -63,6 +63,12 @@ export interface ApplyOptions {
    * here as usual.
    */
   namespaces?: () => Promise<CreateResult>;
+  /**
+   * The caller's own work that needs no kernel object of these ops (a lab's files), run once
+   * on this thread while the kernel makes the links, which this thread would otherwise only
+   * wait for. A throw is rethrown once the links' answers are read.
+   */
+  meanwhile?: () => void;
 }
 
 /**
@@ -411,7 +417,14 @@ class Applier implements LinkStage, SocketStage {
     });
     this.creators.add(host);
     for (const c of this.creators) c.sock.flush();
+    let meanwhile: { error: unknown } | undefined;
+    try {
+      this.opts.meanwhile?.();
+    } catch (error) {
+      meanwhile = { error };
+    }
     for (const c of this.creators) c.sock.drain();
+    if (meanwhile) throw meanwhile.error;
     // Host-side interfaces go in the journal only once they exist.
     const failedOps = new Set([...this.creators].flatMap((c) => c.sock.failures.map((f) => f.ref.opIndex)));
     for (const [name, i] of this.hostCreated) if (!failedOps.has(i)) this.journal.hostInterfaces.push(name);

@@ -115,6 +115,24 @@ describe.skipIf(!isRoot)(`applyOps on the host kernel (${ROOT_REASON})`, () => {
     expect(ping(ns(LAB, 'h1'), '10.4.0.2', ['-c', '2', '-i', '0.2']).code).toBe(0);
   });
 
+  it("runs the caller's `meanwhile` work once while the links are made, and rethrows its error only after their answers are read", async () => {
+    const ops: Op[] = [...node(LAB, 'mx'), ...node(LAB, 'my'), ...veth(LAB, 'mx', 'eth0', 'my', 'eth0')];
+    let calls = 0;
+    const err = await applyOps(ops, {
+      caps,
+      meanwhile: () => {
+        calls++;
+        throw new Error('files could not be written');
+      },
+    }).catch((e: unknown) => e);
+    expect(calls).toBe(1);
+    expect((err as Error).message).toBe('files could not be written');
+    // The links it was sent with were made and answered (no half-read socket left behind).
+    expect(readLinks(ns(LAB, 'mx')).map((l) => l.name)).toContain('eth0');
+    for (const n of ['mx', 'my']) sh(['ip', 'netns', 'del', ns(LAB, n)]);
+    expect(nsList(ns(LAB, 'm'))).toEqual([]);
+  });
+
   it('says which op failed, with the kernel message, and journals what it created', async () => {
     const ops: Op[] = [...node(LAB, 'x'), ...node(LAB, 'y'), ...veth(LAB, 'x', 'eth0', 'y', 'eth0'), { op: 'addr', ns: ns(LAB, 'x'), dev: 'eth0', cidr: '10.2.0.0/31' }, { op: 'route', ns: ns(LAB, 'x'), dst: '10.3.0.0/24', via: '10.9.9.9', dev: 'eth0' }];
     const err = await applyOps(ops, { caps }).catch((e: unknown) => e);

@@ -250,9 +250,17 @@ export async function up(plan: Plan, opts: UpOptions = {}): Promise<UpResult> {
       // An engine running with other settings than the plan's is replaced.
       started = pipes.length > 0 ? ensureEngine(lab, journal, labEngineSettings(plan)) : undefined;
       started?.catch(() => undefined);
-      await kernel(lab, journal, d, caps, prefer, emit, ahead);
+      // The lab's files are written while the kernel makes the links (this thread only waits
+      // for them then): a thousand nodes' hosts files, ~50-100 ms off the up.
+      const files = fileOps(d.conv.apply);
+      let filesWritten = false;
+      const writeFiles = (): void => {
+        filesWritten = true;
+        writeLabFiles(lab, journal, files, plan);
+      };
+      await kernel(lab, journal, d, caps, prefer, emit, ahead, files.length > 0 ? writeFiles : undefined);
       await impairEngine(lab, journal, pipes, started, labEngineSettings(plan), emit);
-      await applyHostOps(lab, journal, d.conv.apply, emit, plan);
+      await applyHostOps(lab, journal, d.conv.apply, emit, plan, filesWritten);
       await routingDaemons(plan, d.host, opts, emit);
       journal.commit();
     } catch (e) {
@@ -375,7 +383,7 @@ async function probeAndPlan(plan: Plan, d: Diff, emit: (e: LabEvent) => void): P
 }
 
 /** Namespaces, links, addresses, routes, sysctls, qdiscs and nftables: removed, applied, changed. */
-async function kernel(lab: string, journal: LabJournal, d: Diff, caps: Caps, prefer: ImpairmentBackendSetting, emit: (e: LabEvent) => void, ahead?: Ahead): Promise<void> {
+async function kernel(lab: string, journal: LabJournal, d: Diff, caps: Caps, prefer: ImpairmentBackendSetting, emit: (e: LabEvent) => void, ahead?: Ahead, meanwhile?: () => void): Promise<void> {
   const { conv } = d;
   if (conv.remove.length > 0) await undo(lab, journal, conv.remove, emit);
   const kernelOps = conv.apply.filter((o) => KERNEL_OPS.has(o.op));
@@ -386,6 +394,7 @@ async function kernel(lab: string, journal: LabJournal, d: Diff, caps: Caps, pre
     impairmentBackend: prefer,
     userspaceEngine: true,
     ...(ahead ? { namespaces: () => ((ahead.taken = true), ahead.made) } : {}),
+    ...(meanwhile ? { meanwhile } : {}),
     onEvent: (e) => {
       if (e.type === 'progress') emit({ type: 'progress', kind: e.kind, done: e.done, total: e.total, ...(e.stage !== undefined ? { stage: e.stage } : {}) });
     },
@@ -452,12 +461,17 @@ function checkImpairments(ops: readonly Op[], caps: Caps, prefer: ImpairmentBack
   return used;
 }
 
-async function applyHostOps(lab: string, journal: LabJournal, ops: readonly Op[], emit: (e: LabEvent) => void, plan: Pick<Plan, 'blobs'>): Promise<void> {
-  const files = ops.filter((o) => o.op === 'file');
+function fileOps(ops: readonly Op[]): FileOp[] {
+  return ops.filter((o): o is FileOp => o.op === 'file');
+}
+
+/** Files (unless `filesWritten`: already, while the kernel made the links), then execs, then processes. */
+async function applyHostOps(lab: string, journal: LabJournal, ops: readonly Op[], emit: (e: LabEvent) => void, plan: Pick<Plan, 'blobs'>, filesWritten = false): Promise<void> {
+  const files = fileOps(ops);
   const execs = ops.filter((o) => o.op === 'exec');
   const procs = ops.filter((o): o is ProcessOp => o.op === 'process');
   if (files.length > 0) emit({ type: 'phase', phase: 'files', total: files.length });
-  writeLabFiles(lab, journal, files.filter((o): o is FileOp => o.op === 'file'), plan);
+  if (!filesWritten) writeLabFiles(lab, journal, files, plan);
   if (execs.length > 0) emit({ type: 'phase', phase: 'exec', total: execs.length });
   for (const op of execs) {
     if (op.op !== 'exec') continue;
