@@ -90,14 +90,17 @@ export interface ScheduleActions {
   node(node: string, action: NodeActionName): Promise<void>;
 }
 
-export interface RunScheduleOptions {
+/** The clock a schedule or a trace follows (tests pass a virtual one): ms since some origin, and a sleep. */
+export interface FollowClock {
+  now?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+export interface RunScheduleOptions extends FollowClock {
   /** Called after each event is applied. */
   onEvent?: (r: ScheduleReport) => void;
   /** Stops the run between events. */
   signal?: AbortSignal;
-  /** The clock (tests): ms since some origin, and a sleep. */
-  now?: () => number;
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */

@@ -18,7 +18,7 @@ import { Diagnostics, mahimahiSteps, parseMahimahi, TopologyError, type Impairme
 import type { PlanTrace } from '@dune/compiler';
 import type * as transport from '@dune/transport';
 import { setImpairment } from './engine.js';
-import { sleepMs } from './faults.js';
+import { sleepMs, type FollowClock } from './faults.js';
 
 export const DEFAULT_GRANULARITY_MS = 100;
 
@@ -90,7 +90,7 @@ export interface TraceReport extends TraceChange {
   skipped: number;
 }
 
-export interface FollowOptions {
+export interface FollowOptions extends FollowClock {
   /** Window of a Mahimahi trace on the kernel backends. */
   granularityMs?: number;
   /** How Mahimahi traces are followed (default `rate`; Lab.followTraces: `packets` on a userspace lab). */
@@ -102,7 +102,11 @@ export interface FollowOptions {
 }
 
 /** Applies the traces' changes at their times with `apply`; resolves with what was applied. */
-export async function followTimeline(changes: readonly TraceChange[], apply: (c: TraceChange) => Promise<void>, o: FollowOptions = {}): Promise<TraceReport[]> {
+export async function followTimeline(timelineChanges: readonly TraceChange[], apply: (c: TraceChange) => Promise<void>, o: FollowOptions = {}): Promise<TraceReport[]> {
+  const now = o.now ?? (() => performance.now());
+  const sleep = o.sleep ?? sleepMs;
+  // Skipped changes are taken out of this copy, not out of the caller's timeline.
+  const changes = [...timelineChanges];
   const done: TraceReport[] = [];
   // The state at 0 is put in place before the clock starts: a first change can be slow (an
   // agent's first call probes the kernel: seconds on a slow machine), and the time from it
@@ -110,25 +114,25 @@ export async function followTimeline(changes: readonly TraceChange[], apply: (c:
   let i = 0;
   for (; i < changes.length && (changes[i] as TraceChange).atMs === 0 && !o.signal?.aborted; i++) {
     const c = changes[i] as TraceChange;
-    const started = performance.now();
+    const started = now();
     await apply(c);
-    const r: TraceReport = { ...c, elapsedMs: 0, tookMs: performance.now() - started, skipped: 0 };
+    const r: TraceReport = { ...c, elapsedMs: 0, tookMs: now() - started, skipped: 0 };
     done.push(r);
     o.onChange?.(r);
   }
-  const t0 = performance.now();
+  const t0 = now();
   for (; i < changes.length; i++) {
     const c = changes[i] as TraceChange;
-    await sleepMs(c.atMs - (performance.now() - t0), o.signal);
+    await sleep(c.atMs - (now() - t0), o.signal);
     if (o.signal?.aborted) break;
     // Behind: a later change of the same direction already due replaces this one.
-    const now = performance.now() - t0;
+    const at = now() - t0;
     let skipped = 0;
     let j = i + 1;
     let latest = c;
     let merged = { set: { ...c.set }, removed: [...c.removed] };
     const rest: TraceChange[] = [];
-    for (; j < changes.length && (changes[j] as TraceChange).atMs <= now; j++) {
+    for (; j < changes.length && (changes[j] as TraceChange).atMs <= at; j++) {
       const n = changes[j] as TraceChange;
       if (n.node === c.node && n.dev === c.dev) {
         skipped++;
@@ -136,11 +140,11 @@ export async function followTimeline(changes: readonly TraceChange[], apply: (c:
         merged = { set: { ...merged.set, ...n.set }, removed: [...merged.removed.filter((k) => !(k in n.set)), ...n.removed] };
       } else rest.push(n);
     }
-    if (skipped > 0) (changes as TraceChange[]).splice(i + 1, j - i - 1, ...rest);
-    const started = performance.now();
+    if (skipped > 0) changes.splice(i + 1, j - i - 1, ...rest);
+    const started = now();
     const change = { ...latest, ...merged };
     await apply(change);
-    const r: TraceReport = { ...change, elapsedMs: started - t0, tookMs: performance.now() - started, skipped };
+    const r: TraceReport = { ...change, elapsedMs: started - t0, tookMs: now() - started, skipped };
     done.push(r);
     o.onChange?.(r);
   }

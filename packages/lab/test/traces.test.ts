@@ -37,17 +37,35 @@ describe('the timeline of traces', () => {
       { atMs: 3, node: 'b', dev: 'eth0', set: { rateBitsPerSec: 3 }, removed: [] },
       { atMs: 4, node: 'a', dev: 'eth0', set: { rateBitsPerSec: 4 }, removed: [] },
     ];
+    const given = structuredClone(changes);
     const applied: TraceChange[] = [];
+    // A virtual clock: a sleep lands exactly when due (a real one can be late on a busy host,
+    // and a late first change would rightly be merged with the second).
+    let t = 0;
+    const clock = { now: () => t, sleep: async (ms: number) => void (t += Math.max(0, ms)) };
     // The first change (after the clock starts: 0 would be applied before it) takes 50 ms: the rest are all due when it ends.
-    await followTimeline(changes, async (c) => {
+    const done = await followTimeline(changes, async (c) => {
       applied.push(c);
-      if (applied.length === 1) await new Promise((r) => setTimeout(r, 50));
-    });
+      if (applied.length === 1) t += 50;
+    }, clock);
     expect(applied.map((c) => [c.node, c.set])).toEqual([
       ['a', { rateBitsPerSec: 1 }],
       ['a', { delayUs: 5, rateBitsPerSec: 4 }],
       ['b', { rateBitsPerSec: 3 }],
     ]);
+    expect(done.map((r) => [r.elapsedMs, r.tookMs, r.skipped])).toEqual([[1, 50, 0], [51, 0, 1], [51, 0, 0]]);
+    expect(changes).toEqual(given);
+  });
+
+  it('applies each change when due while it keeps up', async () => {
+    const changes: TraceChange[] = [
+      { atMs: 10, node: 'a', dev: 'eth0', set: { rateBitsPerSec: 1 }, removed: [] },
+      { atMs: 20, node: 'a', dev: 'eth0', set: { delayUs: 5 }, removed: [] },
+      { atMs: 20, node: 'b', dev: 'eth0', set: { rateBitsPerSec: 3 }, removed: [] },
+    ];
+    let t = 1000;
+    const done = await followTimeline(changes, async () => void (t += 2), { now: () => t, sleep: async (ms) => void (t += Math.max(0, ms)) });
+    expect(done.map((r) => [r.node, r.elapsedMs, r.skipped])).toEqual([['a', 10, 0], ['a', 20, 0], ['b', 22, 0]]);
   });
 });
 
