@@ -426,12 +426,16 @@ static int sq_empty(void) {
 }
 
 /* Hands a job to the senders (starting them on first use); the queue is fd % senders, or 0 for a segmented job. */
+/* The most senders allowed: DUNE_NL_SENDERS when it is 1..SQ_THREADS, else SQ_THREADS. */
+static int sq_most(void) {
+  const char *v = getenv("DUNE_NL_SENDERS");
+  int n = v ? atoi(v) : 0;
+  return n >= 1 && n <= SQ_THREADS ? n : SQ_THREADS;
+}
+
 static napi_value sq_submit(napi_env env, struct send_job *j) {
   pthread_mutex_lock(&sq_mu);
-  if (sq_n == 0) {
-    const char *v = getenv("DUNE_NL_SENDERS");
-    sq_n = v && atoi(v) >= 1 && atoi(v) <= SQ_THREADS ? atoi(v) : SQ_THREADS;
-  }
+  if (sq_n == 0) sq_n = sq_most();
   while (sq_started < sq_n) {
     pthread_t t;
     pthread_attr_t at;
@@ -541,8 +545,7 @@ static napi_value NlSetSenders(napi_env env, napi_callback_info info) {
   if (argc < 1 || get_int(env, argv[0], &n) < 0) return NULL;
   pthread_mutex_lock(&sq_mu);
   while (!sq_empty()) pthread_cond_wait(&sq_done, &sq_mu);
-  const char *v = getenv("DUNE_NL_SENDERS");
-  int most = v && atoi(v) >= 1 && atoi(v) <= SQ_THREADS ? atoi(v) : SQ_THREADS;
+  int most = sq_most();
   sq_n = n < 1 ? 1 : n > most ? most : n;
   pthread_mutex_unlock(&sq_mu);
   return NULL;
