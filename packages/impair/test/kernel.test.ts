@@ -159,17 +159,20 @@ describe.skipIf(skip !== '')(`kernel mode (NFQUEUE) ${skip}`, () => {
     expect(queueSequences(ns).size).toBe(0);
   });
 
-  it('as root it runs at nice -10 only while a direction holds packets for a time (delay, jitter, rate)', async () => {
+  it('as root it runs at nice -10 only while a direction holds packets for a time (delay, jitter, rate), else at 5', async () => {
     const rt = await ImpairRuntime.start({ level: 'kernel', transport: 'udp', port: 7012, netns: ns, iface: 'lo', seed: 12 });
     try {
-      expect(getPriority(0)).toBe(0);
+      expect(getPriority(0)).toBe(5);
       rt.set({ down: { rate: '10mbit' } });
       expect(getPriority(0)).toBe(-10);
       rt.set({ down: { rate: null }, up: { loss: '1%' } });
-      expect(getPriority(0)).toBe(0);
+      expect(getPriority(0)).toBe(5);
       rt.set({ up: { delay: '1ms' } });
       expect(getPriority(0)).toBe(-10);
       rt.reset();
+      expect(getPriority(0)).toBe(5);
+      await rt.stop();
+      // The process goes on at the priority it had.
       expect(getPriority(0)).toBe(0);
     } finally {
       await rt.stop();

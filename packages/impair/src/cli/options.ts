@@ -117,7 +117,8 @@ ${cmd === 'server' ? `  -a, --rest-api-port PORT   REST API and page port (defau
 
 As root the engine runs at nice -10 while a direction has a delay, jitter or rate (netem runs
 in the kernel, ahead of every process; a userspace engine on a busy host must be scheduled
-early too to keep its timing), and at 0 when it has nothing to time.
+early too to keep its timing), and at 5 when it has nothing to time (a little behind the
+applications, it then takes their packets in batches rather than one by one).
 
 Parameters (per direction; a bare number is in packet_queue's unit):
   delay, jitter      "20ms", "1.5s"            distribution   uniform|normal|pareto|paretonormal
