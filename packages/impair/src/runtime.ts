@@ -4,7 +4,7 @@
  * startup (what DELETE /pipes goes back to). The server and the shell both drive this.
  */
 import { getPriority } from 'node:os';
-import { setProcessNice } from './kernel/engine-process.js';
+import { IDLE_NICE, setProcessNice, TIMING_NICE } from './kernel/engine-process.js';
 import type { Impairment } from '@dune/topology';
 import type { RealClock } from './engine/clock.js';
 import { kernelClock } from './kernel/native.js';
@@ -65,10 +65,6 @@ export interface RuntimeOptions {
   /** Initial parameters (already merged and validated). */
   params?: Record<Direction, Impairment>;
 }
-
-/** The nice value of an engine holding packets for a time, and of one with nothing to time (see RuntimeOptions.nice). */
-export const TIMING_NICE = -10;
-export const IDLE_NICE = 5;
 
 export class ImpairRuntime {
   readonly engine: Engine;

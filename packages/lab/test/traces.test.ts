@@ -21,6 +21,16 @@ const skip = !isRoot ? 'needs root (namespaces, veth, htb)' : !has('iperf3') ? '
 const steps = (node: string, dev: string, loop: boolean, s: [number, number][], periodMs: number): PlanTrace =>
   ({ node, dev, file: 'x.csv', format: 'steps', loop, periodMs, steps: s.map(([atMs, rate]) => ({ atMs, set: { rateBitsPerSec: rate } })) });
 
+/**
+ * A virtual clock for the follower: a sleep lands exactly when due (a real one can be late on
+ * a busy host, and a late change would rightly be merged with the next); `advance` is time
+ * spent in an apply.
+ */
+function virtualClock(start = 0): { now: () => number; sleep: (ms: number) => Promise<void>; advance: (ms: number) => void } {
+  let t = start;
+  return { now: () => t, sleep: async (ms) => void (t += Math.max(0, ms)), advance: (ms) => void (t += ms) };
+}
+
 describe('the timeline of traces', () => {
   it('holds the last row without loop, starts over at the last row with loop (which is never applied)', () => {
     const held = timeline([steps('a', 'eth0', false, [[0, 10], [4000, 2], [8000, 10]], 8000)], 20_000);
@@ -39,14 +49,11 @@ describe('the timeline of traces', () => {
     ];
     const given = structuredClone(changes);
     const applied: TraceChange[] = [];
-    // A virtual clock: a sleep lands exactly when due (a real one can be late on a busy host,
-    // and a late first change would rightly be merged with the second).
-    let t = 0;
-    const clock = { now: () => t, sleep: async (ms: number) => void (t += Math.max(0, ms)) };
+    const clock = virtualClock();
     // The first change (after the clock starts: 0 would be applied before it) takes 50 ms: the rest are all due when it ends.
     const done = await followTimeline(changes, async (c) => {
       applied.push(c);
-      if (applied.length === 1) t += 50;
+      if (applied.length === 1) clock.advance(50);
     }, clock);
     expect(applied.map((c) => [c.node, c.set])).toEqual([
       ['a', { rateBitsPerSec: 1 }],
@@ -63,8 +70,8 @@ describe('the timeline of traces', () => {
       { atMs: 20, node: 'a', dev: 'eth0', set: { delayUs: 5 }, removed: [] },
       { atMs: 20, node: 'b', dev: 'eth0', set: { rateBitsPerSec: 3 }, removed: [] },
     ];
-    let t = 1000;
-    const done = await followTimeline(changes, async () => void (t += 2), { now: () => t, sleep: async (ms) => void (t += Math.max(0, ms)) });
+    const clock = virtualClock(1000);
+    const done = await followTimeline(changes, async () => clock.advance(2), clock);
     expect(done.map((r) => [r.node, r.elapsedMs, r.skipped])).toEqual([['a', 10, 0], ['a', 20, 0], ['b', 22, 0]]);
   });
 });

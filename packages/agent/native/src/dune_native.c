@@ -425,7 +425,6 @@ static int sq_empty(void) {
   return sq_busy == 0;
 }
 
-/* Hands a job to the senders (starting them on first use); the queue is fd % senders, or 0 for a segmented job. */
 /* The most senders allowed: DUNE_NL_SENDERS when it is 1..SQ_THREADS, else SQ_THREADS. */
 static int sq_most(void) {
   const char *v = getenv("DUNE_NL_SENDERS");
@@ -433,6 +432,7 @@ static int sq_most(void) {
   return n >= 1 && n <= SQ_THREADS ? n : SQ_THREADS;
 }
 
+/* Hands a job to the senders (starting them on first use); the queue is fd % senders, or 0 for a segmented job. */
 static napi_value sq_submit(napi_env env, struct send_job *j) {
   pthread_mutex_lock(&sq_mu);
   if (sq_n == 0) sq_n = sq_most();

@@ -13,6 +13,14 @@ import { setPriority } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 
 /**
+ * The nice value of an engine holding packets for a time (delay, jitter, rate: ahead of the
+ * programs whose packets it times, as netem is in the kernel), and of one with nothing to
+ * time (a little behind them: it then takes their packets in batches; see RuntimeOptions.nice).
+ */
+export const TIMING_NICE = -10;
+export const IDLE_NICE = 5;
+
+/**
  * Sets `value` on every thread of this process. Throws when not even the calling thread's
  * could be set (not allowed); a thread that ended meanwhile is skipped.
  */

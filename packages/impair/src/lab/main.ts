@@ -9,7 +9,7 @@
  *   shutdown request  the same; with keepRules (what `dune down` asks) the rules stay for
  *                     the namespaces' deletion to take away
  */
-import { setProcessNice, singleThreadedScavenges } from '../kernel/engine-process.js';
+import { setProcessNice, singleThreadedScavenges, TIMING_NICE } from '../kernel/engine-process.js';
 import { LabControlServer } from './control.js';
 import { LabEngine } from './lab-engine.js';
 import { autoThreads } from './plane.js';
@@ -44,7 +44,7 @@ export async function labEngineMain(argv: readonly string[], opts: { workerScrip
   // wakes late unless it is scheduled ahead of the lab's own programs too (all its threads:
   // its garbage collections run on V8's helpers).
   try {
-    setProcessNice(niceText === undefined ? -10 : Number(niceText));
+    setProcessNice(niceText === undefined ? TIMING_NICE : Number(niceText));
   } catch {
     // not allowed: run at the priority we have
   }
